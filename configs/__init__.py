@@ -1,0 +1,85 @@
+"""Presets and config files (TOML, read with the standard tomllib).
+
+A config is a preset (`default`, `seed`) or a file that names its `base` preset and overrides
+some keys. Every key is checked against the default preset, so a misspelt key is an error that
+names it, not a silent no-op.
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+from feeds.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent
+PRESETS = ("default", "seed")
+# keys whose value is free-form (a list or table the schema cannot enumerate)
+_FREE = {("model", "features"), ("analyzers", "extra"), ("variants",), ("universe",)}
+
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_keys(config: dict, schema: dict, source: str, prefix=()) -> None:
+    for key, value in config.items():
+        where = prefix + (key,)
+        if where in _FREE or where[:1] in _FREE:
+            continue
+        if key not in schema:
+            valid = ", ".join(sorted(schema))
+            raise ConfigError(f"{source}: unknown config key '{'.'.join(where)}'; valid keys here: {valid}")
+        if isinstance(schema[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{'.'.join(where)}' must be a table ([{'.'.join(where)}])")
+            _check_keys(value, schema[key], source, where)
+
+
+def preset_path(name: str) -> Path:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; presets are {', '.join(PRESETS)}")
+    return CONFIG_DIR / f"{name}.toml"
+
+
+def load_config(preset: str = "default", path=None, overrides: dict | None = None) -> dict:
+    """The merged config: the default preset, then `preset` (or the file's `base`), then the file,
+    then `overrides` (from the command line)."""
+    schema = _read(CONFIG_DIR / "default.toml")
+    schema.setdefault("model", {}).setdefault("features", [])
+    schema["base"] = ""
+    schema["variants"] = {}
+    schema["universe"] = {}
+    file_config = {}
+    source = "preset " + preset
+    if path is not None:
+        file_config = _read(Path(path))
+        source = str(path)
+        preset = file_config.get("base", preset)
+    config = _read(CONFIG_DIR / "default.toml")
+    if preset != "default":
+        preset_config = _read(preset_path(preset))
+        _check_keys(preset_config, schema, f"preset {preset}")
+        config = _merge(config, preset_config)
+    _check_keys(file_config, schema, source)
+    config = _merge(config, file_config)
+    if overrides:
+        _check_keys(overrides, schema, "command line")
+        config = _merge(config, overrides)
+    config["preset"] = preset
+    return config

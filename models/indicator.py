@@ -1,0 +1,170 @@
+"""LSTMAlpha: the alpha model as an ordinary Backtrader indicator.
+
+    alpha = LSTMAlpha.factory(model, benchmark=spx)        # one shared batch scorer
+    cerebro.addstrategy(AlphaRankStrategy, alpha=alpha)     # the strategy calls alpha(data)
+
+Line `score` in [-1, 1] (2p - 1; the seed preset's regression model gives its raw output). The
+score on bar t uses the stock's bars up to t and the benchmark as of t's date, nothing later.
+
+Two paths, same numbers (tested):
+- runonce (Cerebro's default): `once()` scores the whole series in batched tensor calls. Indicators
+  made by one factory share a scorer that scores every registered stock in a single
+  `model.predict(panel)` call, then hands each its column: the vectorized path.
+- `next()` (runonce=False, live feeds): scores only the newest window, from the last bars that
+  the data has delivered so far (never from preloaded future bars).
+"""
+from __future__ import annotations
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from feeds.errors import ConfigError
+from feeds.panel import FIELDS, PricePanel
+
+# ewm-based features (EMA, RSI, MACD) have infinite memory; with this many extra bars the
+# truncated history of the next() path differs from the full one by < 1e-9.
+EWM_MARGIN_BARS = 600
+_ORDINAL_EPOCH = np.datetime64("0001-01-01", "D")
+
+
+def bt_dates(day_numbers) -> pd.DatetimeIndex:
+    """Backtrader's float day numbers -> naive dates (the time of day is dropped)."""
+    ordinals = np.floor(np.asarray(day_numbers, dtype=np.float64)).astype(np.int64)
+    return pd.DatetimeIndex((_ORDINAL_EPOCH + (ordinals - 1)).astype("datetime64[ns]"), name="date")
+
+
+def _line_values(data, name: str, size: int | None) -> np.ndarray:
+    line = getattr(data.lines, name)
+    if size is None:  # runonce: the whole preloaded series
+        return np.asarray(line.array, dtype=np.float64)
+    return np.asarray(line.get(size=size), dtype=np.float64)
+
+
+def data_frame(data, size: int | None = None) -> pd.DataFrame:
+    """OHLCV of a Backtrader data as a DataFrame on its own dates: the whole preloaded series
+    (size=None) or only the last `size` bars delivered so far."""
+    dates = bt_dates(_line_values(data, "datetime", size))
+    frame = pd.DataFrame({f: _line_values(data, f, size) for f in FIELDS}, index=dates)
+    return frame[~frame.index.duplicated(keep="last")]
+
+
+def benchmark_series(bench, size: int | None = None) -> pd.Series:
+    return data_frame(bench, size)["close"]
+
+
+def with_history(frame: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
+    """Bars from `history` dated before the frame's first bar, then the frame: warm-up data for
+    a Cerebro that starts at the backtest's first day."""
+    if history is None or history.empty or frame.empty:
+        return frame
+    return pd.concat([history.loc[history.index < frame.index[0]], frame])
+
+
+class BatchScorer:
+    """Scores every stock registered with it in one model.predict call, once.
+
+    `history` (a PricePanel) and `history_benchmark` (a Series) hold the bars before the feeds
+    start, so a Cerebro fed only the backtest period still gets warmed-up scores on its first day.
+    """
+
+    def __init__(self, model, benchmark=None, history=None, history_benchmark=None):
+        self.model = model
+        self.benchmark = benchmark
+        self.history = history
+        self.history_benchmark = history_benchmark
+        self.members: list = []
+        self._scores: pd.DataFrame | None = None
+
+    def stock_history(self, ticker: str) -> pd.DataFrame | None:
+        if self.history is None or ticker not in self.history:
+            return None
+        return self.history.frame(ticker)
+
+    def bench_history(self) -> pd.Series | None:
+        return None if self.history_benchmark is None else self.history_benchmark.rename("close").to_frame()
+
+    def register(self, indicator) -> None:
+        self.members.append(indicator)
+        self._scores = None
+
+    def scores(self) -> pd.DataFrame:
+        if self._scores is None:
+            frames = {ind.ticker: with_history(data_frame(ind.data), self.stock_history(ind.ticker)) for ind in self.members}
+            fields = {f: pd.DataFrame({t: fr[f] for t, fr in frames.items()}).sort_index() for f in FIELDS}
+            panel = PricePanel(fields, available=set(FIELDS), name="cerebro")
+            bench = None
+            if self.benchmark is not None:
+                bench = with_history(benchmark_series(self.benchmark).to_frame(), self.bench_history())["close"]
+            self._scores = self.model.predict(panel, bench)
+        return self._scores
+
+
+class LSTMAlpha(bt.Indicator):
+    """Pass the stock first and the benchmark second: an indicator's clock is its first data."""
+
+    lines = ("score",)
+    params = (("model", None), ("scorer", None), ("ticker", None))
+    plotinfo = dict(subplot=True, plotname="LSTM alpha", plotymargin=0.1, plothlines=[0.0])
+    plotlines = dict(score=dict(color="tab:blue"))
+
+    def __init__(self):
+        if self.p.model is None:
+            raise ConfigError("LSTMAlpha needs model=<a fitted AlphaModel>; load one with AlphaModel.load(path)")
+        self.ticker = self.p.ticker or getattr(self.data, "_name", None) or f"data{id(self.data)}"
+        self.bench = self.datas[1] if len(self.datas) > 1 else None
+        needs_bench = any("benchmark" in _needs(n) for n in self.p.model.features_)
+        if needs_bench and self.bench is None:
+            raise ConfigError(f"LSTMAlpha({self.ticker}): the model's features use the benchmark; "
+                              "pass it as the second data: LSTMAlpha(stock, benchmark, model=model)")
+        self.scorer = self.p.scorer or BatchScorer(self.p.model, self.bench)
+        self.scorer.register(self)
+        self._history = self.p.model.warmup + EWM_MARGIN_BARS
+        self._last_len = 0
+
+    @classmethod
+    def factory(cls, model, benchmark=None, history=None, history_benchmark=None):
+        """A callable data -> LSTMAlpha; all indicators it makes share one batch scorer.
+
+        history / history_benchmark: prices before the feeds start (warm-up), see BatchScorer."""
+        scorer = BatchScorer(model, benchmark, history, history_benchmark)
+
+        def make(data):
+            datas = (data,) if benchmark is None else (data, benchmark)
+            return cls(*datas, model=model, scorer=scorer)
+
+        make.scorer = scorer
+        return make
+
+    # ---------------------------------------------------------------- vectorized path
+    def once(self, start, end):
+        # once() runs twice in runonce mode (oncestart for the first bar, then the rest): the
+        # scorer caches its result, so the model runs once for all stocks.
+        column = self.scorer.scores()[self.ticker]
+        own_dates = bt_dates(self.data.lines.datetime.array)
+        values = column.reindex(own_dates).to_numpy()
+        out = self.lines.score.array
+        for i in range(start, end):
+            out[i] = values[i]
+
+    # ---------------------------------------------------------------- event-driven path
+    def next(self):
+        n = len(self.data)
+        if n == self._last_len:  # only the benchmark ticked: the stock has no new bar
+            self.lines.score[0] = self.lines.score[-1] if len(self) > 1 else float("nan")
+            return
+        self._last_len = n
+        size = min(n, self._history)
+        frame = with_history(data_frame(self.data, size), self.scorer.stock_history(self.ticker)).iloc[-self._history:]
+        bench = None
+        if self.bench is not None:
+            # as of the stock's date: the benchmark may already hold the next day's bar
+            recent = benchmark_series(self.bench, size=min(len(self.bench), size + 50)).to_frame()
+            bench = with_history(recent, self.scorer.bench_history())["close"].loc[:frame.index[-1]]
+        panel = PricePanel({f: frame[[f]].set_axis([self.ticker], axis=1) for f in FIELDS}, available=set(FIELDS), name=self.ticker)
+        self.lines.score[0] = float(self.p.model.predict(panel, bench, last_only=True).iloc[-1, 0])
+
+
+def _needs(feature_name: str) -> frozenset:
+    from models.features import FEATURES
+    return FEATURES[feature_name].needs
