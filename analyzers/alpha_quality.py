@@ -1,0 +1,402 @@
+"""Alpha quality: IC, rank IC, ICIR, quintile returns, hit rate and calibration of a score.
+
+Pure functions on wide frames (index = dates, columns = tickers) that work offline on any score
+panel, an analyzer that collects the scores a strategy exposes in `self.strategy.alphas` during a
+Backtrader run, and a writer for alpha.json / alpha.html / alpha.png.
+
+Definitions (Qlib / alphalens conventions):
+- forward excess return over h days, at date t: close[t+h] / close[t] − 1 minus the same for the
+  benchmark, t+h counted in rows of the close frame (trading days). It is the label the score on
+  day t tries to predict; the score on t uses data up to t only.
+- daily IC: the cross-sectional correlation on one day between the scores and the forward excess
+  returns of the stocks that have both (Pearson = IC; Spearman = rank IC, ties averaged); days
+  with fewer than 3 such stocks, or a constant column, give NaN.
+- ICIR = mean(IC) / std(IC) (daily, not annualised).
+- t-statistic: h-day labels of consecutive days overlap by h−1 days, so daily ICs are strongly
+  autocorrelated and mean / (std / √n) over all days overstates significance (≈3× for h=10 on the
+  embedded data). `t_stat` uses non-overlapping days only: every h-th day of the days with an IC,
+  t = mean / (std / √n) over those n days (std with ddof=1). `t_stat_naive` (all days) is reported
+  beside it for comparison.
+- quintiles: each day the stocks with both values are split by score rank into 5 equal groups
+  (group = ceil(rank / n × 5), ranks averaged on ties; needs ≥ 5 stocks); the table is the mean over
+  days of each group's mean forward excess return (each day weighted equally).
+- hit rate: share of stock-days (with both values) where (score > 0) == (forward excess > 0).
+- calibration: p = (score + 1) / 2 (the indicator's score = 2p − 1); stock-days are binned by p into
+  `bins` equal-count bins (`strategy="quantile"`, default: an honest p sits near 0.5, so
+  equal-width bins would leave all but two empty) or equal-width bins on [0, 1]
+  (`strategy="uniform"`); each bin reports its mean p and the realised frequency of forward
+  excess > 0. A calibrated score has the two equal.
+"""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from feeds.errors import ConfigError, DataError
+from feeds.io import atomic_path, write_json, write_text
+
+MIN_STOCKS = 3
+
+
+# ---------------------------------------------------------------- pure computations
+
+def forward_excess_returns_from(close: pd.DataFrame, benchmark: pd.Series, horizon: int) -> pd.DataFrame:
+    """Stock forward return over `horizon` rows minus the benchmark's over the same dates."""
+    if int(horizon) < 1:
+        raise ConfigError(f"horizon={horizon!r}: the forward-return horizon must be >= 1 day.")
+    h = int(horizon)
+    stock = close.shift(-h) / close - 1.0
+    bench = benchmark.reindex(close.index)
+    bench_fwd = bench.shift(-h) / bench - 1.0
+    return stock.sub(bench_fwd, axis=0)
+
+
+def _aligned(scores: pd.DataFrame, fwd: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    index = scores.index.intersection(fwd.index)
+    columns = scores.columns.intersection(fwd.columns)
+    if len(columns) == 0:
+        raise DataError("scores and forward returns share no ticker column; "
+                        f"scores has {list(scores.columns)[:5]}..., fwd has {list(fwd.columns)[:5]}...")
+    s = scores.loc[index, columns].to_numpy(dtype=float)
+    f = fwd.loc[index, columns].to_numpy(dtype=float)
+    both = np.isfinite(s) & np.isfinite(f)
+    return np.where(both, s, np.nan), np.where(both, f, np.nan), index
+
+
+def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of x with the same row of y; NaNs are already joint."""
+    n = np.sum(np.isfinite(x), axis=1)
+    with np.errstate(all="ignore"), _quiet():
+        xc = x - np.nanmean(x, axis=1, keepdims=True)
+        yc = y - np.nanmean(y, axis=1, keepdims=True)
+        den = np.sqrt(np.nansum(xc * xc, axis=1) * np.nansum(yc * yc, axis=1))
+        r = np.nansum(xc * yc, axis=1) / den
+    r[(n < MIN_STOCKS) | ~(den > 1e-15)] = np.nan
+    return r
+
+
+def daily_ic(scores: pd.DataFrame, fwd: pd.DataFrame, method: str = "pearson") -> pd.Series:
+    """Per-day cross-sectional correlation of scores and forward returns (see module doc)."""
+    if method not in ("pearson", "spearman"):
+        raise ConfigError(f"method={method!r}: use 'pearson' (IC) or 'spearman' (rank IC).")
+    s, f, index = _aligned(scores, fwd)
+    if method == "spearman":
+        s = pd.DataFrame(s).rank(axis=1).to_numpy()   # NaN stays NaN, ties averaged
+        f = pd.DataFrame(f).rank(axis=1).to_numpy()
+    ic = _rowwise_pearson(s, f)
+    return pd.Series(ic, index=index, name="rank_ic" if method == "spearman" else "ic")
+
+
+def ic_summary(ic_series: pd.Series, horizon: int = 1) -> dict:
+    """mean, std, ICIR, share of positive days, and t of non-overlapping days (see module doc)."""
+    ic = ic_series.dropna()
+    h = max(int(horizon), 1)
+    every_h = ic.iloc[::h]
+    nan = float("nan")
+
+    def t_of(x):
+        return float(x.mean() / (x.std(ddof=1) / math.sqrt(len(x)))) if len(x) > 2 and x.std(ddof=1) > 0 else nan
+
+    std = float(ic.std(ddof=1)) if len(ic) > 1 else nan
+    return {
+        "mean": float(ic.mean()) if len(ic) else nan,
+        "std": std,
+        "icir": float(ic.mean() / std) if len(ic) > 1 and std > 0 else nan,
+        "positive_share": float((ic > 0).mean()) if len(ic) else nan,
+        "n_days": int(len(ic)),
+        "t_stat": t_of(every_h),
+        "n_independent_days": int(len(every_h)),
+        "t_stat_naive": t_of(ic),
+    }
+
+
+def quintile_returns(scores: pd.DataFrame, fwd: pd.DataFrame, quantiles: int = 5) -> pd.Series:
+    """Mean forward excess return by score quintile (1 = lowest scores), days weighted equally."""
+    s, f, index = _aligned(scores, fwd)
+    ranks = pd.DataFrame(s).rank(axis=1).to_numpy()
+    n = np.sum(np.isfinite(s), axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        group = np.ceil(ranks / n * quantiles)
+    group[np.broadcast_to(n < quantiles, group.shape)] = np.nan
+    out = {}
+    for g in range(1, quantiles + 1):
+        daily = np.where(group == g, f, np.nan)
+        with np.errstate(all="ignore"), _quiet():
+            per_day = np.nanmean(daily, axis=1)
+        out[g] = float(np.nanmean(per_day)) if np.isfinite(per_day).any() else float("nan")
+    return pd.Series(out, name="mean_fwd_excess").rename_axis("quintile")
+
+
+def hit_rate(scores: pd.DataFrame, fwd: pd.DataFrame) -> float:
+    """Share of stock-days where (score > 0) agrees with (forward excess return > 0)."""
+    s, f, _ = _aligned(scores, fwd)
+    both = np.isfinite(s)
+    if not both.any():
+        return float("nan")
+    return float(np.mean((s[both] > 0) == (f[both] > 0)))
+
+
+def calibration_table(scores: pd.DataFrame, fwd: pd.DataFrame, bins: int = 10,
+                      strategy: str = "quantile") -> pd.DataFrame:
+    """Predicted p = (score + 1) / 2 against the realised frequency of forward excess > 0."""
+    s, f, _ = _aligned(scores, fwd)
+    both = np.isfinite(s)
+    p, won = (s[both] + 1.0) / 2.0, (f[both] > 0).astype(float)
+    if strategy == "quantile":
+        edges = np.unique(np.quantile(p, np.linspace(0, 1, bins + 1))) if len(p) else np.array([0.0, 1.0])
+    elif strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, bins + 1)
+    else:
+        raise ConfigError(f"strategy={strategy!r}: use 'quantile' or 'uniform'.")
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, len(edges) - 2)
+    rows = []
+    for b in range(len(edges) - 1):
+        m = which == b
+        if m.any():
+            rows.append({"bin": b + 1, "p_low": float(edges[b]), "p_high": float(edges[b + 1]),
+                         "count": int(m.sum()), "mean_p": float(p[m].mean()),
+                         "realised": float(won[m].mean())})
+    return pd.DataFrame(rows, columns=["bin", "p_low", "p_high", "count", "mean_p", "realised"])
+
+
+def alpha_report(scores: pd.DataFrame, close: pd.DataFrame, benchmark: pd.Series,
+                 horizons=(1, 5, 10, 20), calibration_bins: int = 10) -> dict:
+    """All of the above for each horizon, as a JSON-ready dict.
+
+    The one non-JSON entry, `daily_rank_ic` (DataFrame date × horizon), feeds the cumulative-IC
+    plot and the CSV that `write_alpha_report` writes; alpha.json leaves it out.
+    """
+    scores = scores.sort_index()
+    report = {"n_days": int(scores.notna().any(axis=1).sum()), "n_stocks": int(scores.shape[1]),
+              "start": _iso(scores.index.min()), "end": _iso(scores.index.max()), "horizons": {}}
+    daily = {}
+    for h in horizons:
+        fwd = forward_excess_returns_from(close, benchmark, h)
+        ic = daily_ic(scores, fwd, "pearson")
+        ric = daily_ic(scores, fwd, "spearman")
+        daily[int(h)] = ric
+        q = quintile_returns(scores, fwd)
+        calib = calibration_table(scores, fwd, bins=calibration_bins)
+        report["horizons"][str(int(h))] = {
+            "ic": ic_summary(ic, h),
+            "rank_ic": ic_summary(ric, h),
+            "quintile_mean_fwd_excess": {str(k): v for k, v in q.items()},
+            "top_minus_bottom": float(q.iloc[-1] - q.iloc[0]),
+            "hit_rate": hit_rate(scores, fwd),
+            "calibration": calib.to_dict("records"),
+        }
+    report["daily_rank_ic"] = pd.DataFrame(daily)
+    return report
+
+
+# ---------------------------------------------------------------- writers
+
+def write_alpha_report(report: dict, out_dir) -> dict:
+    """Write alpha.json, alpha.html (self-contained tables + the plot inlined), alpha.png and
+    alpha_daily_rank_ic.csv into `out_dir`; return {name: path}."""
+    out = Path(out_dir)
+    paths = {}
+    plain = {k: v for k, v in report.items() if k != "daily_rank_ic"}
+    paths["json"] = write_json(out / "alpha.json", _finite(plain))
+    daily = report.get("daily_rank_ic")
+    png_b64 = None
+    if isinstance(daily, pd.DataFrame) and len(daily):
+        paths["csv"] = write_text(out / "alpha_daily_rank_ic.csv", daily.to_csv(index_label="date"))
+        paths["png"], png_b64 = _plot(report, out / "alpha.png")
+    paths["html"] = write_text(out / "alpha.html", _html(plain, png_b64))
+    return paths
+
+
+def _finite(obj):
+    # JSON has no NaN / inf: write null.
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _plot(report, path):
+    import base64
+    from matplotlib.figure import Figure
+    daily = report["daily_rank_ic"]
+    fig = Figure(figsize=(11, 4.5))
+    ax_ic, ax_q = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    for h in daily.columns:
+        ax_ic.plot(daily.index, daily[h].fillna(0.0).cumsum(), label=f"{h} d")
+    ax_ic.axhline(0, color="black", lw=0.8)
+    ax_ic.set(title="Cumulative daily rank IC", ylabel="Σ rank IC")
+    ax_ic.legend(title="horizon")
+    for label in ax_ic.get_xticklabels():
+        label.set_rotation(30)
+    hs = list(report["horizons"])
+    width = 0.8 / max(len(hs), 1)
+    for j, h in enumerate(hs):
+        q = report["horizons"][h]["quintile_mean_fwd_excess"]
+        ax_q.bar(np.arange(1, len(q) + 1) + (j - (len(hs) - 1) / 2) * width,
+                 [100 * v for v in q.values()], width=width, label=f"{h} d")
+    ax_q.axhline(0, color="black", lw=0.8)
+    ax_q.set(title="Mean forward excess return by score quintile", xlabel="quintile (5 = top)",
+             ylabel="%")
+    ax_q.legend(title="horizon")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    return Path(path), base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _fmt(v, pct=False):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{100 * v:.3f} %" if pct else f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def _table(header, rows):
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _html(report, png_b64=None) -> str:
+    hs = report["horizons"]
+    summary_rows = []
+    for h, r in hs.items():
+        summary_rows.append([h, _fmt(r["ic"]["mean"]), _fmt(r["rank_ic"]["mean"]),
+                             _fmt(r["rank_ic"]["icir"]), _fmt(r["rank_ic"]["t_stat"]),
+                             _fmt(r["rank_ic"]["t_stat_naive"]),
+                             _fmt(r["rank_ic"]["n_independent_days"]), _fmt(r["hit_rate"], True),
+                             _fmt(r["top_minus_bottom"], True)])
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Alpha quality</title><style>"
+        "body{font-family:sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "th{background:#eee}</style></head><body>",
+        "<h1>Alpha quality</h1>",
+        f"<p>{_fmt(report.get('n_stocks'))} stocks, {_fmt(report.get('n_days'))} days with a score, "
+        f"{_fmt(report.get('start'))} to {_fmt(report.get('end'))}. Forward returns are in excess "
+        "of the benchmark. t-stat uses non-overlapping days (every h-th day); the naive t over all "
+        "days is shown for comparison and overstates significance for h &gt; 1.</p>",
+        "<h2>Summary</h2>",
+        _table(["horizon (days)", "mean IC", "mean rank IC", "rank ICIR", "rank IC t (non-overlap)",
+                "rank IC t (naive)", "independent days", "hit rate", "Q5 − Q1"], summary_rows),
+    ]
+    if png_b64:
+        parts.append(f"<img alt='cumulative rank IC and quintile returns' "
+                     f"src='data:image/png;base64,{png_b64}' style='max-width:100%'>")
+    parts.append("<h2>Quintile mean forward excess return</h2>")
+    q_header = ["horizon"] + [f"Q{q}" for q in next(iter(hs.values()))["quintile_mean_fwd_excess"]] if hs else []
+    parts.append(_table(q_header, [[h] + [_fmt(v, True) for v in r["quintile_mean_fwd_excess"].values()]
+                                   for h, r in hs.items()]))
+    parts.append("<h2>Calibration (p = (score + 1) / 2)</h2>")
+    for h, r in hs.items():
+        parts.append(f"<h3>{html.escape(h)}-day horizon</h3>")
+        parts.append(_table(["bin", "p range", "stock-days", "mean p", "realised P(excess &gt; 0)"],
+                            [[c["bin"], f"{c['p_low']:.3f}–{c['p_high']:.3f}", c["count"],
+                              _fmt(c["mean_p"]), _fmt(c["realised"])] for c in r["calibration"]]))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _iso(ts):
+    return ts.isoformat() if hasattr(ts, "isoformat") and not pd.isna(ts) else None
+
+
+class _quiet:
+    """Silence numpy's 'Mean of empty slice' warnings on days without a stock in a group."""
+
+    def __enter__(self):
+        import warnings
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+# ---------------------------------------------------------------- the analyzer
+
+class AlphaQuality(bt.Analyzer):
+    """Collect each bar's score and close of every stock in `strategy.alphas` and, at stop, the
+    alpha report (IC, rank IC, quintiles, hit rate, calibration) per horizon.
+
+    The strategy exposes `self.alphas = {ticker: indicator}` where each indicator has a `score`
+    line. Params:
+      - benchmark: a pandas Series of benchmark prices, or the name of a data in the Cerebro
+      - horizons: forward-return horizons in trading days
+      - out_dir: when set, alpha.json / alpha.html / alpha.png are written there at stop
+      - alphas_attr: the strategy attribute holding the dict (default 'alphas')
+    get_analysis() is the JSON part of the report.
+    """
+
+    params = (("benchmark", None), ("horizons", (1, 5, 10, 20)), ("out_dir", None),
+              ("alphas_attr", "alphas"))
+
+    def start(self):
+        if self.p.benchmark is None:
+            raise ConfigError("AlphaQuality(benchmark=None): pass the benchmark as a pandas "
+                              "Series of prices or as the name of a data added to Cerebro.")
+        self._bench_data = None
+        if isinstance(self.p.benchmark, str):
+            self._bench_data = self.strategy.getdatabyname(self.p.benchmark)
+        self._scores, self._closes, self._bench = {}, {}, {}
+
+    def next(self):
+        alphas = getattr(self.strategy, self.p.alphas_attr, None)
+        if not alphas:
+            return
+        today = self.strategy.datetime.date()
+        scores, closes = {}, {}
+        for ticker, ind in alphas.items():
+            data = ind.data
+            # A data that has not started, or has no bar today, has nothing to say today (and with
+            # preload its [0] would be a stale or future value).
+            if not len(data) or data.datetime.date(0) != today or not len(ind):
+                continue
+            scores[ticker] = float(ind.score[0])
+            closes[ticker] = float(data.close[0])
+        self._scores[today], self._closes[today] = scores, closes
+        b = self._bench_data
+        if b is not None and len(b) and b.datetime.date(0) == today:
+            self._bench[today] = float(b.close[0])
+
+    def stop(self):
+        report = self.compute()
+        self.report = report
+        if self.p.out_dir:
+            self.paths = write_alpha_report(report, self.p.out_dir)
+        self.rets.update(_finite({k: v for k, v in report.items() if k != "daily_rank_ic"}))
+
+    def frames(self):
+        """(scores, close, benchmark) collected so far, as wide date × ticker frames."""
+        scores = pd.DataFrame.from_dict(self._scores, orient="index").sort_index()
+        close = pd.DataFrame.from_dict(self._closes, orient="index").sort_index()
+        scores.index = close.index = pd.DatetimeIndex(scores.index, name="date")
+        if self._bench_data is not None:
+            bench = pd.Series(self._bench, dtype=float)
+            bench.index = pd.DatetimeIndex(bench.index)
+        else:
+            bench = self.p.benchmark.copy()
+            bench.index = pd.DatetimeIndex(bench.index)
+            if bench.index.tz is not None:
+                bench.index = bench.index.tz_localize(None)
+            bench = bench.reindex(close.index.union(bench.index)).ffill().reindex(close.index)
+        return scores, close, bench.sort_index()
+
+    def compute(self) -> dict:
+        scores, close, bench = self.frames()
+        if scores.empty:
+            raise DataError(f"AlphaQuality saw no scores: the strategy has no "
+                            f"'{self.p.alphas_attr}' dict of ticker -> indicator with a 'score' "
+                            "line, or it was empty on every bar.")
+        return alpha_report(scores, close, bench, horizons=self.p.horizons)
