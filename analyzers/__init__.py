@@ -1,0 +1,11 @@
+"""Backtrader analyzers that work on any Cerebro: trade log, portfolio metrics, QuantStats
+tearsheet, pyfolio positions for every data, alpha quality (IC / rank IC), trade statistics, a
+headless Backtrader plot. Import neither models/ nor strategies/."""
+from analyzers.tradelog import TradeLog
+from analyzers.metrics import PortfolioMetrics, align_benchmark, compute_metrics, daily_returns
+from analyzers.tearsheet import QuantStatsTearsheet
+from analyzers.collect import analyzer_results, import_analyzer
+from analyzers.positions import PyFolioPositions, write_pyfolio_tearsheet
+from analyzers.alpha_quality import AlphaQuality, alpha_report, write_alpha_report
+from analyzers.tradestats import closed_trades, read_trade_log, realized_pnl_png, trade_histogram_png, trade_stats
+from analyzers.btplot import save_bt_plot
