@@ -1,0 +1,417 @@
+"""AlphaRankStrategy: a long-only top-k strategy driven by any alpha indicator with a `score` line.
+
+Timeline of one day (no look-ahead):
+  - after the close of day t (``next``): read each stock's score of bar t, cross-section them,
+    decide which holdings to sell (weekly review) and which stocks to buy (ranked, top_k slots);
+  - at the open of day t+1 (``next_open``, Backtrader's cheat-on-open hook): size the orders at
+    the known open price of t+1 with the book valued at that open, submit sells before buys, and
+    cap every buy (commission included) by the cash then, so that no order is ever rejected for
+    lack of cash. The broker fills them at that same open.
+
+The strategy turns cheat-on-open on for its Cerebro (it is the same as bt.Cerebro(cheat_on_open=True));
+without it a buy sized at the close of t is rejected (Margin) whenever the stock gaps up and cash
+is short. Nothing here imports models/: the alpha is a param.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from feeds.errors import ConfigError
+
+REVIEW_UNITS = ("calendar", "bars")
+CROSS_SECTIONS = ("rank", "none")
+
+
+def rank_to_unit(scores) -> np.ndarray:
+    """Percentile rank of each score mapped to [-1, 1]: 2*(rank-1)/(n-1) - 1, ties averaged.
+
+    The lowest score maps to -1, the highest to +1, the median to 0; a single score maps to 0.
+    """
+    values = np.asarray(scores, dtype="float64")
+    n = len(values)
+    if n == 0:
+        return values
+    if n == 1:
+        return np.zeros(1)
+    ranks = average_ranks(values)
+    return 2.0 * (ranks - 1.0) / (n - 1.0) - 1.0
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties averaged, as scipy.stats.rankdata(method="average") (10x faster on
+    the few hundred values of one day, which matters once per bar)."""
+    n = len(values)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new_group = np.empty(n, dtype=bool)
+    new_group[0] = True
+    new_group[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new_group)
+    ends = np.append(starts[1:], n)
+    mean_rank = (starts + ends + 1) / 2.0  # mean of the 1-based ranks starts+1 .. ends
+    ranks = np.empty(n)
+    ranks[order] = mean_rank[np.cumsum(new_group) - 1]
+    return ranks
+
+
+def cross_section(scores: dict, method: str) -> dict:
+    """One day's scores (ticker -> score) as the strategy uses them: ranked ("rank") or as given."""
+    if method == "none" or not scores:
+        return dict(scores)
+    names = list(scores)
+    ranked = rank_to_unit([scores[name] for name in names])
+    return dict(zip(names, ranked.tolist()))
+
+
+def affordable_shares(cash: float, price: float, commission) -> int:
+    """Largest whole number of shares whose cost plus commission fits in `cash`.
+
+    `commission(size, price)` is the broker's commission for buying `size` shares at `price`.
+    A relative margin of 1e-9 keeps float rounding in the broker's own cash check on our side.
+    """
+    if not (cash > 0 and price > 0):
+        return 0
+    budget = cash * (1.0 - 1e-9)
+    per_share = price + commission(1, price)
+    shares = int(budget // per_share) if per_share > 0 else 0
+    # commission schemes that are not linear in size (fixed fee per order): step down until it fits
+    while shares > 0 and shares * price + commission(shares, price) > budget:
+        shares -= 1
+    # ... or up, when the per-share estimate was pessimistic (a fixed fee counted once per share)
+    while (shares + 1) * price + commission(shares + 1, price) <= budget:
+        shares += 1
+    return shares
+
+
+class AlphaRankStrategy(bt.Strategy):
+    """Buy the top-ranked stocks by alpha score, hold them, review them every `review_days`.
+
+    Params:
+      - ``alpha``: an indicator class taking the data, or a callable ``make(data)`` returning an
+        indicator; either way the indicator must have a ``score`` line in [-1, 1] (NaN = no score)
+      - ``top_k`` (5): at most this many holdings
+      - ``entry_threshold`` (0.2): buy only stocks whose score is above it
+      - ``exit_threshold`` (0.0): at a review, sell a holding whose score is below it
+      - ``position_pct`` (0.20): each buy is this fraction of total portfolio value at the open
+      - ``review_days`` (7) and ``review_in`` ("calendar" or "bars"): a holding is reviewed when at
+        least this many calendar days (or this stock's trading bars) have passed since its entry
+        fill or its last review
+      - ``min_cash`` (1000): when cash is short for a full buy, the rest of the cash is used if it is
+        above this, else the buy is skipped
+      - ``cross_section`` ("rank" or "none"): "rank" maps each day's scores of the ready stocks to
+        their percentile rank in [-1, 1] before the thresholds apply; "none" uses them as given
+      - ``benchmark`` (None): name of a data that is a benchmark: never traded, no alpha made for it
+      - ``universe`` (None): an object with ``is_member(ticker, date) -> bool`` (date a pd.Timestamp);
+        a stock is bought only on days it is a member (holdings are still reviewed normally)
+      - ``start`` (None): no order is decided before this date (warm-up); first fills the bar after
+      - ``close_at_end`` (True): sell each holding at the open of its data's last bar (the end of
+        the backtest or a delisting), reason "end", so every trade is closed in the trade log; a
+        stock whose data ends at the next bar is not bought. Needs preloaded datas (the default)
+      - ``verbose`` (False): print every decision
+
+    Every order carries ``order.info``: score (the cross-sectioned score used), rank (1-based among
+    that day's buy candidates, None for sells), reason ("entry", "review_exit" or "end").
+    ``self.alphas`` maps ticker -> indicator, ``self.cross_scores`` holds the last day's
+    cross-sectioned scores of the ready stocks (``self.raw_scores`` the scores before it), and
+    ``self.rejected_orders`` counts orders the broker refused (should stay 0).
+    """
+
+    params = (
+        ("alpha", None),
+        ("top_k", 5),
+        ("entry_threshold", 0.2),
+        ("exit_threshold", 0.0),
+        ("position_pct", 0.20),
+        ("review_days", 7),
+        ("review_in", "calendar"),
+        ("min_cash", 1000.0),
+        ("cross_section", "rank"),
+        ("benchmark", None),
+        ("universe", None),
+        ("start", None),
+        ("close_at_end", True),
+        ("verbose", False),
+    )
+
+    # ------------------------------------------------------------------ set-up
+    def __init__(self):
+        self._validate_params()
+        names = [d._name for d in self.datas]
+        if self.p.benchmark is not None and self.p.benchmark not in names:
+            raise ConfigError(f"AlphaRankStrategy param 'benchmark': no data named {self.p.benchmark!r} "
+                              f"(data names: {', '.join(map(repr, names))}); add it with "
+                              f"cerebro.adddata(feed, name={self.p.benchmark!r}) or set benchmark=None")
+        self.stocks = [d for d in self.datas if self.p.benchmark is None or d._name != self.p.benchmark]
+        if not self.stocks:
+            raise ConfigError("AlphaRankStrategy: no tradable data (only the benchmark was added); "
+                              "add stock feeds with cerebro.adddata(feed, name=ticker)")
+        seen = set()
+        for d in self.stocks:
+            if not d._name:
+                raise ConfigError("AlphaRankStrategy: every data needs a name (the ticker); add feeds "
+                                  "with cerebro.adddata(feed, name='TICKER')")
+            if d._name in seen:
+                raise ConfigError(f"AlphaRankStrategy: two datas are named {d._name!r}; tickers must be unique")
+            seen.add(d._name)
+
+        self.alphas = {}
+        for d in self.stocks:
+            indicator = self.p.alpha(d)
+            if not hasattr(getattr(indicator, "lines", None), "score"):
+                raise ConfigError(f"AlphaRankStrategy param 'alpha': what it made for {d._name!r} "
+                                  f"({type(indicator).__name__}) has no 'score' line; the alpha must be "
+                                  f"an indicator with lines = ('score',)")
+            self.alphas[d._name] = indicator
+        # (data, its datetime line, its alpha's score line): the daily loop reads the lines directly
+        self._watch = [(d, d.lines.datetime, self.alphas[d._name].lines.score) for d in self.stocks]
+
+        self._start_day = None if self.p.start is None else _daynum(self.p.start)
+        self.raw_scores: dict = {}
+        self.cross_scores: dict = {}
+        self.rejected_orders = 0
+        # holdings this strategy opened: data -> {"entry": day, "review_day": day, "review_bar": len}
+        self._book: dict = {}
+        self._pending: dict = {}      # data -> live order
+        self._to_sell: dict = {}      # data -> (reason, score), sold at the next open with a bar
+        self._to_buy: list = []       # [(data, score, rank)], decided at the close, sized at the open
+
+    def _validate_params(self):
+        p = self.p
+        if p.alpha is None or not callable(p.alpha):
+            raise ConfigError("AlphaRankStrategy param 'alpha' is required: an indicator class with a "
+                              "'score' line, or a callable make(data) returning one "
+                              "(e.g. ScoreAlpha.factory(scores))")
+        _check_number("top_k", p.top_k, integer=True, low=1)
+        _check_number("entry_threshold", p.entry_threshold, low=-1.0, high=1.0)
+        _check_number("exit_threshold", p.exit_threshold, low=-1.0, high=1.0)
+        _check_number("position_pct", p.position_pct, low=0.0, high=1.0, low_open=True)
+        _check_number("review_days", p.review_days, integer=True, low=1)
+        _check_number("min_cash", p.min_cash, low=0.0)
+        if p.review_in not in REVIEW_UNITS:
+            raise ConfigError(f"AlphaRankStrategy param 'review_in' is {p.review_in!r}; valid values: "
+                              f"'calendar' (calendar days) or 'bars' (the stock's trading bars)")
+        if p.cross_section not in CROSS_SECTIONS:
+            raise ConfigError(f"AlphaRankStrategy param 'cross_section' is {p.cross_section!r}; valid "
+                              f"values: 'rank' (percentile rank in [-1, 1]) or 'none' (scores as given)")
+        if p.universe is not None and not callable(getattr(p.universe, "is_member", None)):
+            raise ConfigError("AlphaRankStrategy param 'universe' must have a method "
+                              "is_member(ticker, date) -> bool, or be None")
+        if p.start is not None:
+            _daynum(p.start)  # raises ConfigError when it is not a date
+
+    def start(self):
+        # Orders are sized in next_open at the known open; the broker must fill them at that open.
+        broker = self.broker
+        if not hasattr(broker, "set_coo"):
+            raise ConfigError(f"AlphaRankStrategy needs a broker with cheat-on-open (set_coo); "
+                              f"{type(broker).__name__} has none. Use Backtrader's BackBroker")
+        self.env.p.cheat_on_open = True
+        broker.set_coo(True)
+
+    # ------------------------------------------------------------------ after the close of t
+    def prenext(self):
+        # datas start on different dates: decide every day, readiness is tested per data
+        self.next()
+
+    def next(self):
+        today = int(self.datetime[0])
+        ready, names, values = [], [], []
+        isfinite = math.isfinite
+        for d, dt_line, score_line in self._watch:
+            # never read a data that has not started ([0] would be the end of its series), nor one
+            # whose last bar is older than today (it has ended, or has no bar today)
+            if len(dt_line) and int(dt_line[0]) == today:
+                score = score_line[0]
+                if isfinite(score):
+                    ready.append(d)
+                    names.append(d._name)
+                    values.append(score)
+        if self.p.cross_section == "rank":
+            used = rank_to_unit(values).tolist()
+        else:
+            used = values
+        self.raw_scores = dict(zip(names, values))
+        self.cross_scores = dict(zip(names, used))
+        scores = dict(zip(ready, used))
+        self._to_buy = []
+        if self._start_day is not None and today < self._start_day:
+            return
+        self._decide_exits(today, scores)
+        self._decide_entries(today, scores)
+
+    def _decide_exits(self, today, scores):
+        p = self.p
+        for d, entry in list(self._book.items()):
+            if d in self._pending or d in self._to_sell:
+                continue
+            if p.close_at_end and _ends_next_bar(d):
+                self._to_sell[d] = ("end", scores.get(d, math.nan))
+                self._log(f"END   {d._name}: its data ends at the next bar")
+                continue
+            if d not in scores:  # no bar or no score today: reviewed on its next ready day
+                continue
+            if p.review_in == "calendar":
+                due = today - entry["review_day"] >= p.review_days
+            else:
+                due = len(d) - entry["review_bar"] >= p.review_days
+            if not due:
+                continue
+            entry["review_day"], entry["review_bar"] = today, len(d)
+            if scores[d] < p.exit_threshold:
+                self._to_sell[d] = ("review_exit", scores[d])
+                self._log(f"EXIT  {d._name}: score {scores[d]:+.4f} < {p.exit_threshold}")
+
+    def _decide_entries(self, today, scores):
+        p = self.p
+        held = sum(1 for d in self._book if d not in self._to_sell)
+        pending_buys = sum(1 for o in self._pending.values() if o.isbuy())
+        free = p.top_k - held - pending_buys
+        if free <= 0:
+            return
+        book, pending, threshold = self._book, self._pending, p.entry_threshold
+        candidates = [(d, score) for d, score in scores.items()
+                      if score > threshold and d not in book and d not in pending]
+        candidates.sort(key=lambda item: -item[1])  # stable: ties keep the datas' order
+        date = pd.Timestamp(bt.num2date(float(today)).date()) if p.universe is not None else None
+        self._to_buy = []
+        for d, score in candidates:  # the slower checks only for the best few, until slots are full
+            if p.close_at_end and _ends_next_bar(d):
+                continue  # a stock whose data ends at the next bar could not be sold afterwards
+            if date is not None and not p.universe.is_member(d._name, date):
+                continue
+            self._to_buy.append((d, score, len(self._to_buy) + 1))
+            if len(self._to_buy) == free:
+                break
+        for d, score, rank in self._to_buy:
+            self._log(f"PLAN  {d._name}: score {score:+.4f}, rank {rank}")
+
+    # ------------------------------------------------------------------ at the open of t+1
+    def prenext_open(self):
+        self.next_open()
+
+    def next_open(self):
+        if not self._to_sell and not self._to_buy:
+            return
+        today = max(int(d.datetime[0]) for d in self.datas if len(d))
+
+        def trades_today(d):
+            return len(d) > 0 and int(d.datetime[0]) == today
+
+        broker = self.broker
+        value = broker.getcash()  # the book valued at today's open (getvalue() is at yesterday's close)
+        for d, position in broker.positions.items():
+            if position.size:
+                value += position.size * (d.open[0] if trades_today(d) else d.close[0])
+        cash = broker.getcash()
+
+        for d, (reason, score) in list(self._to_sell.items()):
+            if not trades_today(d):
+                continue  # no bar today (gap or halt): sell at its next open
+            del self._to_sell[d]
+            size = broker.getposition(d).size
+            if size <= 0:
+                continue
+            price = self._fill_price(d, buy=False)
+            order = self.sell(data=d, size=size)
+            order.addinfo(score=score, rank=None, reason=reason)
+            self._pending[d] = order
+            cash += size * price - broker.getcommissioninfo(d).getcommission(size, price)
+
+        target = self.p.position_pct * value
+        for d, score, rank in self._to_buy:
+            if not trades_today(d) or d in self._pending:
+                continue  # the decision is made again at tonight's close
+            price = self._fill_price(d, buy=True)
+            if not (price > 0 and math.isfinite(price)):
+                continue
+            commission = broker.getcommissioninfo(d).getcommission
+            size = int(target // price)
+            if size * price + commission(size, price) > cash:
+                if cash <= self.p.min_cash:
+                    self._log(f"SKIP  {d._name}: cash {cash:.2f} <= min_cash {self.p.min_cash}")
+                    continue
+                size = affordable_shares(cash, price, commission)
+            if size < 1:
+                continue
+            order = self.buy(data=d, size=size)
+            order.addinfo(score=score, rank=rank, reason="entry")
+            self._pending[d] = order
+            cash -= size * price + commission(size, price)
+            self._log(f"BUY   {d._name}: {size} @ ~{price:.4f}")
+        self._to_buy = []
+
+    def _fill_price(self, d, buy):
+        """The price the broker will fill a market order at this open (its slippage included)."""
+        price = d.open[0]
+        bp = self.broker.p
+        if getattr(bp, "slip_open", False):
+            perc, fixed = getattr(bp, "slip_perc", 0.0) or 0.0, getattr(bp, "slip_fixed", 0.0) or 0.0
+            price = price * (1 + perc) + fixed if buy else price * (1 - perc) - fixed
+        return price
+
+    # ------------------------------------------------------------------ notifications
+    def notify_order(self, order):
+        if order.status in (order.Submitted, order.Accepted, order.Partial):
+            return
+        d = order.data
+        pending = self._pending.get(d)
+        if pending is not None and pending.ref == order.ref:  # notifications carry clones
+            del self._pending[d]
+        if order.status == order.Completed:
+            if order.isbuy():
+                day = int(order.executed.dt)
+                self._book[d] = {"entry": day, "review_day": day, "review_bar": len(d)}
+            elif self.getposition(d).size == 0:
+                self._book.pop(d, None)
+        elif order.status in (order.Margin, order.Rejected):
+            self.rejected_orders += 1
+            self._log(f"REJECTED {d._name}: {order.getstatusname()}")
+
+    def _log(self, text):
+        if self.p.verbose:
+            when = self.datetime.date(0) if len(self) else "-"
+            print(f"{when} {text}")
+
+
+# ---------------------------------------------------------------------- helpers
+def _ends_next_bar(d) -> bool:
+    """True when the data's next bar is its last one (known for preloaded datas only)."""
+    return len(d) == d.buflen() - 1
+
+
+def _daynum(value) -> int:
+    """Backtrader's integer day number of a date-like value; ConfigError naming 'start' if it is none."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"AlphaRankStrategy param 'start' is {value!r}, not a date; give a date "
+                          f"such as '2017-01-03' or datetime.date(2017, 1, 3)") from exc
+    if stamp is pd.NaT:
+        raise ConfigError(f"AlphaRankStrategy param 'start' is {value!r}, not a date")
+    return int(bt.date2num(_dt.datetime(stamp.year, stamp.month, stamp.day)))
+
+
+def _check_number(name, value, low=None, high=None, integer=False, low_open=False):
+    kind = "an integer" if integer else "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        bounds.append(f"<= {high}")
+    valid = f"{kind} {' and '.join(bounds)}".strip()
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value) == int(value)
+    if ok:
+        ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        raise ConfigError(f"AlphaRankStrategy param {name!r} is {value!r}; it must be {valid}")
