@@ -27,7 +27,7 @@ from feeds.io import write_json, write_text
 METRIC_KEYS = (
     "final_value", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
     "n_trades", "win_rate", "exposure", "turnover", "benchmark_total_return", "benchmark_cagr",
-    "start", "end", "days",
+    "benchmark_volatility", "benchmark_sharpe", "benchmark_max_drawdown", "start", "end", "days",
 )
 
 
@@ -216,7 +216,8 @@ def _benchmark_metrics(benchmark, dates, periods_per_year, from_day_before: bool
     starts at its last level before the first date, if it has one, as the tearsheet does, and the
     CAGR uses as many periods as the strategy has returns.
     """
-    empty = {"benchmark_total_return": float("nan"), "benchmark_cagr": float("nan")}
+    empty = {k: float("nan") for k in ("benchmark_total_return", "benchmark_cagr", "benchmark_volatility",
+                                       "benchmark_sharpe", "benchmark_max_drawdown")}
     if benchmark is None:
         return empty
     bench = _naive_sorted(pd.Series(benchmark, dtype="float64")).dropna()
@@ -231,7 +232,12 @@ def _benchmark_metrics(benchmark, dates, periods_per_year, from_day_before: bool
         if len(earlier):
             start_level = float(earlier.iloc[-1] / bench.asof(levels.index[0]))
     total = float(levels.iloc[-1] / start_level - 1.0)
-    return {"benchmark_total_return": total, "benchmark_cagr": cagr(total, n_periods, periods_per_year)}
+    # the same formulas as the strategy's, on the benchmark's buy-and-hold curve
+    returns = daily_returns(levels, initial_value=start_level if from_day_before else None)
+    return {"benchmark_total_return": total, "benchmark_cagr": cagr(total, n_periods, periods_per_year),
+            "benchmark_volatility": float(returns.std(ddof=1) * np.sqrt(periods_per_year)),
+            "benchmark_sharpe": sharpe_ratio(returns, periods_per_year=periods_per_year),
+            "benchmark_max_drawdown": max_drawdown(levels, initial_value=start_level if from_day_before else None)}
 
 
 def _naive_index(index: pd.DatetimeIndex) -> pd.DatetimeIndex:

@@ -1,5 +1,10 @@
 """Where prices come from: the embedded dataset, CSV folders, yfinance with a cache, a fast
-array-backed Backtrader feed, validation. Imports nothing else of the project."""
+array-backed Backtrader feed, validation, universes. Imports nothing else of the project."""
 from feeds.errors import AlphaPluginError, ArtifactError, ConfigError, DataError, DownloadError
 from feeds.panel import FIELDS, PricePanel, series_fingerprint
 from feeds.embedded import CAVEATS, load_embedded
+from feeds.validate import DataRepairWarning, validate_ohlcv
+from feeds.csv_folder import load_csv_folder
+from feeds.yahoo import DownloadReport, download_to_cache, load_cache
+from feeds.universe import Membership, load_constituents
+from feeds.arraydata import ArrayData

@@ -96,7 +96,9 @@ class BatchScorer:
             bench = None
             if self.benchmark is not None:
                 bench = with_history(benchmark_series(self.benchmark).to_frame(), self.bench_history())["close"]
-            self._scores = self.model.predict(panel, bench)
+            # score only the feeds' own days; the history before them is warm-up
+            first_fed = min(bt_dates(ind.data.lines.datetime.array[:1])[0] for ind in self.members if len(ind.data.lines.datetime.array))
+            self._scores = self.model.predict(panel, bench, start=first_fed)
         return self._scores
 
 

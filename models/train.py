@@ -180,11 +180,12 @@ class AlphaModel:
             raise ConfigError("this AlphaModel is not fitted: call fit(prices, benchmark) or AlphaModel.load(path)")
 
     def predict(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None,
-                last_only: bool = False) -> pd.DataFrame:
+                last_only: bool = False, start=None) -> pd.DataFrame:
         """Scores on prices.dates x prices.tickers (NaN where no full window exists yet).
 
         Pure: the score dated t depends on prices and benchmark up to t only. last_only scores
-        just each stock's newest window (the event-driven path)."""
+        just each stock's newest window (the event-driven path); start skips windows ending
+        before that date (earlier rows still serve as warm-up)."""
         self._check_fitted()
         missing = [n for n in self.features_ if not F.FEATURES[n].needs <= self._available(prices, vix)]
         if missing:
@@ -196,6 +197,8 @@ class AlphaModel:
         if last_only:
             last_rows = np.r_[np.flatnonzero(np.diff(index.row_ticker)), len(index.row_ticker) - 1]
             index.ends = index.ends[np.isin(index.ends, last_rows)]
+        if start is not None:
+            index.ends = index.ends[index.row_dates[index.ends] >= np.datetime64(pd.Timestamp(start))]
         out = self._raw(self.net_, index, index.ends, self.scaler_.transform(index.rows))
         scores = np.full(prices.close.shape, np.nan)
         rows = prices.dates.get_indexer(pd.DatetimeIndex(index.row_dates[index.ends]))
