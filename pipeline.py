@@ -1,0 +1,321 @@
+"""Wiring: data -> model -> Cerebro -> analyzers -> results folder.
+
+run_backtest.py (the command line) and sweep.py (variants, Ray) call these functions; nothing
+here parses arguments or prints tables. Each function does one step and can be used alone from a
+notebook.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+import analyzers as A
+from feeds import CAVEATS, ArrayData, ConfigError, DataError, Membership, PricePanel, load_embedded, series_fingerprint
+from feeds.io import atomic_dir, write_json
+from models import AlphaModel, LSTMAlpha, ModelConfig
+from strategies import AlphaRankStrategy, ScoreAlpha
+
+ROOT = Path(__file__).resolve().parent
+MODEL_STORE = ROOT / "models" / "store"
+RESULTS = ROOT / "results"
+BENCHMARK_NAME_IN_CEREBRO = "__benchmark__"
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class MarketData:
+    prices: PricePanel
+    benchmark: pd.Series
+    vix: pd.Series | None = None
+    caveats: list = field(default_factory=list)
+
+    @property
+    def benchmark_name(self) -> str:
+        return str(self.benchmark.name or "benchmark")
+
+
+def load_data(config: dict) -> MarketData:
+    """The prices named by config['data']: embedded (default), a CSV folder, or the yfinance cache."""
+    data = config["data"]
+    source = data.get("source", "embedded")
+    if source == "embedded":
+        prices, bench = load_embedded()
+        return MarketData(prices, bench, None, [CAVEATS])
+    if source == "csv":
+        from feeds import load_csv_folder
+        if not data.get("dir"):
+            raise ConfigError("data.source = 'csv' needs data.dir (or --data DIR): the folder of one CSV per ticker")
+        if not data.get("benchmark"):
+            raise ConfigError("a CSV folder needs --benchmark TICKER (data.benchmark): the file in that folder to use as the benchmark")
+        prices, bench = load_csv_folder(data["dir"], benchmark=data["benchmark"])
+        return MarketData(prices, bench.rename(data["benchmark"]), None,
+                          [f"CSV folder {data['dir']}: whatever survivorship its ticker list has, the results have too."])
+    if source == "yfinance":
+        from feeds import load_cache
+        cache = data.get("dir") or str(ROOT / "cache" / "yfinance")
+        prices, bench, vix = load_cache(cache, benchmark=data.get("benchmark") or "SPY")
+        return MarketData(prices, bench, vix, [
+            f"yfinance cache {cache}: today's index members are survivors; use a point-in-time membership "
+            "file (--universe) for a fair backtest."])
+    raise ConfigError(f"data.source = {source!r}; use 'embedded', 'csv' or 'yfinance'")
+
+
+# ----------------------------------------------------------------------------- model
+def model_config(config: dict) -> ModelConfig:
+    return ModelConfig.from_dict(dict(config["model"]))
+
+
+def artifact_dir(config: dict, cfg: ModelConfig, data: MarketData, store: Path = MODEL_STORE) -> Path:
+    """Where the model for this (configuration, data) pair lives: the name carries both
+    fingerprints, so changed data or changed hyperparameters never reuse a stale model."""
+    from models.train import config_fingerprint
+    key = hashlib.sha256(f"{config_fingerprint(cfg)}:{data.prices.fingerprint()}:{series_fingerprint(data.benchmark)}"
+                         .encode()).hexdigest()[:12]
+    return store / f"{config.get('preset', 'custom')}-{key}"
+
+
+def get_model(config: dict, data: MarketData, retrain: bool = False, progress: bool = True,
+              store: Path = MODEL_STORE) -> tuple:
+    """(model, path, reused): the saved artifact whose data and configuration match, or a new fit."""
+    from models.artifact import read_meta
+    from models.train import config_fingerprint
+    cfg = model_config(config)
+    path = artifact_dir(config, cfg, data, store)
+    if path.exists() and not retrain:
+        meta = read_meta(path)
+        if (meta.get("config_fingerprint") == config_fingerprint(AlphaModel(cfg).config)
+                and meta.get("data_fingerprint", {}).get("prices") == data.prices.fingerprint()):
+            return AlphaModel.load(path), path, True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = AlphaModel(cfg).fit(data.prices, data.benchmark, vix=data.vix, progress=progress)
+    for w in caught:
+        message = str(w.message)
+        if config.get("preset") == "seed" and "k_upper" in message:
+            message += " (the seed's model used k_upper, the candle's upper shadow; close-only data cannot give it)"
+        warnings.warn(message, UserWarning, stacklevel=2)
+    model.save(path)
+    return model, path, False
+
+
+# ----------------------------------------------------------------------------- period
+def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
+    bt_cfg, split = config["backtest"], config["model"]["split"]
+    start = pd.Timestamp(bt_cfg.get("start") or split["test_start"])
+    end = pd.Timestamp(bt_cfg.get("end") or split["test_end"])
+    end = min(end, data.prices.dates[-1])
+    if start > end:
+        raise ConfigError(f"backtest start {start.date()} is after its end {end.date()}; check --start/--end")
+    if start < pd.Timestamp(split["test_start"]) and config["data"].get("source", "embedded") == "embedded" \
+            and not config.get("allow_in_sample"):
+        warnings.warn(f"the backtest starts {start.date()}, before the model's test period ({split['test_start']}): "
+                      "those days are in-sample for the model", UserWarning, stacklevel=2)
+    return start, end
+
+
+# ----------------------------------------------------------------------------- Cerebro
+def strategy_params(config: dict) -> dict:
+    allowed = {"top_k", "entry_threshold", "exit_threshold", "position_pct", "review_days", "review_in",
+               "min_cash", "cross_section"}
+    return {k: v for k, v in config["strategy"].items() if k in allowed}
+
+
+def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: float, commission: float,
+                  universe: Membership | None = None, lean: bool = True) -> bt.Cerebro:
+    """A Cerebro fed only the backtest period (warm-up history goes to the alpha, not the feeds),
+    the benchmark as a data named after it, and AlphaRankStrategy with `alpha_for(benchmark_data)`
+    as its alpha."""
+    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    cerebro.broker.setcash(cash)
+    cerebro.broker.setcommission(commission=commission)
+    bench = data.benchmark.loc[start:end]
+    if bench.empty:
+        raise DataError(f"benchmark {data.benchmark_name!r} has no prices between {start.date()} and {end.date()}")
+    bench_feed = cerebro.adddata(ArrayData(dataname=bench, lean=lean), name=data.benchmark_name)
+    n = 0
+    for ticker, frame in data.prices.items():
+        frame = frame.loc[start:end]
+        if len(frame) >= 2:
+            cerebro.adddata(ArrayData(dataname=frame, lean=lean), name=ticker)
+            n += 1
+    if n < params.get("top_k", 5):
+        raise DataError(f"only {n} stocks have prices between {start.date()} and {end.date()}, fewer than "
+                        f"top_k={params.get('top_k', 5)}; lower top_k or widen the period")
+    cerebro.addstrategy(AlphaRankStrategy, alpha=alpha_for(bench_feed), benchmark=data.benchmark_name,
+                        universe=universe, **params)
+    return cerebro
+
+
+def lstm_alpha(model, data: MarketData, start):
+    """The LSTM indicator factory for a Cerebro that starts at `start`: history before it warms up."""
+    before = pd.Timestamp(start) - pd.Timedelta(days=1)
+
+    def alpha_for(bench_feed):
+        return LSTMAlpha.factory(model, benchmark=bench_feed, history=data.prices.between(None, before),
+                                 history_benchmark=data.benchmark.loc[:before])
+    return alpha_for
+
+
+def score_alpha(scores: pd.DataFrame):
+    def alpha_for(_bench_feed):
+        return ScoreAlpha.factory(scores)
+    return alpha_for
+
+
+class ProgressBar(bt.Analyzer):
+    """A tqdm bar over the backtest's bars."""
+
+    params = (("total", None), ("disable", False))
+
+    def start(self):
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=self.p.total, desc="backtest", unit="bar", disable=self.p.disable)
+
+    def next(self):
+        self.bar.update(1)
+
+    def stop(self):
+        self.bar.close()
+
+    def get_analysis(self):
+        return {}
+
+
+# ----------------------------------------------------------------------------- one run
+@dataclass
+class RunResult:
+    out_dir: Path
+    metrics: dict
+    trades: pd.DataFrame
+    equity: pd.Series
+    analyzers: dict
+    model_path: Path | None
+    model_reused: bool | None
+    seconds: dict
+    rejected_orders: int
+    alpha: dict | None = None
+
+
+def resolve_out_dir(root, name: str) -> Path:
+    """results/<name>, refusing a name that climbs out of the results folder."""
+    root = Path(root).resolve()
+    target = (root / name).resolve()
+    if not name or root not in target.parents:
+        raise ConfigError(f"run name {name!r} would write outside {root}; use a plain name such as 'default'")
+    return target
+
+
+def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain: bool = False,
+        progress: bool = True, extra_analyzers=(), universe: Membership | None = None, pyfolio: bool = False,
+        bt_plot: bool = False, data: MarketData | None = None, model=None) -> RunResult:
+    """One backtest, written whole to `out_dir` (atomically: a failed run leaves no half folder)."""
+    seconds = {}
+    t0 = time.perf_counter()
+    data = data or load_data(config)
+    seconds["data"] = time.perf_counter() - t0
+    model_path, reused = None, None
+    t = time.perf_counter()
+    if scores is None and model is None:
+        model, model_path, reused = get_model(config, data, retrain=retrain, progress=progress)
+    seconds["model"] = time.perf_counter() - t
+    start, end = backtest_period(config, data)
+    params = strategy_params(config)
+    alpha_for = score_alpha(scores) if scores is not None else lstm_alpha(model, data, start)
+    bt_cfg = config["backtest"]
+    cerebro = build_cerebro(data, start, end, alpha_for, params, float(bt_cfg["cash"]), float(bt_cfg["commission"]),
+                            universe=universe)
+    n_bars = int(((data.benchmark.index >= start) & (data.benchmark.index <= end)).sum())
+    bench_upto_end = data.benchmark.loc[:end]
+    with atomic_dir(out_dir) as tmp:  # a run that fails leaves no half-written results folder
+        cerebro.addanalyzer(ProgressBar, total=n_bars, disable=not progress, _name="progress")
+        cerebro.addanalyzer(A.TradeLog, path=str(tmp / "trades.csv"), _name="tradelog")
+        cerebro.addanalyzer(A.PortfolioMetrics, benchmark=bench_upto_end, out_dir=str(tmp), _name="metrics")
+        cerebro.addanalyzer(A.QuantStatsTearsheet, benchmark=bench_upto_end, path=str(tmp / "tearsheet.html"),
+                            title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
+                            strategy_title="AlphaRankStrategy", _name="tearsheet")
+        if scores is None:
+            cerebro.addanalyzer(A.AlphaQuality, benchmark=bench_upto_end, out_dir=str(tmp), _name="alpha_quality")
+        if pyfolio:
+            cerebro.addanalyzer(A.PyFolioPositions, _name="pyfolio")
+        for dotted in list(config.get("analyzers", {}).get("extra", [])) + list(extra_analyzers):
+            cls = A.import_analyzer(dotted)
+            cerebro.addanalyzer(cls, _name=cls.__name__)
+        t = time.perf_counter()
+        strategy = cerebro.run()[0]
+        seconds["backtest"] = time.perf_counter() - t
+
+        trade_log = strategy.analyzers.tradelog
+        metrics = strategy.analyzers.metrics.get_analysis()
+        equity = strategy.analyzers.metrics.equity()
+        results = A.analyzer_results(strategy)
+        write_equity_png(equity, data.benchmark, tmp / "equity.png", data.benchmark_name)
+        ours = ("progress", "tradelog", "metrics", "tearsheet", "pyfolio", "alpha_quality")
+        write_json(tmp / "analyzers.json", {k: v for k, v in results.items() if k not in ours})
+        if pyfolio:
+            rets, positions, transactions, _ = strategy.analyzers.pyfolio.get_pf_items()
+            bench_rets = data.benchmark.pct_change().loc[start:end]
+            A.write_pyfolio_tearsheet(rets, positions, transactions, bench_rets, tmp / "pyfolio.png")
+        if bt_plot:
+            A.save_bt_plot(strategy, tmp / "bt_plot.png")
+        log = trade_log.to_frame()
+        if len(log):
+            A.trade_histogram_png(log, tmp / "trade_returns.png")
+        write_json(tmp / "run.json", {
+            "config": config, "period": [str(start.date()), str(end.date())],
+            "model_path": str(model_path) if model_path else None, "model_reused": reused,
+            "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "rejected_orders": strategy.rejected_orders, "caveats": data.caveats,
+            "scores": "precomputed file (--scores)" if scores is not None else "LSTMAlpha indicator",
+        })
+    alpha = strategy.analyzers.alpha_quality.get_analysis() if scores is None else None
+    return RunResult(out_dir, metrics, log, equity, results, model_path, reused, seconds,
+                     strategy.rejected_orders, alpha=alpha)
+
+
+def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_name: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from feeds.io import atomic_path
+    bench = A.align_benchmark(benchmark, equity.index, base=float(equity.iloc[0]))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(equity.index, equity.values, label="AlphaRankStrategy", color="tab:blue")
+    ax.plot(bench.index, bench.values, label=f"{bench_name} (rebased)", color="grey")
+    ax.set_ylabel("portfolio value")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- model diagnostics
+def model_diagnostics(model, data: MarketData, config: dict) -> dict:
+    """Validation and test rank IC (t of non-overlapping days), the spread of p, and how often a
+    raw 2p - 1 > 0.2 gate would fire: the numbers that say whether the signal is worth trading."""
+    from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
+    scores = model.predict(data.prices, data.benchmark, vix=data.vix)
+    h = model.config.horizon
+    fwd = forward_excess_returns_from(data.prices.close, data.benchmark, h)
+    split = model.config.split
+    out = {}
+    for name in ("valid", "test"):
+        s, e = split.period(name)
+        ic = daily_ic(scores.loc[s:e], fwd.loc[s:e], method="spearman")
+        out[f"{name}_rank_ic"] = ic_summary(ic, h)
+    test = scores.loc[split.test_start:split.test_end].to_numpy()
+    test = test[np.isfinite(test)]
+    if model.config.label == "classification":
+        p = (test + 1) / 2
+        out["p_percentiles_1_99"] = [float(np.percentile(p, 1)), float(np.percentile(p, 99))]
+    out["share_test_score_above_0.2"] = float(np.mean(test > 0.2)) if len(test) else float("nan")
+    return out

@@ -1,0 +1,241 @@
+#!/usr/bin/env python
+"""The command line. With no arguments: the embedded data, the default preset, train the model (or
+reuse the saved one whose data and configuration match), backtest the untouched test period in
+Cerebro with the LSTM indicator, and write results/<run name>/.
+
+    python run_backtest.py                              # main job
+    python run_backtest.py --preset seed                # the seed project's set-up
+    python run_backtest.py --scores my_scores.csv       # your own scores instead of the model
+    python run_backtest.py trade-stats results/default/trades.csv
+    python run_backtest.py download --tickers AAPL MSFT --start 2015-01-01
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from feeds.errors import AlphaPluginError, ConfigError  # noqa: E402
+
+
+def main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_backtest.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Backtest the LSTM cross-sectional alpha with AlphaRankStrategy in Backtrader.",
+        epilog="Other commands: 'run_backtest.py trade-stats FILE.csv', 'run_backtest.py download --help'.")
+    p.add_argument("--preset", choices=["default", "seed"], default="default",
+                   help="default: leak-free classifier, 5 bp costs, cross-sectional rank. seed: the seed project's "
+                        "model and rules (regression score, raw thresholds, 7-bar reviews, no costs)")
+    p.add_argument("--config", metavar="FILE.toml", help="a TOML file overriding preset keys (it may name its own 'base' preset)")
+    p.add_argument("--cross-section", choices=["rank", "none"],
+                   help="rank: each day's scores become percentile ranks in [-1, 1] before the thresholds; "
+                        "none: thresholds apply to the scores as given")
+    p.add_argument("--data", metavar="DIR", help="a folder of CSV files, one per ticker (Date,Open,High,Low,Close,Volume or Date,Close)")
+    p.add_argument("--benchmark", metavar="TICKER", help="the benchmark's ticker in --data (or in the yfinance cache)")
+    p.add_argument("--source", choices=["embedded", "csv", "yfinance"],
+                   help="where prices come from (default: embedded; --data implies csv; yfinance reads the download cache)")
+    p.add_argument("--scores", metavar="FILE.csv",
+                   help="a wide CSV of scores in [-1, 1] (Date column + one column per ticker) used instead of the "
+                        "model; taken as given (cross-section none) unless --cross-section rank")
+    p.add_argument("--universe", metavar="FILE.csv", help="point-in-time membership (ticker,start,end): a stock is bought only while a member")
+    p.add_argument("--start", help="first backtest day (default: the model's test_start)")
+    p.add_argument("--end", help="last backtest day (default: the model's test_end)")
+    p.add_argument("--cash", type=float, help="starting cash (default 100000)")
+    p.add_argument("--commission", type=float, help="commission per side as a fraction (default 0.0005 = 5 bp; seed preset 0)")
+    p.add_argument("--out", metavar="DIR", default=str(ROOT / "results"), help="results root (default: results/)")
+    p.add_argument("--name", help="run name: results go to <out>/<name> (default: the preset or config name)")
+    p.add_argument("--seed", type=int, help="the model's random seed (a different seed trains a different model)")
+    p.add_argument("--retrain", action="store_true", help="train even when a matching saved model exists")
+    p.add_argument("--analyzer", action="append", default=[], metavar="DOTTED",
+                   help="add any Backtrader analyzer, e.g. backtrader.analyzers.SQN (repeatable); results in analyzers.json")
+    p.add_argument("--pyfolio", action="store_true", help="also write the pyfolio full tear sheet as PNGs")
+    p.add_argument("--bt-plot", action="store_true", help="also save Backtrader's own plot (traded stocks only) as bt_plot.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def config_from_args(args) -> dict:
+    from configs import load_config
+    overrides: dict = {}
+
+    def put(section, key, value):
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("strategy", "cross_section", args.cross_section)
+    if args.scores and args.cross_section is None:
+        put("strategy", "cross_section", "none")   # scores from a file are taken as given
+    source = args.source or ("csv" if args.data else None)
+    put("data", "source", source)
+    put("data", "dir", args.data)
+    put("data", "benchmark", args.benchmark)
+    put("backtest", "start", args.start)
+    put("backtest", "end", args.end)
+    put("backtest", "cash", args.cash)
+    put("backtest", "commission", args.commission)
+    put("model", "seed", args.seed)
+    config = load_config(args.preset, args.config, overrides)
+    if args.commission is not None and not (0 <= args.commission < 0.1):
+        raise ConfigError(f"--commission {args.commission} is not a fraction in [0, 0.1); 5 bp is 0.0005")
+    if args.cash is not None and args.cash <= 0:
+        raise ConfigError(f"--cash {args.cash} must be positive")
+    return config
+
+
+def run_name(args, config) -> str:
+    if args.name:
+        return args.name
+    name = config.get("name", args.preset) if args.config is None else Path(args.config).stem
+    if args.scores:
+        name += "-scores"
+    if args.cross_section and args.cross_section != config.get("_preset_cross_section"):
+        name += f"-cs-{args.cross_section}"
+    return name
+
+
+def fmt_pct(x):
+    return "n/a" if x is None else f"{100 * x:+.1f}%"
+
+
+def fmt_num(x, digits=2):
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def print_summary(result, data, config, diagnostics=None) -> None:
+    m = result.metrics
+    print()
+    print(f"Results in {result.out_dir}")
+    rows = [
+        ("total return", fmt_pct(m.get("total_return")), fmt_pct(m.get("benchmark_total_return"))),
+        ("CAGR", fmt_pct(m.get("cagr")), fmt_pct(m.get("benchmark_cagr"))),
+        ("volatility", fmt_pct(m.get("volatility")), fmt_pct(m.get("benchmark_volatility"))),
+        ("Sharpe", fmt_num(m.get("sharpe")), fmt_num(m.get("benchmark_sharpe"))),
+        ("max drawdown", fmt_pct(m.get("max_drawdown")), fmt_pct(m.get("benchmark_max_drawdown"))),
+    ]
+    print(f"  {'':14}{'strategy':>12}{data.benchmark_name:>12}")
+    for label, a, b in rows:
+        print(f"  {label:14}{a:>12}{b:>12}")
+    print(f"  period {m.get('start')} .. {m.get('end')}, final value {m.get('final_value', 0):,.0f}, "
+          f"trades {m.get('n_trades')}, win rate {fmt_pct(m.get('win_rate'))}, "
+          f"days invested {fmt_pct(m.get('exposure'))}, turnover {fmt_num(m.get('turnover'))}/yr, "
+          f"rejected orders {result.rejected_orders}")
+    if result.alpha:
+        ic = result.alpha.get("horizons", {}).get("10", result.alpha.get("horizons", {}).get(10, {}))
+        rank = ic.get("rank_ic", {}) if isinstance(ic, dict) else {}
+        if rank:
+            print(f"  alpha in the backtest: 10-day rank IC {fmt_num(rank.get('mean'), 4)} "
+                  f"(t of non-overlapping days {fmt_num(rank.get('t_stat'))})")
+    if diagnostics:
+        for name in ("valid", "test"):
+            d = diagnostics[f"{name}_rank_ic"]
+            print(f"  model {name:5} rank IC {fmt_num(d.get('mean'), 4)}  ICIR {fmt_num(d.get('icir'), 3)}  "
+                  f"t(non-overlapping) {fmt_num(d.get('t_stat'))}  days {d.get('n_days')}")
+        if "p_percentiles_1_99" in diagnostics:
+            lo, hi = diagnostics["p_percentiles_1_99"]
+            print(f"  model p, 1st-99th percentile on test: {lo:.3f} .. {hi:.3f}; "
+                  f"test stock-days with 2p-1 > 0.2: {100 * diagnostics['share_test_score_above_0.2']:.2f}%")
+    for caveat in data.caveats:
+        print(f"  Caveat: {caveat}")
+    print(f"  Model: {result.model_path or 'none (scores from file)'}"
+          f"{' (reused)' if result.model_reused else ''}; "
+          f"time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "trade-stats":
+        return trade_stats_command(argv[1:])
+    if argv and argv[0] == "download":
+        return download_command(argv[1:])
+    args = main_parser().parse_args(argv)
+    try:
+        return run_main(args)
+    except AlphaPluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_main(args) -> int:
+    import pipeline
+    from feeds import Membership
+    from strategies import load_scores_csv
+
+    t0 = time.perf_counter()
+    config = config_from_args(args)
+    out_dir = pipeline.resolve_out_dir(args.out, run_name(args, config))
+    data = pipeline.load_data(config)
+    scores = load_scores_csv(args.scores) if args.scores else None
+    universe = Membership.from_csv(args.universe) if args.universe else None
+    model = diagnostics = None
+    if scores is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            model, path, reused = pipeline.get_model(config, data, retrain=args.retrain, progress=not args.no_progress)
+        print(f"model: {'reused' if reused else 'trained and saved'} {path}")
+        diagnostics = pipeline.model_diagnostics(model, data, config)
+    result = pipeline.run(config, out_dir, scores=scores, progress=not args.no_progress, extra_analyzers=args.analyzer,
+                          universe=universe, pyfolio=args.pyfolio, bt_plot=args.bt_plot, data=data, model=model)
+    if model is not None:
+        result.model_path, result.model_reused = path, reused
+    print_summary(result, data, config, diagnostics)
+    print(f"  wall time {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def trade_stats_command(argv) -> int:
+    from analyzers import read_trade_log, realized_pnl_png, trade_histogram_png, trade_stats
+    p = argparse.ArgumentParser(prog="run_backtest.py trade-stats",
+                                description="Statistics of the closed trades in a trade log (ours or the seed's).")
+    p.add_argument("file", help="a trades.csv with the seed's columns (Date, Action, Ticker, Price, Shares, ..., PnL_Pct, Days)")
+    p.add_argument("--plots", metavar="DIR", help="also write trade_returns.png and realized_pnl.png into DIR")
+    args = p.parse_args(argv)
+    try:
+        log = read_trade_log(args.file)
+        stats = trade_stats(log)
+    except AlphaPluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for key, value in stats.items():
+        print(f"  {key:24} {value:.4f}" if isinstance(value, float) else f"  {key:24} {value}")
+    if args.plots:
+        out = Path(args.plots)
+        trade_histogram_png(log, out / "trade_returns.png")
+        realized_pnl_png(log, out / "realized_pnl.png")
+        print(f"  plots in {out}")
+    return 0
+
+
+def download_command(argv) -> int:
+    from feeds import download_to_cache, load_constituents
+    p = argparse.ArgumentParser(prog="run_backtest.py download",
+                                description="Fetch adjusted daily OHLCV with yfinance into a local Parquet cache; "
+                                            "later runs fetch only missing dates. Then: run_backtest.py --source yfinance")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tickers", nargs="+", help="tickers to fetch")
+    who.add_argument("--universe", choices=["sp500"], help="the shipped S&P 500 constituent list (today's members: survivors!)")
+    p.add_argument("--start", default="2010-01-01")
+    p.add_argument("--end", default=None)
+    p.add_argument("--benchmark", default="SPY")
+    p.add_argument("--vix", action="store_true", help="also fetch ^VIX (the vix feature)")
+    p.add_argument("--cache", default=str(ROOT / "cache" / "yfinance"))
+    args = p.parse_args(argv)
+    tickers = args.tickers
+    if args.universe == "sp500":
+        tickers, as_of = load_constituents()
+        print(f"S&P 500 members as of {as_of}: {len(tickers)} tickers (survivorship-biased for past periods)")
+    try:
+        report = download_to_cache(tickers, args.start, args.end, cache_dir=args.cache, benchmark=args.benchmark, vix=args.vix)
+    except AlphaPluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
