@@ -215,13 +215,14 @@ def resolve_out_dir(root, name: str) -> Path:
 
 def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain: bool = False,
         progress: bool = True, extra_analyzers=(), universe: Membership | None = None, pyfolio: bool = False,
-        bt_plot: bool = False, data: MarketData | None = None, model=None) -> RunResult:
+        bt_plot: bool = False, data: MarketData | None = None, model=None, model_path=None,
+        model_reused: bool | None = None) -> RunResult:
     """One backtest, written whole to `out_dir` (atomically: a failed run leaves no half folder)."""
     seconds = {}
     t0 = time.perf_counter()
     data = data or load_data(config)
     seconds["data"] = time.perf_counter() - t0
-    model_path, reused = None, None
+    reused = model_reused
     t = time.perf_counter()
     if scores is None and model is None:
         model, model_path, reused = get_model(config, data, retrain=retrain, progress=progress)

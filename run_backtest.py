@@ -55,6 +55,8 @@ def main_parser() -> argparse.ArgumentParser:
                    help="add any Backtrader analyzer, e.g. backtrader.analyzers.SQN (repeatable); results in analyzers.json")
     p.add_argument("--pyfolio", action="store_true", help="also write the pyfolio full tear sheet as PNGs")
     p.add_argument("--bt-plot", action="store_true", help="also save Backtrader's own plot (traded stocks only) as bt_plot.png")
+    p.add_argument("--model-store", metavar="DIR", default=None,
+                   help="where trained models are saved and looked up (default: models/store/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -175,13 +177,14 @@ def run_main(args) -> int:
     if scores is None:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
-            model, path, reused = pipeline.get_model(config, data, retrain=args.retrain, progress=not args.no_progress)
+            store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
+            model, path, reused = pipeline.get_model(config, data, retrain=args.retrain, progress=not args.no_progress,
+                                                     store=store)
         print(f"model: {'reused' if reused else 'trained and saved'} {path}")
         diagnostics = pipeline.model_diagnostics(model, data, config)
     result = pipeline.run(config, out_dir, scores=scores, progress=not args.no_progress, extra_analyzers=args.analyzer,
-                          universe=universe, pyfolio=args.pyfolio, bt_plot=args.bt_plot, data=data, model=model)
-    if model is not None:
-        result.model_path, result.model_reused = path, reused
+                          universe=universe, pyfolio=args.pyfolio, bt_plot=args.bt_plot, data=data, model=model,
+                          model_path=path if model is not None else None, model_reused=reused if model is not None else None)
     print_summary(result, data, config, diagnostics)
     print(f"  wall time {time.perf_counter() - t0:.1f}s")
     return 0
