@@ -8,3 +8,6 @@ from feeds.csv_folder import load_csv_folder
 from feeds.yahoo import DownloadReport, download_to_cache, load_cache
 from feeds.universe import Membership, load_constituents
 from feeds.arraydata import ArrayData
+from feeds.arraydata import FastArrayData, feed_frame
+from feeds.broker import LeanBroker
+from feeds.synthetic import SYNTHETIC_LABEL, make_synthetic_universe

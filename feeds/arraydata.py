@@ -1,0 +1,209 @@
+"""ArrayData: a Backtrader feed backed by numpy arrays.
+
+``bt.feeds.PandasData`` loads one bar at a time with a per-cell ``iloc`` (about 60 % of a run on
+hundreds of tickers). ArrayData converts the frame to float64 arrays once, in ``__init__``, and
+hands whole arrays to the line buffers in ``preload()``. The bars are the same as PandasData's on
+the same frame, datetime floats included; with ``preload=False`` (or with filters, ``tzinput`` or a
+``lookahead`` extension) it falls back to Backtrader's own per-bar ``load()`` path, fed from the
+arrays.
+
+``lean=True`` (or ``FastArrayData``) also turns off per-bar bookkeeping that a preloaded daily
+feed does not need: the ``tick_*`` attributes (the broker then reads ``open/high/low/close[0]``,
+the same values), and ``advance``/``advance_peek`` go straight to the buffers. These overrides
+lean on Backtrader 1.9.78.123 internals (``LineBuffer._idx``, ``lencount``, ``array``,
+``extension``); they switch themselves off for resampled/replayed/filtered feeds and for
+memory-saving (``exactbars``) runs, and tests/test_arraydata.py checks them against the stock feed.
+"""
+from __future__ import annotations
+
+import array
+import datetime as _dt
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+from backtrader.linebuffer import LineBuffer
+from backtrader.utils import date2num
+
+from feeds.errors import DataError
+
+# Ordinal (what backtrader's date2num gives) of 1970-01-01 = day 0 of numpy's datetime64[D].
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+_PRICE_LINES = ("open", "high", "low", "close")
+_FIELDS = _PRICE_LINES + ("volume", "openinterest")
+
+
+def feed_frame(dataname, name: str = "") -> pd.DataFrame:
+    """The exact bars ArrayData serves, as a DataFrame with columns
+    open, high, low, close, volume, openinterest (float64) on the input's DatetimeIndex.
+
+    A DataFrame needs a ``close`` column (case-insensitive); missing open/high/low become close,
+    missing or NaN volume becomes 0, missing openinterest 0. A Series is taken as closes:
+    open = high = low = close, volume = openinterest = 0 (e.g. a benchmark index)."""
+    label = name or getattr(dataname, "name", "") or "data"
+
+    def numbers(values) -> np.ndarray:
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+    # Built from numpy arrays on the input's own index: no alignment, duplicates stay as given.
+    if isinstance(dataname, pd.Series):
+        close = numbers(dataname)
+        zeros = np.zeros(len(close))
+        cols = {"open": close, "high": close, "low": close, "close": close, "volume": zeros, "openinterest": zeros}
+    elif isinstance(dataname, pd.DataFrame):
+        lower = {str(c).lower(): c for c in dataname.columns}
+        if "close" not in lower:
+            raise DataError(
+                f"ArrayData {label!r}: no 'close' column (columns are {list(dataname.columns)}); "
+                "give a frame with lowercase open/high/low/close/volume columns, as PricePanel.frame(ticker) does")
+        given = {f: numbers(dataname[lower[f]]) for f in _FIELDS if f in lower}
+        zeros = np.zeros(len(dataname))
+        cols = {f: given.get(f, given["close"]) for f in _PRICE_LINES}
+        for field in ("volume", "openinterest"):
+            cols[field] = np.where(np.isnan(given[field]), 0.0, given[field]) if field in given else zeros
+    else:
+        raise DataError(
+            f"ArrayData {label!r}: dataname is a {type(dataname).__name__}; give a per-ticker OHLCV "
+            "DataFrame (PricePanel.frame(ticker)) or a pandas Series of closes")
+    frame = pd.DataFrame(cols, index=dataname.index)
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise DataError(
+            f"ArrayData {label!r}: the index is a {type(frame.index).__name__}, not dates; "
+            "set a DatetimeIndex (e.g. frame.index = pd.to_datetime(frame.index))")
+    return frame
+
+
+def datetime_numbers(index: pd.DatetimeIndex) -> np.ndarray:
+    """Backtrader's float day numbers for a DatetimeIndex, bit-identical to
+    ``backtrader.date2num(ts.to_pydatetime())`` as PandasData computes them."""
+    if len(index) == 0:
+        return np.empty(0, dtype="float64")
+    if index.tz is None and (index == index.normalize()).all():
+        # Midnight stamps: date2num is exactly the proleptic ordinal as a float.
+        days = index.values.astype("datetime64[D]").astype("int64")
+        return (days + _EPOCH_ORDINAL).astype("float64")
+    # Intraday or tz-aware: date2num uses math.fsum and UTC offsets; call it per stamp (once).
+    return np.array([date2num(ts.to_pydatetime()) for ts in index], dtype="float64")
+
+
+def _bar_arrays(frame: pd.DataFrame, aliases) -> dict[str, np.ndarray]:
+    arrays = {"datetime": datetime_numbers(frame.index)}
+    for alias in aliases:
+        if alias == "datetime":
+            continue
+        if alias in frame.columns:
+            arrays[alias] = np.ascontiguousarray(frame[alias].to_numpy(dtype="float64"))
+        else:  # an extra line a subclass declared and the frame lacks: NaN, as PandasData leaves it
+            arrays[alias] = np.full(len(frame), np.nan)
+    return arrays
+
+
+class ArrayData(bt.feeds.DataBase):
+    """Backtrader data feed over a per-ticker OHLCV DataFrame or a Series of closes.
+
+    Usage: ``cerebro.adddata(ArrayData(dataname=panel.frame("AAPL")), name="AAPL")``.
+    Params are those of ``bt.feeds.DataBase`` (fromdate, todate, tz, ...) plus ``lean``.
+    """
+
+    params = (
+        ("lean", False),  # skip tick_* bookkeeping and use direct buffer advance (see module doc)
+    )
+
+    def __init__(self):
+        super().__init__()
+        frame = feed_frame(self.p.dataname, name=self.p.name)
+        # Subclasses may declare extra lines; a frame column of the same name feeds them.
+        extra = [c for c in getattr(self.p.dataname, "columns", []) if c in self.getlinealiases()]
+        for column in extra:
+            if column not in frame.columns:
+                frame[column] = pd.to_numeric(self.p.dataname[column], errors="coerce").to_numpy(
+                    dtype="float64", na_value=np.nan)
+        self._arrays = _bar_arrays(frame, self.getlinealiases())
+        self._nbars = len(frame)
+        self._lean_active = False
+        self._lean_fast = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self):
+        super().start()
+        self._idx = -1
+        self._line_values = None
+        # Lean switches off where tick_* may differ from the bar (resample/replay/filters).
+        self._lean_active = bool(self.p.lean) and not (
+            self._filters or self._ffilters or self.resampling or self.replaying)
+        self._lean_fast = False
+
+    def preload(self):
+        lines = list(self.lines)
+        simple = (
+            not self._filters and not self._ffilters and not self._tzinput
+            and all(isinstance(line, LineBuffer) and line.mode == LineBuffer.UnBounded
+                    and len(line.array) == 0 and line.extension == 0 for line in lines)
+        )
+        if not simple:
+            super().preload()
+        else:
+            keep = self._kept_rows()
+            for alias in self.getlinealiases():
+                line = getattr(self.lines, alias)
+                line.array = array.array("d", self._arrays[alias][keep].tobytes())
+                line.lencount = len(line.array)  # as if forwarded bar by bar; home() resets it
+            self._idx = self._nbars  # the source is consumed: a later load() (runonce=False) ends
+            self.home()
+        self._lean_fast = self._lean_active and all(
+            isinstance(line, LineBuffer) and line.mode == LineBuffer.UnBounded for line in lines)
+        if self._lean_fast:
+            self._buffers = lines
+            self._dtbuffer = self.lines.datetime
+
+    def _kept_rows(self) -> np.ndarray:
+        """Rows the stock load() loop keeps: drop bars before fromdate, stop at the first after todate."""
+        dt = self._arrays["datetime"]
+        past = np.flatnonzero(dt > self.todate)
+        stop = past[0] if len(past) else len(dt)
+        idx = np.arange(stop)
+        return idx[dt[:stop] >= self.fromdate]
+
+    def _load(self):
+        # Per-bar path (preload=False, filters, tzinput): Backtrader's load() does the rest.
+        self._idx += 1
+        if self._idx >= self._nbars:
+            return False
+        if self._line_values is None:
+            self._line_values = [(getattr(self.lines, alias), self._arrays[alias].tolist())
+                                 for alias in self.getlinealiases()]
+        i = self._idx
+        for line, values in self._line_values:
+            line[0] = values[i]
+        return True
+
+    # --- lean overrides (only when lean and preloaded in unbounded mode) -----------------------
+    def _tick_nullify(self):
+        if not self._lean_active:
+            super()._tick_nullify()
+
+    def _tick_fill(self, force=False):
+        if not self._lean_active:
+            super()._tick_fill(force)
+
+    def advance_peek(self):
+        if not self._lean_fast:
+            return super().advance_peek()
+        buf = self._dtbuffer
+        nxt = buf._idx + 1
+        if nxt < len(buf.array) - buf.extension:
+            return buf.array[nxt]
+        return float("inf")
+
+    def advance(self, size=1, datamaster=None, ticks=True):
+        if not self._lean_fast or datamaster is not None:
+            return super().advance(size, datamaster, ticks)
+        for buf in self._buffers:
+            buf._idx += size
+            buf.lencount += size
+
+
+class FastArrayData(ArrayData):
+    """ArrayData with ``lean=True`` by default."""
+
+    params = (("lean", True),)

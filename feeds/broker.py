@@ -1,0 +1,81 @@
+"""LeanBroker: Backtrader's BackBroker whose portfolio valuation skips flat positions.
+
+A strategy that calls ``getposition(d)`` on every data leaves a (flat) Position per data in the
+broker, and the stock ``_get_value`` runs two commission-info calls per position per bar to add
+zeros. On 500 feeds that is a visible share of the run. This broker skips a flat position when its
+close is finite (its contribution is then exactly 0); everything else is the stock code of
+backtrader 1.9.78.123 ``BackBroker._get_value``, and tests/test_arraydata.py checks values and
+fills against the stock broker.
+
+Usage: ``cerebro.broker = LeanBroker(cash=100_000)`` (params are BackBroker's).
+"""
+from __future__ import annotations
+
+import math
+
+import backtrader as bt
+
+
+class LeanBroker(bt.brokers.BackBroker):
+    def _get_value(self, datas=None, lever=False):
+        if datas:  # a single data's value, or an explicit list: the stock code
+            return super()._get_value(datas=datas, lever=lever)
+
+        pos_value = 0.0
+        pos_value_unlever = 0.0
+        unrealized = 0.0
+
+        while self._cash_addition:
+            c = self._cash_addition.popleft()
+            self._fundshares += c / self._fundval
+            self.cash += c
+
+        isfinite = math.isfinite
+        for data, position in self.positions.items():
+            if not position.size and isfinite(data.close[0]):
+                continue  # flat: value 0, unrealized 0, as the stock code would add
+            comminfo = self.getcommissioninfo(data)
+            if not self.p.shortcash:
+                dvalue = comminfo.getvalue(position, data.close[0])
+            else:
+                dvalue = comminfo.getvaluesize(position.size, data.close[0])
+
+            dunrealized = comminfo.profitandloss(position.size, position.price, data.close[0])
+
+            if not self.p.shortcash:
+                dvalue = abs(dvalue)  # short selling adds value in this case
+
+            pos_value += dvalue
+            unrealized += dunrealized
+
+            if dvalue > 0:  # long position - unlever
+                dvalue -= dunrealized
+                pos_value_unlever += (dvalue / comminfo.get_leverage())
+                pos_value_unlever += dunrealized
+            else:
+                pos_value_unlever += dvalue
+
+        if not self._fundhist:
+            self._value = self.cash + pos_value_unlever
+            self._fundval = self._value / self._fundshares  # update fundvalue
+        else:
+            fval, fvalue = self._process_fund_history()
+
+            self._value = fvalue
+            self.cash = fvalue - pos_value_unlever
+            self._fundval = fval
+            self._fundshares = fvalue / fval
+            lev = pos_value / (pos_value_unlever or 1.0)
+
+            pos_value_unlever = fvalue
+            pos_value = fvalue * lev
+
+        self._valuemkt = pos_value_unlever
+
+        self._valuelever = self.cash + pos_value
+        self._valuemktlever = pos_value
+
+        self._leverage = pos_value / (pos_value_unlever or 1.0)
+        self._unrealized = unrealized
+
+        return self._value if not lever else self._valuelever
