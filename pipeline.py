@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import analyzers as A
-from feeds import CAVEATS, ArrayData, ConfigError, DataError, Membership, PricePanel, load_embedded, series_fingerprint
+from feeds import CAVEATS, ArrayData, ConfigError, LeanBroker, DataError, Membership, PricePanel, load_embedded, series_fingerprint
 from feeds.io import atomic_dir, write_json
 from models import AlphaModel, LSTMAlpha, ModelConfig
 from strategies import AlphaRankStrategy, ScoreAlpha
@@ -134,6 +134,7 @@ def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: f
     the benchmark as a data named after it, and AlphaRankStrategy with `alpha_for(benchmark_data)`
     as its alpha."""
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+    cerebro.setbroker(LeanBroker())  # same fills and values as BackBroker (tested), skips flat positions
     cerebro.broker.setcash(cash)
     cerebro.broker.setcommission(commission=commission)
     bench = data.benchmark.loc[start:end]
@@ -216,7 +217,7 @@ def resolve_out_dir(root, name: str) -> Path:
 def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain: bool = False,
         progress: bool = True, extra_analyzers=(), universe: Membership | None = None, pyfolio: bool = False,
         bt_plot: bool = False, data: MarketData | None = None, model=None, model_path=None,
-        model_reused: bool | None = None) -> RunResult:
+        model_reused: bool | None = None, write_extra=None) -> RunResult:
     """One backtest, written whole to `out_dir` (atomically: a failed run leaves no half folder)."""
     seconds = {}
     t0 = time.perf_counter()
@@ -266,6 +267,8 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
             A.write_pyfolio_tearsheet(rets, positions, transactions, bench_rets, tmp / "pyfolio.png")
         if bt_plot:
             A.save_bt_plot(strategy, tmp / "bt_plot.png")
+        if write_extra is not None:  # more reports into the same all-or-nothing folder
+            write_extra(tmp)
         log = trade_log.to_frame()
         if len(log):
             A.trade_histogram_png(log, tmp / "trade_returns.png")
@@ -295,6 +298,24 @@ def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def write_importance(importance: pd.DataFrame, out_dir: Path) -> None:
+    """importance.csv and a bar chart (mean loss rise, error bars = std over repeats)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from feeds.io import atomic_path, write_text
+    write_text(out_dir / "importance.csv", importance.to_csv(index=False))
+    ordered = importance.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(ordered) + 1.2))
+    ax.barh(ordered["feature"], ordered["loss_increase"], xerr=ordered["std"], color="tab:blue", alpha=0.8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("validation loss increase when shuffled")
+    ax.set_title("Permutation importance (validation period)")
+    with atomic_path(out_dir / "importance.png", suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
 

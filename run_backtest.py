@@ -54,6 +54,8 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--analyzer", action="append", default=[], metavar="DOTTED",
                    help="add any Backtrader analyzer, e.g. backtrader.analyzers.SQN (repeatable); results in analyzers.json")
     p.add_argument("--pyfolio", action="store_true", help="also write the pyfolio full tear sheet as PNGs")
+    p.add_argument("--importance", action="store_true",
+                   help="also write permutation importance of each feature on the validation period (importance.csv/png)")
     p.add_argument("--bt-plot", action="store_true", help="also save Backtrader's own plot (traded stocks only) as bt_plot.png")
     p.add_argument("--model-store", metavar="DIR", default=None,
                    help="where trained models are saved and looked up (default: models/store/)")
@@ -182,7 +184,15 @@ def run_main(args) -> int:
                                                      store=store)
         print(f"model: {'reused' if reused else 'trained and saved'} {path}")
         diagnostics = pipeline.model_diagnostics(model, data, config)
-    result = pipeline.run(config, out_dir, scores=scores, progress=not args.no_progress, extra_analyzers=args.analyzer,
+    write_extra = None
+    if args.importance and model is not None:
+        from models.importance import permutation_importance
+        importance = permutation_importance(model, data.prices, data.benchmark, vix=data.vix)
+        print("permutation importance (validation period, loss increase when shuffled):")
+        for row in importance.itertuples():
+            print(f"  {row.feature:14} {row.loss_increase:+.5f} ± {row.std:.5f}")
+        write_extra = lambda out: pipeline.write_importance(importance, out)  # noqa: E731
+    result = pipeline.run(config, out_dir, scores=scores, write_extra=write_extra, progress=not args.no_progress, extra_analyzers=args.analyzer,
                           universe=universe, pyfolio=args.pyfolio, bt_plot=args.bt_plot, data=data, model=model,
                           model_path=path if model is not None else None, model_reused=reused if model is not None else None)
     print_summary(result, data, config, diagnostics)

@@ -183,3 +183,34 @@ def test_close_only_data_drops_ohlc_features_with_a_warning(embedded):
     with pytest.warns(UserWarning, match="k_upper"):
         model = AlphaModel(ModelConfig(features=("k_upper", "rsi14", "sma60_gap"), **TINY)).fit(prices, bench, progress=False)
     assert model.features_ == ["rsi14", "sma60_gap"]
+
+
+# ----------------------------------------------------------------------------- importance
+def test_permutation_importance_uses_validation_only(embedded, tiny_model):
+    from models.importance import permutation_importance, validation_windows
+    prices, bench = embedded
+    _, _, dates = validation_windows(tiny_model, prices, bench)
+    split = tiny_model.config.split
+    assert pd.Timestamp(dates.min()) >= pd.Timestamp(split.valid_start)
+    assert pd.Timestamp(dates.max()) <= pd.Timestamp(split.valid_end)
+    imp = permutation_importance(tiny_model, prices, bench, repeats=2)
+    assert sorted(imp.feature) == sorted(tiny_model.features_)
+    # scrambling the test period changes nothing
+    close = prices.close.copy()
+    test = close.index >= pd.Timestamp(split.test_start)
+    close.loc[test] *= 1.5
+    again = permutation_importance(tiny_model, PricePanel({"close": close}, {"close"}), bench, repeats=2)
+    pd.testing.assert_frame_equal(imp, again)
+
+
+def test_permutation_importance_finds_the_feature_the_model_uses(embedded, tiny_model):
+    """Shuffling a feature whose weights are zeroed cannot change the loss; a used one does."""
+    from models.importance import permutation_importance
+    prices, bench = embedded
+    import copy
+    model = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        model.net_.lstm.weight_ih_l0[:, 0] = 0.0      # the first feature no longer reaches the network
+    imp = permutation_importance(model, prices, bench, repeats=2).set_index("feature")
+    assert imp.loc[model.features_[0], "loss_increase"] == 0.0
+    assert imp["loss_increase"].abs().max() > 0

@@ -160,3 +160,11 @@ def test_main_job_cold_then_warm_is_reproducible(tmp_path):
     assert metrics["start"] >= "2017-01-01" and metrics["n_trades"] > 0
     run = json.loads((out / "run.json").read_text())
     assert run["rejected_orders"] == 0 and run["model_path"].startswith(str(tmp_path / "store"))
+
+
+def test_universe_smaller_than_top_k_is_an_error(embedded):
+    prices, bench = embedded
+    data = pipeline.MarketData(prices.select(["AAPL", "XOM", "KO"]), bench)
+    from feeds import DataError
+    with pytest.raises(DataError, match="fewer than top_k=5"):
+        pipeline.build_cerebro(data, START, END, pipeline.score_alpha(pd.DataFrame()), {"top_k": 5}, 100_000, 0.0)
