@@ -236,13 +236,16 @@ def download_command(argv) -> int:
     p.add_argument("--benchmark", default="SPY")
     p.add_argument("--vix", action="store_true", help="also fetch ^VIX (the vix feature)")
     p.add_argument("--cache", default=str(ROOT / "cache" / "yfinance"))
+    p.add_argument("--retries", type=int, default=3, help="extra attempts for a ticker whose answer is empty or partial")
+    p.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry; doubles each time")
     args = p.parse_args(argv)
     tickers = args.tickers
     if args.universe == "sp500":
         tickers, as_of = load_constituents()
         print(f"S&P 500 members as of {as_of}: {len(tickers)} tickers (survivorship-biased for past periods)")
     try:
-        report = download_to_cache(tickers, args.start, args.end, cache_dir=args.cache, benchmark=args.benchmark, vix=args.vix)
+        report = download_to_cache(tickers, args.start, args.end, cache_dir=args.cache, benchmark=args.benchmark,
+                                   vix=args.vix, retries=args.retries, backoff=args.backoff)
     except AlphaPluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
