@@ -255,8 +255,9 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
         seconds["backtest"] = time.perf_counter() - t
 
         trade_log = strategy.analyzers.tradelog
-        metrics = strategy.analyzers.metrics.get_analysis()
         equity = strategy.analyzers.metrics.equity()
+        metrics = {**strategy.analyzers.metrics.get_analysis(), **universe_baseline(data.prices, equity.index)}
+        write_json(tmp / "metrics.json", metrics)
         results = A.analyzer_results(strategy)
         write_equity_png(equity, data.benchmark, tmp / "equity.png", data.benchmark_name)
         ours = ("progress", "tradelog", "metrics", "tearsheet", "pyfolio", "alpha_quality")
@@ -282,6 +283,20 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
     alpha = strategy.analyzers.alpha_quality.get_analysis() if scores is None else None
     return RunResult(out_dir, metrics, log, equity, results, model_path, reused, seconds,
                      strategy.rejected_orders, alpha=alpha)
+
+
+def universe_baseline(prices: PricePanel, dates: pd.DatetimeIndex) -> dict:
+    """The honest yardstick on a hand-picked universe: an equal-weight portfolio of every stock that
+    trades, rebalanced daily, over the strategy's own days (no costs). A strategy that only matches
+    it has shown no skill at picking among these names, whatever it does against the index."""
+    close = prices.close.reindex(dates)
+    daily = close.pct_change(fill_method=None).mean(axis=1, skipna=True).fillna(0.0)
+    daily.iloc[0] = 0.0  # the strategy's first day is its first return against cash
+    curve = (1 + daily).cumprod()
+    m = A.compute_metrics(curve, initial_value=1.0)
+    return {"universe_ew_total_return": m["total_return"], "universe_ew_cagr": m["cagr"],
+            "universe_ew_volatility": m["volatility"], "universe_ew_sharpe": m["sharpe"],
+            "universe_ew_max_drawdown": m["max_drawdown"]}
 
 
 def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_name: str) -> None:

@@ -60,6 +60,14 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-store", metavar="DIR", default=None,
                    help="where trained models are saved and looked up (default: models/store/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sweep = p.add_argument_group("variant sweeps (see configs/variants.toml)")
+    sweep.add_argument("--variants", metavar="FILE.toml",
+                       help="run every strategy variant of FILE (a grid or a list) on scores computed once; "
+                            "results/<FILE stem>/<variant>/ plus comparison.csv, comparison.md, equity_curves.png")
+    sweep.add_argument("--ray", action="store_true", help="run the variants as Ray tasks on a local instance (2 CPUs)")
+    sweep.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster instead (implies --ray)")
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="run the variants in N local processes (no Ray); with --ray, the local instance's CPUs")
     return p
 
 
@@ -106,6 +114,10 @@ def fmt_pct(x):
     return "n/a" if x is None else f"{100 * x:+.1f}%"
 
 
+def fmt_share(x):
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
 def fmt_num(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -115,18 +127,16 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     print()
     print(f"Results in {result.out_dir}")
     rows = [
-        ("total return", fmt_pct(m.get("total_return")), fmt_pct(m.get("benchmark_total_return"))),
-        ("CAGR", fmt_pct(m.get("cagr")), fmt_pct(m.get("benchmark_cagr"))),
-        ("volatility", fmt_pct(m.get("volatility")), fmt_pct(m.get("benchmark_volatility"))),
-        ("Sharpe", fmt_num(m.get("sharpe")), fmt_num(m.get("benchmark_sharpe"))),
-        ("max drawdown", fmt_pct(m.get("max_drawdown")), fmt_pct(m.get("benchmark_max_drawdown"))),
+        ("total return", fmt_pct, "total_return"), ("CAGR", fmt_pct, "cagr"), ("volatility", fmt_share, "volatility"),
+        ("Sharpe", fmt_num, "sharpe"), ("max drawdown", fmt_pct, "max_drawdown"),
     ]
-    print(f"  {'':14}{'strategy':>12}{data.benchmark_name:>12}")
-    for label, a, b in rows:
-        print(f"  {label:14}{a:>12}{b:>12}")
+    print(f"  {'':14}{'strategy':>12}{data.benchmark_name:>12}{'equal-weight':>14}")
+    for label, fmt, key in rows:
+        print(f"  {label:14}{fmt(m.get(key)):>12}{fmt(m.get('benchmark_' + key)):>12}{fmt(m.get('universe_ew_' + key)):>14}")
+    print("  (equal-weight = every stock of the universe, rebalanced daily, no costs: the yardstick for stock picking)")
     print(f"  period {m.get('start')} .. {m.get('end')}, final value {m.get('final_value', 0):,.0f}, "
-          f"trades {m.get('n_trades')}, win rate {fmt_pct(m.get('win_rate'))}, "
-          f"days invested {fmt_pct(m.get('exposure'))}, turnover {fmt_num(m.get('turnover'))}/yr, "
+          f"trades {m.get('n_trades')}, win rate {fmt_share(m.get('win_rate'))}, "
+          f"days invested {fmt_share(m.get('exposure'))}, turnover {fmt_num(m.get('turnover'))}/yr, "
           f"rejected orders {result.rejected_orders}")
     if result.alpha:
         ic = result.alpha.get("horizons", {}).get("10", result.alpha.get("horizons", {}).get(10, {}))
@@ -165,6 +175,11 @@ def main(argv=None) -> int:
 
 
 def run_main(args) -> int:
+    if getattr(args, "variants", None):
+        import sweep
+        return sweep.run_cli(args)
+    if getattr(args, "ray", False) or getattr(args, "ray_address", None) or getattr(args, "workers", None):
+        raise ConfigError("--ray, --ray-address and --workers run a sweep: add --variants FILE.toml")
     import pipeline
     from feeds import Membership
     from strategies import load_scores_csv

@@ -168,3 +168,12 @@ def test_universe_smaller_than_top_k_is_an_error(embedded):
     from feeds import DataError
     with pytest.raises(DataError, match="fewer than top_k=5"):
         pipeline.build_cerebro(data, START, END, pipeline.score_alpha(pd.DataFrame()), {"top_k": 5}, 100_000, 0.0)
+
+
+def test_universe_baseline_is_equal_weight_daily_rebalanced():
+    from feeds import PricePanel
+    dates = pd.date_range("2021-01-04", periods=4, freq="B")
+    close = pd.DataFrame({"A": [10.0, 11.0, 12.1, 12.1], "B": [20.0, 18.0, np.nan, 19.8]}, index=dates)
+    got = pipeline.universe_baseline(PricePanel({"close": close}, {"close"}), dates)
+    # day 2: (+10% - 10%)/2 = 0; day 3: only A trades, +10%; day 4: A 0%, B has no return (gap) -> 0
+    assert got["universe_ew_total_return"] == pytest.approx(1.0 * 1.10 * 1.0 - 1)
