@@ -1,0 +1,255 @@
+"""Walk-forward retraining: fold plan, no fold scores a date it was fitted on, stitching, engines,
+the saved bundle."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feeds import ArtifactError, ConfigError
+from models import AlphaModel, LSTMAlpha, ModelConfig, Split
+from models.walkforward import WalkForwardModel, load_any, plan_folds
+from tests.conftest import TINY
+
+# two yearly folds near the end of the data: each fit takes a few seconds
+PLAN = dict(first_test="2020-01-01", last_test="2021-12-31", refit_every_months=12, valid_years=2)
+CONFIG = ModelConfig(**TINY)
+
+
+@pytest.fixture(scope="module")
+def walkforward(embedded):
+    prices, bench = embedded
+    return WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False)
+
+
+@pytest.fixture(scope="module")
+def scores(walkforward, embedded):
+    return walkforward.predict(*embedded)
+
+
+@pytest.fixture(scope="module")
+def direct(walkforward, embedded):
+    """Each fold's own AlphaModel.predict over the whole data: the independent reference."""
+    return [f.model.predict(*embedded) for f in walkforward.folds]
+
+
+def _close(a, b, atol=1e-7):
+    """Equal up to float32 rounding: a window scored in a different batch may differ in the last bit."""
+    return np.allclose(a, b, rtol=0, atol=atol, equal_nan=True)
+
+
+# ------------------------------------------------------------------ the plan
+def test_expanding_and_rolling_train_starts_by_hand():
+    cfg = CONFIG.replace(split=Split(train_start="1998-01-01"))
+    expanding = WalkForwardModel(cfg, first_test="2017-01-01", last_test="2019-06-30", window="expanding", valid_years=3)
+    rolling = WalkForwardModel(cfg, first_test="2017-01-01", last_test="2019-06-30", window="rolling",
+                               rolling_years=10, valid_years=3)
+    refits = ["2017-01-01", "2018-01-01", "2019-01-01"]
+    for model in (expanding, rolling):
+        assert [f.split.test_start for f in model.folds] == refits
+        assert [f.split.test_end for f in model.folds] == ["2017-12-31", "2018-12-31", "2019-06-30"]
+        assert [f.split.valid_start for f in model.folds] == ["2014-01-01", "2015-01-01", "2016-01-01"]
+        assert [f.split.valid_end for f in model.folds] == ["2016-12-31", "2017-12-31", "2018-12-31"]
+        assert [f.split.train_end for f in model.folds] == ["2013-12-31", "2014-12-31", "2015-12-31"]
+    assert [f.split.train_start for f in expanding.folds] == ["1998-01-01"] * 3
+    # rolling: refit date - 3 valid years - 10 training years
+    assert [f.split.train_start for f in rolling.folds] == ["2004-01-01", "2005-01-01", "2006-01-01"]
+    # each fold is fitted with exactly its own split
+    assert [rolling.fold_config(f).split for f in rolling.folds] == [f.split for f in rolling.folds]
+    assert expanding.config.split.test_start == "2017-01-01" and expanding.config.split.test_end == "2019-06-30"
+
+
+def test_quarterly_refits_and_bad_plans():
+    splits = plan_folds("1996-01-01", "2020-01-31", "2020-12-31", refit_every_months=3, valid_years=1)
+    assert [s.test_start for s in splits] == ["2020-01-31", "2020-04-30", "2020-07-31", "2020-10-31"]
+    assert [s.test_end for s in splits] == ["2020-04-29", "2020-07-30", "2020-10-30", "2020-12-31"]
+    with pytest.raises(ConfigError, match="window"):
+        plan_folds("1996-01-01", "2017-01-01", "2018-01-01", window="sliding")
+    with pytest.raises(ConfigError, match="refit_every_months"):
+        plan_folds("1996-01-01", "2017-01-01", "2018-01-01", refit_every_months=0)
+    with pytest.raises(ConfigError, match="train_start"):  # expanding start inside validation
+        plan_folds("2015-06-01", "2017-01-01", "2018-01-01", valid_years=3)
+
+
+def test_rolling_fit_uses_only_its_window(embedded):
+    """A fitted rolling fold's training samples start at its rolling start, not at train_start."""
+    prices, bench = embedded
+    model = WalkForwardModel(CONFIG.replace(epochs=1), first_test="2021-01-01", last_test="2021-06-30",
+                             window="rolling", rolling_years=4, valid_years=2).fit(prices, bench, progress=False)
+    (fold,) = model.folds
+    assert fold.split.train_start == "2015-01-01"
+    first_sample = pd.Timestamp(fold.windows["train"][0])
+    assert pd.Timestamp("2015-01-01") <= first_sample <= pd.Timestamp("2015-01-10")
+    assert fold.model.report_.windows["scaler"][0] >= "2015-01-01"
+
+
+# ------------------------------------------------------------------ no fold scores what it was fitted on
+def test_every_score_comes_from_a_fold_fitted_before_its_date(walkforward, scores, direct, embedded):
+    """Find each score's fold by value (which fold's own predict gives it), then check that fold's
+    fit window, purge included, ended before the score's date."""
+    prices, bench = embedded
+    period = scores.loc["2020-01-01":"2021-12-31"]
+    assert period.notna().to_numpy().mean() > 0.95
+    last_label = [f.last_label_date for f in walkforward.folds]
+    checked = 0
+    for date, row in period.iterrows():
+        for ticker, value in row.dropna().items():
+            matches = [i for i, d in enumerate(direct) if abs(d.at[date, ticker] - value) <= 1e-7]
+            assert len(matches) == 1, (date, ticker, matches)   # the folds' scores differ
+            assert last_label[matches[0]] < date, (date, ticker, last_label[matches[0]])
+            checked += 1
+    assert checked > 9000
+    # the fit windows themselves: labels end before validation ends, validation before the test
+    for fold in walkforward.folds:
+        w = fold.windows
+        assert pd.Timestamp(w["last_label_date"]) <= pd.Timestamp(fold.split.valid_end) < fold.score_start
+        assert pd.Timestamp(w["train"][1]) < pd.Timestamp(fold.split.valid_start)
+        assert pd.Timestamp(w["scaler"][1]) <= pd.Timestamp(fold.split.train_end)
+        # a fold only ever received prices up to its validation end
+        assert fold.model.data_fingerprint_["last_date"] <= fold.split.valid_end
+
+
+def test_a_fold_never_sees_a_price_after_its_validation(embedded):
+    """Scramble every price from the first refit date on: the first fold's weights do not move."""
+    prices, bench = embedded
+    from feeds import PricePanel
+    plan = dict(first_test="2021-01-01", last_test="2021-06-30", valid_years=2)
+    cfg = CONFIG.replace(epochs=1)
+    rng = np.random.default_rng(1)
+    later = prices.dates >= pd.Timestamp(plan["first_test"])
+    close = prices.close.copy()
+    close.loc[later] *= rng.uniform(0.5, 1.5, size=close.loc[later].shape)
+    bench2 = bench.copy()
+    bench2.loc[bench2.index >= pd.Timestamp(plan["first_test"])] *= 1.3
+    a = WalkForwardModel(cfg, **plan).fit(prices, bench, progress=False)
+    b = WalkForwardModel(cfg, **plan).fit(PricePanel({"close": close}, available={"close"}), bench2, progress=False)
+    for (k, va), (_, vb) in zip(a.folds[0].model.net_.state_dict().items(), b.folds[0].model.net_.state_dict().items()):
+        assert np.array_equal(va.numpy(), vb.numpy()), k
+
+
+# ------------------------------------------------------------------ stitching
+def test_predict_stitches_each_folds_own_predictions(walkforward, scores, direct, embedded):
+    prices, _ = embedded
+    d0, d1 = (f.score_start for f in walkforward.folds)
+    before, first, second = scores.index < d0, (scores.index >= d0) & (scores.index < d1), scores.index >= d1
+    assert scores[before].isna().all().all()                       # no fold may score these
+    assert _close(scores[first].to_numpy(), direct[0][first].to_numpy())
+    assert _close(scores[second].to_numpy(), direct[1][second].to_numpy())
+    assert scores.loc["2022-01-01":].notna().to_numpy().mean() > 0.95   # after the last fold: the last fold
+    # the two folds really are different models
+    both = first | second
+    assert not _close(direct[0][both].to_numpy(), direct[1][both].to_numpy(), atol=1e-4)
+    assert list(scores.columns) == prices.tickers and scores.index.equals(prices.dates)
+
+
+def test_alpha_model_face(walkforward, scores, embedded):
+    prices, bench = embedded
+    assert walkforward.features_ == walkforward.folds[0].model.features_ == walkforward.folds[1].model.features_
+    assert walkforward.warmup == max(f.model.warmup for f in walkforward.folds)
+    table = walkforward.fold_table()
+    assert list(table.columns) == ["train", "valid", "test", "last_label_date", "best_epoch", "n_train", "n_valid"]
+    assert table["test"].tolist() == ["2020-01-01..2020-12-31", "2021-01-01..2021-12-31 and later"]
+    assert (table["n_train"] > 1000).all() and (table["best_epoch"] >= 1).all()
+    # last_only (the indicator's next() path) scores each stock's newest window with the last fold
+    tail = prices.between("2019-06-01", None)
+    last = walkforward.predict(tail, bench, last_only=True)
+    ref = walkforward.folds[-1].model.predict(tail, bench, last_only=True)
+    assert _close(last.to_numpy(), ref.to_numpy()) and last.iloc[-1].notna().all()
+    # start: windows ending before it are left unscored, later ones unchanged
+    cut = walkforward.predict(tail, bench, start="2020-06-01")
+    assert cut.loc[:"2020-05-31"].isna().all().all()
+    assert _close(cut.loc["2020-06-01":].to_numpy(), scores.loc["2020-06-01":].to_numpy())
+
+
+def test_runs_inside_cerebro_as_lstm_alpha(walkforward, scores, embedded):
+    """LSTMAlpha takes the walk-forward model unchanged; the Cerebro holds Oct 2019 - Mar 2021 only,
+    the earlier bars come in as warm-up history. Before the first refit (2020) the score is NaN."""
+    import backtrader as bt
+
+    prices, bench = embedded
+    start, end = "2019-10-01", "2021-03-31"
+    frame = lambda f: bt.feeds.PandasData(dataname=f.loc[start:end])
+    cerebro = bt.Cerebro(stdstats=False)
+    spx = cerebro.adddata(frame(bench.rename("close").to_frame().assign(open=bench, high=bench, low=bench)), name="SP500")
+    tickers = prices.tickers[:3]
+    datas = [cerebro.adddata(frame(prices.frame(t)), name=t) for t in tickers]
+    make = LSTMAlpha.factory(walkforward, benchmark=spx, history=prices, history_benchmark=bench)
+    seen = []
+
+    class Record(bt.Strategy):
+        def __init__(self):
+            self.alphas = [make(d) for d in datas]
+
+        def next(self):
+            day = bt.num2date(datas[0].datetime[0])
+            seen.append([day] + [a.score[0] for a in self.alphas])
+
+    cerebro.addstrategy(Record)
+    cerebro.run()
+    got = pd.DataFrame(seen, columns=["date"] + tickers).set_index("date")
+    got.index = pd.DatetimeIndex(got.index).normalize()
+    assert got.loc[:"2019-12-31"].isna().all().all() and len(got.loc[:"2019-12-31"]) > 50
+    assert got.loc["2020-01-01":].notna().all().all() and got.index.max() > pd.Timestamp("2021-03-01")  # both folds
+    assert _close(got.to_numpy(), scores.loc[got.index, tickers].to_numpy(), atol=1e-6)
+
+
+# ------------------------------------------------------------------ persistence
+def test_save_load_round_trip(walkforward, scores, embedded, tmp_path):
+    path = walkforward.save(tmp_path / "wf")
+    assert sorted(p.name for p in path.iterdir()) == ["bundle.json", "fold_00", "fold_01"]
+    loaded = WalkForwardModel.load(path)
+    assert isinstance(load_any(path), WalkForwardModel)
+    assert [f.split for f in loaded.folds] == [f.split for f in walkforward.folds]
+    assert loaded.fold_table().equals(walkforward.fold_table())
+    again = loaded.predict(*embedded)
+    assert np.array_equal(again.to_numpy(), scores.to_numpy(), equal_nan=True)
+    # a single fold is an ordinary AlphaModel artifact
+    assert isinstance(load_any(path / "fold_01"), AlphaModel)
+    with pytest.raises(ArtifactError, match="neither"):
+        load_any(tmp_path)
+
+
+def test_damaged_bundle_is_refused(walkforward, tmp_path):
+    path = walkforward.save(tmp_path / "wf")
+    bundle = json.loads((path / "bundle.json").read_text())
+    bundle["folds"][0]["split"]["valid_end"] = "2019-12-31" if bundle["folds"][0]["split"]["valid_end"] != "2019-12-31" else "2019-12-30"
+    (path / "bundle.json").write_text(json.dumps(bundle))
+    with pytest.raises(ArtifactError, match="do not match the plan"):
+        WalkForwardModel.load(path)
+    path = walkforward.save(tmp_path / "wf2")
+    meta = path / "fold_01" / "model.json"
+    meta.write_text(meta.read_text().replace('"best_epoch"', '"best_epoch" ', 1))
+    with pytest.raises(ArtifactError, match="checksum"):
+        WalkForwardModel.load(path)
+    with pytest.raises(ConfigError, match="not fitted"):
+        WalkForwardModel(CONFIG, **PLAN).predict(None, None)
+
+
+# ------------------------------------------------------------------ engines give the same bits
+def _weights(model):
+    return [{k: v.numpy().copy() for k, v in f.model.net_.state_dict().items()} for f in model.folds]
+
+
+def _same_model(a, b, scores_a, embedded):
+    for wa, wb in zip(_weights(a), _weights(b)):
+        assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert a.fold_table().equals(b.fold_table())
+    assert np.array_equal(b.predict(*embedded).to_numpy(), scores_a.to_numpy(), equal_nan=True)
+
+
+def test_two_processes_train_the_same_folds(walkforward, scores, embedded):
+    prices, bench = embedded
+    parallel = WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False, workers=2)
+    _same_model(walkforward, parallel, scores, embedded)
+
+
+@pytest.mark.slow
+def test_ray_trains_the_same_folds(walkforward, scores, embedded):
+    ray = pytest.importorskip("ray")
+    prices, bench = embedded
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False, ray=True)
+    finally:
+        ray.shutdown()
+    _same_model(walkforward, remote, scores, embedded)
