@@ -109,9 +109,11 @@ class AlphaRankStrategy(bt.Strategy):
       - ``universe`` (None): an object with ``is_member(ticker, date) -> bool`` (date a pd.Timestamp);
         a stock is bought only on days it is a member (holdings are still reviewed normally)
       - ``start`` (None): no order is decided before this date (warm-up); first fills the bar after
-      - ``close_at_end`` (True): sell each holding at the open of its data's last bar (the end of
-        the backtest or a delisting), reason "end", so every trade is closed in the trade log; a
-        stock whose data ends at the next bar is not bought. Needs preloaded datas (the default)
+      - ``close_at_end`` (True): sell each holding at the open of the backtest's last bar, reason
+        "end", so every trade is closed in the trade log; a stock is not bought on the bar before
+        the last. Only the end of the whole backtest (a date the user chose) counts: a stock whose
+        data stops earlier (a delisting) is not known in advance and stays held at its last price.
+        Needs preloaded datas (the default)
       - ``verbose`` (False): print every decision
 
     Every order carries ``order.info``: score (the cross-sectioned score used), rank (1-based among
@@ -212,6 +214,8 @@ class AlphaRankStrategy(bt.Strategy):
                               f"{type(broker).__name__} has none. Use Backtrader's BackBroker")
         self.env.p.cheat_on_open = True
         broker.set_coo(True)
+        # the backtest's last day: the end the user chose, the only end known in advance
+        self._final_day = max((int(d.datetime.array[-1]) for d in self.datas if len(d.datetime.array)), default=0)
 
     # ------------------------------------------------------------------ after the close of t
     def prenext(self):
@@ -249,9 +253,9 @@ class AlphaRankStrategy(bt.Strategy):
         for d, entry in list(self._book.items()):
             if d in self._pending or d in self._to_sell:
                 continue
-            if p.close_at_end and _ends_next_bar(d):
+            if p.close_at_end and self._ends_next_bar(d):
                 self._to_sell[d] = ("end", scores.get(d, math.nan))
-                self._log(f"END   {d._name}: its data ends at the next bar")
+                self._log(f"END   {d._name}: the backtest ends at the next bar")
                 continue
             if d not in scores:  # no bar or no score today: reviewed on its next ready day
                 continue
@@ -280,8 +284,8 @@ class AlphaRankStrategy(bt.Strategy):
         date = pd.Timestamp(bt.num2date(float(today)).date()) if p.universe is not None else None
         self._to_buy = []
         for d, score in candidates:  # the slower checks only for the best few, until slots are full
-            if p.close_at_end and _ends_next_bar(d):
-                continue  # a stock whose data ends at the next bar could not be sold afterwards
+            if p.close_at_end and self._ends_next_bar(d):
+                continue  # the backtest ends at the next bar: it could not be sold afterwards
             if date is not None and not p.universe.is_member(d._name, date):
                 continue
             self._to_buy.append((d, score, len(self._to_buy) + 1))
@@ -378,11 +382,13 @@ class AlphaRankStrategy(bt.Strategy):
             print(f"{when} {text}")
 
 
-# ---------------------------------------------------------------------- helpers
-def _ends_next_bar(d) -> bool:
-    """True when the data's next bar is its last one (known for preloaded datas only)."""
-    return len(d) == d.buflen() - 1
+    def _ends_next_bar(self, d) -> bool:
+        """True when the data's next bar is the backtest's last bar (preloaded datas only). A data
+        that stops before the backtest's end is not flagged: its end would be future knowledge."""
+        return len(d) == d.buflen() - 1 and int(d.datetime.array[-1]) >= self._final_day
 
+
+# ---------------------------------------------------------------------- helpers
 
 def _daynum(value) -> int:
     """Backtrader's integer day number of a date-like value; ConfigError naming 'start' if it is none."""
