@@ -82,13 +82,26 @@ def artifact_dir(config: dict, cfg: ModelConfig, data: MarketData, store: Path =
     return store / f"{config.get('preset', 'custom')}-{key}"
 
 
+def walk_forward_params(config: dict) -> dict | None:
+    wf = dict(config.get("walk_forward", {}))
+    if not wf.pop("enabled", False):
+        return None
+    wf.pop("workers", None)
+    split = config["model"]["split"]
+    return {"first_test": split["test_start"], "last_test": split["test_end"], **wf}
+
+
 def get_model(config: dict, data: MarketData, retrain: bool = False, progress: bool = True,
-              store: Path = MODEL_STORE) -> tuple:
-    """(model, path, reused): the saved artifact whose data and configuration match, or a new fit."""
+              store: Path = MODEL_STORE, ray: bool = False) -> tuple:
+    """(model, path, reused): the saved artifact whose data and configuration match, or a new fit.
+    With walk_forward.enabled, a WalkForwardModel (a bundle of yearly refits)."""
     from models.artifact import read_meta
     from models.train import config_fingerprint
     cfg = model_config(config)
     path = artifact_dir(config, cfg, data, store)
+    wf = walk_forward_params(config)
+    if wf is not None:
+        return _get_walk_forward(config, cfg, wf, data, path, retrain, progress, ray)
     if path.exists() and not retrain:
         meta = read_meta(path)
         if (meta.get("config_fingerprint") == config_fingerprint(AlphaModel(cfg).config)
@@ -102,6 +115,18 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
         if config.get("preset") == "seed" and "k_upper" in message:
             message += " (the seed's model used k_upper, the candle's upper shadow; close-only data cannot give it)"
         warnings.warn(message, UserWarning, stacklevel=2)
+    model.save(path)
+    return model, path, False
+
+
+def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
+    from models.walkforward import WalkForwardModel
+    key = hashlib.sha256(json.dumps(wf, sort_keys=True).encode()).hexdigest()[:8]
+    path = base_path.with_name(f"{base_path.name}-wf{key}")
+    if path.exists() and not retrain:
+        return WalkForwardModel.load(path), path, True
+    model = WalkForwardModel(cfg, **wf).fit(data.prices, data.benchmark, vix=data.vix, progress=progress,
+                                            workers=int(config["walk_forward"].get("workers", 1)), ray=ray)
     model.save(path)
     return model, path, False
 

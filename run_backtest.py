@@ -54,6 +54,9 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--analyzer", action="append", default=[], metavar="DOTTED",
                    help="add any Backtrader analyzer, e.g. backtrader.analyzers.SQN (repeatable); results in analyzers.json")
     p.add_argument("--pyfolio", action="store_true", help="also write the pyfolio full tear sheet as PNGs")
+    p.add_argument("--walk-forward", action="store_true",
+                   help="refit the model every 12 months over the test period (expanding window; see [walk_forward] "
+                        "in configs/default.toml); each score comes from the fold trained before its date")
     p.add_argument("--importance", action="store_true",
                    help="also write permutation importance of each feature on the validation period (importance.csv/png)")
     p.add_argument("--bt-plot", action="store_true", help="also save Backtrader's own plot (traded stocks only) as bt_plot.png")
@@ -91,6 +94,8 @@ def config_from_args(args) -> dict:
     put("backtest", "cash", args.cash)
     put("backtest", "commission", args.commission)
     put("model", "seed", args.seed)
+    if args.walk_forward:
+        put("walk_forward", "enabled", True)
     config = load_config(args.preset, args.config, overrides)
     if args.commission is not None and not (0 <= args.commission < 0.1):
         raise ConfigError(f"--commission {args.commission} is not a fraction in [0, 0.1); 5 bp is 0.0005")
@@ -105,6 +110,8 @@ def run_name(args, config) -> str:
     name = config.get("name", args.preset) if args.config is None else Path(args.config).stem
     if args.scores:
         name += "-scores"
+    if args.walk_forward:
+        name += "-wf"
     if args.cross_section and args.cross_section != config.get("_preset_cross_section"):
         name += f"-cs-{args.cross_section}"
     return name
@@ -198,6 +205,9 @@ def run_main(args) -> int:
             model, path, reused = pipeline.get_model(config, data, retrain=args.retrain, progress=not args.no_progress,
                                                      store=store)
         print(f"model: {'reused' if reused else 'trained and saved'} {path}")
+        if hasattr(model, "fold_table"):
+            print("walk-forward folds (each scores only its test period; fitted on labels ending before it):")
+            print(model.fold_table().to_string())
         diagnostics = pipeline.model_diagnostics(model, data, config)
     write_extra = None
     if args.importance and model is not None:

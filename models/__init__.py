@@ -5,3 +5,4 @@ from models.config import ModelConfig
 from models.dataset import Split
 from models.train import AlphaModel
 from models.indicator import LSTMAlpha
+from models.walkforward import WalkForwardModel, load_any
