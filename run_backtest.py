@@ -154,6 +154,8 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     if diagnostics:
         for name in ("valid", "test"):
             d = diagnostics[f"{name}_rank_ic"]
+            if not d.get("n_days"):  # a walk-forward model scores no day before its first fold
+                continue
             print(f"  model {name:5} rank IC {fmt_num(d.get('mean'), 4)}  ICIR {fmt_num(d.get('icir'), 3)}  "
                   f"t(non-overlapping) {fmt_num(d.get('t_stat'))}  days {d.get('n_days')}")
         if "p_percentiles_1_99" in diagnostics:
