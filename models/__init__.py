@@ -1,6 +1,11 @@
 """The alpha model: features, labels, windows and splits, the LSTM, training, the saved
 artifact, and the Backtrader indicator that wraps it. May import feeds/, never strategies/ or
 analyzers/."""
+import os
+
+# Before torch loads OpenMP: with busy-waiting threads, 2 torch threads on 2 shared cores ran a
+# training batch 20x slower than 1 thread; passive waiting removes most of that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from models.config import ModelConfig
 from models.dataset import Split
 from models.train import AlphaModel
