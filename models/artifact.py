@@ -66,19 +66,25 @@ def save_model(model, path) -> Path:
     return path
 
 
-def read_meta(path) -> dict:
+def read_manifest(path, filename: str, kind: str, version: int, writer: str) -> dict:
+    """The JSON file that says what a saved directory is; ArtifactError naming it when it is
+    missing, damaged, or of another kind or format version."""
     path = Path(path)
-    meta_file = path / META
-    if not meta_file.is_file():
-        raise ArtifactError(f"{meta_file}: no model metadata; is {path} a model directory written by AlphaModel.save()?")
+    file = path / filename
+    if not file.is_file():
+        raise ArtifactError(f"{file}: missing; is {path} a directory written by {writer}?")
     try:
-        meta = json.loads(meta_file.read_text())
+        manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{meta_file}: damaged JSON ({exc}); retrain with --retrain or restore the file") from exc
-    if meta.get("format_version") != FORMAT_VERSION or meta.get("kind") != "lstm-alpha":
-        raise ArtifactError(f"{meta_file}: format {meta.get('kind')!r} v{meta.get('format_version')!r} is not "
-                            f"lstm-alpha v{FORMAT_VERSION}; retrain with this version of the project")
-    return meta
+        raise ArtifactError(f"{file}: damaged JSON ({exc}); retrain with --retrain or restore the file") from exc
+    if manifest.get("format_version") != version or manifest.get("kind") != kind:
+        raise ArtifactError(f"{file}: format {manifest.get('kind')!r} v{manifest.get('format_version')!r} is not "
+                            f"{kind} v{version}; retrain with this version of the project")
+    return manifest
+
+
+def read_meta(path) -> dict:
+    return read_manifest(path, META, "lstm-alpha", FORMAT_VERSION, "AlphaModel.save()")
 
 
 def load_model(path):

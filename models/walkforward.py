@@ -38,6 +38,7 @@ import torch
 from feeds.errors import ArtifactError, ConfigError
 from feeds.io import atomic_dir
 from feeds.panel import PricePanel, series_fingerprint
+from models.artifact import read_manifest
 from models.config import ModelConfig
 from models.dataset import Split
 from models.train import INFERENCE_BATCH, AlphaModel, FitReport, score_from_output
@@ -458,18 +459,7 @@ def _sha256(path: Path) -> str:
 
 
 def read_bundle(path) -> dict:
-    path = Path(path)
-    file = path / BUNDLE
-    if not file.is_file():
-        raise ArtifactError(f"{file}: no walk-forward bundle; is {path} a directory written by WalkForwardModel.save()?")
-    try:
-        bundle = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{file}: damaged JSON ({exc}); retrain or restore the file") from exc
-    if bundle.get("kind") != KIND or bundle.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{file}: format {bundle.get('kind')!r} v{bundle.get('format_version')!r} is not "
-                            f"{KIND} v{FORMAT_VERSION}; retrain with this version of the project")
-    return bundle
+    return read_manifest(path, BUNDLE, KIND, FORMAT_VERSION, "WalkForwardModel.save()")
 
 
 def load_any(path):

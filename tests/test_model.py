@@ -150,7 +150,7 @@ def test_damaged_artifacts_are_refused(tmp_path, tiny_model):
     (path2 / "model.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="damaged JSON"):
         AlphaModel.load(path2)
-    with pytest.raises(ArtifactError, match="no model metadata"):
+    with pytest.raises(ArtifactError, match="model.json: missing"):
         AlphaModel.load(tmp_path / "nowhere")
 
 
