@@ -17,7 +17,7 @@ import pandas as pd
 
 from feeds.errors import DataError
 from feeds.panel import PricePanel
-from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, validate_ohlcv
+from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, read_each, validate_ohlcv
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
@@ -33,8 +33,6 @@ def load_csv_folder(directory, benchmark: str | None = None, tickers=None, *,
     on_error: "raise" (default) stops at the first bad file; "skip" leaves bad stock files out with a
         DataRepairWarning naming each (a bad benchmark file still raises).
     """
-    if on_error not in ("raise", "skip"):
-        raise DataError(f"on_error={on_error!r}: use 'raise' or 'skip'")
     files = csv_files(directory)
     wanted = list(files) if tickers is None else [str(t) for t in tickers]
     missing = [t for t in wanted if t not in files]
@@ -48,19 +46,15 @@ def load_csv_folder(directory, benchmark: str | None = None, tickers=None, *,
     if not stock_tickers:
         raise DataError(f"{directory}: no stock files besides the benchmark {benchmark!r}; add TICKER.csv files")
 
-    frames, notes, skipped = {}, [], []
-    for ticker in stock_tickers:
-        try:
-            frames[ticker], file_notes = read_price_csv(files[ticker], max_gap_days=max_gap_days, min_rows=min_rows)
-            notes += file_notes
-        except DataError as error:
-            if on_error == "raise":
-                raise
-            skipped.append(str(error))
-    if skipped:
-        notes.append(f"{directory}: left out {len(skipped)} file(s) that failed validation: " + " | ".join(skipped))
-    if not frames:
-        raise DataError(f"{directory}: every stock file failed validation; first problem: {skipped[0]}")
+    notes = []
+
+    def read(ticker):
+        frame, file_notes = read_price_csv(files[ticker], max_gap_days=max_gap_days, min_rows=min_rows)
+        notes.extend(file_notes)
+        return frame
+
+    frames, skipped_notes = read_each(stock_tickers, read, on_error, directory)
+    notes += skipped_notes
 
     bench = None
     if benchmark is not None:

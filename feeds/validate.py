@@ -317,3 +317,23 @@ def _apply_adj_close(clean: pd.DataFrame, source: str, adjust: bool):
     prices = [c for c in PRICE_FIELDS if c in clean]
     clean[prices] = clean[prices].mul(factor, axis=0)  # expected behaviour, not a repair: no note
     return clean, []
+
+
+def read_each(tickers, read, on_error: str, where) -> tuple[dict, list[str]]:
+    """{ticker: read(ticker)} for every ticker; on_error "raise" stops at the first DataError,
+    "skip" leaves that ticker out and says so in the returned notes."""
+    if on_error not in ("raise", "skip"):
+        raise DataError(f"on_error={on_error!r}: use 'raise' or 'skip'")
+    frames, skipped = {}, []
+    for ticker in tickers:
+        try:
+            frames[ticker] = read(ticker)
+        except DataError as error:
+            if on_error == "raise":
+                raise
+            skipped.append(str(error))
+    notes = [f"{where}: left out {len(skipped)} ticker(s) that failed validation: " + " | ".join(skipped)] if skipped else []
+    if not frames:
+        first = skipped[0] if skipped else "none given"
+        raise DataError(f"{where}: no usable stock prices; first problem: {first}")
+    return frames, notes

@@ -40,7 +40,7 @@ from feeds.csv_folder import frames_to_panel
 from feeds.errors import DataError, DownloadError
 from feeds.io import atomic_path
 from feeds.panel import PricePanel
-from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, validate_ohlcv
+from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, read_each, validate_ohlcv
 
 VIX = "^VIX"
 RESCALE_RTOL = 1e-4          # 0.01 %: far below any dividend adjustment, far above float noise
@@ -430,14 +430,12 @@ def load_cache(cache_dir="cache/yfinance", tickers=None, benchmark: str = "SPY",
     on_error: "raise" stops at the first missing or invalid stock; "skip" leaves it out with a
         DataRepairWarning naming it (a missing or invalid benchmark always raises).
     """
-    if on_error not in ("raise", "skip"):
-        raise DataError(f"on_error={on_error!r}: use 'raise' or 'skip'")
     folder = Path(cache_dir)
     cached = sorted(p.name[: -len(".parquet")] for p in folder.glob("*.parquet")) if folder.is_dir() else []
     if not cached:
         raise DataError(f"{cache_dir}: no cached prices; run download_to_cache(tickers, start=...) with network first")
     wanted = [t for t in cached if t not in (benchmark, VIX)] if tickers is None else [str(t) for t in tickers]
-    notes, skipped, frames = [], [], {}
+    notes = []
 
     def read(ticker):
         frame, _ = read_cached(cache_dir, ticker)
@@ -446,17 +444,8 @@ def load_cache(cache_dir="cache/yfinance", tickers=None, benchmark: str = "SPY",
         return clean
 
     bench = read(benchmark)["close"].rename(benchmark)
-    for ticker in wanted:
-        try:
-            frames[ticker] = read(ticker)
-        except DataError as error:
-            if on_error == "raise":
-                raise
-            skipped.append(str(error))
-    if skipped:
-        notes.append(f"{cache_dir}: left out {len(skipped)} ticker(s): " + " | ".join(skipped))
-    if not frames:
-        raise DataError(f"{cache_dir}: no usable stock prices (first problem: {skipped[0] if skipped else 'none cached'})")
+    frames, skipped_notes = read_each(wanted, read, on_error, cache_dir)
+    notes += skipped_notes
     vix_close = None
     if cache_file(cache_dir, VIX).exists():
         frame, _ = read_cached(cache_dir, VIX)

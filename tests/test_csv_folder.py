@@ -248,7 +248,7 @@ def test_on_error_skip_leaves_bad_files_out_and_names_them(tmp_path):
     write(tmp_path, "AAA.csv", csv_text(ROWS))
     write(tmp_path, "BAD.csv", _with(3, 1, 0))
     (prices, _), notes = load(tmp_path, on_error="skip")
-    assert prices.tickers == ["AAA"] and any("left out 1 file(s)" in n and "BAD.csv, line 5" in n for n in notes)
+    assert prices.tickers == ["AAA"] and any("left out 1 ticker(s)" in n and "BAD.csv, line 5" in n for n in notes)
 
 
 def test_validate_names_dates_for_frames_without_line_numbers():

@@ -334,7 +334,7 @@ def test_load_cache_errors_name_the_file_and_fix(tmp_path):
     (tmp_path / "BAD.parquet").write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"BAD.parquet: unreadable Parquet file"):
         load_cache(tmp_path, min_rows=100)
-    with pytest.warns(UserWarning, match=r"left out 1 ticker\(s\): .*BAD.parquet"):
+    with pytest.warns(UserWarning, match=r"left out 1 ticker\(s\) that failed validation: .*BAD.parquet"):
         prices, bench, _ = load_cache(tmp_path, min_rows=100, on_error="skip")
     assert prices.tickers == ["AAPL"]
     np.testing.assert_array_equal(bench.to_numpy(), expected("MSFT")["close"].to_numpy())
