@@ -1,0 +1,582 @@
+"""Strategy-variant sweeps: score once, trade many, in one process, local processes or Ray.
+
+A variants file (TOML) names its base preset and the variants to try, as a grid or a list:
+
+    base = "default"
+    [backtest]                       # keys here apply to every variant
+    start = "2021-01-01"
+    [variants.grid]                  # every combination: 3 x 2 = 6 variants
+    top_k = [3, 5, 10]
+    entry_threshold = [0.1, 0.2]
+    [[variants.list]]                # or named variants; model.* keys mean a different model
+    name = "seed-1"
+    model.seed = 1
+
+Each model (one per distinct [model] table) is trained or reused once and scored once
+(models.score_cache); every variant then runs its own Cerebro with those scores through
+pipeline.run (ScoreAlpha instead of LSTMAlpha: the same numbers, tested), and its files land in
+results/<file stem>/<variant>/. comparison.csv / comparison.md rank the variants by Sharpe and name
+the broken ones with their error; equity_curves.png draws every curve against the benchmark.
+
+    python run_backtest.py --variants configs/variants.toml                 # one process
+    python run_backtest.py --variants configs/variants.toml --workers 2     # local processes
+    python run_backtest.py --variants configs/variants.toml --ray           # local Ray, 2 CPUs
+    python run_backtest.py --variants configs/variants.toml --ray-address ray://head:10001
+
+Workers (processes or Ray tasks) return their results and files as bytes; only the driver writes,
+so the same code works on a cluster without a shared disk.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import itertools
+import json
+import math
+import re
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pipeline  # noqa: E402
+from configs import load_config  # noqa: E402
+from feeds.errors import AlphaPluginError, ConfigError, DataError  # noqa: E402
+from feeds.io import atomic_dir, atomic_path, write_text  # noqa: E402
+
+VARIANT_SECTIONS = ("strategy", "model", "backtest")
+COMPARISON_METRICS = ("sharpe", "total_return", "cagr", "volatility", "max_drawdown", "sortino", "n_trades",
+                      "win_rate", "exposure", "turnover", "final_value")
+MODES = ("sequential", "processes", "ray")
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+
+
+# ----------------------------------------------------------------------------- variants
+@dataclass
+class Variant:
+    name: str
+    overrides: dict                  # {"strategy": {...}, "model": {...}, "backtest": {...}}
+    config: dict | None = None       # the merged config (None when it could not be built)
+    error: str | None = None         # why the variant cannot run (it is still reported)
+    scores_key: str | None = None    # which cached score frame it trades
+
+    def params_text(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in flat_params(self.overrides).items())
+
+
+def flat_params(overrides: dict) -> dict:
+    """{"strategy": {"top_k": 3}, "model": {"seed": 1}} -> {"top_k": 3, "model.seed": 1}."""
+    out = {}
+    for section in VARIANT_SECTIONS:
+        for key, value in overrides.get(section, {}).items():
+            out[key if section == "strategy" else f"{section}.{key}"] = value
+    return out
+
+
+def _split_params(params: dict, where: str) -> dict:
+    """A variant's keys as config sections: bare keys are strategy params, tables (model.seed = 1
+    in TOML is {"model": {"seed": 1}}) name their section."""
+    out: dict = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            if key not in VARIANT_SECTIONS:
+                raise ConfigError(f"{where}: '{key}.*' cannot vary; a variant changes {', '.join(VARIANT_SECTIONS)} "
+                                  f"keys (bare keys are strategy params)")
+            out.setdefault(key, {}).update(value)
+        else:
+            out.setdefault("strategy", {})[key] = value
+    return out
+
+
+def _value_text(value) -> str:
+    return str(value).replace("/", "-").replace(" ", "")
+
+
+def grid_variants(grid: dict, source: str = "variants.grid") -> list[Variant]:
+    """Every combination of the grid's lists, named like 'top_k=3_entry_threshold=0.1'."""
+    axes = []  # (section, key, values)
+    for section, table in _split_params(grid, source).items():
+        for key, values in table.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{source}: '{key}' must be a non-empty list of values, e.g. {key} = [3, 5, 10]")
+            axes.append((section, key, values))
+    variants = []
+    for combo in itertools.product(*(values for _, _, values in axes)):
+        overrides: dict = {}
+        parts = []
+        for (section, key, _), value in zip(axes, combo):
+            overrides.setdefault(section, {})[key] = value
+            parts.append(f"{key if section == 'strategy' else section + '.' + key}={_value_text(value)}")
+        variants.append(Variant("_".join(parts) or "base", overrides))
+    return variants
+
+
+def list_variants(entries: list, source: str = "variants.list") -> list[Variant]:
+    variants = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not entry.get("name"):
+            raise ConfigError(f"{source}[{i}]: every [[variants.list]] entry needs name = \"...\"")
+        params = {k: v for k, v in entry.items() if k != "name"}
+        variants.append(Variant(str(entry["name"]), _split_params(params, f"{source} '{entry['name']}'")))
+    return variants
+
+
+def expand_variants(spec: dict, source: str = "variants") -> list[Variant]:
+    """The variants of a [variants] table: its grid's combinations, then its list's entries."""
+    if not isinstance(spec, dict) or not (spec.get("grid") or spec.get("list")):
+        raise ConfigError(f"{source}: no variants; add a [variants.grid] table of lists or [[variants.list]] entries")
+    unknown = set(spec) - {"grid", "list"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {sorted(unknown)} in [variants]; use 'grid' and/or 'list'")
+    variants = grid_variants(spec.get("grid") or {}) if spec.get("grid") else []
+    variants += list_variants(spec.get("list") or [])
+    seen = set()
+    for v in variants:
+        if not _NAME_OK.match(v.name):
+            raise ConfigError(f"{source}: variant name {v.name!r} must be a plain folder name "
+                              "(letters, digits, . _ = + -)")
+        if v.name in seen:
+            raise ConfigError(f"{source}: two variants are named {v.name!r}; names must be unique")
+        seen.add(v.name)
+    return variants
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_sweep(path, preset: str = "default", overrides: dict | None = None) -> tuple[dict, list[Variant]]:
+    """(base config, variants) of a variants file. A variant whose keys are wrong keeps its
+    ConfigError text in .error (and is reported as broken); a wrong file raises."""
+    base = load_config(preset, path, overrides)
+    variants = expand_variants(base.get("variants"), f"{path} [variants]")
+    for v in variants:
+        try:
+            v.config = load_config(preset, path, _merge(overrides or {}, v.overrides))
+            v.config["name"] = v.name
+        except ConfigError as exc:
+            v.error = f"ConfigError: {str(exc).replace('command line', f'variant {v.name!r}')}"
+    return base, variants
+
+
+# ----------------------------------------------------------------------------- scores
+def period_panel(data, start, end):
+    """(panel, benchmark, first day) exactly as LSTMAlpha's BatchScorer sees them in a Cerebro
+    built by pipeline.build_cerebro: the tickers it feeds (two or more bars in the period), every
+    bar up to `end` (history before `start` is warm-up), scored from the first fed day on."""
+    upto = data.prices.between(None, end)
+    fed, first = [], None
+    for ticker, frame in upto.items():
+        in_period = frame.loc[start:end]
+        if len(in_period) >= 2:
+            fed.append(ticker)
+            first = in_period.index[0] if first is None else min(first, in_period.index[0])
+    return upto.select(fed), data.benchmark.loc[:end], first
+
+
+def period_scores(model, data, start, end, cache_dir=None) -> tuple[pd.DataFrame, bool]:
+    """(scores, cache hit): the model's scores for a backtest of [start, end], from the score
+    cache or computed once; bit for bit the scores LSTMAlpha gives in that Cerebro (tested)."""
+    from models.score_cache import DEFAULT_CACHE_DIR, cached_scores
+    panel, bench, first = period_panel(data, start, end)
+    if first is None:
+        raise DataError(f"no stock has two or more prices between {pd.Timestamp(start).date()} and "
+                        f"{pd.Timestamp(end).date()}; widen the backtest period")
+    return cached_scores(model, panel, bench, data.vix, start=first, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
+
+
+# ----------------------------------------------------------------------------- one variant
+@dataclass
+class VariantTask:
+    name: str
+    config: dict
+    scores_key: str
+    params: dict = field(default_factory=dict)   # what this variant changes, for run.json
+
+
+@dataclass
+class VariantOutcome:
+    name: str
+    metrics: dict = field(default_factory=dict)
+    analyzers: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)       # file name -> bytes
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def run_variant(task: VariantTask, data, scores_by_key: dict, options: dict | None = None) -> VariantOutcome:
+    """One variant in its own Cerebro (pipeline.run with precomputed scores) in a temporary folder;
+    returns metrics, analyzer results and the files' bytes. Never raises: an error is returned.
+    `options`: extra keywords of pipeline.run shared by all variants (universe, extra_analyzers)."""
+    t0 = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="sweep-") as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the driver warns once for the base config
+            out = Path(tmp) / "run"
+            result = pipeline.run(task.config, out, scores=scores_by_key[task.scores_key], progress=False, data=data,
+                                  **(options or {}))
+            files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+        if "run.json" in files:  # say where the scores came from (pipeline.run assumes a --scores file)
+            run_info = json.loads(files["run.json"])
+            run_info.update(scores="the model's scores, computed once for the sweep (models/score_cache)",
+                            variant=task.name, variant_params=task.params)
+            files["run.json"] = (json.dumps(run_info, indent=2, default=str) + "\n").encode()
+        return VariantOutcome(task.name, dict(result.metrics), dict(result.analyzers), files,
+                              seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - a broken variant is reported, the others go on
+        text = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, AlphaPluginError):
+            text += " | " + traceback.format_exc(limit=3).strip().splitlines()[-2].strip()
+        return VariantOutcome(task.name, error=text, seconds=time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- runners
+def run_sequential(tasks, data, scores_by_key, progress=None, options=None) -> list[VariantOutcome]:
+    outcomes = []
+    for task in tasks:
+        outcomes.append(run_variant(task, data, scores_by_key, options))
+        _report(progress, outcomes[-1], len(outcomes), len(tasks))
+    return outcomes
+
+
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(data, scores_by_key, options):
+    _WORKER_STATE.update(data=data, scores=scores_by_key, options=options)
+
+
+def _run_in_worker(task):
+    return run_variant(task, _WORKER_STATE["data"], _WORKER_STATE["scores"], _WORKER_STATE["options"])
+
+
+def run_processes(tasks, data, scores_by_key, workers: int = 2, progress=None, options=None) -> list[VariantOutcome]:
+    """Local processes without Ray; each worker receives the data and scores once."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    # fork hands the panel over without pickling; the workers never run torch, so forking after
+    # torch was imported is safe here
+    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
+    by_name = {}
+    with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, initializer=_init_worker,
+                                initargs=(data, scores_by_key, options)) as pool:
+        futures = {pool.submit(_run_in_worker, t): t for t in tasks}
+        for done, future in enumerate(cf.as_completed(futures), 1):
+            task = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker that died
+                outcome = VariantOutcome(task.name, error=f"worker failed: {type(exc).__name__}: {exc}")
+            by_name[task.name] = outcome
+            _report(progress, outcome, done, len(tasks))
+    return [by_name[t.name] for t in tasks]
+
+
+def _ray_runtime_env(address: str | None) -> dict:
+    if address:  # a real cluster: ship the project's code (not results, caches or models)
+        return {"working_dir": str(ROOT),
+                "excludes": ["results/", "cache/", "models/store/", ".git/", ".venv/", "**/__pycache__/"]}
+    return {"env_vars": {"PYTHONPATH": str(ROOT)}}
+
+
+def run_ray(tasks, data, scores_by_key, address: str | None = None, num_cpus: int = 2,
+            progress=None, options=None) -> list[VariantOutcome]:
+    """Ray tasks: the data and scores go into the object store once; each task builds its own
+    Cerebro and returns its results and files. A local instance unless `address` is given."""
+    import ray
+    started = False
+    if not ray.is_initialized():
+        kwargs = dict(runtime_env=_ray_runtime_env(address), log_to_driver=False, ignore_reinit_error=True)
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        started = True
+    try:
+        data_ref, scores_ref, options_ref = ray.put(data), ray.put(scores_by_key), ray.put(options)
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_variant)
+        pending = {remote.remote(t, data_ref, scores_ref, options_ref): t for t in tasks}
+        by_name, done = {}, 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - the worker died (run_variant itself never raises)
+                outcome = VariantOutcome(task.name, error=f"ray task failed: {type(exc).__name__}: {exc}")
+            by_name[task.name] = outcome
+            done += 1
+            _report(progress, outcome, done, len(tasks))
+        return [by_name[t.name] for t in tasks]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _report(progress, outcome: VariantOutcome, done: int, total: int) -> None:
+    if progress:
+        state = f"error: {outcome.error}" if outcome.error else f"Sharpe {_fmt(outcome.metrics.get('sharpe'))}"
+        progress(f"  [{done}/{total}] {outcome.name}: {state} ({outcome.seconds:.1f}s)")
+
+
+# ----------------------------------------------------------------------------- the sweep
+@dataclass
+class SweepResult:
+    out_dir: Path
+    rows: list                   # comparison rows, best Sharpe first, broken variants last
+    outcomes: dict               # variant name -> VariantOutcome
+    models: int                  # distinct models used
+    inference_runs: int          # model.predict calls (cache misses)
+    seconds: dict
+
+
+def default_model_for(retrain: bool = False, progress: bool = False, store: Path | None = None):
+    def model_for(config: dict, data):
+        model, _, _ = pipeline.get_model(config, data, retrain=retrain, progress=progress,
+                                         store=store or pipeline.MODEL_STORE)
+        return model
+    return model_for
+
+
+def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None, preset: str = "default",
+              overrides: dict | None = None, mode: str = "sequential", workers: int = 2,
+              ray_address: str | None = None, model_for=None, data=None, cache_dir=None,
+              progress=print, universe=None, extra_analyzers=()) -> SweepResult:
+    """Run every variant of `variants_path`; write results/<stem>/<variant>/ and the comparison.
+
+    model_for(config, data) -> fitted model (default: pipeline.get_model, trained or reused);
+    universe and extra_analyzers go to every variant's pipeline.run."""
+    from models.score_cache import DEFAULT_CACHE_DIR
+    if mode not in MODES:
+        raise ConfigError(f"sweep mode {mode!r}; use one of {', '.join(MODES)}")
+    seconds = {}
+    t0 = time.perf_counter()
+    base, variants = load_sweep(variants_path, preset, overrides)
+    out_dir = pipeline.resolve_out_dir(out_root, name or Path(variants_path).stem)
+    for v in variants:
+        pipeline.resolve_out_dir(out_dir, v.name)  # refuse a name that climbs out before any work
+    data = data or pipeline.load_data(base)
+    model_for = model_for or default_model_for(progress=progress is not None)
+    seconds["setup"] = time.perf_counter() - t0
+
+    # one model per distinct [model] table, one inference per (model, backtest period)
+    t = time.perf_counter()
+    models, failed, scores_by_key, key_of, misses = {}, {}, {}, {}, 0
+    for v in variants:
+        if v.error:
+            continue
+        model_key = json.dumps(v.config["model"], sort_keys=True, default=str)
+        if model_key in failed:  # that model could not be made: one error, not one training per variant
+            v.error = failed[model_key]
+            continue
+        try:
+            if model_key not in models:
+                models[model_key] = model_for(v.config, data)
+                if progress:
+                    progress(f"model {len(models)}: ready")
+            start, end = pipeline.backtest_period(v.config, data)
+            key = f"{model_key}|{start.date()}|{end.date()}"
+            if key not in key_of:
+                scores, hit = period_scores(models[model_key], data, start, end, cache_dir or DEFAULT_CACHE_DIR)
+                key_of[key] = f"scores{len(key_of)}"
+                scores_by_key[key_of[key]] = scores
+                misses += not hit
+                if progress:
+                    progress(f"scores {start.date()}..{end.date()}: {'from cache' if hit else 'computed and cached'}")
+            v.scores_key = key_of[key]
+        except AlphaPluginError as exc:
+            v.error = f"{type(exc).__name__}: {exc}"
+            if model_key not in models:
+                failed[model_key] = v.error
+    seconds["models_and_scores"] = time.perf_counter() - t
+
+    tasks = [VariantTask(v.name, v.config, v.scores_key, flat_params(v.overrides)) for v in variants if not v.error]
+    t = time.perf_counter()
+    options = {"universe": universe, "extra_analyzers": tuple(extra_analyzers)}
+    if mode == "sequential":
+        done = run_sequential(tasks, data, scores_by_key, progress, options)
+    elif mode == "processes":
+        done = run_processes(tasks, data, scores_by_key, workers, progress, options)
+    else:
+        done = run_ray(tasks, data, scores_by_key, ray_address, num_cpus=workers, progress=progress, options=options)
+    seconds["backtests"] = time.perf_counter() - t
+
+    outcomes = {o.name: o for o in done}
+    for v in variants:
+        if v.error:
+            outcomes[v.name] = VariantOutcome(v.name, error=v.error)
+    outcomes = {v.name: outcomes[v.name] for v in variants}
+    t = time.perf_counter()
+    rows = write_sweep(out_dir, variants, outcomes, data)
+    seconds["write"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t0
+    return SweepResult(out_dir, rows, outcomes, len(models), misses, seconds)
+
+
+# ----------------------------------------------------------------------------- writing
+def comparison_rows(variants: list[Variant], outcomes: dict) -> list[dict]:
+    """One row per variant: name, status, error, its params, the metrics of metrics.json.
+    Sorted by Sharpe (best first, missing Sharpe after), broken variants last."""
+    rows = []
+    for v in variants:
+        o = outcomes[v.name]
+        row = {"variant": v.name, "status": "error" if o.error else "ok", "error": o.error or "",
+               "params": v.params_text()}
+        row.update(o.metrics)
+        rows.append(row)
+
+    def order(row):
+        sharpe = row.get("sharpe")
+        usable = isinstance(sharpe, (int, float)) and math.isfinite(sharpe)
+        return (row["status"] != "ok", not usable, -sharpe if usable else 0.0)
+    return sorted(rows, key=order)
+
+
+def write_sweep(out_dir: Path, variants: list[Variant], outcomes: dict, data) -> list[dict]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for v in variants:
+        o = outcomes[v.name]
+        with atomic_dir(pipeline.resolve_out_dir(out_dir, v.name)) as tmp:
+            if o.error:
+                (tmp / "error.txt").write_text(o.error + "\n")
+            for file_name, content in o.files.items():
+                (tmp / file_name).write_bytes(content)
+    rows = comparison_rows(variants, outcomes)
+    frame = pd.DataFrame(rows)
+    write_text(out_dir / "comparison.csv", frame.to_csv(index=False))
+    write_text(out_dir / "comparison.md", comparison_markdown(rows, data))
+    curves = {o.name: equity_from_csv(o.files["equity.csv"]) for o in outcomes.values()
+              if not o.error and "equity.csv" in o.files}
+    if curves:
+        write_equity_curves_png(curves, data.benchmark, out_dir / "equity_curves.png", data.benchmark_name)
+    return rows
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if pct:
+        return f"{100 * value:+.1f}%"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def comparison_markdown(rows: list[dict], data) -> str:
+    ok = [r for r in rows if r["status"] == "ok"]
+    broken = [r for r in rows if r["status"] != "ok"]
+    pct = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
+    cols = ["sharpe", "total_return", "cagr", "volatility", "max_drawdown", "n_trades", "win_rate", "turnover"]
+    lines = ["# Variant comparison", ""]
+    if ok:
+        first = ok[0]
+        lines.append(f"Period {first.get('start')} .. {first.get('end')}; benchmark {data.benchmark_name}: "
+                     f"total return {_fmt(first.get('benchmark_total_return'), True)}, "
+                     f"Sharpe {_fmt(first.get('benchmark_sharpe'))}. Sorted by Sharpe.")
+        lines.append("")
+        lines.append("| variant | params | " + " | ".join(cols) + " |")
+        lines.append("|---|---|" + "---:|" * len(cols))
+        for r in ok:
+            cells = [_fmt(r.get(c), c in pct) for c in cols]
+            lines.append(f"| {r['variant']} | {r['params']} | " + " | ".join(cells) + " |")
+    if broken:
+        lines += ["", "## Broken variants", ""]
+        lines += [f"- **{r['variant']}** ({r['params']}): {r['error']}" for r in broken]
+    lines += ["", *[f"Caveat: {c}" for c in data.caveats]]
+    return "\n".join(lines) + "\n"
+
+
+def equity_from_csv(content: bytes) -> pd.Series:
+    frame = pd.read_csv(io.BytesIO(content), parse_dates=["date"], index_col="date")
+    return frame["value"]
+
+
+def write_equity_curves_png(curves: dict, benchmark: pd.Series, path: Path, bench_name: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from analyzers import align_benchmark
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    for name, equity in curves.items():
+        ax.plot(equity.index, equity.values, label=name, linewidth=1.0)
+    first = next(iter(curves.values()))
+    bench = align_benchmark(benchmark, first.index, base=float(first.iloc[0]))
+    ax.plot(bench.index, bench.values, label=f"{bench_name} (rebased)", color="black", linewidth=1.6, linestyle="--")
+    ax.set_ylabel("portfolio value")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7, ncol=2 if len(curves) > 8 else 1)
+    fig.autofmt_xdate()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- command line
+def overrides_from_args(args) -> dict:
+    """The run_backtest.py options that apply to every variant, as config overrides."""
+    overrides: dict = {}
+
+    def put(section, key, value):
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("strategy", "cross_section", getattr(args, "cross_section", None))
+    source = getattr(args, "source", None) or ("csv" if getattr(args, "data", None) else None)
+    put("data", "source", source)
+    put("data", "dir", getattr(args, "data", None))
+    put("data", "benchmark", getattr(args, "benchmark", None))
+    for key in ("start", "end", "cash", "commission"):
+        put("backtest", key, getattr(args, key, None))
+    put("model", "seed", getattr(args, "seed", None))
+    return overrides
+
+
+def run_cli(args) -> int:
+    """`run_backtest.py --variants FILE [--ray [--ray-address A]] [--workers N]`."""
+    if getattr(args, "config", None):
+        raise ConfigError("--variants FILE is the config of a sweep (it names its base); drop --config")
+    if getattr(args, "scores", None):
+        raise ConfigError("--variants runs the model's cached scores; --scores cannot be combined with it")
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: give at least 1")
+    use_ray = bool(getattr(args, "ray", False) or getattr(args, "ray_address", None))
+    mode = "ray" if use_ray else ("processes" if workers and workers > 1 else "sequential")
+    quiet = getattr(args, "no_progress", False)
+    store = Path(args.model_store) if getattr(args, "model_store", None) else None
+    universe = None
+    if getattr(args, "universe", None):
+        from feeds import Membership
+        universe = Membership.from_csv(args.universe)
+    result = run_sweep(args.variants, out_root=args.out, name=getattr(args, "name", None), preset=args.preset,
+                       overrides=overrides_from_args(args), mode=mode, workers=workers or 2,
+                       ray_address=getattr(args, "ray_address", None),
+                       model_for=default_model_for(retrain=getattr(args, "retrain", False), progress=not quiet,
+                                                   store=store),
+                       progress=print, universe=universe, extra_analyzers=getattr(args, "analyzer", None) or ())
+    print_comparison(result)
+    return 0 if any(r["status"] == "ok" for r in result.rows) else 1
+
+
+def print_comparison(result: SweepResult) -> None:
+    print()
+    print(f"Sweep results in {result.out_dir} ({len(result.rows)} variants, {result.models} model(s), "
+          f"{result.inference_runs} inference run(s); {result.seconds['total']:.1f}s)")
+    print(f"  {'variant':32} {'Sharpe':>7} {'return':>8} {'max DD':>8} {'trades':>7}")
+    for r in result.rows:
+        if r["status"] == "ok":
+            print(f"  {r['variant'][:32]:32} {_fmt(r.get('sharpe')):>7} {_fmt(r.get('total_return'), True):>8} "
+                  f"{_fmt(r.get('max_drawdown'), True):>8} {_fmt(r.get('n_trades')):>7}")
+        else:
+            print(f"  {r['variant'][:32]:32} BROKEN: {r['error']}")
+    print(f"  comparison.csv, comparison.md, equity_curves.png in {result.out_dir}")

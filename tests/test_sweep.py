@@ -1,0 +1,222 @@
+"""Variant sweeps: the variants file, the comparison, sequential == processes == Ray, broken
+variants reported, and a variant's metrics equal to the same run done alone with the LSTM indicator."""
+import json
+import time
+
+import pandas as pd
+import pytest
+
+import sweep
+from feeds.errors import ConfigError
+
+SWEEP_TOML = """
+base = "default"
+[backtest]
+start = "2021-01-01"
+end = "2022-12-31"
+[variants.grid]
+top_k = [3, 5]
+[[variants.list]]
+name = "slow-review"
+review_days = 14
+entry_threshold = 0.1
+[[variants.list]]
+name = "broken"
+top_k = 0
+"""
+
+
+def _write(tmp_path, text, name="mysweep.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def market(embedded):
+    import pipeline
+    prices, bench = embedded
+    return pipeline.MarketData(prices, bench)
+
+
+@pytest.fixture(scope="module")
+def sequential(tiny_model, market, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("seq")
+    path = _write(tmp, SWEEP_TOML)
+    result = sweep.run_sweep(path, out_root=tmp / "results", model_for=lambda cfg, data: tiny_model, data=market,
+                             cache_dir=tmp / "cache", progress=None)
+    return path, tmp, result
+
+
+# ----------------------------------------------------------------------------- the variants file
+def test_grid_is_every_combination_with_readable_names():
+    variants = sweep.grid_variants({"top_k": [3, 5, 10], "entry_threshold": [0.1, 0.2], "model": {"seed": [0, 1]}})
+    assert len(variants) == 12
+    names = [v.name for v in variants]
+    assert len(set(names)) == 12 and "top_k=3_entry_threshold=0.1_model.seed=0" in names
+    v = variants[names.index("top_k=10_entry_threshold=0.2_model.seed=1")]
+    assert v.overrides == {"strategy": {"top_k": 10, "entry_threshold": 0.2}, "model": {"seed": 1}}
+
+
+def test_list_entries_split_strategy_and_model_keys():
+    [v] = sweep.list_variants([{"name": "s1", "top_k": 3, "model": {"seed": 1}}])
+    assert v.overrides == {"strategy": {"top_k": 3}, "model": {"seed": 1}}
+    assert sweep.flat_params(v.overrides) == {"top_k": 3, "model.seed": 1}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({}, "no variants"),
+    ({"grid": {"top_k": 3}}, "non-empty list"),
+    ({"list": [{"top_k": 3}]}, "needs name"),
+    ({"list": [{"name": "a"}, {"name": "a"}]}, "unique"),
+    ({"list": [{"name": "../escape"}]}, "plain folder name"),
+    ({"list": [{"name": "d", "data": {"source": "csv"}}]}, "cannot vary"),
+    ({"grids": {}}, "no variants"),
+])
+def test_bad_variant_specs_are_config_errors(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep.expand_variants(spec)
+
+
+def test_a_misspelt_key_breaks_only_its_variant(tmp_path):
+    path = _write(tmp_path, 'base = "default"\n[[variants.list]]\nname = "ok"\ntop_k = 3\n'
+                            '[[variants.list]]\nname = "typo"\ntopk = 3\n')
+    base, variants = sweep.load_sweep(path)
+    ok, typo = variants
+    assert ok.error is None and ok.config["strategy"]["top_k"] == 3 and ok.config["name"] == "ok"
+    assert "unknown config key 'strategy.topk'" in typo.error and "variant 'typo'" in typo.error
+
+
+def test_comparison_rows_sort_by_sharpe_with_broken_last():
+    variants = [sweep.Variant(n, {}) for n in "abcd"]
+    outcomes = {"a": sweep.VariantOutcome("a", {"sharpe": 0.5}), "b": sweep.VariantOutcome("b", error="boom"),
+                "c": sweep.VariantOutcome("c", {"sharpe": None}), "d": sweep.VariantOutcome("d", {"sharpe": 1.5})}
+    assert [r["variant"] for r in sweep.comparison_rows(variants, outcomes)] == ["d", "a", "c", "b"]
+
+
+# ----------------------------------------------------------------------------- a sweep
+def test_sweep_writes_each_variant_and_the_comparison(sequential):
+    path, tmp, result = sequential
+    out = tmp / "results" / "mysweep"
+    assert result.out_dir == out and result.inference_runs == 1 and result.models == 1
+    for name in ("top_k=3", "top_k=5", "slow-review"):
+        files = {p.name for p in (out / name).iterdir()}
+        assert {"tearsheet.html", "trades.csv", "metrics.json", "equity.csv"} <= files, name
+    assert (out / "equity_curves.png").stat().st_size > 10_000
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(table["variant"][:3]) == list(table[table.status == "ok"].sort_values("sharpe", ascending=False)["variant"])
+    assert table["variant"].iloc[-1] == "broken" and table["status"].iloc[-1] == "error"
+    # the broken variant is named with the strategy's ConfigError text, the others are whole
+    assert "ConfigError" in table["error"].iloc[-1] and "top_k" in table["error"].iloc[-1]
+    assert "top_k" in (out / "broken" / "error.txt").read_text()
+    for _, row in table[table.status == "ok"].iterrows():
+        metrics = json.loads((out / row["variant"] / "metrics.json").read_text())
+        assert row["sharpe"] == pytest.approx(metrics["sharpe"], rel=1e-12)
+        assert row["n_trades"] == metrics["n_trades"] > 0
+    md = (out / "comparison.md").read_text()
+    assert "## Broken variants" in md and "**broken**" in md and "top_k=3" in md
+
+
+def test_a_variant_equals_the_same_run_alone_with_the_lstm_indicator(sequential, tiny_model, market, tmp_path):
+    """What run_backtest.py does for one config (pipeline.run with the LSTM indicator) gives the
+    very metrics, trades and equity of that variant in the sweep."""
+    import pipeline
+    path, tmp, result = sequential
+    _, variants = sweep.load_sweep(path)
+    variant = next(v for v in variants if v.name == "slow-review")
+    alone = pipeline.run(variant.config, tmp_path / "alone", progress=False, data=market, model=tiny_model)
+    out = tmp / "results" / "mysweep" / "slow-review"
+    assert json.loads((out / "metrics.json").read_text()) == json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    assert result.outcomes["slow-review"].metrics == alone.metrics
+    assert (out / "trades.csv").read_text() == (tmp_path / "alone" / "trades.csv").read_text()
+    assert (out / "equity.csv").read_text() == (tmp_path / "alone" / "equity.csv").read_text()
+
+
+def _subset(path, tmp, names):
+    """The sweep file cut down to some of its variants (same period, so the same cached scores)."""
+    text = path.read_text().split("[variants.grid]")[0]
+    grid = [n for n in names if n.startswith("top_k=")]
+    if grid:
+        text += "[variants.grid]\ntop_k = [" + ", ".join(n.split("=")[1] for n in grid) + "]\n"
+    if "broken" in names:
+        text += '[[variants.list]]\nname = "broken"\ntop_k = 0\n'
+    if "slow-review" in names:
+        text += '[[variants.list]]\nname = "slow-review"\nreview_days = 14\nentry_threshold = 0.1\n'
+    return _write(tmp, text)
+
+
+def test_a_second_sweep_reads_the_score_cache(sequential, tiny_model, market, tmp_path):
+    path, tmp, first = sequential
+    again = sweep.run_sweep(_subset(path, tmp_path, ["slow-review"]), out_root=tmp_path / "again",
+                            model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
+    assert again.inference_runs == 0
+    assert again.outcomes["slow-review"].metrics == first.outcomes["slow-review"].metrics
+
+
+def test_local_processes_give_the_sequential_metrics(sequential, tiny_model, market, tmp_path):
+    path, tmp, first = sequential
+    names = ["top_k=3", "top_k=5", "broken"]
+    result = sweep.run_sweep(_subset(path, tmp_path, names), out_root=tmp_path / "procs", mode="processes", workers=2,
+                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
+    assert sorted(result.outcomes) == sorted(names)
+    for name in names:
+        assert result.outcomes[name].metrics == first.outcomes[name].metrics, name
+        assert result.outcomes[name].error == first.outcomes[name].error
+    assert (tmp_path / "procs" / "mysweep" / "top_k=3" / "trades.csv").read_bytes() == \
+        (tmp / "results" / "mysweep" / "top_k=3" / "trades.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_local_ray_gives_the_sequential_metrics(sequential, tiny_model, market):
+    pytest.importorskip("ray")
+    path, tmp, first = sequential
+    t0 = time.perf_counter()
+    result = sweep.run_sweep(path, out_root=tmp / "ray", mode="ray", workers=2,
+                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
+    print(f"ray sweep {time.perf_counter() - t0:.1f}s")
+    for name, outcome in first.outcomes.items():
+        assert result.outcomes[name].metrics == outcome.metrics, name
+        assert (result.outcomes[name].error is None) == (outcome.error is None)
+    assert "top_k" in result.outcomes["broken"].error
+    table = pd.read_csv(tmp / "ray" / "mysweep" / "comparison.csv")
+    assert table.set_index("variant")["status"].to_dict() == {"top_k=3": "ok", "top_k=5": "ok",
+                                                             "slow-review": "ok", "broken": "error"}
+
+
+def test_a_model_change_in_a_variant_means_another_model(tiny_model, market, tmp_path):
+    seen = []
+
+    def model_for(cfg, data):
+        seen.append(cfg["model"]["seed"])
+        if cfg["model"]["seed"] == 99:
+            raise ConfigError("no such model in this test")
+        return tiny_model
+
+    path = _write(tmp_path, 'base = "default"\n[backtest]\nstart = "2022-06-01"\nend = "2022-12-31"\n'
+                            '[[variants.list]]\nname = "a"\n[[variants.list]]\nname = "b"\nmodel.seed = 99\n'
+                            '[[variants.list]]\nname = "c"\nmodel.seed = 99\ntop_k = 3\n')
+    result = sweep.run_sweep(path, out_root=tmp_path / "r", model_for=model_for, data=market,
+                             cache_dir=tmp_path / "cache", progress=None)
+    assert seen == [0, 99]  # one attempt per distinct model, not one per variant
+    assert result.outcomes["a"].error is None
+    assert "no such model" in result.outcomes["b"].error and "no such model" in result.outcomes["c"].error
+
+
+def test_command_line_variants(tmp_path, monkeypatch):
+    """run_backtest.py --variants FILE trains (tiny) once, scores once and writes the sweep."""
+    import models.score_cache
+    import run_backtest
+    monkeypatch.setattr(models.score_cache, "DEFAULT_CACHE_DIR", tmp_path / "cache")
+    tiny = "\n".join(f"{k} = {v}" for k, v in dict(hidden=8, epochs=1, patience=1, stride=10, batch_size=2048,
+                                                    seed=3, threads=1).items())
+    path = _write(tmp_path, f'base = "default"\n[model]\n{tiny}\n[backtest]\nstart = "2022-01-01"\n'
+                            f'end = "2022-12-31"\n[variants.grid]\ntop_k = [3, 4]\n', name="cli.toml")
+    code = run_backtest.main(["--variants", str(path), "--out", str(tmp_path / "out"), "--no-progress",
+                              "--model-store", str(tmp_path / "store"), "--analyzer", "backtrader.analyzers.SQN"])
+    assert code == 0
+    extra = json.loads((tmp_path / "out" / "cli" / "top_k=3" / "analyzers.json").read_text())
+    assert "SQN" in extra and extra["SQN"]["trades"] > 0  # --analyzer reaches every variant
+    table = pd.read_csv(tmp_path / "out" / "cli" / "comparison.csv")
+    assert sorted(table["variant"]) == ["top_k=3", "top_k=4"] and (table["status"] == "ok").all()
+    assert len(list((tmp_path / "cache").glob("*.parquet"))) == 1
+    assert run_backtest.main(["--ray"]) == 2  # --ray alone is an error with a message, not a crash
