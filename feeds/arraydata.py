@@ -195,6 +195,10 @@ class ArrayData(bt.feeds.DataBase):
             return buf.array[nxt]
         return float("inf")
 
+    def __len__(self):
+        # len() of a data is asked several times a bar per data; skip the two proxy layers
+        return self.lines.lines[0].lencount
+
     def advance(self, size=1, datamaster=None, ticks=True):
         if not self._lean_fast or datamaster is not None:
             return super().advance(size, datamaster, ticks)

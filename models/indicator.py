@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from feeds.errors import ConfigError
+from feeds.lean import LeanLinesMixin
 from feeds.panel import FIELDS, PricePanel
 
 # ewm-based features (EMA, RSI, MACD) have infinite memory; with this many extra bars the
@@ -102,7 +103,7 @@ class BatchScorer:
         return self._scores
 
 
-class LSTMAlpha(bt.Indicator):
+class LSTMAlpha(LeanLinesMixin, bt.Indicator):
     """Pass the stock first and the benchmark second: an indicator's clock is its first data."""
 
     lines = ("score",)

@@ -171,6 +171,7 @@ class AlphaRankStrategy(bt.Strategy):
             self.alphas[d._name] = indicator
         # (data, its datetime line, its alpha's score line): the daily loop reads the lines directly
         self._watch = [(d, d.lines.datetime, self.alphas[d._name].lines.score) for d in self.stocks]
+        self._grid = None  # built at the first bar: see _score_grid
 
         self._start_day = None if self.p.start is None else _daynum(self.p.start)
         self.raw_scores: dict = {}
@@ -224,7 +225,30 @@ class AlphaRankStrategy(bt.Strategy):
 
     def next(self):
         today = int(self.datetime[0])
-        ready, names, values = [], [], []
+        ready, values = self._ready_today(today)
+        used = rank_to_unit(values) if self.p.cross_section == "rank" else values
+        names = [d._name for d in ready]
+        self.raw_scores = dict(zip(names, values.tolist()))
+        self.cross_scores = dict(zip(names, used.tolist()))
+        self._to_buy = []
+        if self._start_day is not None and today < self._start_day:
+            return
+        self._decide_exits(today, dict(zip(ready, used.tolist())))
+        self._decide_entries(today, ready, used)
+
+    def _ready_today(self, today: int) -> tuple[list, np.ndarray]:
+        """The stocks with a bar dated today and a finite score, and those scores."""
+        if self._grid is None:
+            self._grid = self._score_grid()
+        if self._grid is not False:  # runonce: one row lookup instead of a loop over every data
+            days, grid = self._grid
+            row = np.searchsorted(days, today)
+            if row == len(days) or days[row] != today:
+                return [], np.empty(0)
+            values = grid[row]
+            columns = np.flatnonzero(np.isfinite(values))
+            return [self.stocks[i] for i in columns], values[columns]
+        ready, values = [], []
         isfinite = math.isfinite
         for d, dt_line, score_line in self._watch:
             # never read a data that has not started ([0] would be the end of its series), nor one
@@ -233,20 +257,26 @@ class AlphaRankStrategy(bt.Strategy):
                 score = score_line[0]
                 if isfinite(score):
                     ready.append(d)
-                    names.append(d._name)
                     values.append(score)
-        if self.p.cross_section == "rank":
-            used = rank_to_unit(values).tolist()
-        else:
-            used = values
-        self.raw_scores = dict(zip(names, values))
-        self.cross_scores = dict(zip(names, used))
-        scores = dict(zip(ready, used))
-        self._to_buy = []
-        if self._start_day is not None and today < self._start_day:
-            return
-        self._decide_exits(today, scores)
-        self._decide_entries(today, scores)
+        return ready, np.asarray(values, dtype=float)
+
+    def _score_grid(self):
+        """(sorted day numbers, [days, stocks] scores) when every alpha is already computed for
+        every bar (runonce with preloaded datas), else False (the per-data loop is used).
+
+        Only today's row is ever read; it holds exactly what the loop would read: the score of each
+        stock whose bar is dated today, NaN for stocks with no bar today."""
+        columns = []
+        for d, dt_line, score_line in self._watch:
+            n = d.buflen()
+            if len(dt_line.array) != n or len(score_line.array) != n:
+                return False
+            columns.append((np.floor(np.asarray(dt_line.array)).astype(np.int64), np.asarray(score_line.array)))
+        days = np.unique(np.concatenate([c[0] for c in columns])) if columns else np.empty(0, np.int64)
+        grid = np.full((len(days), len(columns)), np.nan)
+        for i, (stock_days, scores) in enumerate(columns):
+            grid[np.searchsorted(days, stock_days), i] = scores
+        return days, grid
 
     def _decide_exits(self, today, scores):
         p = self.p
@@ -270,7 +300,7 @@ class AlphaRankStrategy(bt.Strategy):
                 self._to_sell[d] = ("review_exit", scores[d])
                 self._log(f"EXIT  {d._name}: score {scores[d]:+.4f} < {p.exit_threshold}")
 
-    def _decide_entries(self, today, scores):
+    def _decide_entries(self, today, ready: list, used: np.ndarray):
         p = self.p
         held = sum(1 for d in self._book if d not in self._to_sell)
         pending_buys = sum(1 for o in self._pending.values() if o.isbuy())
@@ -278,12 +308,15 @@ class AlphaRankStrategy(bt.Strategy):
         if free <= 0:
             return
         book, pending, threshold = self._book, self._pending, p.entry_threshold
-        candidates = [(d, score) for d, score in scores.items()
-                      if score > threshold and d not in book and d not in pending]
-        candidates.sort(key=lambda item: -item[1])  # stable: ties keep the datas' order
         date = pd.Timestamp(bt.num2date(float(today)).date()) if p.universe is not None else None
         self._to_buy = []
-        for d, score in candidates:  # the slower checks only for the best few, until slots are full
+        for j in np.argsort(-used, kind="stable"):  # highest first; ties keep the datas' order
+            score = float(used[j])
+            if not score > threshold:
+                break
+            d = ready[j]
+            if d in book or d in pending:
+                continue
             if p.close_at_end and self._ends_next_bar(d):
                 continue  # the backtest ends at the next bar: it could not be sold afterwards
             if date is not None and not p.universe.is_member(d._name, date):

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from feeds.errors import ConfigError, DataError
+from feeds.lean import LeanLinesMixin
 
 # Backtrader stores datetimes as float day numbers (matplotlib's old epoch: 0001-01-01 = 1.0);
 # the integer part is the calendar day, and 1970-01-01 is day 719163.
@@ -78,7 +79,7 @@ class _PreparedScores:
         return out
 
 
-class ScoreAlpha(bt.Indicator):
+class ScoreAlpha(LeanLinesMixin, bt.Indicator):
     """Reads a stock's score from a precomputed frame: line ``score`` in [-1, 1], NaN = no score.
 
     Params:
