@@ -33,7 +33,7 @@ from feeds.synthetic import SYNTHETIC_LABEL, make_synthetic_universe
 TARGET_US, TARGET_SPEEDUP, TARGET_RSS_MB = 8.0, 6.0, 2048.0
 
 
-def untrained_model(hidden: int = 32, seq_len: int = 30, seed: int = 0, threads: int = 2):
+def untrained_model(hidden: int = 32, seq_len: int = 30, seed: int = 0, threads: int = 1):
     """An AlphaModel of the default preset's shape with random weights and an identity scaler:
     the same work per window as a trained one, without the training."""
     import torch
