@@ -56,7 +56,8 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--pyfolio", action="store_true", help="also write the pyfolio full tear sheet as PNGs")
     p.add_argument("--walk-forward", action="store_true",
                    help="refit the model every 12 months over the test period (expanding window; see [walk_forward] "
-                        "in configs/default.toml); each score comes from the fold trained before its date")
+                        "in configs/default.toml); each score comes from the fold trained before its date. "
+                        "With --workers N the folds train in N processes, with --ray as Ray tasks")
     p.add_argument("--importance", action="store_true",
                    help="also write permutation importance of each feature on the validation period (importance.csv/png)")
     p.add_argument("--bt-plot", action="store_true", help="also save Backtrader's own plot (traded stocks only) as bt_plot.png")
@@ -96,6 +97,7 @@ def config_from_args(args) -> dict:
     put("model", "seed", args.seed)
     if args.walk_forward:
         put("walk_forward", "enabled", True)
+        put("walk_forward", "workers", getattr(args, "workers", None))
     config = load_config(args.preset, args.config, overrides)
     if args.commission is not None and not (0 <= args.commission < 0.1):
         raise ConfigError(f"--commission {args.commission} is not a fraction in [0, 0.1); 5 bp is 0.0005")
@@ -187,8 +189,13 @@ def run_main(args) -> int:
     if getattr(args, "variants", None):
         import sweep
         return sweep.run_cli(args)
-    if getattr(args, "ray", False) or getattr(args, "ray_address", None) or getattr(args, "workers", None):
-        raise ConfigError("--ray, --ray-address and --workers run a sweep: add --variants FILE.toml")
+    parallel = getattr(args, "ray", False) or getattr(args, "ray_address", None) or getattr(args, "workers", None)
+    if parallel and not args.walk_forward:
+        raise ConfigError("--ray, --ray-address and --workers run a sweep (add --variants FILE.toml) "
+                          "or the folds of --walk-forward")
+    if args.ray_address:
+        import ray
+        ray.init(address=args.ray_address)
     import pipeline
     from feeds import Membership
     from strategies import load_scores_csv
@@ -205,7 +212,7 @@ def run_main(args) -> int:
             warnings.simplefilter("always")
             store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
             model, path, reused = pipeline.get_model(config, data, retrain=args.retrain, progress=not args.no_progress,
-                                                     store=store)
+                                                     store=store, ray=bool(args.ray or args.ray_address))
         print(f"model: {'reused' if reused else 'trained and saved'} {path}")
         if hasattr(model, "fold_table"):
             print("walk-forward folds (each scores only its test period; fitted on labels ending before it):")

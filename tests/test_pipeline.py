@@ -177,3 +177,8 @@ def test_universe_baseline_is_equal_weight_daily_rebalanced():
     got = pipeline.universe_baseline(PricePanel({"close": close}, {"close"}), dates)
     # day 2: (+10% - 10%)/2 = 0; day 3: only A trades, +10%; day 4: A 0%, B has no return (gap) -> 0
     assert got["universe_ew_total_return"] == pytest.approx(1.0 * 1.10 * 1.0 - 1)
+
+
+def test_parallel_options_need_a_sweep_or_walk_forward(tmp_path, capsys):
+    code = run_backtest.main(["--workers", "2", "--out", str(tmp_path), "--no-progress"])
+    assert code == 2 and "--variants" in capsys.readouterr().err
