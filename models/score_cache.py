@@ -67,8 +67,13 @@ def data_fingerprint(prices: PricePanel, benchmark: pd.Series | None, vix: pd.Se
 def score_key(model, prices: PricePanel, benchmark: pd.Series | None, vix: pd.Series | None = None,
               start=None) -> str:
     """The cache key of model.predict(prices, benchmark, vix, start=start): 24 hex digits."""
+    import torch
+
+    from models.train import INFERENCE_BATCH
     first = "all" if start is None else str(pd.Timestamp(start).date())
-    text = f"v{KEY_VERSION}:{model_fingerprint(model)}:{data_fingerprint(prices, benchmark, vix)}:{first}"
+    # the batch size and torch build change the last float bits of a score: part of the key
+    engine = f"torch{torch.__version__}:batch{INFERENCE_BATCH}"
+    text = f"v{KEY_VERSION}:{model_fingerprint(model)}:{data_fingerprint(prices, benchmark, vix)}:{first}:{engine}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

@@ -28,7 +28,7 @@ from models.config import ModelConfig
 from models.dataset import Scaler, WindowIndex, build_windows, split_samples
 from models.lstm import AlphaLSTM
 
-INFERENCE_BATCH = 16384
+INFERENCE_BATCH = 1024  # 1024-window batches ran ~2x faster than 16384 on one core (cache-sized)
 
 
 def config_fingerprint(config: ModelConfig) -> str:
