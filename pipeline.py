@@ -284,7 +284,8 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
         metrics = {**strategy.analyzers.metrics.get_analysis(), **universe_baseline(data.prices, equity.index)}
         write_json(tmp / "metrics.json", metrics)
         results = A.analyzer_results(strategy)
-        write_equity_png(equity, data.benchmark, tmp / "equity.png", data.benchmark_name)
+        write_equity_png(equity, data.benchmark, tmp / "equity.png", data.benchmark_name,
+                         equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index))
         ours = ("progress", "tradelog", "metrics", "tearsheet", "pyfolio", "alpha_quality")
         write_json(tmp / "analyzers.json", {k: v for k, v in results.items() if k not in ours})
         if pyfolio:
@@ -310,21 +311,27 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
                      strategy.rejected_orders, alpha=alpha)
 
 
-def universe_baseline(prices: PricePanel, dates: pd.DatetimeIndex) -> dict:
-    """The honest yardstick on a hand-picked universe: an equal-weight portfolio of every stock that
-    trades, rebalanced daily, over the strategy's own days (no costs). A strategy that only matches
-    it has shown no skill at picking among these names, whatever it does against the index."""
+def equal_weight_curve(prices: PricePanel, dates: pd.DatetimeIndex) -> pd.Series:
+    """Growth of 1 in an equal-weight portfolio of every stock that trades each day, rebalanced
+    daily, no costs, over `dates` (the first day is the start, as the strategy's cash)."""
     close = prices.close.reindex(dates)
     daily = close.pct_change(fill_method=None).mean(axis=1, skipna=True).fillna(0.0)
-    daily.iloc[0] = 0.0  # the strategy's first day is its first return against cash
-    curve = (1 + daily).cumprod()
-    m = A.compute_metrics(curve, initial_value=1.0)
+    daily.iloc[0] = 0.0
+    return (1 + daily).cumprod()
+
+
+def universe_baseline(prices: PricePanel, dates: pd.DatetimeIndex) -> dict:
+    """The honest yardstick on a hand-picked universe: the equal-weight portfolio of its stocks.
+    A strategy that only matches it has shown no skill at picking among these names, whatever
+    it does against the index."""
+    m = A.compute_metrics(equal_weight_curve(prices, dates), initial_value=1.0)
     return {"universe_ew_total_return": m["total_return"], "universe_ew_cagr": m["cagr"],
             "universe_ew_volatility": m["volatility"], "universe_ew_sharpe": m["sharpe"],
             "universe_ew_max_drawdown": m["max_drawdown"]}
 
 
-def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_name: str) -> None:
+def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_name: str,
+                     equal_weight: pd.Series | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -333,6 +340,9 @@ def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(equity.index, equity.values, label="AlphaRankStrategy", color="tab:blue")
     ax.plot(bench.index, bench.values, label=f"{bench_name} (rebased)", color="grey")
+    if equal_weight is not None:
+        ax.plot(equal_weight.index, equal_weight.values, label="universe equal-weight (no costs)",
+                color="tab:orange", lw=1, alpha=0.8)
     ax.set_ylabel("portfolio value")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
