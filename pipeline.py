@@ -281,6 +281,7 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
 
         trade_log = strategy.analyzers.tradelog
         equity = strategy.analyzers.metrics.equity()
+        # PortfolioMetrics wrote metrics.json and equity.csv; add the universe yardstick to the former
         metrics = {**strategy.analyzers.metrics.get_analysis(), **universe_baseline(data.prices, equity.index)}
         write_json(tmp / "metrics.json", metrics)
         results = A.analyzer_results(strategy)
