@@ -125,6 +125,9 @@ class LSTMAlpha(LeanLinesMixin, bt.Indicator):
         self._history = self.p.model.warmup + EWM_MARGIN_BARS
         self._last_len = 0
 
+    def _plotlabel(self):
+        return []  # the params (a model, a scorer) would print their repr into the plot label
+
     @classmethod
     def factory(cls, model, benchmark=None, history=None, history_benchmark=None):
         """A callable data -> LSTMAlpha; all indicators it makes share one batch scorer.

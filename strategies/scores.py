@@ -95,6 +95,9 @@ class ScoreAlpha(LeanLinesMixin, bt.Indicator):
     params = (("scores", None), ("ticker", None), ("asof", False), ("prepared", None))
     plotinfo = dict(subplot=True, plotymargin=0.05, plotyhlines=[0.0])
 
+    def _plotlabel(self):
+        return []  # the scores frame would print its repr into the plot label
+
     def __init__(self):
         prepared = self.p.prepared
         if prepared is None:
