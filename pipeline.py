@@ -139,8 +139,7 @@ def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Ti
     end = min(end, data.prices.dates[-1])
     if start > end:
         raise ConfigError(f"backtest start {start.date()} is after its end {end.date()}; check --start/--end")
-    if start < pd.Timestamp(split["test_start"]) and config["data"].get("source", "embedded") == "embedded" \
-            and not config.get("allow_in_sample"):
+    if start < pd.Timestamp(split["test_start"]) and config["data"].get("source", "embedded") == "embedded":
         warnings.warn(f"the backtest starts {start.date()}, before the model's test period ({split['test_start']}): "
                       "those days are in-sample for the model", UserWarning, stacklevel=2)
     return start, end

@@ -114,7 +114,7 @@ def run_name(args, config) -> str:
         name += "-scores"
     if args.walk_forward:
         name += "-wf"
-    if args.cross_section and args.cross_section != config.get("_preset_cross_section"):
+    if args.cross_section:
         name += f"-cs-{args.cross_section}"
     return name
 

@@ -244,7 +244,8 @@ def test_string_benchmark_is_refused(market, tmp_path):
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(bt.feeds.PandasData(dataname=frames["AAPL"].iloc[:30]), name="AAPL")
     cerebro.addstrategy(bt.Strategy)
-    cerebro.addanalyzer(QuantStatsTearsheet, benchmark="SPY", path=str(tmp_path / "t.html"))
+    ticker_string = "SPY"  # what must be refused: offline QuantStats would turn it into zeros
+    cerebro.addanalyzer(QuantStatsTearsheet, benchmark=ticker_string, path=str(tmp_path / "t.html"))
     with pytest.raises(ConfigError, match="'SPY'"):
         cerebro.run()
     assert not (tmp_path / "t.html").exists()
