@@ -45,14 +45,22 @@ MIN_STOCKS = 3
 
 # ---------------------------------------------------------------- pure computations
 
-def forward_excess_returns_from(close: pd.DataFrame, benchmark: pd.Series, horizon: int) -> pd.DataFrame:
-    """Stock forward return over `horizon` rows minus the benchmark's over the same dates."""
+def forward_excess_returns_from(close: pd.DataFrame, benchmark: pd.Series, horizon: int,
+                                lag: int = 0) -> pd.DataFrame:
+    """Stock forward return over `horizon` rows minus the benchmark's over the same dates.
+
+    At date t: close[t+lag+h] / close[t+lag] − 1 minus the same for the benchmark. ``lag=0`` is
+    the signal's own label (from the close the score was made at); ``lag=1`` is the *tradeable*
+    return, from the fill day of an order decided at t (on close-only data the fill price is that
+    day's close) over the same horizon."""
     if int(horizon) < 1:
         raise ConfigError(f"horizon={horizon!r}: the forward-return horizon must be >= 1 day.")
-    h = int(horizon)
-    stock = close.shift(-h) / close - 1.0
+    if int(lag) < 0:
+        raise ConfigError(f"lag={lag!r}: the days from the score to the first price must be >= 0.")
+    h, lag = int(horizon), int(lag)
+    stock = close.shift(-(h + lag)) / close.shift(-lag) - 1.0
     bench = benchmark.reindex(close.index)
-    bench_fwd = bench.shift(-h) / bench - 1.0
+    bench_fwd = bench.shift(-(h + lag)) / bench.shift(-lag) - 1.0
     return stock.sub(bench_fwd, axis=0)
 
 

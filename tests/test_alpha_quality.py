@@ -211,3 +211,22 @@ def test_analyzer_same_scores_event_driven_and_runonce():
     a = _cerebro_run("series", runonce=True)[0].analyzers.aq.frames()[0]
     b = _cerebro_run("series", runonce=False)[0].analyzers.aq.frames()[0]
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_tradeable_forward_returns_start_at_the_fill_day_brute_force():
+    """lag=1: the excess return from the close after the score's day, over the same horizon."""
+    _, close, bench = _random_panel()
+    h = 5
+    fwd = forward_excess_returns_from(close, bench, h, lag=1)
+    c, b = close.to_numpy(), bench.to_numpy()
+    for i in range(len(close)):
+        for j in range(close.shape[1]):
+            if i + 1 + h < len(close):
+                expected = (c[i + 1 + h, j] / c[i + 1, j] - 1) - (b[i + 1 + h] / b[i + 1] - 1)
+            else:
+                expected = np.nan
+            got = fwd.iat[i, j]
+            assert (np.isnan(expected) and np.isnan(got)) or got == pytest.approx(expected, rel=1e-12)
+    assert fwd.equals(forward_excess_returns_from(close, bench, h, lag=1))
+    pd.testing.assert_frame_equal(forward_excess_returns_from(close, bench, h, lag=0),
+                                  forward_excess_returns_from(close, bench, h))
