@@ -180,19 +180,39 @@ def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
 
 
 # ----------------------------------------------------------------------------- period
+def needs_split(config: dict, model_used: bool = True) -> bool:
+    """False only for a run without a model whose --start and --end are both given: there the
+    split decides nothing (and a short scores-only data set need not fit the auto split)."""
+    return model_used or not (config["backtest"].get("start") and config["backtest"].get("end"))
+
+
 def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
+    bt_cfg = config["backtest"]
+    if not needs_split(config, model_used=False):
+        start, end = pd.Timestamp(bt_cfg["start"]), min(pd.Timestamp(bt_cfg["end"]), data.prices.dates[-1])
+        if start > end:
+            raise ConfigError(f"backtest start {start.date()} is after its end {end.date()} (the data ends "
+                              f"{data.prices.dates[-1].date()}); check --start/--end")
+        split = config["model"]["split"]
+        if isinstance(split, dict) and split.get("test_start"):
+            _warn_in_sample(config, start, split)
+        return start, end
     config = resolve_split(config, data)
-    bt_cfg, split = config["backtest"], config["model"]["split"]
+    split = config["model"]["split"]
     start = pd.Timestamp(bt_cfg.get("start") or split["test_start"])
     end = pd.Timestamp(bt_cfg.get("end") or split["test_end"])
     end = min(end, data.prices.dates[-1])
     if start > end:
         raise ConfigError(f"backtest start {start.date()} is after its end {end.date()} (the data ends "
                           f"{data.prices.dates[-1].date()}); check --start/--end, or the test period: --split TRAIN_END,VALID_END")
+    _warn_in_sample(config, start, split)
+    return start, end
+
+
+def _warn_in_sample(config, start, split) -> None:
     if start < pd.Timestamp(split["test_start"]) and config["data"].get("source", "embedded") == "embedded":
         warnings.warn(f"the backtest starts {start.date()}, before the model's test period ({split['test_start']}): "
-                      "those days are in-sample for the model", UserWarning, stacklevel=2)
-    return start, end
+                      "those days are in-sample for the model", UserWarning, stacklevel=3)
 
 
 # ----------------------------------------------------------------------------- Cerebro
@@ -296,7 +316,8 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
     seconds = {}
     t0 = time.perf_counter()
     data = data or load_data(config)
-    config = resolve_split(config, data)   # run.json records the dates used
+    if needs_split(config, model_used=scores is None):
+        config = resolve_split(config, data)   # run.json records the dates used
     seconds["data"] = time.perf_counter() - t0
     reused = model_reused
     t = time.perf_counter()

@@ -227,9 +227,10 @@ def run_main(args) -> int:
     config = config_from_args(args)
     out_dir = pipeline.resolve_out_dir(args.out, run_name(args, config))
     data = pipeline.load_data(config)
-    config = pipeline.resolve_split(config, data)
-    print(pipeline.describe_split(config))
     scores = load_scores_csv(args.scores) if args.scores else None
+    if pipeline.needs_split(config, model_used=scores is None):
+        config = pipeline.resolve_split(config, data)
+        print(pipeline.describe_split(config))
     universe = Membership.from_csv(args.universe) if args.universe else None
     model = diagnostics = None
     if scores is None:

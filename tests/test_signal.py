@@ -359,3 +359,16 @@ def test_lstm_recovers_the_planted_rank_ic():
     print(f"LSTM test rank IC {test['mean']:.4f} ± {test['se']:.4f}, tradeable {trade['mean']:.4f} ± {trade['se']:.4f}")
     assert test["mean"] >= 0.6 * planted
     assert trade["mean"] >= 0.6 * planted
+
+
+def test_a_run_without_a_model_and_with_start_and_end_needs_no_split():
+    """Scores from a file on 40 days of data: too short for the auto split, and the split decides nothing."""
+    prices, bench = make_synthetic_universe(n_tickers=6, n_days=40, seed=3, ohlcv=False, late_start_share=0)
+    data = pipeline.MarketData(prices, bench)
+    config = load_config("default", overrides={"data": {"source": "csv"},
+                                               "backtest": {"start": str(prices.dates[5].date()), "end": "2030-01-01"}})
+    assert not pipeline.needs_split(config, model_used=False) and pipeline.needs_split(config, model_used=True)
+    assert pipeline.backtest_period(config, data) == (prices.dates[5], prices.dates[-1])
+    config["backtest"]["end"] = ""
+    with pytest.raises(DataError, match="--split TRAIN_END,VALID_END"):
+        pipeline.backtest_period(config, data)
