@@ -61,7 +61,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--days", type=int, default=1500)
     parser.add_argument("--planted", type=float, default=0.10)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--fast", action="store_true", help="a small LSTM: " + ", ".join(f"{k} {v}" for k, v in FAST.items()))
+    parser.add_argument("--fast", action="store_true",
+                        help="a small LSTM: " + ", ".join(f"{k} {v}" for k, v in FAST.items()))
     args = parser.parse_args(argv)
     rows = [control_row(args.stocks, args.days, args.planted, seed, args.fast) for seed in range(args.seeds)]
     print(f"SYNTHETIC positive control: {args.stocks} stocks x {args.days} days, planted rank IC {args.planted}, "

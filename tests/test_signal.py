@@ -19,11 +19,19 @@ import run_backtest
 from analyzers.alpha_quality import alpha_report, daily_ic, forward_excess_returns_from, ic_summary
 from configs import load_config
 from feeds import ConfigError, DataError, PricePanel
-from feeds.synthetic import (PLANTED_LOOKBACK, drift_scale, make_synthetic_universe, plant_reversal,
-                             uniform_scores)
+from feeds.synthetic import PLANTED_LOOKBACK, drift_scale, make_synthetic_universe, plant_reversal, uniform_scores
 from models import labels as L
-from models.dataset import (AUTO_SHARES, SPLIT_FIX, Split, auto_split, build_windows, check_split_covers,
-                            fill_split, split_from_ends, split_samples)
+from models.dataset import (
+    AUTO_SHARES,
+    SPLIT_FIX,
+    Split,
+    auto_split,
+    build_windows,
+    check_split_covers,
+    fill_split,
+    split_from_ends,
+    split_samples,
+)
 
 
 # ----------------------------------------------------------------------------- 4. tradeable IC
