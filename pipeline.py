@@ -69,7 +69,52 @@ def load_data(config: dict) -> MarketData:
 
 
 # ----------------------------------------------------------------------------- model
+def planted_data(n_tickers: int = 150, n_days: int = 1500, planted_ic: float = 0.10, seed: int = 0,
+                 start: str = "2010-01-04") -> MarketData:
+    """The positive control: a synthetic close-only universe with a planted 20-day reversal whose rank
+    IC against the 10-day forward excess return is about `planted_ic` (feeds/synthetic.py). Run it
+    with model.split = "auto" (resolve_split gives 60/20/20 % of its dates)."""
+    from feeds.synthetic import PLANTED_FEATURE, SYNTHETIC_LABEL, make_synthetic_universe
+    prices, bench = make_synthetic_universe(n_tickers=n_tickers, n_days=n_days, start=start, seed=seed,
+                                            ohlcv=False, planted_ic=planted_ic)
+    return MarketData(prices, bench, None, [SYNTHETIC_LABEL, f"planted signal: minus {PLANTED_FEATURE}, "
+                                            f"rank IC about {planted_ic:g} against 10-day forward excess returns"])
+
+
+def resolve_split(config: dict, data: MarketData) -> dict:
+    """The config with model.split as the dates this data gets: "auto" becomes 60/20/20 % of the
+    data's dates, an empty train_start / test_end the data's first / last date. The model, its
+    artifact key and the backtest period all read these resolved dates. `split_rule` says which rule
+    gave them."""
+    from models.dataset import auto_split, fill_split
+    split = config["model"]["split"]
+    if isinstance(split, dict) and all(split.get(k) for k in ("train_start", "test_end")):
+        return config
+    config = {**config, "model": dict(config["model"])}
+    if split == "auto":
+        resolved = auto_split(data.prices.dates, int(config["model"]["horizon"]))
+        config["split_rule"] = "auto: 60/20/20 % of the data's dates"
+    elif isinstance(split, dict):
+        resolved = fill_split(split, data.prices.dates)
+        config.setdefault("split_rule", "set dates; empty ends filled with the data's first / last date")
+    else:
+        raise ConfigError(f"model.split = {split!r}: give \"auto\" or a table of dates ([model.split])")
+    config["model"]["split"] = resolved.to_dict()
+    return config
+
+
+def describe_split(config: dict) -> str:
+    """One line for the console: the split used, the rule that gave it and the purge."""
+    from models.dataset import Split
+    split = Split(**config["model"]["split"])
+    rule = config.get("split_rule", f"preset {config.get('preset', 'default')}")
+    return (f"split ({rule}): {split.describe()}; labels purged {config['model']['horizon']} days "
+            "before each boundary")
+
+
 def model_config(config: dict) -> ModelConfig:
+    if not isinstance(config["model"].get("split"), dict) or not config["model"]["split"].get("test_end"):
+        raise ConfigError("model.split is 'auto' or has empty dates: call pipeline.resolve_split(config, data) first")
     return ModelConfig.from_dict(dict(config["model"]))
 
 
@@ -96,8 +141,11 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
     """(model, path, reused): the saved artifact whose data and configuration match, or a new fit.
     With walk_forward.enabled, a WalkForwardModel (a bundle of yearly refits)."""
     from models.artifact import read_meta
+    from models.dataset import check_split_covers
     from models.train import config_fingerprint
+    config = resolve_split(config, data)
     cfg = model_config(config)
+    check_split_covers(cfg.split, data.prices.dates)
     path = artifact_dir(config, cfg, data, store)
     wf = walk_forward_params(config)
     if wf is not None:
@@ -132,17 +180,39 @@ def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
 
 
 # ----------------------------------------------------------------------------- period
+def needs_split(config: dict, model_used: bool = True) -> bool:
+    """False only for a run without a model whose --start and --end are both given: there the
+    split decides nothing (and a short scores-only data set need not fit the auto split)."""
+    return model_used or not (config["backtest"].get("start") and config["backtest"].get("end"))
+
+
 def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
-    bt_cfg, split = config["backtest"], config["model"]["split"]
+    bt_cfg = config["backtest"]
+    if not needs_split(config, model_used=False):
+        start, end = pd.Timestamp(bt_cfg["start"]), min(pd.Timestamp(bt_cfg["end"]), data.prices.dates[-1])
+        if start > end:
+            raise ConfigError(f"backtest start {start.date()} is after its end {end.date()} (the data ends "
+                              f"{data.prices.dates[-1].date()}); check --start/--end")
+        split = config["model"]["split"]
+        if isinstance(split, dict) and split.get("test_start"):
+            _warn_in_sample(config, start, split)
+        return start, end
+    config = resolve_split(config, data)
+    split = config["model"]["split"]
     start = pd.Timestamp(bt_cfg.get("start") or split["test_start"])
     end = pd.Timestamp(bt_cfg.get("end") or split["test_end"])
     end = min(end, data.prices.dates[-1])
     if start > end:
-        raise ConfigError(f"backtest start {start.date()} is after its end {end.date()}; check --start/--end")
+        raise ConfigError(f"backtest start {start.date()} is after its end {end.date()} (the data ends "
+                          f"{data.prices.dates[-1].date()}); check --start/--end, or the test period: --split TRAIN_END,VALID_END")
+    _warn_in_sample(config, start, split)
+    return start, end
+
+
+def _warn_in_sample(config, start, split) -> None:
     if start < pd.Timestamp(split["test_start"]) and config["data"].get("source", "embedded") == "embedded":
         warnings.warn(f"the backtest starts {start.date()}, before the model's test period ({split['test_start']}): "
-                      "those days are in-sample for the model", UserWarning, stacklevel=2)
-    return start, end
+                      "those days are in-sample for the model", UserWarning, stacklevel=3)
 
 
 # ----------------------------------------------------------------------------- Cerebro
@@ -246,6 +316,8 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
     seconds = {}
     t0 = time.perf_counter()
     data = data or load_data(config)
+    if needs_split(config, model_used=scores is None):
+        config = resolve_split(config, data)   # run.json records the dates used
     seconds["data"] = time.perf_counter() - t0
     reused = model_reused
     t = time.perf_counter()
@@ -373,17 +445,23 @@ def write_importance(importance: pd.DataFrame, out_dir: Path) -> None:
 # ----------------------------------------------------------------------------- model diagnostics
 def model_diagnostics(model, data: MarketData, config: dict) -> dict:
     """Validation and test rank IC (t of non-overlapping days), the spread of p, and how often a
-    raw 2p - 1 > 0.2 gate would fire: the numbers that say whether the signal is worth trading."""
+    raw 2p - 1 > 0.2 gate would fire: the numbers that say whether the signal is worth trading.
+
+    `<period>_rank_ic` is the signal rank IC (forward return from the close the score was made at);
+    `<period>_tradeable_rank_ic` measures the same horizon from the fill day (the next bar's close on
+    close-only data), the return an order decided on the score can earn."""
     from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
     scores = model.predict(data.prices, data.benchmark, vix=data.vix)
     h = model.config.horizon
-    fwd = forward_excess_returns_from(data.prices.close, data.benchmark, h)
+    fwd = {"": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=0),
+           "tradeable_": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=1)}
     split = model.config.split
-    out = {}
+    out = {"horizon": h}
     for name in ("valid", "test"):
         s, e = split.period(name)
-        ic = daily_ic(scores.loc[s:e], fwd.loc[s:e], method="spearman")
-        out[f"{name}_rank_ic"] = ic_summary(ic, h)
+        for kind, f in fwd.items():
+            ic = daily_ic(scores.loc[s:e], f.loc[s:e], method="spearman")
+            out[f"{name}_{kind}rank_ic"] = ic_summary(ic, h)
     test = scores.loc[split.test_start:split.test_end].to_numpy()
     test = test[np.isfinite(test)]
     if model.config.label == "classification":

@@ -43,6 +43,10 @@ def main_parser() -> argparse.ArgumentParser:
                    help="a wide CSV of scores in [-1, 1] (Date column + one column per ticker) used instead of the "
                         "model; taken as given (cross-section none) unless --cross-section rank")
     p.add_argument("--universe", metavar="FILE.csv", help="point-in-time membership (ticker,start,end): a stock is bought only while a member")
+    p.add_argument("--split", metavar="TRAIN_END,VALID_END",
+                   help="train up to TRAIN_END, validate up to VALID_END, test from the day after to the data's end "
+                        "(default: the embedded data's preset 1996-2012/2013-2016/2017-2022; any other data "
+                        "'auto', 60/20/20 %% of its dates)")
     p.add_argument("--start", help="first backtest day (default: the model's test_start)")
     p.add_argument("--end", help="last backtest day (default: the model's test_end)")
     p.add_argument("--cash", type=float, help="starting cash (default 100000)")
@@ -99,6 +103,15 @@ def config_from_args(args) -> dict:
         put("walk_forward", "enabled", True)
         put("walk_forward", "workers", getattr(args, "workers", None))
     config = load_config(args.preset, args.config, overrides)
+    if getattr(args, "split", None):
+        from models.dataset import split_from_ends
+        ends = args.split.split(",")
+        if len(ends) != 2:
+            raise ConfigError(f"--split {args.split}: give two dates TRAIN_END,VALID_END, e.g. --split 2012-12-31,2016-12-31")
+        current = config["model"]["split"]
+        config["model"]["split"] = split_from_ends(*ends, train_start=current.get("train_start", "")
+                                                   if isinstance(current, dict) else "")
+        config["split_rule"] = f"--split {args.split}"
     if args.commission is not None and not (0 <= args.commission < 0.1):
         raise ConfigError(f"--commission {args.commission} is not a fraction in [0, 0.1); 5 bp is 0.0005")
     if args.cash is not None and args.cash <= 0:
@@ -131,6 +144,12 @@ def fmt_num(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def fmt_ic(summary: dict) -> str:
+    """'mean ± se (t ..)' of an ic_summary, standard error and t from non-overlapping days."""
+    return (f"{fmt_num(summary.get('mean'), 4)} ± {fmt_num(summary.get('se'), 4)} "
+            f"(t {fmt_num(summary.get('t_stat'))})")
+
+
 def print_summary(result, data, config, diagnostics=None) -> None:
     m = result.metrics
     print()
@@ -150,16 +169,20 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     if result.alpha:
         ic = result.alpha.get("horizons", {}).get("10", result.alpha.get("horizons", {}).get(10, {}))
         rank = ic.get("rank_ic", {}) if isinstance(ic, dict) else {}
+        trade = ic.get("tradeable_rank_ic", {}) if isinstance(ic, dict) else {}
         if rank:
-            print(f"  alpha in the backtest: 10-day rank IC {fmt_num(rank.get('mean'), 4)} "
-                  f"(t of non-overlapping days {fmt_num(rank.get('t_stat'))})")
+            print(f"  alpha in the backtest, 10-day: tradeable rank IC {fmt_ic(trade)}; "
+                  f"signal rank IC {fmt_ic(rank)}")
     if diagnostics:
+        print(f"  model rank IC, {diagnostics.get('horizon', 10)}-day (tradeable = from the fill day; "
+              "± standard error, t of non-overlapping days):")
         for name in ("valid", "test"):
             d = diagnostics[f"{name}_rank_ic"]
             if not d.get("n_days"):  # a walk-forward model scores no day before its first fold
                 continue
-            print(f"  model {name:5} rank IC {fmt_num(d.get('mean'), 4)}  ICIR {fmt_num(d.get('icir'), 3)}  "
-                  f"t(non-overlapping) {fmt_num(d.get('t_stat'))}  days {d.get('n_days')}")
+            trade = diagnostics.get(f"{name}_tradeable_rank_ic", {})
+            print(f"  model {name:5} tradeable {fmt_ic(trade)}  signal {fmt_ic(d)}  "
+                  f"ICIR {fmt_num(d.get('icir'), 3)}  days {d.get('n_days')}")
         if "p_percentiles_1_99" in diagnostics:
             lo, hi = diagnostics["p_percentiles_1_99"]
             print(f"  model p, 1st-99th percentile on test: {lo:.3f} .. {hi:.3f}; "
@@ -205,6 +228,9 @@ def run_main(args) -> int:
     out_dir = pipeline.resolve_out_dir(args.out, run_name(args, config))
     data = pipeline.load_data(config)
     scores = load_scores_csv(args.scores) if args.scores else None
+    if pipeline.needs_split(config, model_used=scores is None):
+        config = pipeline.resolve_split(config, data)
+        print(pipeline.describe_split(config))
     universe = Membership.from_csv(args.universe) if args.universe else None
     model = diagnostics = None
     if scores is None:

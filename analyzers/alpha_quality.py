@@ -15,8 +15,13 @@ Definitions (Qlib / alphalens conventions):
 - t-statistic: h-day labels of consecutive days overlap by h−1 days, so daily ICs are strongly
   autocorrelated and mean / (std / √n) over all days overstates significance (≈3× for h=10 on the
   embedded data). `t_stat` uses non-overlapping days only: every h-th day of the days with an IC,
-  t = mean / (std / √n) over those n days (std with ddof=1). `t_stat_naive` (all days) is reported
-  beside it for comparison.
+  t = mean / se with se = std / √n over those n days (std with ddof=1; `se` is the standard error
+  of the mean IC). `t_stat_naive` (all days) is reported beside it for comparison.
+- signal vs tradeable IC: the signal IC correlates the score of day t with the forward return from
+  the close of t; an order decided on t fills on the next bar (on close-only data at its close), so
+  the tradeable IC (`tradeable_ic`, `tradeable_rank_ic`) uses the same horizon from the fill day
+  (lag 1, see forward_excess_returns_from). A signal that lives on the first day alone shows a
+  signal IC and no tradeable IC.
 - quintiles: each day the stocks with both values are split by score rank into 5 equal groups
   (group = ceil(rank / n × 5), ranks averaged on ties; needs ≥ 5 stocks); the table is the mean over
   days of each group's mean forward excess return (each day weighted equally).
@@ -107,8 +112,11 @@ def ic_summary(ic_series: pd.Series, horizon: int = 1) -> dict:
     every_h = ic.iloc[::h]
     nan = float("nan")
 
+    def se_of(x):
+        return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 2 and x.std(ddof=1) > 0 else nan
+
     def t_of(x):
-        return float(x.mean() / (x.std(ddof=1) / math.sqrt(len(x)))) if len(x) > 2 and x.std(ddof=1) > 0 else nan
+        return float(x.mean() / se_of(x)) if len(x) > 2 and x.std(ddof=1) > 0 else nan
 
     std = float(ic.std(ddof=1)) if len(ic) > 1 else nan
     return {
@@ -118,6 +126,7 @@ def ic_summary(ic_series: pd.Series, horizon: int = 1) -> dict:
         "positive_share": float((ic > 0).mean()) if len(ic) else nan,
         "n_days": int(len(ic)),
         "t_stat": t_of(every_h),
+        "se": se_of(every_h),
         "n_independent_days": int(len(every_h)),
         "t_stat_naive": t_of(ic),
     }
@@ -174,7 +183,9 @@ def calibration_table(scores: pd.DataFrame, fwd: pd.DataFrame, bins: int = 10,
 
 def alpha_report(scores: pd.DataFrame, close: pd.DataFrame, benchmark: pd.Series,
                  horizons=(1, 5, 10, 20), calibration_bins: int = 10) -> dict:
-    """All of the above for each horizon, as a JSON-ready dict.
+    """All of the above for each horizon, as a JSON-ready dict. `ic` / `rank_ic` are the signal ICs
+    (from the close the score was made at), `tradeable_ic` / `tradeable_rank_ic` the same from the
+    fill day (`fill_lag` = 1 bar later).
 
     The one non-JSON entry, `daily_rank_ic` (DataFrame date × horizon), feeds the cumulative-IC
     plot and the CSV that `write_alpha_report` writes; alpha.json leaves it out.
@@ -183,8 +194,10 @@ def alpha_report(scores: pd.DataFrame, close: pd.DataFrame, benchmark: pd.Series
     report = {"n_days": int(scores.notna().any(axis=1).sum()), "n_stocks": int(scores.shape[1]),
               "start": _iso(scores.index.min()), "end": _iso(scores.index.max()), "horizons": {}}
     daily = {}
+    report["fill_lag"] = 1   # tradeable_*: forward returns from the fill day, one bar after the score
     for h in horizons:
         fwd = forward_excess_returns_from(close, benchmark, h)
+        fwd_fill = forward_excess_returns_from(close, benchmark, h, lag=1)
         ic = daily_ic(scores, fwd, "pearson")
         ric = daily_ic(scores, fwd, "spearman")
         daily[int(h)] = ric
@@ -193,6 +206,8 @@ def alpha_report(scores: pd.DataFrame, close: pd.DataFrame, benchmark: pd.Series
         report["horizons"][str(int(h))] = {
             "ic": ic_summary(ic, h),
             "rank_ic": ic_summary(ric, h),
+            "tradeable_ic": ic_summary(daily_ic(scores, fwd_fill, "pearson"), h),
+            "tradeable_rank_ic": ic_summary(daily_ic(scores, fwd_fill, "spearman"), h),
             "quintile_mean_fwd_excess": {str(k): v for k, v in q.items()},
             "top_minus_bottom": float(q.iloc[-1] - q.iloc[0]),
             "hit_rate": hit_rate(scores, fwd),
@@ -278,7 +293,9 @@ def _html(report, png_b64=None) -> str:
     hs = report["horizons"]
     summary_rows = []
     for h, r in hs.items():
-        summary_rows.append([h, _fmt(r["ic"]["mean"]), _fmt(r["rank_ic"]["mean"]),
+        trade = r.get("tradeable_rank_ic", {})
+        summary_rows.append([h, _fmt(trade.get("mean")), _fmt(trade.get("se")), _fmt(trade.get("t_stat")),
+                             _fmt(r["ic"]["mean"]), _fmt(r["rank_ic"]["mean"]), _fmt(r["rank_ic"].get("se")),
                              _fmt(r["rank_ic"]["icir"]), _fmt(r["rank_ic"]["t_stat"]),
                              _fmt(r["rank_ic"]["t_stat_naive"]),
                              _fmt(r["rank_ic"]["n_independent_days"]), _fmt(r["hit_rate"], True),
@@ -292,10 +309,14 @@ def _html(report, png_b64=None) -> str:
         "<h1>Alpha quality</h1>",
         f"<p>{_fmt(report.get('n_stocks'))} stocks, {_fmt(report.get('n_days'))} days with a score, "
         f"{_fmt(report.get('start'))} to {_fmt(report.get('end'))}. Forward returns are in excess "
-        "of the benchmark. t-stat uses non-overlapping days (every h-th day); the naive t over all "
-        "days is shown for comparison and overstates significance for h &gt; 1.</p>",
+        "of the benchmark. t-stat and standard error (se) use non-overlapping days (every h-th day); "
+        "the naive t over all days is shown for comparison and overstates significance for h &gt; 1. "
+        "The tradeable rank IC measures the forward return from the fill day (one bar after the "
+        "score: the next close on close-only data); the signal IC and rank IC from the score's own "
+        "close.</p>",
         "<h2>Summary</h2>",
-        _table(["horizon (days)", "mean IC", "mean rank IC", "rank ICIR", "rank IC t (non-overlap)",
+        _table(["horizon (days)", "tradeable rank IC", "tradeable se", "tradeable t (non-overlap)",
+                "signal IC", "signal rank IC", "signal rank se", "rank ICIR", "rank IC t (non-overlap)",
                 "rank IC t (naive)", "independent days", "hit rate", "Q5 − Q1"], summary_rows),
     ]
     if png_b64:

@@ -3,6 +3,11 @@
 A config is a preset (`default`, `seed`) or a file that names its `base` preset and overrides
 some keys. Every key is checked against the default preset, so a misspelt key is an error that
 names it, not a silent no-op.
+
+The split: `[model.split]` holds dates (the default preset's fit the embedded data), or
+`model.split = "auto"` (60/20/20 % of the data's dates, resolved by pipeline.resolve_split once the
+data is loaded). "auto" is the default for every source but the embedded data, unless the preset,
+the file or the command line sets the split.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ CONFIG_DIR = Path(__file__).resolve().parent
 PRESETS = ("default", "seed")
 # keys whose value is free-form (a list or table the schema cannot enumerate)
 _FREE = {("model", "features"), ("analyzers", "extra"), ("variants",), ("universe",)}
+AUTO = "auto"
 
 
 def _read(path: Path) -> dict:
@@ -45,9 +51,12 @@ def _check_keys(config: dict, schema: dict, source: str, prefix=()) -> None:
         if key not in schema:
             valid = ", ".join(sorted(schema))
             raise ConfigError(f"{source}: unknown config key '{'.'.join(where)}'; valid keys here: {valid}")
+        if where == ("model", "split") and value == AUTO:
+            continue
         if isinstance(schema[key], dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: '{'.'.join(where)}' must be a table ([{'.'.join(where)}])")
+                also = ' or "auto"' if where == ("model", "split") else ""
+                raise ConfigError(f"{source}: '{'.'.join(where)}' must be a table ([{'.'.join(where)}]){also}")
             _check_keys(value, schema[key], source, where)
 
 
@@ -72,6 +81,7 @@ def load_config(preset: str = "default", path=None, overrides: dict | None = Non
         source = str(path)
         preset = file_config.get("base", preset)
     config = _read(CONFIG_DIR / "default.toml")
+    preset_config = {}
     if preset != "default":
         preset_config = _read(preset_path(preset))
         _check_keys(preset_config, schema, f"preset {preset}")
@@ -82,4 +92,7 @@ def load_config(preset: str = "default", path=None, overrides: dict | None = Non
         _check_keys(overrides, schema, "command line")
         config = _merge(config, overrides)
     config["preset"] = preset
+    split_set = any("split" in layer.get("model", {}) for layer in (preset_config, file_config, overrides or {}))
+    if config["data"].get("source", "embedded") != "embedded" and not split_set:
+        config["model"]["split"] = AUTO   # the preset's dates fit the embedded data only
     return config

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
+from feeds.errors import ConfigError, DataError
+
+# What every split error tells the user to change.
+SPLIT_FIX = ("set the split with --split TRAIN_END,VALID_END (run_backtest.py) or [model.split] in a config file; "
+             "split = \"auto\" takes 60/20/20 % of the data's dates")
+AUTO_SHARES = (0.6, 0.2, 0.2)
 
 
 @dataclass(frozen=True)
@@ -36,10 +41,86 @@ class Split:
         for i in range(len(names) - 1):
             if dates[i] > dates[i + 1]:
                 raise ConfigError(f"split dates must be in order: {names[i]}={dates[i].date()} comes after "
-                                  f"{names[i + 1]}={dates[i + 1].date()}")
+                                  f"{names[i + 1]}={dates[i + 1].date()}; {SPLIT_FIX}")
 
     def period(self, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         return pd.Timestamp(getattr(self, f"{name}_start")), pd.Timestamp(getattr(self, f"{name}_end"))
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {self.period(name)[0].date()} .. {self.period(name)[1].date()}"
+                         for name in ("train", "valid", "test"))
+
+
+def _day(ts) -> str:
+    return str(pd.Timestamp(ts).date())
+
+
+def auto_split(dates, horizon: int, shares=AUTO_SHARES) -> Split:
+    """The first 60 % of the data's dates train, the next 20 % validate, the last 20 % test.
+
+    Each period is a range of whole dates of `dates` (sorted, unique: the data's calendar). The purge
+    is split_samples' own: a train (valid) sample whose label horizon ends after its period's last
+    date is dropped, so `horizon` days before each boundary train on nothing. A period too short to
+    keep a label after that purge is an error that names the option to change."""
+    dates = pd.DatetimeIndex(dates).unique().sort_values()
+    n, h = len(dates), int(horizon)
+    n_train = int(np.floor(shares[0] * n))
+    n_valid = int(np.floor((shares[0] + shares[1]) * n)) - n_train
+    n_test = n - n_train - n_valid
+    short = {name: k for name, k in (("train", n_train), ("valid", n_valid), ("test", n_test))
+             if k <= (h if name != "test" else 0)}
+    if short:
+        raise DataError(f"the data has {n} dates; the auto split ({'/'.join(f'{100 * x:.0f}' for x in shares)} %) "
+                        f"gives {', '.join(f'{k} {name}' for name, k in short.items())} dates, which a "
+                        f"{h}-day label purge leaves empty: give more history, or {SPLIT_FIX}")
+    cut_train, cut_valid = n_train, n_train + n_valid
+    return Split(train_start=_day(dates[0]), train_end=_day(dates[cut_train - 1]),
+                 valid_start=_day(dates[cut_train]), valid_end=_day(dates[cut_valid - 1]),
+                 test_start=_day(dates[cut_valid]), test_end=_day(dates[-1]))
+
+
+def split_from_ends(train_end, valid_end, train_start="", test_end="") -> dict:
+    """The split of `--split TRAIN_END,VALID_END`: validation from the day after TRAIN_END, test from
+    the day after VALID_END. An empty train_start / test_end means the data's first / last date
+    (filled by fill_split once the data is known)."""
+    try:
+        a, b = pd.Timestamp(train_end), pd.Timestamp(valid_end)
+    except (ValueError, TypeError):
+        raise ConfigError(f"--split {train_end},{valid_end}: give two dates YYYY-MM-DD, TRAIN_END,VALID_END") from None
+    if pd.isna(a) or pd.isna(b) or not a < b:
+        raise ConfigError(f"--split {train_end},{valid_end}: TRAIN_END must come before VALID_END "
+                          "(validation runs from the day after TRAIN_END to VALID_END, test after it)")
+    one = pd.Timedelta(days=1)
+    return {"train_start": train_start, "train_end": _day(a), "valid_start": _day(a + one), "valid_end": _day(b),
+            "test_start": _day(b + one), "test_end": test_end}
+
+
+def fill_split(split: dict, dates) -> Split:
+    """A Split from a [model.split] table whose train_start / test_end may be empty (= the data's
+    first / last date)."""
+    dates = pd.DatetimeIndex(dates)
+    filled = dict(split)
+    if not filled.get("train_start"):
+        filled["train_start"] = _day(dates[0])
+    if not filled.get("test_end"):
+        filled["test_end"] = _day(dates[-1])
+    missing = [k for k, v in filled.items() if not v]
+    if missing:
+        raise ConfigError(f"split keys {missing} are empty; only train_start and test_end may be left empty; {SPLIT_FIX}")
+    return Split(**filled)
+
+
+def check_split_covers(split: Split, dates) -> None:
+    """Every period of the split must hold some of the data's dates (before a model is fitted on it)."""
+    dates = pd.DatetimeIndex(dates)
+    for name in ("train", "valid", "test"):
+        start, end = split.period(name)
+        if not ((dates >= start) & (dates <= end)).any():
+            raise DataError(f"the {name} period {start.date()} .. {end.date()} holds none of the data's dates "
+                            f"({dates[0].date()} .. {dates[-1].date()}): {SPLIT_FIX}")
 
 
 @dataclass
@@ -147,7 +228,8 @@ class Scaler:
         x = rows[mask]
         finite_rows = x[np.isfinite(x).all(axis=1)]
         if len(finite_rows) == 0:
-            raise ConfigError(f"no training rows between {start} and {end}: check the split dates against the data")
+            raise ConfigError(f"no training rows between {start} and {end}: check the split dates against the data; "
+                              f"{SPLIT_FIX}")
         center = np.median(finite_rows, axis=0)
         q75, q25 = np.percentile(finite_rows, [75, 25], axis=0)
         scale = np.where(q75 - q25 > 1e-12, q75 - q25, 1.0)

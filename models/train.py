@@ -25,7 +25,7 @@ from feeds.panel import PricePanel, series_fingerprint
 from models import features as F
 from models import labels as L
 from models.config import ModelConfig
-from models.dataset import Scaler, WindowIndex, build_windows, split_samples
+from models.dataset import SPLIT_FIX, Scaler, WindowIndex, build_windows, split_samples
 from models.lstm import AlphaLSTM
 
 INFERENCE_BATCH = 1024  # 1024-window batches ran ~2x faster than 16384 on one core (cache-sized)
@@ -103,7 +103,8 @@ class AlphaModel:
         for name in ("train", "valid"):
             if len(samples[name]) == 0:
                 s, e = cfg.split.period(name)
-                raise DataError(f"no {name} samples between {s.date()} and {e.date()}: the data {prices!r} does not cover that period; adjust the split")
+                raise DataError(f"no {name} samples between {s.date()} and {e.date()}: the data {prices!r} does not "
+                                f"cover that period (after the feature warm-up and the label purge); {SPLIT_FIX}")
         scaler = Scaler.fit(index.rows, index.row_dates, cfg.split.train_start, cfg.split.train_end)
         scaled = scaler.transform(index.rows)
 
