@@ -37,15 +37,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import backtrader as bt
 import numpy as np
 import pandas as pd
 
 import pipeline
-from feeds import ArrayData, series_fingerprint
+from feeds import ArrayData
 from feeds.arraydata import datetime_numbers
 from feeds.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
-from feeds.io import atomic_dir, write_json, write_text
+from feeds.io import atomic_dir
 from models import LSTMAlpha
 from strategies import AlphaRankStrategy
 from strategies.alpha_rank import affordable_shares
@@ -377,8 +376,8 @@ def config_source(preset: str, config_file, start, cash, data_dir, benchmark, so
 
 
 def load_model(path: Path):
-    from models.artifact import META
     from models import AlphaModel
+    from models.artifact import META
     if not (Path(path) / META).is_file():
         raise ArtifactError(f"{path}: not an AlphaModel artifact (no {META}); a paper account needs one fixed "
                             "model (walk-forward bundles are not supported here)")
@@ -420,7 +419,7 @@ def init(root, name: str, start, cash=None, preset="default", config_file=None, 
         "model": {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(model_dir)},
         "code_version": code_version(), "refit": refit,
         "data": dict(config["data"]), "tickers": list(data.prices.tickers),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "in_sample_warning": bool(start < test_start),
     }
     with atomic_dir(path) as tmp:

@@ -1,0 +1,355 @@
+"""Paper trading (papertrade.py): the account's state after every daily step equals one backtest
+over the same period with the same model; steps are idempotent, atomic under SIGKILL, and never
+rewrite history silently."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import papertrade
+import pipeline
+from feeds import ConfigError
+from models import AlphaModel
+
+ROOT = Path(__file__).resolve().parents[1]
+START = "2020-10-01"          # the account's first day: a short replay before the 30 days of 2021
+FIRST_CSV_DAY = "2016-01-01"  # the CSV folder's history (warm-up for the model's features)
+TICKERS = ["AAPL", "AMD", "BAC", "CVX", "GE", "JPM", "KO", "MSFT", "PFE", "XOM"]  # 10 of the 20: a lean test
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model, tmp_path_factory):
+    """ONE small model for the whole module (conftest's session fixture), saved as an artifact."""
+    return tiny_model.save(tmp_path_factory.mktemp("paper_model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def days_2021(embedded):
+    _, bench = embedded
+    return list(bench.loc["2021-01-04":].index[:30])
+
+
+def write_csv_folder(folder: Path, embedded, end, tickers=TICKERS) -> Path:
+    """The embedded closes from FIRST_CSV_DAY to `end` as a CSV folder (Date,Close), benchmark SP500.csv."""
+    prices, bench = embedded
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in tickers:
+        prices.close[t].loc[FIRST_CSV_DAY:end].rename("Close").rename_axis("Date").to_csv(folder / f"{t}.csv")
+    bench.loc[FIRST_CSV_DAY:end].rename("Close").rename_axis("Date").to_csv(folder / "SP500.csv")
+    return folder
+
+
+def new_account(tmp_path, model_dir, embedded, end, name="acct", **kwargs):
+    csv = write_csv_folder(tmp_path / "csv", embedded, end)
+    root = tmp_path / "paper"
+    papertrade.init(root, name, START, model_dir=model_dir, data_dir=csv, benchmark="SP500", **kwargs)
+    return root, root / name, csv
+
+
+def reference_backtest(account_path: Path, model_dir: Path, end):
+    """One plain backtest over the account's data and period: pipeline.build_cerebro, ArrayData
+    feeds, runonce (batched once() scores), close_at_end off. Returns the strategy."""
+    config = json.loads((account_path / "current" / "config.json").read_text())
+    data = pipeline.load_data(config)
+    model = AlphaModel.load(model_dir)
+    start, end = pd.Timestamp(START), pd.Timestamp(end)
+    params = {**pipeline.strategy_params(config), "close_at_end": False}
+    cerebro = pipeline.build_cerebro(data, start, end, pipeline.lstm_alpha(model, data, start), params,
+                                     float(config["backtest"]["cash"]), float(config["backtest"]["commission"]))
+    return cerebro.run()[0]
+
+
+def account_files(path: Path) -> dict:
+    current = path / "current"
+    return {p.name: p.read_bytes() for p in sorted(current.iterdir())}
+
+
+def assert_book_equals_backtest(path: Path, ref):
+    book = json.loads((path / "book.json").read_text())
+    want = ref.book_state()
+    assert book["date"] == want["date"]
+    assert abs(book["cash"] - ref.broker.getcash()) <= 1e-9
+    assert abs(book["value"] - ref.broker.getvalue()) <= 1e-9
+    got_positions = {t: {k: p[k] for k in ("shares", "entry", "last_review", "next_review")}
+                     for t, p in book["positions"].items()}
+    want_positions = {t: {k: h[k] for k in ("shares", "entry", "last_review", "next_review")}
+                      for t, h in want["holdings"].items()}
+    assert got_positions == want_positions
+    # every share in the broker is in the book
+    held = {d._name: ref.getposition(d).size for d in ref.stocks if ref.getposition(d).size}
+    assert {t: p["shares"] for t, p in book["positions"].items()} == held
+
+
+def order_decisions(rows):
+    return [(r["ticker"], r["action"], r["reason"], round(float(r["score"]), 6) if r["score"] != "" else None,
+             int(r["rank"]) if r["rank"] not in ("", None) else None) for r in rows]
+
+
+def reference_decisions(ref):
+    state = ref.book_state()
+    return ([(o["ticker"], "SELL", o["reason"], round(o["score"], 6), None) for o in state["sell"]]
+            + [(o["ticker"], "BUY", "entry", round(o["score"], 6), o["rank"]) for o in state["buy"]])
+
+
+# ------------------------------------------------------------------------------------ equivalence
+@pytest.mark.slow
+def test_thirty_daily_steps_equal_one_backtest_each(tmp_path, model_dir, embedded, days_2021):
+    root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
+    previous_journal = []
+    n_orders = n_traded_days = 0
+    for i, day in enumerate(days_2021):
+        write_csv_folder(csv, embedded, day)
+        result = papertrade.step(root, "acct", tearsheet=(i == len(days_2021) - 1))
+        assert result.status == "stepped" and result.date == str(day.date())
+        ref = reference_backtest(path, model_dir, day)
+        assert_book_equals_backtest(path, ref)
+        orders = papertrade.read_csv_rows(path / "orders_next_open.csv")
+        assert order_decisions(orders) == reference_decisions(ref)
+        n_orders += len(orders)
+
+        # scores: every earlier bar equals the batched (runonce) score exactly; the live bar came
+        # through LSTMAlpha.next() and equals the batched one to float precision
+        live = result.replay.strategy
+        for ticker, alpha in live.alphas.items():
+            got, want = np.asarray(alpha.score.array), np.asarray(ref.alphas[ticker].score.array)
+            assert len(got) == len(want)
+            np.testing.assert_array_equal(got[:-1], want[:-1])
+            assert abs(got[-1] - want[-1]) < 1e-6
+            assert alpha.live_bars == 1
+        # the journal only grows: one new line per new day, the old lines byte for byte
+        journal = papertrade.read_csv_rows(path / "journal.csv")
+        assert journal[:len(previous_journal)] == previous_journal
+        assert [r["date"] for r in journal[len(previous_journal):]] == (
+            [str(day.date())] if previous_journal else [d["date"] for d in result.replay.days])
+        previous_journal = journal
+        n_traded_days += any(r["decisions"] for r in journal[-1:])
+    assert n_orders > 5 and n_traded_days > 3  # the 30 days did make decisions to compare
+    assert "paper account acct" in (path / "tearsheet.html").read_text()
+
+
+@pytest.mark.slow
+def test_orders_next_open_are_the_orders_the_backtest_places_the_next_day(tmp_path, model_dir, embedded, days_2021):
+    """Independent of book_state(): the backtest run one day longer submits at that open exactly
+    the orders the account listed (ticker, action, reason, score, rank)."""
+    import backtrader as bt
+
+    class Submitted(bt.Analyzer):
+        def start(self):
+            self.orders = []
+
+        def notify_order(self, order):
+            if order.status == order.Submitted:
+                self.orders.append((bt.num2date(order.created.dt).date(), order.data._name,
+                                    "BUY" if order.isbuy() else "SELL", order.info.reason,
+                                    round(order.info.score, 6), order.info.rank))
+
+    root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
+    checked = 0
+    for day, next_day in zip(days_2021[:12], days_2021[1:13]):
+        write_csv_folder(csv, embedded, day)
+        papertrade.step(root, "acct", tearsheet=False)
+        listed = order_decisions(papertrade.read_csv_rows(path / "orders_next_open.csv"))
+        if not listed:
+            continue
+        config = json.loads((path / "current" / "config.json").read_text())
+        write_csv_folder(csv, embedded, next_day)
+        data = pipeline.load_data(config)
+        model = AlphaModel.load(model_dir)
+        params = {**pipeline.strategy_params(config), "close_at_end": False}
+        cerebro = pipeline.build_cerebro(data, pd.Timestamp(START), next_day, pipeline.lstm_alpha(model, data, START),
+                                         params, 100000.0, float(config["backtest"]["commission"]))
+        cerebro.addanalyzer(Submitted, _name="submitted")
+        strat = cerebro.run()[0]
+        placed = [o[1:] for o in strat.analyzers.submitted.orders if o[0] == next_day.date()]
+        assert placed == listed
+        checked += 1
+    assert checked >= 2
+
+
+# ------------------------------------------------------------------------------------ idempotence, atomicity
+@pytest.mark.slow
+def test_second_step_on_the_same_data_changes_nothing(tmp_path, model_dir, embedded, days_2021):
+    root, path, _ = new_account(tmp_path, model_dir, embedded, days_2021[3])
+    assert papertrade.step(root, "acct", tearsheet=False).status == "stepped"
+    before, target = account_files(path), os.readlink(path / "current")
+    again = papertrade.step(root, "acct", tearsheet=False)
+    assert again.status == "unchanged" and "nothing changed" in again.messages[0]
+    assert account_files(path) == before and os.readlink(path / "current") == target
+
+
+KILL_SCRIPT = """
+import os, sys, time, pathlib
+sys.path.insert(0, {root!r})
+import papertrade
+point = {point!r}
+marker = pathlib.Path({marker!r})
+
+def pause():
+    marker.write_text("here")
+    time.sleep(60)
+
+if point == "writing":          # half of the new state's files written
+    original = pathlib.Path.write_text
+    def write_text(self, *a, **k):
+        out = original(self, *a, **k)
+        if self.name == "journal.csv" and "states" in str(self):
+            pause()
+        return out
+    pathlib.Path.write_text = write_text
+elif point == "before-switch":  # the new state whole on disk, `current` not yet switched
+    original = os.symlink
+    def symlink(*a, **k):
+        original(*a, **k)
+        pause()
+    papertrade.os.symlink = symlink
+elif point == "replay":         # in the middle of the Cerebro run
+    original = papertrade.PaperStrategy.next
+    def next_(self):
+        original(self)
+        if len(self.days) == 20:
+            pause()
+    papertrade.PaperStrategy.next = next_
+papertrade.step({paper!r}, "acct", tearsheet=False)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["replay", "writing", "before-switch"])
+def test_sigkill_during_a_step_leaves_the_previous_state_whole(tmp_path, model_dir, embedded, days_2021, point):
+    root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
+    papertrade.step(root, "acct", tearsheet=False)
+    before = account_files(path)
+    write_csv_folder(csv, embedded, days_2021[1])
+    marker = tmp_path / "marker"
+    script = KILL_SCRIPT.format(root=str(ROOT), point=point, marker=str(marker), paper=str(root))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert proc.poll() is None, f"the step ended (rc {proc.returncode}) before reaching {point}"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert account_files(path) == before
+    assert json.loads((path / "book.json").read_text())["date"] == str(days_2021[0].date())
+    # and the account steps on normally afterwards, to the backtest's state
+    assert papertrade.step(root, "acct", tearsheet=False).status == "stepped"
+    assert_book_equals_backtest(path, reference_backtest(path, model_dir, days_2021[1]))
+    assert sorted(p.name for p in (path / "states").iterdir()) == [os.readlink(path / "current").split("/")[-1]]
+
+
+# ------------------------------------------------------------------------------------ revised history
+@pytest.mark.slow
+def test_revised_past_close_reports_the_divergence_and_keeps_the_journal(tmp_path, model_dir, embedded, days_2021,
+                                                                          capsys):
+    root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[5])
+    papertrade.step(root, "acct", tearsheet=False)
+    journal = papertrade.read_csv_rows(path / "journal.csv")
+    # a past day on which the account bought: revise that stock's close of that day
+    buy_day = next(r for r in reversed(journal) if "BUY" in r["decisions"])
+    ticker = buy_day["decisions"].split("BUY ")[1].split(" ")[0]
+    file = csv / f"{ticker}.csv"
+    original = file.read_text()
+    for factor in (0.6, 1.5, 0.3):  # a revision that changes no decision is accepted: try a larger one
+        before = account_files(path)
+        frame = pd.read_csv(file, index_col="Date")
+        frame.loc[buy_day["date"], "Close"] *= factor
+        frame.to_csv(file)
+        rc = papertrade.main(["--root", str(root), "step", "acct", "--no-tearsheet"])
+        if rc == 3:
+            break
+        file.write_text(original)
+    assert rc == 3
+    err = capsys.readouterr().err
+    assert account_files(path) == before  # journal, book and orders as they were
+    result = papertrade.step(root, "acct", tearsheet=False)
+    assert result.status == "diverged" and account_files(path) == before
+    for d in result.divergences:  # every divergence is printed: date, ticker, kept and new decision
+        assert f"{d['date']:12}{d['ticker']:8}{d['old']:28}{d['new']}" in err
+    # no day before the revised close changes (those decisions could not see it) ...
+    assert min(d["date"] for d in result.divergences) == buy_day["date"]
+    # ... and that day's report is what a plain backtest on the revised data decides on it
+    ref = reference_backtest(path, model_dir, buy_day["date"])
+
+    def by_ticker(text):
+        return {item.split(" ")[1]: item.split(" ")[0] + " " + item.split(" ", 2)[2]
+                for item in text.split("|") if item}
+    old, new = by_ticker(buy_day["decisions"]), by_ticker(papertrade.decisions_text(ref.book_state()))
+    want = {t: (old.get(t, "(none)"), new.get(t, "(none)")) for t in set(old) | set(new) if old.get(t) != new.get(t)}
+    got = {d["ticker"]: (d["old"], d["new"]) for d in result.divergences if d["date"] == buy_day["date"]}
+    assert got == want and got
+
+
+# ------------------------------------------------------------------------------------ drift guard, rebase, status
+def test_changed_model_config_or_code_refuses_to_step(tmp_path, model_dir, embedded, days_2021, monkeypatch):
+    config = tmp_path / "mine.toml"
+    config.write_text("[strategy]\ntop_k = 4\n")
+    root, path, _ = new_account(tmp_path, model_dir, embedded, days_2021[0], config_file=config)
+    account = json.loads((path / "current" / "account.json").read_text())
+    assert account["refit"] == "none" and account["model"]["sha256"] == papertrade.tree_sha256(model_dir)
+
+    config.write_text("[strategy]\ntop_k = 3\n")
+    with pytest.raises(ConfigError, match=r"strategy.top_k: 4 -> 3.*--rebase"):
+        papertrade.step(root, "acct")
+    config.write_text("[strategy]\ntop_k = 4\n")
+
+    monkeypatch.setattr(papertrade, "code_version", lambda: "0" * 16)
+    with pytest.raises(ConfigError, match="code version changed"):
+        papertrade.step(root, "acct")
+    monkeypatch.undo()
+
+    weights = path / account["model"]["dir"] / "weights.pt"
+    weights.write_bytes(weights.read_bytes() + b"x")
+    with pytest.raises(ConfigError, match="model artifact .* changed"):
+        papertrade.step(root, "acct")
+
+
+def test_init_refuses_unimplemented_refit_and_an_existing_account(tmp_path, model_dir, embedded, days_2021):
+    with pytest.raises(ConfigError, match="not implemented"):
+        new_account(tmp_path, model_dir, embedded, days_2021[0], refit="yearly")
+    root, _, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
+    with pytest.raises(ConfigError, match="exists"):
+        papertrade.init(root, "acct", START, model_dir=model_dir, data_dir=csv, benchmark="SP500")
+    with pytest.raises(ConfigError, match="account name"):
+        papertrade.init(root, "../x", START, model_dir=model_dir, data_dir=csv, benchmark="SP500")
+
+
+@pytest.mark.slow
+def test_rebase_starts_a_new_generation_from_todays_book(tmp_path, model_dir, embedded, days_2021, capsys):
+    config = tmp_path / "mine.toml"
+    config.write_text("[strategy]\ntop_k = 5\n")
+    root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[2], config_file=config)
+    papertrade.step(root, "acct", tearsheet=False)
+    old_book = json.loads((path / "book.json").read_text())
+    old_journal = papertrade.read_csv_rows(path / "journal.csv")
+    config.write_text("[strategy]\ntop_k = 2\n")
+    with pytest.raises(ConfigError):
+        papertrade.step(root, "acct")
+    result = papertrade.step(root, "acct", rebase=True, tearsheet=False)
+    assert result.status == "stepped" and "generation 2" in result.messages[0]
+    account = json.loads((path / "current" / "account.json").read_text())
+    assert account["generation"] == 2 and account["generations"][-1]["cash"] == old_book["value"]
+    assert json.loads((path / "current" / "config.json").read_text())["strategy"]["top_k"] == 2
+    journal = papertrade.read_csv_rows(path / "journal.csv")
+    assert journal[:len(old_journal)] == old_journal and journal[-1]["generation"] == "2"
+    orders = papertrade.read_csv_rows(path / "orders_next_open.csv")
+    assert {o["ticker"] for o in orders if o["reason"] == "rebase"} == {t for t, p in old_book["positions"].items()}
+    assert len([o for o in orders if o["action"] == "BUY"]) <= 2
+    # the new generation steps on: same data -> unchanged, a new day -> stepped
+    assert papertrade.step(root, "acct", tearsheet=False).status == "unchanged"
+    write_csv_folder(csv, embedded, days_2021[3])
+    assert papertrade.step(root, "acct", tearsheet=False).status == "stepped"
+    assert papertrade.main(["--root", str(root), "status", "acct"]) == 0
+    out = capsys.readouterr().out
+    assert "generation 2" in out and "benchmark" in out and str(days_2021[3].date()) in out
