@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,7 +22,7 @@ from models import AlphaModel
 ROOT = Path(__file__).resolve().parents[1]
 START = "2020-10-01"          # the account's first day: a short replay before the 30 days of 2021
 FIRST_CSV_DAY = "2016-01-01"  # the CSV folder's history (warm-up for the model's features)
-TICKERS = ["AAPL", "AMD", "BAC", "CVX", "GE", "JPM", "KO", "MSFT", "PFE", "XOM"]  # 10 of the 20: a lean test
+TICKERS = ["AAPL", "AMD", "BAC", "CVX", "GE", "KO", "MSFT", "XOM"]  # 8 of the 20: a lean test
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,7 @@ def reference_backtest(account_path: Path, model_dir: Path, end):
     params = {**pipeline.strategy_params(config), "close_at_end": False}
     cerebro = pipeline.build_cerebro(data, start, end, pipeline.lstm_alpha(model, data, start), params,
                                      float(config["backtest"]["cash"]), float(config["backtest"]["commission"]))
+    cerebro.addanalyzer(Submitted, _name="submitted")
     return cerebro.run()[0]
 
 
@@ -99,11 +101,24 @@ def reference_decisions(ref):
 
 
 # ------------------------------------------------------------------------------------ equivalence
+class Submitted(bt.Analyzer):
+    """The orders a backtest submits, with the decision they carry (order.info)."""
+
+    def start(self):
+        self.orders = []
+
+    def notify_order(self, order):
+        if order.status == order.Submitted:
+            self.orders.append((str(bt.num2date(order.created.dt).date()), order.data._name,
+                                "BUY" if order.isbuy() else "SELL", order.info.reason,
+                                round(order.info.score, 6), order.info.rank))
+
+
 @pytest.mark.slow
 def test_thirty_daily_steps_equal_one_backtest_each(tmp_path, model_dir, embedded, days_2021):
     root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
-    previous_journal = []
-    n_orders = n_traded_days = 0
+    previous_journal, listed = [], None
+    n_orders = n_checked_fills = 0
     for i, day in enumerate(days_2021):
         write_csv_folder(csv, embedded, day)
         result = papertrade.step(root, "acct", tearsheet=(i == len(days_2021) - 1))
@@ -113,6 +128,13 @@ def test_thirty_daily_steps_equal_one_backtest_each(tmp_path, model_dir, embedde
         orders = papertrade.read_csv_rows(path / "orders_next_open.csv")
         assert order_decisions(orders) == reference_decisions(ref)
         n_orders += len(orders)
+        # independent of book_state(): the orders listed yesterday are the orders today's
+        # backtest submitted at today's open, decision for decision
+        if listed is not None:
+            placed = [o[1:] for o in ref.analyzers.submitted.orders if o[0] == str(day.date())]
+            assert placed == listed
+            n_checked_fills += len(placed)
+        listed = order_decisions(orders)
 
         # scores: every earlier bar equals the batched (runonce) score exactly; the live bar came
         # through LSTMAlpha.next() and equals the batched one to float precision
@@ -129,48 +151,8 @@ def test_thirty_daily_steps_equal_one_backtest_each(tmp_path, model_dir, embedde
         assert [r["date"] for r in journal[len(previous_journal):]] == (
             [str(day.date())] if previous_journal else [d["date"] for d in result.replay.days])
         previous_journal = journal
-        n_traded_days += any(r["decisions"] for r in journal[-1:])
-    assert n_orders > 5 and n_traded_days > 3  # the 30 days did make decisions to compare
+    assert n_orders > 5 and n_checked_fills > 5  # the 30 days did make decisions to compare
     assert "paper account acct" in (path / "tearsheet.html").read_text()
-
-
-@pytest.mark.slow
-def test_orders_next_open_are_the_orders_the_backtest_places_the_next_day(tmp_path, model_dir, embedded, days_2021):
-    """Independent of book_state(): the backtest run one day longer submits at that open exactly
-    the orders the account listed (ticker, action, reason, score, rank)."""
-    import backtrader as bt
-
-    class Submitted(bt.Analyzer):
-        def start(self):
-            self.orders = []
-
-        def notify_order(self, order):
-            if order.status == order.Submitted:
-                self.orders.append((bt.num2date(order.created.dt).date(), order.data._name,
-                                    "BUY" if order.isbuy() else "SELL", order.info.reason,
-                                    round(order.info.score, 6), order.info.rank))
-
-    root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
-    checked = 0
-    for day, next_day in zip(days_2021[:12], days_2021[1:13]):
-        write_csv_folder(csv, embedded, day)
-        papertrade.step(root, "acct", tearsheet=False)
-        listed = order_decisions(papertrade.read_csv_rows(path / "orders_next_open.csv"))
-        if not listed:
-            continue
-        config = json.loads((path / "current" / "config.json").read_text())
-        write_csv_folder(csv, embedded, next_day)
-        data = pipeline.load_data(config)
-        model = AlphaModel.load(model_dir)
-        params = {**pipeline.strategy_params(config), "close_at_end": False}
-        cerebro = pipeline.build_cerebro(data, pd.Timestamp(START), next_day, pipeline.lstm_alpha(model, data, START),
-                                         params, 100000.0, float(config["backtest"]["commission"]))
-        cerebro.addanalyzer(Submitted, _name="submitted")
-        strat = cerebro.run()[0]
-        placed = [o[1:] for o in strat.analyzers.submitted.orders if o[0] == next_day.date()]
-        assert placed == listed
-        checked += 1
-    assert checked >= 2
 
 
 # ------------------------------------------------------------------------------------ idempotence, atomicity
@@ -209,19 +191,12 @@ elif point == "before-switch":  # the new state whole on disk, `current` not yet
         original(*a, **k)
         pause()
     papertrade.os.symlink = symlink
-elif point == "replay":         # in the middle of the Cerebro run
-    original = papertrade.PaperStrategy.next
-    def next_(self):
-        original(self)
-        if len(self.days) == 20:
-            pause()
-    papertrade.PaperStrategy.next = next_
 papertrade.step({paper!r}, "acct", tearsheet=False)
 """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["replay", "writing", "before-switch"])
+@pytest.mark.parametrize("point", ["writing", "before-switch"])
 def test_sigkill_during_a_step_leaves_the_previous_state_whole(tmp_path, model_dir, embedded, days_2021, point):
     root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
     papertrade.step(root, "acct", tearsheet=False)
