@@ -418,7 +418,8 @@ def init(root, name: str, start, cash=None, preset="default", config_file=None, 
         "config_source": csource, "config_sha256": config_sha256(config),
         "model": {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(model_dir)},
         "code_version": code_version(), "refit": refit,
-        "data": dict(config["data"]), "tickers": list(data.prices.tickers),
+        "data": dict(config["data"]), "tickers": list(data.prices.tickers), "vix": data.vix is not None,
+        "download_start": str(data.prices.dates[0].date()),  # a yfinance update fetches only the missing days
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "in_sample_warning": bool(start < test_start),
     }
@@ -489,8 +490,8 @@ def refresh_data(account: dict, config: dict) -> pipeline.MarketData:
     if config["data"].get("source") == "yfinance":
         from feeds import download_to_cache
         cache = config["data"].get("dir") or str(ROOT / "cache" / "yfinance")
-        report = download_to_cache(account["tickers"], account["generations"][0]["start"], cache_dir=cache,
-                                   benchmark=config["data"].get("benchmark") or "SPY")
+        report = download_to_cache(account["tickers"], account["download_start"], cache_dir=cache,
+                                   benchmark=config["data"].get("benchmark") or "SPY", vix=account["vix"])
         if report.failed:
             raise DataError(f"yfinance update of {cache} failed: {report.summary()}")
     return pipeline.load_data(config)
