@@ -181,7 +181,7 @@ def replay(model, data: pipeline.MarketData, start, end, params: dict, cash: flo
     state = strategy.book_state()
     closes, comm = {}, {}
     for d in strategy.stocks:
-        if len(d) and int(d.datetime[0]) == live_day:
+        if len(d):  # its last close: today's, or an earlier one if it had no bar today (as the broker values it)
             closes[d._name] = float(d.close[0])
         comm[d._name] = strategy.broker.getcommissioninfo(d).getcommission
     return Replay(strategy.days, state, float(strategy.broker.getcash()), float(strategy.broker.getvalue()),
@@ -332,9 +332,9 @@ def commit_state(path: Path, files: dict, copy_from: Path | None = None) -> Path
         for file in tmp.iterdir():  # on disk before the switch, not only in the page cache
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
+    for stale in path.glob(".current.*"):  # left by a step killed between the two lines below
+        stale.unlink()
     link = path / f".current.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        link.unlink()
     os.symlink(f"states/{target.name}", link)
     os.replace(link, path / "current")
     for old in states.iterdir():  # earlier states and the temporaries of killed steps
