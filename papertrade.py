@@ -703,7 +703,8 @@ def main(argv) -> int:
     i.add_argument("--cash", type=float, help="starting cash (default: the config's backtest.cash)")
     i.add_argument("--preset", choices=["default", "seed"], default="default")
     i.add_argument("--config", metavar="FILE.toml")
-    i.add_argument("--model", metavar="DIR", help="a saved model artifact (default: the preset's saved or trained model)")
+    i.add_argument("--model", metavar="DIR",
+                   help="a saved model artifact (default: the preset's saved or trained model)")
     i.add_argument("--model-store", metavar="DIR", help="where the preset's model is looked up (default models/store/)")
     i.add_argument("--data", metavar="DIR", help="a CSV folder, re-read at every step")
     i.add_argument("--benchmark", metavar="TICKER")

@@ -37,12 +37,19 @@ def days_2021(embedded):
     return list(bench.loc["2021-01-04":].index[:30])
 
 
-def write_csv_folder(folder: Path, embedded, end, tickers=TICKERS) -> Path:
-    """The embedded closes from FIRST_CSV_DAY to `end` as a CSV folder (Date,Close), benchmark SP500.csv."""
+def write_csv_folder(folder: Path, embedded, end, tickers=TICKERS, open_at_last_close=False) -> Path:
+    """The embedded closes from FIRST_CSV_DAY to `end` as a CSV folder (Date,Close), benchmark SP500.csv.
+    open_at_last_close: Date,Open,High,Low,Close,Volume files whose open is the previous close."""
     prices, bench = embedded
     folder.mkdir(parents=True, exist_ok=True)
     for t in tickers:
-        prices.close[t].loc[FIRST_CSV_DAY:end].rename("Close").rename_axis("Date").to_csv(folder / f"{t}.csv")
+        close = prices.close[t].loc[FIRST_CSV_DAY:end]
+        frame = close.rename("Close").rename_axis("Date").to_frame()
+        if open_at_last_close:
+            opens = close.shift(1).fillna(close)
+            frame = pd.DataFrame({"Open": opens, "High": np.maximum(opens, close), "Low": np.minimum(opens, close),
+                                  "Close": close, "Volume": 1e6}).rename_axis("Date")
+        frame.to_csv(folder / f"{t}.csv")
     bench.loc[FIRST_CSV_DAY:end].rename("Close").rename_axis("Date").to_csv(folder / "SP500.csv")
     return folder
 
@@ -111,7 +118,7 @@ class Submitted(bt.Analyzer):
         if order.status == order.Submitted:
             self.orders.append((str(bt.num2date(order.created.dt).date()), order.data._name,
                                 "BUY" if order.isbuy() else "SELL", order.info.reason,
-                                round(order.info.score, 6), order.info.rank))
+                                round(order.info.score, 6), order.info.rank, abs(int(order.created.size))))
 
 
 @pytest.mark.slow
@@ -131,7 +138,7 @@ def test_thirty_daily_steps_equal_one_backtest_each(tmp_path, model_dir, embedde
         # independent of book_state(): the orders listed yesterday are the orders today's
         # backtest submitted at today's open, decision for decision
         if listed is not None:
-            placed = [o[1:] for o in ref.analyzers.submitted.orders if o[0] == str(day.date())]
+            placed = [o[1:6] for o in ref.analyzers.submitted.orders if o[0] == str(day.date())]
             assert placed == listed
             n_checked_fills += len(placed)
         listed = order_decisions(orders)
@@ -153,6 +160,29 @@ def test_thirty_daily_steps_equal_one_backtest_each(tmp_path, model_dir, embedde
         previous_journal = journal
     assert n_orders > 5 and n_checked_fills > 5  # the 30 days did make decisions to compare
     assert "paper account acct" in (path / "tearsheet.html").read_text()
+
+
+@pytest.mark.slow
+def test_order_shares_are_the_backtests_fills_when_the_open_is_the_last_close(tmp_path, model_dir, embedded,
+                                                                               days_2021):
+    """Sized at the last close, the listed shares are exactly what the backtest buys and sells at
+    the next open when that open equals the last close (OHLC files with open = previous close)."""
+    csv = write_csv_folder(tmp_path / "csv", embedded, days_2021[0], open_at_last_close=True)
+    root = tmp_path / "paper"
+    papertrade.init(root, "acct", START, model_dir=model_dir, data_dir=csv, benchmark="SP500")
+    path = root / "acct"
+    checked = 0
+    for day, next_day in zip(days_2021[:8], days_2021[1:9]):
+        write_csv_folder(csv, embedded, day, open_at_last_close=True)
+        papertrade.step(root, "acct", tearsheet=False)
+        listed = [(o["ticker"], o["action"], int(o["shares"]))
+                  for o in papertrade.read_csv_rows(path / "orders_next_open.csv")]
+        write_csv_folder(csv, embedded, next_day, open_at_last_close=True)
+        ref = reference_backtest(path, model_dir, next_day)
+        filled = [(o[1], o[2], o[6]) for o in ref.analyzers.submitted.orders if o[0] == str(next_day.date())]
+        assert filled == listed
+        checked += sum(1 for o in listed if o[1] == "BUY")
+    assert checked >= 3
 
 
 # ------------------------------------------------------------------------------------ idempotence, atomicity
