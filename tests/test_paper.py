@@ -107,6 +107,39 @@ def reference_decisions(ref):
             + [(o["ticker"], "BUY", "entry", round(o["score"], 6), o["rank"]) for o in state["buy"]])
 
 
+# ------------------------------------------------------------------------------------ the live bar
+def test_live_feed_turns_cerebro_to_next_mode_and_next_scores_the_newest_bar(embedded, tiny_model):
+    """A short replay on 4 stocks: Cerebro ran without runonce/preload, the feeds went DELAYED ->
+    LIVE on the newest bar, LSTMAlpha.next() scored exactly that bar and equals model.predict;
+    every earlier bar holds the batched score exactly."""
+    prices, bench = embedded
+    data = pipeline.MarketData(prices.select(["AAPL", "KO", "XOM", "JPM"]), bench, None, [])
+    start, end = pd.Timestamp("2021-02-01"), pd.Timestamp("2021-02-26")
+    statuses = []
+
+    class Watch(papertrade.PaperStrategy):
+        def notify_data(self, data, status, *args, **kwargs):
+            statuses.append((data._name, data._getstatusname(status), len(data)))
+
+    original = papertrade.PaperStrategy
+    papertrade.PaperStrategy = Watch
+    try:
+        run = papertrade.replay(tiny_model, data, start, end, {"top_k": 2}, 100_000.0, 0.0005)
+    finally:
+        papertrade.PaperStrategy = original
+    strategy = run.strategy
+    assert strategy.env._dorunonce is False and strategy.env._dopreload is False
+    n_bars = len(bench.loc[start:end])
+    assert ("XOM", "DELAYED", 1) in statuses and ("XOM", "LIVE", n_bars) in statuses
+    want = tiny_model.predict(data.prices.between(None, end), bench.loc[:end]).loc[start:end]
+    for ticker, alpha in strategy.alphas.items():
+        got = np.asarray(alpha.score.array)
+        assert alpha.live_bars == 1 and len(got) == n_bars
+        np.testing.assert_array_equal(got[:-1], want[ticker].to_numpy()[:-1])
+        assert abs(got[-1] - want[ticker].iloc[-1]) < 1e-6
+    assert [d["date"] for d in run.days] == [str(d.date()) for d in bench.loc[start:end].index]
+
+
 # ------------------------------------------------------------------------------------ equivalence
 class Submitted(bt.Analyzer):
     """The orders a backtest submits, with the decision they carry (order.info)."""
