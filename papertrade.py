@@ -638,6 +638,7 @@ def _rebase(path: Path, state: dict, problems: list, tearsheet: bool) -> StepRes
     model_dir = source if source.is_dir() else path / account["model"]["dir"]
     sha = tree_sha256(model_dir)
     if sha != account["model"]["sha256"]:
+        load_model(model_dir)  # a damaged artifact is refused before it is copied in
         target = path / f"models/{sha[:16]}"
         if not target.exists():
             with atomic_dir(target) as tmp:
