@@ -579,7 +579,9 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
     if tearsheet:
         files["tearsheet.html"] = tearsheet_html(full_journal, data, account)
     commit_state(path, files, copy_from=state["dir"])
-    what = f"{len(new_rows)} new day(s)" if new_rows else "revised data, decisions unchanged"
+    fresh = sum(1 for r in new_rows if r["date"] not in recorded)
+    what = f"{fresh} new day(s)" + ("" if fresh == len(new_rows) else
+                                     f"; revised data for {end.date()}, its decisions unchanged (journalled again)")
     return StepResult("stepped", str(end.date()), [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, "
                                                    f"{len(orders)} order(s) for the next open"], [], run)
 

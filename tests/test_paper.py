@@ -329,6 +329,24 @@ def test_revised_past_close_reports_the_divergence_and_keeps_the_journal(tmp_pat
     assert got == want and got
 
 
+@pytest.mark.slow
+def test_revision_that_changes_no_decision_is_journalled_not_rewritten(tmp_path, model_dir, embedded, days_2021):
+    root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[2])
+    papertrade.step(root, "acct", tearsheet=False)
+    journal = papertrade.read_csv_rows(path / "journal.csv")
+    file = csv / "KO.csv"  # a close of the warm-up history, years before the account started
+    frame = pd.read_csv(file, index_col="Date")
+    frame.iloc[10, 0] *= 1.0001
+    frame.to_csv(file)
+    result = papertrade.step(root, "acct", tearsheet=False)
+    assert result.status == "stepped" and "decisions unchanged" in result.messages[0]
+    after = papertrade.read_csv_rows(path / "journal.csv")
+    assert after[:len(journal)] == journal and len(after) == len(journal) + 1
+    assert after[-1]["date"] == journal[-1]["date"] and after[-1]["decisions"] == journal[-1]["decisions"]
+    assert after[-1]["data_fingerprint"] != journal[-1]["data_fingerprint"]
+    assert papertrade.step(root, "acct", tearsheet=False).status == "unchanged"
+
+
 # ------------------------------------------------------------------------------------ drift guard, rebase, status
 def test_changed_model_config_or_code_refuses_to_step(tmp_path, model_dir, embedded, days_2021, monkeypatch):
     config = tmp_path / "mine.toml"
