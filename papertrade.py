@@ -484,20 +484,22 @@ def _diff_keys(a, b, prefix=""):
             yield f"{prefix}{key}: {va!r} -> {vb!r}"
 
 
-def refresh_data(account: dict, config: dict) -> pipeline.MarketData:
+def refresh_data(account: dict, config: dict, downloader=None, today=None) -> pipeline.MarketData:
     """Bring the data up to date: the yfinance cache is updated (only missing dates are fetched), a
-    CSV folder is simply read again; the embedded data never changes."""
+    CSV folder is simply read again; the embedded data never changes. downloader, today: as in
+    feeds.yahoo.download_to_cache (tests pass a fake yfinance and the date)."""
     if config["data"].get("source") == "yfinance":
         from feeds import download_to_cache
         cache = config["data"].get("dir") or str(ROOT / "cache" / "yfinance")
         report = download_to_cache(account["tickers"], account["download_start"], cache_dir=cache,
-                                   benchmark=config["data"].get("benchmark") or "SPY", vix=account["vix"])
+                                   benchmark=config["data"].get("benchmark") or "SPY", vix=account["vix"],
+                                   downloader=downloader, today=today)
         if report.failed:
             raise DataError(f"yfinance update of {cache} failed: {report.summary()}")
     return pipeline.load_data(config)
 
 
-def step(root, name: str, rebase: bool = False, tearsheet: bool = True) -> StepResult:
+def step(root, name: str, rebase: bool = False, tearsheet: bool = True, downloader=None, today=None) -> StepResult:
     """Replay the account's strategy up to the newest bar and write its new state (see module doc)."""
     path = account_dir(root, name)
     if not path.is_dir():
@@ -505,19 +507,20 @@ def step(root, name: str, rebase: bool = False, tearsheet: bool = True) -> StepR
     with account_lock(path):
         state = read_state(path)
         problems = check_drift(path, state)
+        fetch = {"downloader": downloader, "today": today}
         if rebase:
-            return _rebase(path, state, problems, tearsheet)
+            return _rebase(path, state, problems, tearsheet, fetch)
         if problems:
             raise ConfigError(f"paper account {name}: refusing to step, " + "; ".join(problems) +
                               f". The account's decisions would not be comparable. Undo the change, or start a new "
                               f"generation from today's book with 'paper step {name} --rebase'")
-        return _step(path, state, tearsheet)
+        return _step(path, state, tearsheet, fetch=fetch)
 
 
-def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = None) -> StepResult:
+def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = None, fetch=None) -> StepResult:
     account, config = state["account"], state["config"]
     gen = account["generations"][-1]
-    data = refresh_data(account, config)
+    data = refresh_data(account, config, **(fetch or {}))
     end = min(data.prices.dates[-1], data.benchmark.index[-1])
     fingerprint = data_fingerprints(data, [end])[str(end.date())]
     journal = state["journal"]
@@ -627,7 +630,7 @@ def tearsheet_html(journal: list[dict], data: pipeline.MarketData, account: dict
         return out.read_text()
 
 
-def _rebase(path: Path, state: dict, problems: list, tearsheet: bool) -> StepResult:
+def _rebase(path: Path, state: dict, problems: list, tearsheet: bool, fetch: dict) -> StepResult:
     """A new generation from today's book: the current configuration, model and code are frozen
     again; it starts at the book's date with the book's value as cash (flat), and the old
     generation's positions are to be sold at the next open (orders with reason 'rebase')."""
@@ -655,7 +658,7 @@ def _rebase(path: Path, state: dict, problems: list, tearsheet: bool) -> StepRes
     sells = [{"ticker": t, "action": "SELL", "shares": p["shares"], "price": p["close"], "score": "", "rank": "",
               "reason": "rebase"} for t, p in book["positions"].items() if p["shares"]]
     new_state = {**state, "account": account, "config": config}
-    result = _step(path, new_state, tearsheet, rebase_rows=sells)
+    result = _step(path, new_state, tearsheet, rebase_rows=sells, fetch=fetch)
     result.messages.insert(0, f"generation {account['generation']} starts {book['date']} with cash "
                               f"{book['value']:,.2f} (the old book's value); {len(sells)} old position(s) to sell")
     return result

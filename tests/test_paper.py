@@ -347,6 +347,46 @@ def test_revision_that_changes_no_decision_is_journalled_not_rewritten(tmp_path,
     assert papertrade.step(root, "acct", tearsheet=False).status == "unchanged"
 
 
+class FakeYahoo:
+    """Callable like yf.download, serving the embedded closes (open = high = low = close) up to
+    `until`, in yfinance's column shape; records what it was asked for. No network."""
+
+    def __init__(self, embedded, until):
+        self.prices, self.bench = embedded
+        self.until = pd.Timestamp(until)
+        self.calls = []
+
+    def __call__(self, tickers, start=None, end=None, auto_adjust=None, progress=None, **kwargs):
+        symbols = [tickers] if isinstance(tickers, str) else list(tickers)
+        self.calls.append((tuple(symbols), str(pd.Timestamp(start).date())))
+        parts = {}
+        for symbol in symbols:
+            close = self.bench if symbol == "SP500" else self.prices.close[symbol]
+            close = close[(close.index >= start) & (close.index < end) & (close.index <= self.until)]
+            parts[symbol] = pd.DataFrame({"Open": close, "High": close, "Low": close, "Close": close,
+                                          "Adj Close": close, "Volume": 1e6}).rename_axis("Date")
+        return pd.concat(parts, axis=1, names=["Ticker", "Price"]).swaplevel(0, 1, axis=1).sort_index(axis=1)
+
+
+@pytest.mark.slow
+def test_yfinance_account_updates_its_cache_and_steps(tmp_path, model_dir, embedded, days_2021):
+    from feeds import download_to_cache
+    cache = tmp_path / "cache"
+    fake = FakeYahoo(embedded, days_2021[0])
+    today = days_2021[0] + pd.Timedelta(days=1)
+    download_to_cache(TICKERS, FIRST_CSV_DAY, cache_dir=cache, benchmark="SP500", downloader=fake, today=today)
+    root = tmp_path / "paper"
+    papertrade.init(root, "yf", START, model_dir=model_dir, source="yfinance", data_dir=cache, benchmark="SP500")
+    for day in days_2021[1:3]:
+        fake.until, today = day, day + pd.Timedelta(days=1)
+        fake.calls.clear()
+        assert papertrade.step(root, "yf", tearsheet=False, downloader=fake, today=today).status == "stepped"
+        assert json.loads((root / "yf" / "book.json").read_text())["date"] == str(day.date())
+        # incremental: asked only from the last cached day on, never the whole history again
+        assert fake.calls and all(start >= str(days_2021[0].date()) for _, start in fake.calls)
+    assert papertrade.step(root, "yf", tearsheet=False, downloader=fake, today=today).status == "unchanged"
+
+
 # ------------------------------------------------------------------------------------ drift guard, rebase, status
 def test_changed_model_config_or_code_refuses_to_step(tmp_path, model_dir, embedded, days_2021, monkeypatch):
     config = tmp_path / "mine.toml"
