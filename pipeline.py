@@ -223,10 +223,13 @@ def strategy_params(config: dict) -> dict:
 
 
 def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: float, commission: float,
-                  universe: Membership | None = None, lean: bool = True) -> bt.Cerebro:
+                  universe: Membership | None = None, lean: bool = True, make_feed=None,
+                  strategy=AlphaRankStrategy, min_bars: int = 2) -> bt.Cerebro:
     """A Cerebro fed only the backtest period (warm-up history goes to the alpha, not the feeds),
     the benchmark as a data named after it, and AlphaRankStrategy with `alpha_for(benchmark_data)`
-    as its alpha."""
+    as its alpha. make_feed(frame_or_series) makes each feed (default ArrayData); `strategy` may be a
+    subclass; a stock needs `min_bars` bars in the period to be added (papertrade.py uses these)."""
+    make_feed = make_feed or (lambda frame: ArrayData(dataname=frame, lean=lean))
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
     cerebro.setbroker(LeanBroker())  # same fills and values as BackBroker (tested), skips flat positions
     cerebro.broker.setcash(cash)
@@ -234,17 +237,17 @@ def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: f
     bench = data.benchmark.loc[start:end]
     if bench.empty:
         raise DataError(f"benchmark {data.benchmark_name!r} has no prices between {start.date()} and {end.date()}")
-    bench_feed = cerebro.adddata(ArrayData(dataname=bench, lean=lean), name=data.benchmark_name)
+    bench_feed = cerebro.adddata(make_feed(bench), name=data.benchmark_name)
     n = 0
     for ticker, frame in data.prices.items():
         frame = frame.loc[start:end]
-        if len(frame) >= 2:
-            cerebro.adddata(ArrayData(dataname=frame, lean=lean), name=ticker)
+        if len(frame) >= min_bars:
+            cerebro.adddata(make_feed(frame), name=ticker)
             n += 1
     if n < params.get("top_k", 5):
         raise DataError(f"only {n} stocks have prices between {start.date()} and {end.date()}, fewer than "
                         f"top_k={params.get('top_k', 5)}; lower top_k or widen the period")
-    cerebro.addstrategy(AlphaRankStrategy, alpha=alpha_for(bench_feed), benchmark=data.benchmark_name,
+    cerebro.addstrategy(strategy, alpha=alpha_for(bench_feed), benchmark=data.benchmark_name,
                         universe=universe, **params)
     return cerebro
 

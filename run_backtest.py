@@ -8,6 +8,7 @@ Cerebro with the LSTM indicator, and write results/<run name>/.
     python run_backtest.py --scores my_scores.csv       # your own scores instead of the model
     python run_backtest.py trade-stats results/default/trades.csv
     python run_backtest.py download --tickers AAPL MSFT --start 2015-01-01
+    python run_backtest.py paper init NAME --start 2021-01-04 / paper step NAME / paper status NAME
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def main_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_backtest.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Backtest the LSTM cross-sectional alpha with AlphaRankStrategy in Backtrader.",
-        epilog="Other commands: 'run_backtest.py trade-stats FILE.csv', 'run_backtest.py download --help'.")
+        epilog="Other commands: 'run_backtest.py trade-stats FILE.csv', 'run_backtest.py download --help', "
+               "'run_backtest.py paper --help'.")
     p.add_argument("--preset", choices=["default", "seed"], default="default",
                    help="default: leak-free classifier, 5 bp costs, cross-sectional rank. seed: the seed project's "
                         "model and rules (regression score, raw thresholds, 7-bar reviews, no costs)")
@@ -200,6 +202,9 @@ def main(argv=None) -> int:
         return trade_stats_command(argv[1:])
     if argv and argv[0] == "download":
         return download_command(argv[1:])
+    if argv and argv[0] == "paper":
+        import papertrade
+        return papertrade.main(argv[1:])
     args = main_parser().parse_args(argv)
     try:
         return run_main(args)

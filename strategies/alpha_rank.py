@@ -266,6 +266,8 @@ class AlphaRankStrategy(bt.Strategy):
 
         Only today's row is ever read; it holds exactly what the loop would read: the score of each
         stock whose bar is dated today, NaN for stocks with no bar today."""
+        if not getattr(self.env, "_dopreload", True):
+            return False  # live feeds: the buffers hold only the bars delivered so far
         columns = []
         for d, dt_line, score_line in self._watch:
             n = d.buflen()
@@ -408,6 +410,25 @@ class AlphaRankStrategy(bt.Strategy):
         elif order.status in (order.Margin, order.Rejected):
             self.rejected_orders += 1
             self._log(f"REJECTED {d._name}: {order.getstatusname()}")
+
+    # ------------------------------------------------------------------ read-only state
+    def book_state(self) -> dict:
+        """The book and the plan for the next open as plain values, after the last bar's close:
+        holdings (shares, entry date, last and next review), planned sells and buys (not sized)."""
+        def iso(day):
+            return bt.num2date(float(day)).date().isoformat()
+        holdings = {}
+        for d, entry in self._book.items():
+            calendar = self.p.review_in == "calendar"
+            holdings[d._name] = {
+                "shares": self.getposition(d).size, "entry": iso(entry["entry"]),
+                "last_review": iso(entry["review_day"]),
+                "next_review": iso(entry["review_day"] + self.p.review_days) if calendar else None,
+                "review_in_bars": None if calendar else max(0, self.p.review_days - (len(d) - entry["review_bar"])),
+            }
+        return {"date": iso(self.datetime[0]) if len(self) else None, "holdings": holdings,
+                "sell": [{"ticker": d._name, "reason": r, "score": s} for d, (r, s) in self._to_sell.items()],
+                "buy": [{"ticker": d._name, "score": s, "rank": k} for d, s, k in self._to_buy]}
 
     def _log(self, text):
         if self.p.verbose:

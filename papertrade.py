@@ -1,0 +1,748 @@
+"""Paper trading: a daily account whose state always equals the backtest.
+
+    python run_backtest.py paper init NAME --start 2021-01-04 [--cash C] [--model DIR | --preset/--config]
+                                           [--data DIR --benchmark T | --source yfinance]
+    python run_backtest.py paper step NAME [--rebase]
+    python run_backtest.py paper status NAME
+
+An account is not a second engine: every step replays AlphaRankStrategy in one Cerebro from the
+account's start date to the newest bar, with the model and configuration frozen at init, and
+writes the book, the orders for the next open and one journal line per new day. The newest bar
+comes through a live-mode feed (`islive()` true): Cerebro then runs bar by bar, and LSTMAlpha
+scores that bar with its event-driven `next()`; the earlier bars take the batched
+`model.predict` scores (the same numbers `once()` gives). See docs/paper.md.
+
+Layout of paper/NAME/ (every state is whole: a step writes a new states/NNNNNN/ folder, then
+swaps the `current` symlink with one atomic rename; a killed step leaves the previous state):
+
+    current -> states/000007        account.json, config.json, book.json, orders_next_open.csv,
+                                    journal.csv, tearsheet.html
+    models/<sha256[:16]>/           the model artifact, copied at init (never retrained here)
+    book.json, ... -> current/...   convenience links
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import pipeline
+from feeds import ArrayData
+from feeds.arraydata import datetime_numbers
+from feeds.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
+from feeds.io import atomic_dir
+from models import LSTMAlpha
+from strategies import AlphaRankStrategy
+from strategies.alpha_rank import affordable_shares
+
+ROOT = Path(__file__).resolve().parent
+ACCOUNTS = ROOT / "paper"
+FORMAT_VERSION = 1
+STATE_FILES = ("account.json", "config.json", "book.json", "orders_next_open.csv", "journal.csv", "tearsheet.html")
+JOURNAL_COLUMNS = ["generation", "date", "cash", "value", "benchmark", "holdings", "decisions", "data_fingerprint"]
+ORDER_COLUMNS = ["ticker", "action", "shares", "price", "score", "rank", "reason"]
+# the code whose behaviour a decision depends on; a change refuses to step (drift guard)
+CODE_PATHS = ("feeds", "models", "strategies", "analyzers", "configs", "pipeline.py", "papertrade.py")
+REFIT_CHOICES = ("none",)
+
+
+# ============================================================================ live-mode Cerebro
+class LiveTailData(ArrayData):
+    """ArrayData that reports itself live (`islive()` true): bars before `live_from` are its
+    backfill (status DELAYED), the bars from `live_from` on are live (status LIVE), as a broker
+    feed that backfills history and then streams. With any live data Cerebro turns preload and
+    runonce off, so every indicator runs bar by bar in `next()`."""
+
+    params = (("live_from", None),)
+
+    def islive(self):
+        return True
+
+    def start(self):
+        super().start()
+        self._live_num = float(datetime_numbers(pd.DatetimeIndex([pd.Timestamp(self.p.live_from)]))[0])
+        self._announced = None
+
+    def _load(self):
+        loaded = super()._load()
+        if loaded:
+            status = self.LIVE if self.lines.datetime[0] >= self._live_num else self.DELAYED
+            if status != self._announced:
+                self.put_notification(status)
+                self._announced = status
+        return loaded
+
+
+class PaperAlpha(LSTMAlpha):
+    """LSTMAlpha for a replay: bars before `live_day` take the batched score of that date (what
+    `once()` would give), the live bar is scored by LSTMAlpha.next() from the delivered bars."""
+
+    params = (("batched", None), ("live_day", None))
+
+    def __init__(self):
+        super().__init__()
+        self.live_bars = 0  # bars scored by the event-driven path (the test expects exactly 1)
+
+    def next(self):
+        n = len(self.data)
+        if n != self._last_len and int(self.data.datetime[0]) < self.p.live_day:
+            self._last_len = n
+            self.lines.score[0] = self.p.batched.get(int(self.data.datetime[0]), math.nan)
+            return
+        if n != self._last_len:
+            self.live_bars += 1
+        super().next()
+
+
+class PaperStrategy(AlphaRankStrategy):
+    """AlphaRankStrategy that records, after each close, the day's cash, value, holdings and the
+    decisions it plans for the next open (read through AlphaRankStrategy.book_state)."""
+
+    def __init__(self):
+        super().__init__()
+        self.days: list[dict] = []
+
+    def next(self):
+        super().next()
+        state = self.book_state()
+        broker = self.broker
+        self.days.append({
+            "date": state["date"], "cash": float(broker.getcash()), "value": float(broker.getvalue()),
+            "holdings": {t: h["shares"] for t, h in sorted(state["holdings"].items())},
+            "decisions": decisions_text(state),
+        })
+
+
+def decisions_text(state: dict) -> str:
+    """The day's decisions as one comparable string: 'SELL XOM review_exit|BUY AAPL entry #1'."""
+    sells = [f"SELL {o['ticker']} {o['reason']}" for o in state["sell"]]
+    buys = [f"BUY {o['ticker']} entry #{o['rank']}" for o in state["buy"]]
+    return "|".join(sells + buys)
+
+
+def batched_scores(model, data: pipeline.MarketData, start, end) -> pd.DataFrame:
+    """The batched scores of every stock on the replay's days: model.predict over all data up to
+    `end` (the score dated t uses bars up to t only), as LSTMAlpha.once() computes them."""
+    prices = data.prices.between(None, end)
+    return model.predict(prices, data.benchmark.loc[:end], vix=None if data.vix is None else data.vix.loc[:end],
+                         start=start)
+
+
+@dataclass
+class Replay:
+    days: list
+    state: dict
+    cash: float
+    value: float
+    closes: dict
+    strategy: object
+    batched: pd.DataFrame
+    commission: dict = field(default_factory=dict)
+
+
+def replay(model, data: pipeline.MarketData, start, end, params: dict, cash: float, commission: float) -> Replay:
+    """AlphaRankStrategy (close_at_end off) from `start` to `end` in a live-mode Cerebro."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    scores = batched_scores(model, data, start, end)
+    days = datetime_numbers(scores.index).astype(np.int64)
+    tables = {t: {int(d): float(v) for d, v in zip(days, scores[t].to_numpy()) if np.isfinite(v)}
+              for t in scores.columns}
+    live_day = int(datetime_numbers(pd.DatetimeIndex([end]))[0])
+    before = start - pd.Timedelta(days=1)
+
+    def alpha_for(bench_feed):
+        from models.indicator import BatchScorer
+        scorer = BatchScorer(model, bench_feed, data.prices.between(None, before), data.benchmark.loc[:before])
+
+        def make(d):
+            return PaperAlpha(d, bench_feed, model=model, scorer=scorer, batched=tables.get(d._name, {}),
+                              live_day=live_day)
+        return make
+
+    params = {**params, "close_at_end": False}
+    cerebro = pipeline.build_cerebro(data, start, end, alpha_for, params, cash, commission,
+                                     make_feed=lambda frame: LiveTailData(dataname=frame, live_from=end),
+                                     strategy=PaperStrategy, min_bars=1)
+    strategy = cerebro.run()[0]
+    state = strategy.book_state()
+    closes, comm = {}, {}
+    for d in strategy.stocks:
+        if len(d):  # its last close: today's, or an earlier one if it had no bar today (as the broker values it)
+            closes[d._name] = float(d.close[0])
+        comm[d._name] = strategy.broker.getcommissioninfo(d).getcommission
+    return Replay(strategy.days, state, float(strategy.broker.getcash()), float(strategy.broker.getvalue()),
+                  closes, strategy, scores, comm)
+
+
+def size_orders(state: dict, cash: float, closes: dict, commission: dict, position_pct: float,
+                min_cash: float) -> list[dict]:
+    """The planned orders sized as AlphaRankStrategy.next_open sizes them, with the last close in
+    place of the next open: sells first (their proceeds count), then each buy at position_pct of
+    the book's value, capped by the cash left. Shares 0 = the strategy would skip it."""
+    value = cash + sum(h["shares"] * closes.get(t, math.nan) for t, h in state["holdings"].items() if h["shares"])
+    rows = []
+    for order in state["sell"]:
+        t = order["ticker"]
+        shares = state["holdings"].get(t, {}).get("shares", 0)
+        price = closes.get(t, math.nan)
+        if shares > 0 and math.isfinite(price):
+            cash += shares * price - commission[t](shares, price)
+        rows.append({"ticker": t, "action": "SELL", "shares": shares, "price": price, "score": order["score"],
+                     "rank": "", "reason": order["reason"]})
+    target = position_pct * value
+    for order in state["buy"]:
+        t = order["ticker"]
+        price = closes.get(t, math.nan)
+        shares = 0
+        if price > 0 and math.isfinite(price):
+            fee = commission[t]
+            shares = int(target // price)
+            if shares * price + fee(shares, price) > cash:
+                shares = 0 if cash <= min_cash else affordable_shares(cash, price, fee)
+            cash -= shares * price + fee(shares, price) if shares else 0.0
+        rows.append({"ticker": t, "action": "BUY", "shares": shares, "price": price, "score": order["score"],
+                     "rank": order["rank"], "reason": "entry"})
+    return rows
+
+
+# ============================================================================ fingerprints
+def data_fingerprints(data: pipeline.MarketData, dates) -> dict:
+    """{date: sha256 of every price and benchmark value up to and including that date}: what one
+    day's decisions could see. One running hash over the rows, so all days cost one pass."""
+    fields = data.prices.available
+    frames = [data.prices[f] for f in sorted(fields)]
+    index = frames[0].index.union(data.benchmark.index)
+    matrix = np.column_stack([f.reindex(index).to_numpy(dtype="float64") for f in frames]
+                             + [data.benchmark.reindex(index).to_numpy(dtype="float64")])
+    stamps = index.asi8
+    wanted = {pd.Timestamp(d).value: str(pd.Timestamp(d).date()) for d in dates}
+    h = hashlib.sha256(("|".join(data.prices.tickers) + "|" + ",".join(sorted(fields))).encode())
+    out = {}
+    for stamp, row in zip(stamps, matrix):
+        if stamp > max(wanted, default=0):
+            break
+        h.update(stamp.tobytes() + row.tobytes())
+        if stamp in wanted:
+            out[wanted[stamp]] = h.hexdigest()[:16]
+    return out
+
+
+def tree_sha256(path: Path) -> str:
+    """sha256 over the relative names and bytes of every file under `path` (sorted)."""
+    h = hashlib.sha256()
+    for file in sorted(p for p in Path(path).rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(file.relative_to(path)).encode() + b"\0")
+        h.update(hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def code_version() -> str:
+    """sha256 of the project's code that decides (feeds, models, strategies, analyzers, configs,
+    pipeline.py, this file) and of the package versions it runs on."""
+    from models.artifact import package_versions
+    h = hashlib.sha256(json.dumps(package_versions(), sort_keys=True).encode())
+    for name in CODE_PATHS:
+        path = ROOT / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in (".py", ".toml"))
+        for file in files:
+            h.update(str(file.relative_to(ROOT)).encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def config_sha256(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+# ============================================================================ the account on disk
+def account_dir(root, name: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise ConfigError(f"paper account name {name!r}: use letters, digits, '_', '-' or '.' (e.g. 'main')")
+    return Path(root) / name
+
+
+def read_state(path: Path) -> dict:
+    """The current state of an account: its files in `current/` as parsed values."""
+    current = path / "current"
+    if not current.is_dir():
+        raise ConfigError(f"{path}: no paper account there (no 'current' state); create it with "
+                          f"'run_backtest.py paper init {path.name} --start DATE'")
+    account = json.loads((current / "account.json").read_text())
+    if account.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{current / 'account.json'}: format {account.get('format_version')!r}, "
+                            f"this code reads {FORMAT_VERSION}")
+    book = current / "book.json"
+    return {
+        "dir": current.resolve(), "account": account,
+        "config": json.loads((current / "config.json").read_text()),
+        "book": json.loads(book.read_text()) if book.is_file() else None,
+        "journal": read_csv_rows(current / "journal.csv"),
+        "orders": read_csv_rows(current / "orders_next_open.csv"),
+    }
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c, "")) for c in columns})
+    return out.getvalue()
+
+
+def _cell(value):
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else value
+
+
+def commit_state(path: Path, files: dict, copy_from: Path | None = None) -> Path:
+    """Write a new state folder (files: name -> text; names absent are copied from `copy_from`),
+    then point `current` at it with one atomic rename. A kill at any moment leaves `current`
+    pointing at a whole state: the old one or the new one."""
+    states = path / "states"
+    states.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name) for p in states.iterdir() if p.name.isdigit()]
+    target = states / f"{max(numbers, default=0) + 1:06d}"
+    with atomic_dir(target) as tmp:
+        for name in STATE_FILES:
+            if name in files:
+                if files[name] is not None:
+                    (tmp / name).write_text(files[name])
+            elif copy_from is not None and (copy_from / name).is_file():
+                shutil.copy2(copy_from / name, tmp / name)
+        for file in tmp.iterdir():  # on disk before the switch, not only in the page cache
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    for stale in path.glob(".current.*"):  # left by a step killed between the two lines below
+        stale.unlink()
+    link = path / f".current.{os.getpid()}"
+    os.symlink(f"states/{target.name}", link)
+    os.replace(link, path / "current")
+    for old in states.iterdir():  # earlier states and the temporaries of killed steps
+        if old.name != target.name:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+@contextlib.contextmanager
+def account_lock(path: Path):
+    """One step at a time per account (a cron job and a hand-run step must not interleave)."""
+    import fcntl
+    with open(path / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{path}: another 'paper step' is running on this account; wait for it") from None
+        yield
+
+
+# ============================================================================ configuration and model
+def resolve_config(source: dict) -> dict:
+    from configs import load_config
+    return load_config(source["preset"], source.get("file"), source.get("overrides") or {})
+
+
+def config_source(preset: str, config_file, start, cash, data_dir, benchmark, source) -> dict:
+    overrides: dict = {"backtest": {"start": str(pd.Timestamp(start).date())}}
+    if cash is not None:
+        if not cash > 0:
+            raise ConfigError(f"--cash {cash} must be positive")
+        overrides["backtest"]["cash"] = float(cash)
+    data_source = source or ("csv" if data_dir else None)
+    data = {k: v for k, v in (("source", data_source), ("dir", str(Path(data_dir).resolve()) if data_dir else None),
+                              ("benchmark", benchmark)) if v is not None}
+    if data:
+        overrides["data"] = data
+    return {"preset": preset, "file": str(Path(config_file).resolve()) if config_file else None, "overrides": overrides}
+
+
+def load_model(path: Path):
+    from models import AlphaModel
+    from models.artifact import META
+    if not (Path(path) / META).is_file():
+        raise ArtifactError(f"{path}: not an AlphaModel artifact (no {META}); a paper account needs one fixed "
+                            "model (walk-forward bundles are not supported here)")
+    return AlphaModel.load(path)
+
+
+# ============================================================================ init
+def init(root, name: str, start, cash=None, preset="default", config_file=None, model_dir=None,
+         data_dir=None, benchmark=None, source=None, refit="none", model_store=None) -> Path:
+    """Create paper/NAME/ with the frozen configuration, a copy of the model, the data source and
+    the start date. The model is the one at `model_dir`, or the preset's saved/trained model."""
+    path = account_dir(root, name)
+    if path.exists():
+        raise ConfigError(f"{path}: the account exists; step it ('paper step {name}'), or choose another name")
+    if refit not in REFIT_CHOICES:
+        raise ConfigError(f"--refit {refit!r}: scheduled refits are not implemented yet; the only choice is "
+                          f"'none' (the model stays the one frozen at init)")
+    try:
+        start = pd.Timestamp(start)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"--start {start!r} is not a date; give e.g. 2021-01-04") from exc
+    csource = config_source(preset, config_file, start, cash, data_dir, benchmark, source)
+    config = resolve_config(csource)
+    data = pipeline.load_data(config)
+    if data.prices.dates[-1] < start:
+        raise DataError(f"the data ends {data.prices.dates[-1].date()}, before --start {start.date()}")
+    if model_dir is None:
+        store = Path(model_store) if model_store else pipeline.MODEL_STORE
+        _, model_dir, _ = pipeline.get_model(config, data, store=store, progress=False)
+    model_dir = Path(model_dir).resolve()
+    model = load_model(model_dir)
+    test_start = pd.Timestamp(model.config.split.test_start)
+    sha = tree_sha256(model_dir)
+    account = {
+        "format_version": FORMAT_VERSION, "name": name, "generation": 1,
+        "generations": [{"generation": 1, "start": str(start.date()), "cash": float(config["backtest"]["cash"]),
+                         "reason": "init"}],
+        "config_source": csource, "config_sha256": config_sha256(config),
+        "model": {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(model_dir)},
+        "code_version": code_version(), "refit": refit,
+        "data": dict(config["data"]), "tickers": list(data.prices.tickers), "vix": data.vix is not None,
+        "download_start": str(data.prices.dates[0].date()),  # a yfinance update fetches only the missing days
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "in_sample_warning": bool(start < test_start),
+    }
+    with atomic_dir(path) as tmp:
+        shutil.copytree(model_dir, tmp / account["model"]["dir"])
+        if tree_sha256(tmp / account["model"]["dir"]) != sha:
+            raise ArtifactError(f"{model_dir}: the copy differs from the original; is it being written right now?")
+        commit_state(tmp, {"account.json": _json(account), "config.json": _json(config),
+                           "journal.csv": csv_text([], JOURNAL_COLUMNS)})
+        for file in STATE_FILES[2:]:
+            os.symlink(f"current/{file}", tmp / file)
+    return path
+
+
+def _json(obj) -> str:
+    from feeds.io import _json_default
+    return json.dumps(obj, indent=2, default=_json_default) + "\n"
+
+
+# ============================================================================ step
+@dataclass
+class StepResult:
+    status: str                     # "stepped", "unchanged", "diverged"
+    date: str | None = None
+    messages: list = field(default_factory=list)
+    divergences: list = field(default_factory=list)
+    replay: Replay | None = None
+
+
+def check_drift(path: Path, state: dict) -> list[str]:
+    """Every difference between what the account froze and what a step would use now."""
+    account, config = state["account"], state["config"]
+    problems = []
+    model_copy = path / account["model"]["dir"]
+    if not model_copy.is_dir() or tree_sha256(model_copy) != account["model"]["sha256"]:
+        problems.append(f"the model artifact {model_copy} changed since it was frozen (sha256 "
+                        f"{account['model']['sha256'][:16]}...); restore it")
+    source = Path(account["model"]["source"])
+    if source.is_dir() and tree_sha256(source) != account["model"]["sha256"]:
+        problems.append(f"the model at {source} (the account's source) is not the one frozen at init anymore")
+    if config_sha256(config) != account["config_sha256"]:
+        problems.append(f"{state['dir'] / 'config.json'} was edited after it was frozen")
+    try:
+        now = resolve_config(account["config_source"])
+    except ConfigError as exc:
+        now = None
+        problems.append(f"the configuration cannot be resolved as at init ({exc})")
+    if now is not None and now != config:
+        changed = sorted(_diff_keys(config, now))
+        problems.append(f"the configuration changed since init: {', '.join(changed[:8])}")
+    if code_version() != account["code_version"]:
+        problems.append(f"the code version changed ({account['code_version']} at init, {code_version()} now)")
+    return problems
+
+
+def _diff_keys(a, b, prefix=""):
+    for key in set(a) | set(b):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            yield from _diff_keys(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            yield f"{prefix}{key}: {va!r} -> {vb!r}"
+
+
+def refresh_data(account: dict, config: dict, downloader=None, today=None) -> pipeline.MarketData:
+    """Bring the data up to date: the yfinance cache is updated (only missing dates are fetched), a
+    CSV folder is simply read again; the embedded data never changes. downloader, today: as in
+    feeds.yahoo.download_to_cache (tests pass a fake yfinance and the date)."""
+    if config["data"].get("source") == "yfinance":
+        from feeds import download_to_cache
+        cache = config["data"].get("dir") or str(ROOT / "cache" / "yfinance")
+        report = download_to_cache(account["tickers"], account["download_start"], cache_dir=cache,
+                                   benchmark=config["data"].get("benchmark") or "SPY", vix=account["vix"],
+                                   downloader=downloader, today=today)
+        if report.failed:
+            raise DataError(f"yfinance update of {cache} failed: {report.summary()}")
+    return pipeline.load_data(config)
+
+
+def step(root, name: str, rebase: bool = False, tearsheet: bool = True, downloader=None, today=None) -> StepResult:
+    """Replay the account's strategy up to the newest bar and write its new state (see module doc)."""
+    path = account_dir(root, name)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such paper account; create it with 'paper init {name} --start DATE'")
+    with account_lock(path):
+        state = read_state(path)
+        problems = check_drift(path, state)
+        fetch = {"downloader": downloader, "today": today}
+        if rebase:
+            return _rebase(path, state, problems, tearsheet, fetch)
+        if problems:
+            raise ConfigError(f"paper account {name}: refusing to step, " + "; ".join(problems) +
+                              f". The account's decisions would not be comparable. Undo the change, or start a new "
+                              f"generation from today's book with 'paper step {name} --rebase'")
+        return _step(path, state, tearsheet, fetch=fetch)
+
+
+def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = None, fetch=None) -> StepResult:
+    account, config = state["account"], state["config"]
+    gen = account["generations"][-1]
+    data = refresh_data(account, config, **(fetch or {}))
+    end = min(data.prices.dates[-1], data.benchmark.index[-1])
+    fingerprint = data_fingerprints(data, [end])[str(end.date())]
+    journal = state["journal"]
+    mine = [r for r in journal if int(r["generation"]) == account["generation"]]
+    last = mine[-1] if mine else None
+    if last is not None and rebase_rows is None:
+        if pd.Timestamp(last["date"]) > end:
+            raise DataError(f"the data ends {end.date()}, before the account's last step {last['date']}; "
+                            "has the data source lost rows?")
+        if last["date"] == str(end.date()) and last["data_fingerprint"] == fingerprint:
+            return StepResult("unchanged", last["date"], [f"nothing changed: already stepped on {last['date']} "
+                                                          f"with the same data ({fingerprint})"])
+    start = pd.Timestamp(gen["start"])
+    if end < start:
+        raise DataError(f"the data ends {end.date()}, before the generation's start {start.date()}")
+    model = load_model(path / account["model"]["dir"])
+    params = pipeline.strategy_params(config)
+    run = replay(model, data, start, end, params, float(gen["cash"]), float(config["backtest"]["commission"]))
+    by_date = {d["date"]: d for d in run.days}
+
+    # history is never rewritten: every journalled decision must come out the same again
+    recorded = {r["date"]: r for r in mine}
+    divergences = []
+    for date, row in recorded.items():
+        new = by_date.get(date)
+        new_text = None if new is None else new["decisions"]
+        if new_text != row["decisions"]:
+            divergences += _divergence_rows(date, row["decisions"], new_text)
+    if divergences:
+        return StepResult("diverged", str(end.date()), [
+            f"revised data would change {len(divergences)} past decision(s); nothing was written. The journal "
+            "keeps what was decided. To accept the revised data, start a new generation with --rebase"],
+            divergences, run)
+
+    new_rows = []
+    prints = data_fingerprints(data, [d["date"] for d in run.days if d["date"] not in recorded or
+                                      d["date"] == str(end.date())])
+    for day in run.days:
+        if day["date"] in recorded and not (day["date"] == str(end.date()) and recorded[day["date"]]
+                                            ["data_fingerprint"] != fingerprint):
+            continue
+        new_rows.append({
+            "generation": account["generation"], "date": day["date"], "cash": day["cash"], "value": day["value"],
+            "benchmark": float(data.benchmark.loc[:day["date"]].iloc[-1]),
+            "holdings": " ".join(f"{t}:{s}" for t, s in day["holdings"].items() if s),
+            "decisions": day["decisions"],
+            "data_fingerprint": prints[day["date"]],
+        })
+    full_journal = journal + new_rows
+    orders = (rebase_rows or []) + size_orders(run.state, run.cash, run.closes, run.commission,
+                                               float(params.get("position_pct", 0.2)),
+                                               float(params.get("min_cash", 1000.0)))
+    book = book_dict(account, run, fingerprint)
+    files = {"journal.csv": csv_text(full_journal, JOURNAL_COLUMNS),
+             "orders_next_open.csv": csv_text(orders, ORDER_COLUMNS), "book.json": _json(book)}
+    if rebase_rows is not None:
+        files["account.json"] = _json(account)
+        files["config.json"] = _json(config)
+    if tearsheet:
+        files["tearsheet.html"] = tearsheet_html(full_journal, data, account)
+    commit_state(path, files, copy_from=state["dir"])
+    fresh = sum(1 for r in new_rows if r["date"] not in recorded)
+    what = f"{fresh} new day(s)" + ("" if fresh == len(new_rows) else
+                                     f"; revised data for {end.date()}, its decisions unchanged (journalled again)")
+    return StepResult("stepped", str(end.date()), [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, "
+                                                   f"{len(orders)} order(s) for the next open"], [], run)
+
+
+def _divergence_rows(date, old, new) -> list[dict]:
+    def parse(text):
+        out = {}
+        for item in (text or "").split("|"):
+            if item:
+                action, ticker, rest = item.split(" ", 2)
+                out[ticker] = f"{action} {rest}"
+        return out
+    before, after = parse(old), parse(new)
+    if new is None:
+        return [{"date": date, "ticker": "*", "old": old or "(none)", "new": "(no such day in the data now)"}]
+    return [{"date": date, "ticker": t, "old": before.get(t, "(none)"), "new": after.get(t, "(none)")}
+            for t in sorted(set(before) | set(after)) if before.get(t) != after.get(t)]
+
+
+def book_dict(account: dict, run: Replay, fingerprint: str) -> dict:
+    positions = {}
+    for ticker, h in sorted(run.state["holdings"].items()):
+        close = run.closes.get(ticker, math.nan)
+        positions[ticker] = {**h, "close": close, "market_value": h["shares"] * close}
+    return {"account": account["name"], "generation": account["generation"], "date": run.state["date"],
+            "cash": run.cash, "value": run.value, "positions": positions, "data_fingerprint": fingerprint,
+            "model_sha256": account["model"]["sha256"], "code_version": account["code_version"]}
+
+
+def tearsheet_html(journal: list[dict], data: pipeline.MarketData, account: dict) -> str | None:
+    """QuantStats' report of the account's daily values (the journal, every generation) so far."""
+    from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tearsheet
+    rows = {r["date"]: float(r["value"]) for r in journal}  # the last line of a date wins
+    if len(rows) < 3:
+        return None
+    returns = strategy_returns(list(rows), list(rows.values()), float(account["generations"][0]["cash"]))
+    bench = benchmark_returns(data.benchmark, returns.index)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = write_tearsheet(returns, bench, Path(tmp) / "tearsheet.html",
+                              title=f"paper account {account['name']}: AlphaRankStrategy vs {data.benchmark_name}",
+                              strategy_title="paper account")
+        return out.read_text()
+
+
+def _rebase(path: Path, state: dict, problems: list, tearsheet: bool, fetch: dict) -> StepResult:
+    """A new generation from today's book: the current configuration, model and code are frozen
+    again; it starts at the book's date with the book's value as cash (flat), and the old
+    generation's positions are to be sold at the next open (orders with reason 'rebase')."""
+    book = state["book"]
+    if book is None:
+        raise ConfigError(f"{path}: nothing to rebase, the account has not stepped yet; remove {path} and init again")
+    account = json.loads(json.dumps(state["account"]))
+    config = resolve_config(account["config_source"])
+    source = Path(account["model"]["source"])
+    model_dir = source if source.is_dir() else path / account["model"]["dir"]
+    sha = tree_sha256(model_dir)
+    if sha != account["model"]["sha256"]:
+        load_model(model_dir)  # a damaged artifact is refused before it is copied in
+        target = path / f"models/{sha[:16]}"
+        if not target.exists():
+            with atomic_dir(target) as tmp:
+                shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+        account["model"] = {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(source)}
+    account["generation"] += 1
+    account["generations"].append({"generation": account["generation"], "start": book["date"],
+                                   "cash": float(book["value"]), "reason": "rebase: " + ("; ".join(problems) or
+                                                                                      "asked for")})
+    account["config_sha256"] = config_sha256(config)
+    account["code_version"] = code_version()
+    sells = [{"ticker": t, "action": "SELL", "shares": p["shares"], "price": p["close"], "score": "", "rank": "",
+              "reason": "rebase"} for t, p in book["positions"].items() if p["shares"]]
+    new_state = {**state, "account": account, "config": config}
+    result = _step(path, new_state, tearsheet, rebase_rows=sells, fetch=fetch)
+    result.messages.insert(0, f"generation {account['generation']} starts {book['date']} with cash "
+                              f"{book['value']:,.2f} (the old book's value); {len(sells)} old position(s) to sell")
+    return result
+
+
+# ============================================================================ status
+def status_text(root, name: str) -> str:
+    path = account_dir(root, name)
+    state = read_state(path)
+    account, book, journal = state["account"], state["book"], state["journal"]
+    lines = [f"paper account {name} (generation {account['generation']}, started "
+             f"{account['generations'][0]['start']} with {account['generations'][0]['cash']:,.2f})"]
+    if book is None:
+        return "\n".join(lines + ["  not stepped yet: run 'paper step " + name + "'"])
+    first = journal[0]
+    cash0 = float(account["generations"][0]["cash"])
+    pnl = book["value"] - cash0
+    bench = float(journal[-1]["benchmark"]) / float(first["benchmark"]) - 1.0
+    lines.append(f"  book at the close of {book['date']}: value {book['value']:,.2f}, cash {book['cash']:,.2f}")
+    lines.append(f"  P&L since {first['date']}: {pnl:+,.2f} ({100 * pnl / cash0:+.2f}%); benchmark "
+                 f"{100 * bench:+.2f}% over the same days")
+    if book["positions"]:
+        lines.append(f"  {'ticker':8}{'shares':>8}{'close':>12}{'value':>14}  entry       next review")
+        for t, p in book["positions"].items():
+            review = p["next_review"] or f"in {p['review_in_bars']} bar(s)"
+            lines.append(f"  {t:8}{p['shares']:>8}{p['close']:>12.2f}{p['market_value']:>14,.2f}  "
+                         f"{p['entry']}  {review}")
+    else:
+        lines.append("  no positions")
+    orders = state["orders"]
+    lines.append(f"  orders for the next open ({len(orders)}):" if orders else "  no orders for the next open")
+    for o in orders:
+        lines.append(f"    {o['action']:4} {o['ticker']:8} {o['shares']:>6} shares (at the last close "
+                     f"{float(o['price']):.2f})  {o['reason']}" + (f", rank {o['rank']}" if o["rank"] else ""))
+    return "\n".join(lines)
+
+
+# ============================================================================ command line
+def main(argv) -> int:
+    p = argparse.ArgumentParser(prog="run_backtest.py paper",
+                                description="A daily paper-trading account whose state equals the backtest "
+                                            "(docs/paper.md).")
+    p.add_argument("--root", default=str(ACCOUNTS), help="the accounts folder (default: paper/)")
+    sub = p.add_subparsers(dest="command", required=True)
+    i = sub.add_parser("init", help="create paper/NAME with the frozen configuration, model and data source")
+    i.add_argument("name")
+    i.add_argument("--start", required=True, help="first trading day of the account (its first decisions)")
+    i.add_argument("--cash", type=float, help="starting cash (default: the config's backtest.cash)")
+    i.add_argument("--preset", choices=["default", "seed"], default="default")
+    i.add_argument("--config", metavar="FILE.toml")
+    i.add_argument("--model", metavar="DIR",
+                   help="a saved model artifact (default: the preset's saved or trained model)")
+    i.add_argument("--model-store", metavar="DIR", help="where the preset's model is looked up (default models/store/)")
+    i.add_argument("--data", metavar="DIR", help="a CSV folder, re-read at every step")
+    i.add_argument("--benchmark", metavar="TICKER")
+    i.add_argument("--source", choices=["embedded", "csv", "yfinance"])
+    i.add_argument("--refit", choices=["none", "yearly"], default="none",
+                   help="scheduled refits (recorded; only 'none' is implemented: the model stays fixed)")
+    s = sub.add_parser("step", help="bring the data up to date and replay to the newest bar")
+    s.add_argument("name")
+    s.add_argument("--rebase", action="store_true", help="start a new generation from today's book "
+                                                          "(after a configuration, model or code change)")
+    s.add_argument("--no-tearsheet", action="store_true", help="skip the QuantStats report (faster)")
+    t = sub.add_parser("status", help="print the book, P&L against the benchmark and the next orders")
+    t.add_argument("name")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "init":
+            path = init(args.root, args.name, args.start, args.cash, args.preset, args.config, args.model,
+                        args.data, args.benchmark, args.source, args.refit, args.model_store)
+            print(f"paper account created: {path}; next: run_backtest.py paper step {args.name}")
+            return 0
+        if args.command == "step":
+            result = step(args.root, args.name, rebase=args.rebase, tearsheet=not args.no_tearsheet)
+            for message in result.messages:
+                print(message)
+            if result.divergences:
+                print(f"{'date':12}{'ticker':8}{'journal (kept)':28}revised data would decide", file=sys.stderr)
+                for d in result.divergences:
+                    print(f"{d['date']:12}{d['ticker']:8}{d['old']:28}{d['new']}", file=sys.stderr)
+                return 3
+            return 0
+        print(status_text(args.root, args.name))
+        return 0
+    except AlphaPluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
