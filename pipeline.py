@@ -119,6 +119,36 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
     return model, path, False
 
 
+def get_selection_model(config: dict, data: MarketData, selection_start="2013-01-01", holdout_end="2022-12-31",
+                        retrain: bool = False, progress: bool = True, store: Path = MODEL_STORE,
+                        ray: bool = False) -> tuple:
+    """(model, path, reused): the walk-forward model a sweep selects on, trained once and kept under
+    `store` like get_model's. Yearly refits (the [walk_forward] table's plan: refit_every_months,
+    window, valid_years) with the first fold scoring from `selection_start` and the last through
+    `holdout_end`, so every score of the selection and holdout periods is out of sample
+    (models.selection.check_unseen proves it for the dates a sweep uses)."""
+    from models.selection import selection_walk_forward
+    cfg = model_config(config)
+    plan = {k: v for k, v in config.get("walk_forward", {}).items() if k not in ("enabled", "workers")}
+    plan_model = selection_walk_forward(cfg, selection_start, holdout_end, **plan)   # validates the plan
+    return _get_walk_forward(config, cfg, plan_model.params, data, artifact_dir(config, cfg, data, store),
+                             retrain, progress, ray)
+
+
+def write_selection_report(model, score_dates, variants, selection_returns, holdout_returns, out_dir,
+                           selection_period=None, holdout_period=None, n_splits: int = 16):
+    """Check that `model` never saw the selection's `score_dates` (models.selection.check_unseen),
+    then rank the variants on the selection period, judge the chosen one on the holdout, and
+    write selection.json and selection.png into `out_dir`. A refused check writes nothing."""
+    from analyzers.selection_report import selection_report, write_selection
+    from models.selection import check_unseen
+    check_unseen(model, score_dates)
+    report = selection_report(variants, selection_returns, holdout_returns, selection_period, holdout_period,
+                              n_splits=n_splits)
+    write_selection(out_dir, report)
+    return report
+
+
 def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
     from models.walkforward import WalkForwardModel
     key = hashlib.sha256(json.dumps(wf, sort_keys=True).encode()).hexdigest()[:8]
