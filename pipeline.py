@@ -403,7 +403,9 @@ def write_importance(importance: pd.DataFrame, out_dir: Path) -> None:
 # ----------------------------------------------------------------------------- model diagnostics
 def model_diagnostics(model, data: MarketData, config: dict) -> dict:
     """Validation and test rank IC (t of non-overlapping days), the spread of p, and how often a
-    raw 2p - 1 > 0.2 gate would fire: the numbers that say whether the signal is worth trading."""
+    raw 2p - 1 > 0.2 gate would fire: the numbers that say whether the signal is worth trading.
+    The spread of p and the gate's rate are measured on the validation period (the period that
+    may choose things); the test rank IC is an after-the-fact report."""
     from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
     scores = model.predict(data.prices, data.benchmark, vix=data.vix)
     h = model.config.horizon
@@ -414,10 +416,11 @@ def model_diagnostics(model, data: MarketData, config: dict) -> dict:
         s, e = split.period(name)
         ic = daily_ic(scores.loc[s:e], fwd.loc[s:e], method="spearman")
         out[f"{name}_rank_ic"] = ic_summary(ic, h)
-    test = scores.loc[split.test_start:split.test_end].to_numpy()
-    test = test[np.isfinite(test)]
-    if model.config.label == "classification":
-        p = (test + 1) / 2
-        out["p_percentiles_1_99"] = [float(np.percentile(p, 1)), float(np.percentile(p, 99))]
-    out["share_test_score_above_0.2"] = float(np.mean(test > 0.2)) if len(test) else float("nan")
+    valid = scores.loc[split.valid_start:split.valid_end].to_numpy()
+    valid = valid[np.isfinite(valid)]  # empty for a walk-forward model: it scores nothing before its first fold
+    if len(valid):
+        if model.config.label == "classification":
+            p = (valid + 1) / 2
+            out["valid_p_percentiles_1_99"] = [float(np.percentile(p, 1)), float(np.percentile(p, 99))]
+        out["share_valid_score_above_0.2"] = float(np.mean(valid > 0.2))
     return out

@@ -142,6 +142,8 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     print(f"  {'':14}{'strategy':>12}{data.benchmark_name:>12}{'equal-weight':>14}")
     for label, fmt, key in rows:
         print(f"  {label:14}{fmt(m.get(key)):>12}{fmt(m.get('benchmark_' + key)):>12}{fmt(m.get('universe_ew_' + key)):>14}")
+    print(f"  probabilistic Sharpe ratio {fmt_num(m.get('psr'))}: the probability that the strategy's true Sharpe "
+          "is above 0 (Bailey & López de Prado; counts the days, skew and fat tails)")
     print("  (equal-weight = every stock of the universe, rebalanced daily, no costs: the yardstick for stock picking)")
     print(f"  period {m.get('start')} .. {m.get('end')}, final value {m.get('final_value', 0):,.0f}, "
           f"trades {m.get('n_trades')}, win rate {fmt_share(m.get('win_rate'))}, "
@@ -151,7 +153,7 @@ def print_summary(result, data, config, diagnostics=None) -> None:
         ic = result.alpha.get("horizons", {}).get("10", result.alpha.get("horizons", {}).get(10, {}))
         rank = ic.get("rank_ic", {}) if isinstance(ic, dict) else {}
         if rank:
-            print(f"  alpha in the backtest: 10-day rank IC {fmt_num(rank.get('mean'), 4)} "
+            print(f"  alpha in the backtest (after the fact): 10-day rank IC {fmt_num(rank.get('mean'), 4)} "
                   f"(t of non-overlapping days {fmt_num(rank.get('t_stat'))})")
     if diagnostics:
         for name in ("valid", "test"):
@@ -159,11 +161,12 @@ def print_summary(result, data, config, diagnostics=None) -> None:
             if not d.get("n_days"):  # a walk-forward model scores no day before its first fold
                 continue
             print(f"  model {name:5} rank IC {fmt_num(d.get('mean'), 4)}  ICIR {fmt_num(d.get('icir'), 3)}  "
-                  f"t(non-overlapping) {fmt_num(d.get('t_stat'))}  days {d.get('n_days')}")
-        if "p_percentiles_1_99" in diagnostics:
-            lo, hi = diagnostics["p_percentiles_1_99"]
-            print(f"  model p, 1st-99th percentile on test: {lo:.3f} .. {hi:.3f}; "
-                  f"test stock-days with 2p-1 > 0.2: {100 * diagnostics['share_test_score_above_0.2']:.2f}%")
+                  f"t(non-overlapping) {fmt_num(d.get('t_stat'))}  days {d.get('n_days')}"
+                  + ("  (test period: reported after the fact)" if name == "test" else ""))
+        if "valid_p_percentiles_1_99" in diagnostics:
+            lo, hi = diagnostics["valid_p_percentiles_1_99"]
+            print(f"  model p, 1st-99th percentile on validation: {lo:.3f} .. {hi:.3f}; "
+                  f"validation stock-days with 2p-1 > 0.2: {100 * diagnostics['share_valid_score_above_0.2']:.2f}%")
     for caveat in data.caveats:
         print(f"  Caveat: {caveat}")
     print(f"  Model: {result.model_path or 'none (scores from file)'}"

@@ -5,6 +5,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 
@@ -177,3 +178,16 @@ def test_a_constant_column_scores_zero():
 def test_bad_input_names_the_argument(call, names):
     with pytest.raises(ConfigError, match=names):
         call()
+
+
+def test_metrics_json_carries_the_probabilistic_sharpe():
+    from analyzers.metrics import METRIC_KEYS, compute_metrics
+    rng = np.random.default_rng(9)
+    dates = pd.bdate_range("2017-01-02", periods=600)
+    equity = pd.Series(100_000 * np.cumprod(1 + rng.normal(0.0004, 0.01, 600)), index=dates)
+    m = compute_metrics(equity, initial_value=100_000.0)
+    r = equity.to_numpy() / np.r_[100_000.0, equity.to_numpy()[:-1]] - 1
+    sr = r.mean() / r.std(ddof=1)
+    g3, g4 = stats.skew(r), stats.kurtosis(r, fisher=False)
+    z = sr * math.sqrt(len(r) - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr ** 2)
+    assert "psr" in METRIC_KEYS and m["psr"] == pytest.approx(stats.norm.cdf(z), rel=1e-10)

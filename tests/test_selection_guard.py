@@ -119,3 +119,27 @@ def test_the_selection_model_is_trained_once_and_kept(embedded, tmp_path):
                                                          store=tmp_path)
     assert reused2 and path2 == path
     check_unseen(again, _days("2021-01-04", "2021-12-31"))
+
+
+def test_run_diagnostics_use_the_validation_period(tiny_model, embedded, capsys):
+    """The spread of p and the 0.2 gate's rate printed with every run come from the validation
+    period; the test period's rank IC is labelled as an after-the-fact report."""
+    from types import SimpleNamespace
+
+    import run_backtest
+    from configs import load_config
+    prices, bench = embedded
+    data = pipeline.MarketData(prices, bench, None, [])
+    d = pipeline.model_diagnostics(tiny_model, data, load_config("default"))
+    s = tiny_model.predict(prices, bench).loc["2013-01-01":"2016-12-31"].to_numpy()
+    s = s[np.isfinite(s)]
+    p = (s + 1) / 2
+    assert d["valid_p_percentiles_1_99"] == [pytest.approx(np.percentile(p, 1)), pytest.approx(np.percentile(p, 99))]
+    assert d["share_valid_score_above_0.2"] == pytest.approx(np.mean(s > 0.2))
+    assert not any("share_test" in k or k == "p_percentiles_1_99" for k in d)
+    result = SimpleNamespace(out_dir="x", metrics={"psr": 0.912, "sharpe": 0.5}, rejected_orders=0, alpha=None,
+                             model_path=None, model_reused=None, seconds={})
+    run_backtest.print_summary(result, data, {}, d)
+    out = capsys.readouterr().out
+    assert "probabilistic Sharpe ratio 0.91" in out
+    assert "percentile on validation" in out and "test period: reported after the fact" in out
