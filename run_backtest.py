@@ -142,9 +142,9 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     print(f"  {'':14}{'strategy':>12}{data.benchmark_name:>12}{'equal-weight':>14}")
     for label, fmt, key in rows:
         print(f"  {label:14}{fmt(m.get(key)):>12}{fmt(m.get('benchmark_' + key)):>12}{fmt(m.get('universe_ew_' + key)):>14}")
+    print("  (equal-weight = every stock of the universe, rebalanced daily, no costs: the yardstick for stock picking)")
     print(f"  probabilistic Sharpe ratio {fmt_num(m.get('psr'))}: the probability that the strategy's true Sharpe "
           "is above 0 (Bailey & López de Prado; counts the days, skew and fat tails)")
-    print("  (equal-weight = every stock of the universe, rebalanced daily, no costs: the yardstick for stock picking)")
     print(f"  period {m.get('start')} .. {m.get('end')}, final value {m.get('final_value', 0):,.0f}, "
           f"trades {m.get('n_trades')}, win rate {fmt_share(m.get('win_rate'))}, "
           f"days invested {fmt_share(m.get('exposure'))}, turnover {fmt_num(m.get('turnover'))}/yr, "
