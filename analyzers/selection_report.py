@@ -160,6 +160,10 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
     sel = _matrix(selection_returns, names, "selection_returns")
     hold = _matrix(holdout_returns, names, "holdout_returns")
     sel_period, hold_period = _period(selection_period, "selection_period"), _period(holdout_period, "holdout_period")
+    if sel_period and hold_period and sel_period[1] >= hold_period[0] and hold_period[1] >= sel_period[0]:
+        raise ConfigError(f"selection_period {sel_period[0]} .. {sel_period[1]} overlaps holdout_period "
+                          f"{hold_period[0]} .. {hold_period[1]}: a holdout chooses nothing, so it must not share days "
+                          "with the selection; move one of them")
     sel_sr, hold_sr = sharpe_columns(sel), sharpe_columns(hold)
     table = rank_variants(names, sel_sr, hold_sr, params, periods_per_year)
     n = len(names)

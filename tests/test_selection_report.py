@@ -166,3 +166,5 @@ def test_bad_input_is_named(change, arg):
         selection_report(*change(table, sel, hold))
     with pytest.raises(ConfigError, match="selection_period"):
         selection_report(table, sel, hold, selection_period=("2016-12-31", "2013-01-01"))
+    with pytest.raises(ConfigError, match="overlaps holdout_period"):
+        selection_report(table, sel, hold, ("2013-01-01", "2017-06-30"), HOLD)
