@@ -213,7 +213,7 @@ def _block_sharpes(n: np.ndarray, total: np.ndarray, sq: np.ndarray) -> np.ndarr
     return np.where(flat, 0.0, mean / sd)
 
 
-def pbo(returns_matrix, n_splits: int = 16, chunk: int = 1024) -> PBOResult:
+def pbo(returns_matrix, n_splits: int = 16, chunk: int | None = None) -> PBOResult:
     """Probability of backtest overfitting by CSCV (Bailey, Borwein, López de Prado & Zhu 2015).
 
     returns_matrix: days x variants per-period returns (rows in time order). The rows are cut into
@@ -247,6 +247,7 @@ def pbo(returns_matrix, n_splits: int = 16, chunk: int = 1024) -> PBOResult:
     b_sum = b_mean * block
     b_sq = (blocks ** 2).sum(axis=1)
     mask = cscv_splits(n_splits)
+    chunk = chunk or max(1, (1 << 21) // n_var)   # splits per pass: ~2M Sharpe values per array in memory
     is_best, is_sr, oos_sr, oos_rank = [], [], [], []
     for start in range(0, len(mask), chunk):
         m_is = mask[start:start + chunk].astype("float64")
