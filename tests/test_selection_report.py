@@ -120,6 +120,8 @@ def test_one_variant_and_short_periods():
     table, sel, hold = _frames(seed=5, n_var=1)
     one = selection_report(table, sel, hold)
     assert one.summary["pbo"] is None and "one variant" in one.summary["pbo_note"]
+    assert one.summary["rank_correlation_spearman"] is None          # NaN becomes null in selection.json
+    json.dumps(one.summary, allow_nan=False)
     assert one.summary["chosen"]["deflated_sharpe"] == pytest.approx(one.summary["chosen"]["selection_psr"])
     table, sel, hold = _frames(seed=5, n_var=3, sel_days=20)
     short = selection_report(table, sel, hold)
