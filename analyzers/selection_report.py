@@ -116,24 +116,30 @@ def rank_variants(names, selection_daily_sharpe, holdout_daily_sharpe, params=No
     return table.sort_values("selection_rank", kind="stable").reset_index(drop=True)
 
 
-def verdict(n_trials: int, chosen: str, dsr: float, holdout_sharpe: float, holdout_label: str = "holdout") -> str:
+def verdict(n_trials: int, chosen: str, dsr: float, holdout_sharpe: float, over: str | None = None,
+            holdout_excess_sharpe: float | None = None) -> str:
     """One plain sentence from the chosen variant's deflated Sharpe (thresholds 0.95 and 0.5) and
-    its holdout Sharpe (annualised), the honest estimate of what it will do."""
+    its holdout Sharpe (annualised), the honest estimate of what it will do. Without `over` the
+    DSR is about its Sharpe above zero (a long-only book in a rising market clears that without
+    any skill); with `over` (a benchmark's name) `dsr` must be the DSR of its returns in excess
+    of that benchmark, and the sentence speaks of its edge over it."""
     who = f"the only variant ({chosen})" if n_trials == 1 else f"the best of {n_trials} variants ({chosen})"
     stat = "probabilistic Sharpe" if n_trials == 1 else "deflated Sharpe"
+    luck = "luck" if n_trials == 1 else "selection luck"
+    what = f"its edge over the {over}" if over else "its Sharpe above zero"
+    measured = f"{stat} of {dsr:.2f}" + (f" on its returns over the {over}" if over else "")
     if not math.isfinite(dsr):
         judged = f"{who} has no defined {stat}"
     elif dsr >= DSR_BAR:
-        judged = (f"{who} has a {stat} of {dsr:.2f}: its edge is unlikely to be "
-                  f"{'luck' if n_trials == 1 else 'selection luck'} alone (the 0.95 bar is met)")
+        judged = f"{who} has a {measured}: {what} is unlikely to be {luck} alone (the 0.95 bar is met)"
     elif dsr >= DSR_WEAK:
-        judged = (f"{who} has a {stat} of {dsr:.2f}: weak evidence, below the 0.95 bar, that its edge is more "
-                  f"than {'luck' if n_trials == 1 else 'selection luck'}")
+        judged = f"{who} has a {measured}: weak evidence, below the 0.95 bar, that {what} is more than {luck}"
     else:
-        judged = (f"{who} has a {stat} of {dsr:.2f}: no evidence that its edge is more than "
-                  f"{'luck' if n_trials == 1 else 'selection luck'}")
+        judged = f"{who} has a {measured}: no evidence that {what} is more than {luck}"
     hold = "n/a" if not math.isfinite(holdout_sharpe) else f"{holdout_sharpe:.2f}"
-    return f"{judged}; its {holdout_label} Sharpe, the honest estimate, is {hold}."
+    if over and holdout_excess_sharpe is not None and math.isfinite(holdout_excess_sharpe):
+        hold += f" ({holdout_excess_sharpe:.2f} over the {over})"
+    return f"{judged}; its holdout Sharpe, the honest estimate, is {hold}."
 
 
 @dataclass
@@ -149,13 +155,18 @@ class SelectionReport:
 
 
 def selection_report(variants, selection_returns, holdout_returns, selection_period=None, holdout_period=None,
-                     n_splits: int = 16, periods_per_year: int = PERIODS_PER_YEAR) -> SelectionReport:
+                     n_splits: int = 16, periods_per_year: int = PERIODS_PER_YEAR, benchmark=None,
+                     benchmark_name: str = "benchmark") -> SelectionReport:
     """Rank the variants on the selection period only, judge the chosen one on the holdout.
 
     variants: a DataFrame with 'name' (and optionally 'params') or a list of names.
     selection_returns, holdout_returns: days x variants daily returns (DataFrames with one column
     per variant name, or arrays in the table's order; float32 is fine). The periods are labels for
-    the report, e.g. ("2013-01-01", "2016-12-31")."""
+    the report, e.g. ("2013-01-01", "2016-12-31").
+    benchmark: optional (selection, holdout) pair of daily return series of a yardstick on the
+    same days (e.g. the equal-weighted universe): the summary then also gives the chosen variant's
+    deflated Sharpe of its returns in excess of it (the trials' variance taken over their excess
+    Sharpes), and the verdict judges that edge instead of the Sharpe above zero."""
     names, params = _names(variants)
     sel = _matrix(selection_returns, names, "selection_returns")
     hold = _matrix(holdout_returns, names, "holdout_returns")
@@ -182,7 +193,13 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
     else:
         pbo_result = pbo(sel, n_splits=n_splits)
     rho = rank_correlation(sel_sr, hold_sr)
-    sentence = verdict(n, chosen, dsr, hold_sharpe)
+    excess = None
+    if benchmark is not None:
+        excess = _excess_block(sel, hold, benchmark, col, n, annual, benchmark_name)
+        sentence = verdict(n, chosen, excess["chosen"]["deflated_sharpe"], hold_sharpe, benchmark_name,
+                           excess["chosen"]["holdout_sharpe"])
+    else:
+        sentence = verdict(n, chosen, dsr, hold_sharpe)
     chosen_row = table.iloc[0]
     summary = json_safe({
         "periods": {"selection": sel_period, "holdout": hold_period,
@@ -204,6 +221,7 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
             "holdout_sharpe": hold_sharpe, "holdout_rank": int(chosen_row["holdout_rank"]),
             "holdout_psr": probabilistic_sharpe(hold[:, col]),
         },
+        "excess": excess,
         "rank_correlation_spearman": rho,
         "pbo": pbo_result.summary() if pbo_result is not None else None,
         "pbo_note": pbo_note,
@@ -212,6 +230,30 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
                            "holdout_rank"]].to_dict(orient="records"),
     })
     return SelectionReport(table, summary, sentence, pbo_result)
+
+
+def _excess_block(sel: np.ndarray, hold: np.ndarray, benchmark, col: int, n: int, annual: float, name: str) -> dict:
+    """The chosen variant judged on its returns in excess of a benchmark, per period."""
+    if not isinstance(benchmark, (tuple, list)) or len(benchmark) != 2:
+        raise ConfigError("benchmark must be a (selection, holdout) pair of daily return series on the same days "
+                          "as the return matrices")
+    pair = []
+    for label, matrix, series in (("selection", sel, benchmark[0]), ("holdout", hold, benchmark[1])):
+        b = np.asarray(series, dtype="float64").ravel()
+        if len(b) != matrix.shape[0] or not np.isfinite(b).all():
+            raise ConfigError(f"benchmark's {label} series has {len(b)} values (finite: {bool(np.isfinite(b).all())}); "
+                              f"it needs one finite daily return per {label} day ({matrix.shape[0]})")
+        pair.append(matrix - b[:, None])
+    ex_sel, ex_hold = pair
+    ex_sr, ex_hold_sr = sharpe_columns(ex_sel), sharpe_columns(ex_hold)
+    variance = float(np.var(ex_sr, ddof=1)) if n > 1 else 0.0
+    return {"over": name, "sharpe_variance_daily": variance,
+            "expected_max_sharpe_annualised": expected_max_sharpe(n, variance) * annual,
+            "chosen": {"selection_sharpe": float(ex_sr[col]) * annual,
+                       "selection_psr": probabilistic_sharpe(ex_sel[:, col]),
+                       "deflated_sharpe": deflated_sharpe(ex_sel[:, col], n, variance),
+                       "holdout_sharpe": float(ex_hold_sr[col]) * annual,
+                       "holdout_psr": probabilistic_sharpe(ex_hold[:, col])}}
 
 
 def comparison_columns(report: SelectionReport, selection_metrics=None, holdout_metrics=None) -> pd.DataFrame:
@@ -253,6 +295,11 @@ def selection_markdown(report: SelectionReport, top: int = 10) -> str:
              f"(holdout rank {c['holdout_rank']} of {s['n_trials']})."),
              (f"- Spearman rank correlation of selection and holdout Sharpe across variants: "
              f"{_fmt(s['rank_correlation_spearman'])}.")]
+    if s.get("excess"):
+        e = s["excess"]
+        lines.append(f"- Over the {e['over']}: the chosen variant's excess Sharpe {_fmt(e['chosen']['selection_sharpe'])} "
+                     f"on selection, deflated Sharpe {_fmt(e['chosen']['deflated_sharpe'])}, holdout excess Sharpe "
+                     f"{_fmt(e['chosen']['holdout_sharpe'])}.")
     if s["pbo"]:
         p = s["pbo"]
         lines.append(f"- PBO (CSCV, {p['n_splits']} blocks, {p['n_combinations']} splits of the selection period): "

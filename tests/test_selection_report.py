@@ -86,12 +86,40 @@ def test_rank_correlation_of_a_reversed_order_is_minus_one():
 
 
 def test_verdict_thresholds():
-    assert "no evidence that its edge is more than selection luck" in verdict(240, "x", 0.31, 0.2)
+    assert "no evidence that its Sharpe above zero is more than selection luck" in verdict(240, "x", 0.31, 0.2)
     assert verdict(240, "x", 0.31, 0.2).startswith("the best of 240 variants (x) has a deflated Sharpe of 0.31")
     assert "weak evidence" in verdict(240, "x", 0.7, 0.2)
     assert "0.95 bar is met" in verdict(240, "x", 0.95, 0.2)
     assert "probabilistic Sharpe" in verdict(1, "x", 0.99, 0.5)
     assert verdict(8, "x", 0.2, 0.456).endswith("its holdout Sharpe, the honest estimate, is 0.46.")
+    over = verdict(240, "x", 0.31, 0.8, "equal-weight universe", 0.05)
+    assert "deflated Sharpe of 0.31 on its returns over the equal-weight universe" in over
+    assert "no evidence that its edge over the equal-weight universe is more than selection luck" in over
+    assert over.endswith("is 0.80 (0.05 over the equal-weight universe).")
+
+
+def test_a_common_market_drift_passes_zero_but_not_the_yardstick():
+    """Long-only variants in a rising market: every Sharpe is above zero (raw DSR high), but over
+    the equal-weighted universe they share, nothing is left (excess DSR low)."""
+    rng = np.random.default_rng(12)
+    names = [f"v{i}" for i in range(40)]
+    market = [rng.normal(0.0012, 0.01, days) for days in (504, 756)]
+    sel, hold = (pd.DataFrame(m[:, None] + rng.normal(0, 0.003, (len(m), 40)), columns=names) for m in market)
+    raw = selection_report(names, sel, hold, SEL, HOLD)
+    assert raw.summary["chosen"]["deflated_sharpe"] > 0.95 and "its Sharpe above zero is unlikely" in raw.verdict
+    rep = selection_report(names, sel, hold, SEL, HOLD, benchmark=market, benchmark_name="equal-weight universe")
+    e = rep.summary["excess"]
+    x = sel[rep.chosen].to_numpy() - market[0]
+    ex_daily = (sel.sub(market[0], axis=0).mean() / sel.sub(market[0], axis=0).std(ddof=1))
+    d = x - x.mean()
+    by_hand = deflated_sharpe_from_stats(x.mean() / x.std(ddof=1), len(x), np.mean(d ** 3) / np.mean(d ** 2) ** 1.5,
+                                         np.mean(d ** 4) / np.mean(d ** 2) ** 2, 40, ex_daily.var(ddof=1))
+    assert e["chosen"]["deflated_sharpe"] == pytest.approx(by_hand, rel=1e-12) and by_hand < 0.95
+    assert e["chosen"]["holdout_sharpe"] == pytest.approx(_sharpe(hold[rep.chosen].to_numpy() - market[1]))
+    assert "over the equal-weight universe" in rep.verdict and "0.95 bar is met" not in rep.verdict
+    assert "Over the equal-weight universe" in selection_markdown(rep)
+    with pytest.raises(ConfigError, match="benchmark's holdout series"):
+        selection_report(names, sel, hold, benchmark=(market[0], market[1][:-1]))
 
 
 def test_a_real_edge_passes_and_noise_does_not():
