@@ -342,8 +342,11 @@ def selection_png(report: SelectionReport, path) -> Path:
     ax.set_ylabel("holdout Sharpe (annualised)" + (f", {periods['holdout'][0][:4]}–{periods['holdout'][1][:4]}"
                                                    if periods["holdout"] else ""))
     pbo_text = _fmt(s["pbo"]["pbo"]) if s["pbo"] else "n/a"
+    dsr_text = _fmt(s["chosen"]["deflated_sharpe"])
+    if s.get("excess"):
+        dsr_text += f" ({_fmt(s['excess']['chosen']['deflated_sharpe'])} over the {s['excess']['over']})"
     ax.set_title(f"{s['n_trials']} variants: Spearman {_fmt(s['rank_correlation_spearman'])}, "
-                 f"DSR {_fmt(s['chosen']['deflated_sharpe'])}, PBO {pbo_text}", fontsize=10)
+                 f"DSR {dsr_text}, PBO {pbo_text}", fontsize=10)
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     with atomic_path(path, suffix=".png") as tmp:
