@@ -297,14 +297,14 @@ def selection_markdown(report: SelectionReport, top: int = 10) -> str:
              f"{_fmt(s['rank_correlation_spearman'])}.")]
     if s.get("excess"):
         e = s["excess"]
-        lines.append(f"- Over the {e['over']}: the chosen variant's excess Sharpe {_fmt(e['chosen']['selection_sharpe'])} "
-                     f"on selection, deflated Sharpe {_fmt(e['chosen']['deflated_sharpe'])}, holdout excess Sharpe "
-                     f"{_fmt(e['chosen']['holdout_sharpe'])}.")
+        lines.append(f"- Over the {e['over']}: the chosen variant's excess Sharpe "
+                     f"{_fmt(e['chosen']['selection_sharpe'])} on selection, deflated Sharpe "
+                     f"{_fmt(e['chosen']['deflated_sharpe'])}, holdout excess Sharpe {_fmt(e['chosen']['holdout_sharpe'])}.")
     if s["pbo"]:
         p = s["pbo"]
         lines.append(f"- PBO (CSCV, {p['n_splits']} blocks, {p['n_combinations']} splits of the selection period): "
-                     f"{_fmt(p['pbo'])}; the in-sample best lost out of sample in {_fmt(100 * p['prob_oos_loss'], 0)} % "
-                     f"of splits; slope of OOS on IS Sharpe {_fmt(p['slope'])}.")
+                     f"{_fmt(p['pbo'])}; the in-sample best lost out of sample in "
+                     f"{_fmt(100 * p['prob_oos_loss'], 0)} % of splits; slope of OOS on IS Sharpe {_fmt(p['slope'])}.")
     else:
         lines.append(f"- PBO: not computed ({s['pbo_note']}).")
     lines += ["", "| selection rank | variant | selection Sharpe | holdout Sharpe | holdout rank |",

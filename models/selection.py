@@ -43,8 +43,8 @@ def _dates(score_dates) -> pd.DatetimeIndex:
 
 def fit_windows(model) -> dict:
     """{"train": [first, last sample], "valid": [first, last sample], "valid_start" (the split's
-    validation start), "last_label_date"} of a fitted AlphaModel (a validation window of an artifact written before last_label_date was recorded falls
-    back to the split's valid_end)."""
+    validation start), "last_label_date"} of a fitted AlphaModel. An artifact written before
+    last_label_date was recorded falls back to the split's valid_end."""
     report = getattr(model, "report_", None)
     if report is None or not report.windows:
         raise ConfigError(f"{model!r} has no fit windows: it is not fitted (fit it or load a saved one), so it "
