@@ -299,7 +299,8 @@ def selection_markdown(report: SelectionReport, top: int = 10) -> str:
         e = s["excess"]
         lines.append(f"- Over the {e['over']}: the chosen variant's excess Sharpe "
                      f"{_fmt(e['chosen']['selection_sharpe'])} on selection, deflated Sharpe "
-                     f"{_fmt(e['chosen']['deflated_sharpe'])}, holdout excess Sharpe {_fmt(e['chosen']['holdout_sharpe'])}.")
+                     f"{_fmt(e['chosen']['deflated_sharpe'])}, holdout excess Sharpe "
+                     f"{_fmt(e['chosen']['holdout_sharpe'])}.")
     if s["pbo"]:
         p = s["pbo"]
         lines.append(f"- PBO (CSCV, {p['n_splits']} blocks, {p['n_combinations']} splits of the selection period): "
