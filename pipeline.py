@@ -167,6 +167,36 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
     return model, path, False
 
 
+def get_selection_model(config: dict, data: MarketData, selection_start="2013-01-01", holdout_end="2022-12-31",
+                        retrain: bool = False, progress: bool = True, store: Path = MODEL_STORE,
+                        ray: bool = False) -> tuple:
+    """(model, path, reused): the walk-forward model a sweep selects on, trained once and kept under
+    `store` like get_model's. Yearly refits (the [walk_forward] table's plan: refit_every_months,
+    window, valid_years) with the first fold scoring from `selection_start` and the last through
+    `holdout_end`, so every score of the selection and holdout periods is out of sample
+    (models.selection.check_unseen proves it for the dates a sweep uses)."""
+    from models.selection import selection_walk_forward
+    cfg = model_config(config)
+    plan = {k: v for k, v in config.get("walk_forward", {}).items() if k not in ("enabled", "workers")}
+    plan_model = selection_walk_forward(cfg, selection_start, holdout_end, **plan)   # validates the plan
+    return _get_walk_forward(config, cfg, plan_model.params, data, artifact_dir(config, cfg, data, store),
+                             retrain, progress, ray)
+
+
+def write_selection_report(model, score_dates, variants, selection_returns, holdout_returns, out_dir,
+                           selection_period=None, holdout_period=None, n_splits: int = 16):
+    """Check that `model` never saw the selection's `score_dates` (models.selection.check_unseen),
+    then rank the variants on the selection period, judge the chosen one on the holdout, and
+    write selection.json and selection.png into `out_dir`. A refused check writes nothing."""
+    from analyzers.selection_report import selection_report, write_selection
+    from models.selection import check_unseen
+    check_unseen(model, score_dates)
+    report = selection_report(variants, selection_returns, holdout_returns, selection_period, holdout_period,
+                              n_splits=n_splits)
+    write_selection(out_dir, report)
+    return report
+
+
 def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
     from models.walkforward import WalkForwardModel
     key = hashlib.sha256(json.dumps(wf, sort_keys=True).encode()).hexdigest()[:8]
@@ -452,7 +482,10 @@ def model_diagnostics(model, data: MarketData, config: dict) -> dict:
 
     `<period>_rank_ic` is the signal rank IC (forward return from the close the score was made at);
     `<period>_tradeable_rank_ic` measures the same horizon from the fill day (the next bar's close on
-    close-only data), the return an order decided on the score can earn."""
+    close-only data), the return an order decided on the score can earn.
+
+    The spread of p and the gate's rate are measured on the validation period (the period that
+    may choose things); the test rank IC is an after-the-fact report."""
     from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
     scores = model.predict(data.prices, data.benchmark, vix=data.vix)
     h = model.config.horizon
@@ -465,10 +498,11 @@ def model_diagnostics(model, data: MarketData, config: dict) -> dict:
         for kind, f in fwd.items():
             ic = daily_ic(scores.loc[s:e], f.loc[s:e], method="spearman")
             out[f"{name}_{kind}rank_ic"] = ic_summary(ic, h)
-    test = scores.loc[split.test_start:split.test_end].to_numpy()
-    test = test[np.isfinite(test)]
-    if model.config.label == "classification":
-        p = (test + 1) / 2
-        out["p_percentiles_1_99"] = [float(np.percentile(p, 1)), float(np.percentile(p, 99))]
-    out["share_test_score_above_0.2"] = float(np.mean(test > 0.2)) if len(test) else float("nan")
+    valid = scores.loc[split.valid_start:split.valid_end].to_numpy()
+    valid = valid[np.isfinite(valid)]  # empty for a walk-forward model: it scores nothing before its first fold
+    if len(valid):
+        if model.config.label == "classification":
+            p = (valid + 1) / 2
+            out["valid_p_percentiles_1_99"] = [float(np.percentile(p, 1)), float(np.percentile(p, 99))]
+        out["share_valid_score_above_0.2"] = float(np.mean(valid > 0.2))
     return out

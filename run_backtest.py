@@ -164,6 +164,8 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     for label, fmt, key in rows:
         print(f"  {label:14}{fmt(m.get(key)):>12}{fmt(m.get('benchmark_' + key)):>12}{fmt(m.get('universe_ew_' + key)):>14}")
     print("  (equal-weight = every stock of the universe, rebalanced daily, no costs: the yardstick for stock picking)")
+    print(f"  probabilistic Sharpe ratio {fmt_num(m.get('psr'))}: the probability that the strategy's true Sharpe "
+          "is above 0 (Bailey & López de Prado; counts the days, skew and fat tails)")
     print(f"  period {m.get('start')} .. {m.get('end')}, final value {m.get('final_value', 0):,.0f}, "
           f"trades {m.get('n_trades')}, win rate {fmt_share(m.get('win_rate'))}, "
           f"days invested {fmt_share(m.get('exposure'))}, turnover {fmt_num(m.get('turnover'))}/yr, "
@@ -173,7 +175,7 @@ def print_summary(result, data, config, diagnostics=None) -> None:
         rank = ic.get("rank_ic", {}) if isinstance(ic, dict) else {}
         trade = ic.get("tradeable_rank_ic", {}) if isinstance(ic, dict) else {}
         if rank:
-            print(f"  alpha in the backtest, 10-day: tradeable rank IC {fmt_ic(trade)}; "
+            print(f"  alpha in the backtest (after the fact), 10-day: tradeable rank IC {fmt_ic(trade)}; "
                   f"signal rank IC {fmt_ic(rank)}")
     if diagnostics:
         print(f"  model rank IC, {diagnostics.get('horizon', 10)}-day (tradeable = from the fill day; "
@@ -184,11 +186,12 @@ def print_summary(result, data, config, diagnostics=None) -> None:
                 continue
             trade = diagnostics.get(f"{name}_tradeable_rank_ic", {})
             print(f"  model {name:5} tradeable {fmt_ic(trade)}  signal {fmt_ic(d)}  "
-                  f"ICIR {fmt_num(d.get('icir'), 3)}  days {d.get('n_days')}")
-        if "p_percentiles_1_99" in diagnostics:
-            lo, hi = diagnostics["p_percentiles_1_99"]
-            print(f"  model p, 1st-99th percentile on test: {lo:.3f} .. {hi:.3f}; "
-                  f"test stock-days with 2p-1 > 0.2: {100 * diagnostics['share_test_score_above_0.2']:.2f}%")
+                  f"ICIR {fmt_num(d.get('icir'), 3)}  days {d.get('n_days')}"
+                  + ("  (test period: reported after the fact)" if name == "test" else ""))
+        if "valid_p_percentiles_1_99" in diagnostics:
+            lo, hi = diagnostics["valid_p_percentiles_1_99"]
+            print(f"  model p, 1st-99th percentile on validation: {lo:.3f} .. {hi:.3f}; "
+                  f"validation stock-days with 2p-1 > 0.2: {100 * diagnostics['share_valid_score_above_0.2']:.2f}%")
     for caveat in data.caveats:
         print(f"  Caveat: {caveat}")
     print(f"  Model: {result.model_path or 'none (scores from file)'}"

@@ -21,11 +21,12 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
+from analyzers.selection import probabilistic_sharpe
 from feeds.errors import ConfigError
 from feeds.io import write_json, write_text
 
 METRIC_KEYS = (
-    "final_value", "total_return", "cagr", "volatility", "sharpe", "sortino", "max_drawdown",
+    "final_value", "total_return", "cagr", "volatility", "sharpe", "psr", "sortino", "max_drawdown",
     "n_trades", "win_rate", "exposure", "turnover", "benchmark_total_return", "benchmark_cagr",
     "benchmark_volatility", "benchmark_sharpe", "benchmark_max_drawdown", "start", "end", "days",
 )
@@ -141,6 +142,9 @@ def compute_metrics(
     - volatility: std(daily r, ddof=1) * sqrt(periods_per_year).
     - sharpe: mean(r - rf_p) / std(r - rf_p, ddof=1) * sqrt(periods_per_year) (QuantStats; equal
       to bt.analyzers.SharpeRatio(timeframe=Days, annualize=True, stddev_sample=True)).
+    - psr: the probabilistic Sharpe ratio (Bailey & López de Prado 2012), the probability that the
+      true Sharpe of the excess returns is above 0 given their daily Sharpe, count, skew and
+      kurtosis (analyzers.selection.probabilistic_sharpe).
     - sortino: mean(r - rf_p) / sqrt(mean(min(r - rf_p, 0)^2)) * sqrt(periods_per_year).
     - max_drawdown: min V_t / running peak - 1, negative fraction, starting cash = first peak.
     - n_trades, win_rate: closing rows of the trade log `trades` (PnL_Pct set; for a
@@ -171,6 +175,7 @@ def compute_metrics(
         "cagr": cagr(total, len(returns), periods_per_year),
         "volatility": float(returns.std(ddof=1) * math.sqrt(periods_per_year)) if len(returns) > 1 else float("nan"),
         "sharpe": sharpe_ratio(returns, periods_per_year, risk_free),
+        "psr": _psr(returns, periods_per_year, risk_free),
         "sortino": sortino_ratio(returns, periods_per_year, risk_free),
         "max_drawdown": max_drawdown(equity, initial_value),
     }
@@ -189,6 +194,11 @@ def _excess(returns, periods_per_year, risk_free) -> pd.Series:
     if risk_free:
         returns = returns - ((1.0 + risk_free) ** (1.0 / periods_per_year) - 1.0)
     return returns
+
+
+def _psr(returns, periods_per_year, risk_free) -> float:
+    excess = _excess(returns, periods_per_year, risk_free)
+    return probabilistic_sharpe(excess.to_numpy()) if len(excess) >= 2 else float("nan")
 
 
 def _exposure(exposure, dates) -> float:
