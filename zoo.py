@@ -84,7 +84,8 @@ def task_config(config: dict, task: ZooTask) -> dict:
 
 # ---------------------------------------------------------------------- one row
 def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.DataFrame) -> dict:
-    """The zoo's numbers of one fitted model (everything but model, seed and fit time)."""
+    """The zoo's numbers of one fitted model (everything but model, seed and fit time), plus the test
+    rank IC's standard error over non-overlapping days (zoo.md's s.e. (days); not a zoo.csv column)."""
     from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary, quintile_returns
     diag = pipeline.model_diagnostics(model, data, config, scores=scores)
     split, h = model.config.split, model.config.horizon
@@ -93,8 +94,10 @@ def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.D
     signal = forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=0)
     traded_ic = ic_summary(daily_ic(test, tradeable.loc[test.index], method="spearman"), h)
     quintiles = quintile_returns(test, signal.loc[test.index])
-    return {"valid_rank_ic": diag["valid_rank_ic"]["mean"], "test_rank_ic": diag["test_rank_ic"]["mean"],
-            "test_rank_ic_t": diag["test_rank_ic"]["t_stat"], "test_tradeable_rank_ic": traded_ic["mean"],
+    test_ic = diag["test_rank_ic"]
+    se_days = test_ic["std"] / math.sqrt(test_ic["n_independent_days"]) if test_ic["n_independent_days"] else np.nan
+    return {"valid_rank_ic": diag["valid_rank_ic"]["mean"], "test_rank_ic": test_ic["mean"],
+            "test_rank_ic_t": test_ic["t_stat"], "test_rank_ic_se": se_days, "test_tradeable_rank_ic": traded_ic["mean"],
             "test_quintile_spread": float(quintiles.iloc[-1] - quintiles.iloc[0]),
             "test_sharpe": pipeline.strategy_sharpe(config, data, scores)}
 
@@ -168,7 +171,7 @@ def _mean_sd_se(x: pd.Series) -> tuple[float, float, float]:
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """One row per model: runs, mean ± sd (and s.e. over seeds) of each column, and the test rank
-    IC's standard error from the days of one run (|IC / t|, averaged over its runs)."""
+    IC's standard error from the non-overlapping days of one run (averaged over its runs)."""
     rows = []
     for name, g in table.groupby("model", sort=False):
         row = {"model": name, "runs": len(g)}
@@ -176,8 +179,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
             if col == "test_rank_ic_t":
                 continue
             row[col], row[f"{col}_sd"], row[f"{col}_se"] = _mean_sd_se(g[col])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            row["test_rank_ic_se_days"] = float(np.nanmean(np.abs(g["test_rank_ic"] / g["test_rank_ic_t"])))
+        row["test_rank_ic_se_days"] = float(g["test_rank_ic_se"].mean())
         row["test_rank_ic_t"] = float(g["test_rank_ic_t"].mean())
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
@@ -226,6 +228,10 @@ def _pm(mean, sd, digits=4) -> str:
     return f"{mean:+.{digits}f}" + (f" ± {sd:.{digits}f}" if np.isfinite(sd) else "")
 
 
+def _num(x, digits=4) -> str:
+    return f"{x:.{digits}f}" if np.isfinite(x) else "–"
+
+
 def zoo_markdown(table: pd.DataFrame, info: dict) -> str:
     summary = summarise(table)
     versus = lstm_versus_best_baseline(table)
@@ -244,9 +250,9 @@ def zoo_markdown(table: pd.DataFrame, info: dict) -> str:
              "quintile spread | test Sharpe | fit s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in summary.iterrows():
-        lines.append(f"| {name} | {r['runs']} | {_pm(r['valid_rank_ic'], r['valid_rank_ic_sd'])} | "
+        lines.append(f"| {name} | {int(r['runs'])} | {_pm(r['valid_rank_ic'], r['valid_rank_ic_sd'])} | "
                      f"{_pm(r['test_rank_ic'], r['test_rank_ic_sd'])} | "
-                     f"{r['test_rank_ic_se']:.4f} | {r['test_rank_ic_se_days']:.4f} | "
+                     f"{_num(r['test_rank_ic_se'])} | {_num(r['test_rank_ic_se_days'])} | "
                      f"{_pm(r['test_tradeable_rank_ic'], r['test_tradeable_rank_ic_sd'])} | "
                      f"{_pm(r['test_quintile_spread'], r['test_quintile_spread_sd'])} | "
                      f"{_pm(r['test_sharpe'], r['test_sharpe_sd'], 2)} | {r['fit_seconds']:.1f} |")
@@ -305,7 +311,7 @@ def run_zoo(config: dict, data: pipeline.MarketData, out_dir: Path, models: list
     t0 = time.perf_counter()
     tasks, notes = plan_tasks(models or list(MODEL_NAMES), seeds)
     results = run_tasks(tasks, config, data, Path(store or pipeline.MODEL_STORE), workers, ray, progress)
-    table = pd.DataFrame([r["row"] for r in results], columns=ZOO_COLUMNS)
+    table = pd.DataFrame([r["row"] for r in results], columns=ZOO_COLUMNS + ["test_rank_ic_se"])
     chosen = [f"momentum chose **{r['chosen']['feature']}** (sign {r['chosen']['sign']:+.0f}) on validation rank IC "
               f"{r['chosen']['valid_rank_ic'][r['chosen']['feature']]:+.4f}"
               for r in results if r["row"]["model"] == "momentum" and r["chosen"].get("feature")]
