@@ -216,10 +216,12 @@ def verdict(summary: pd.DataFrame, versus: dict | None) -> str:
     if d < 0 and t < -2:
         return (f"The LSTM does worse than its best baseline ({base}, chosen on validation) out of sample: test rank IC "
                 f"lower by {d:+.4f} (t over seeds {t:.1f}).")
-    return (f"The LSTM does not beat its baselines out of sample: its test rank IC differs from the best baseline's "
-            f"({base}, chosen on validation) by {d:+.4f} (t over seeds {t:.1f}), and its own test rank IC "
-            f"({lstm['test_rank_ic']:+.4f}, s.e. over days {lstm['test_rank_ic_se_days']:.4f}) is "
-            f"{'not ' if not abs(t_days) > 2 else ''}distinguishable from zero.")
+    return (f"The LSTM does not beat its baselines out of sample: its test rank IC "
+            f"({lstm['test_rank_ic']:+.4f}, s.e. over test days {lstm['test_rank_ic_se_days']:.4f}) is "
+            f"{'not ' if not abs(t_days) > 2 else ''}distinguishable from zero, and its difference from the best "
+            f"baseline ({base}, chosen on validation), {d:+.4f} (t over seeds {t:.1f}), is "
+            f"{'within' if abs(d) < 2 * lstm['test_rank_ic_se_days'] else 'outside'} two standard errors of the test "
+            "period's own noise.")
 
 
 def _pm(mean, sd, digits=4) -> str:
@@ -313,7 +315,8 @@ def run_zoo(config: dict, data: pipeline.MarketData, out_dir: Path, models: list
     results = run_tasks(tasks, config, data, Path(store or pipeline.MODEL_STORE), workers, ray, progress)
     table = pd.DataFrame([r["row"] for r in results], columns=ZOO_COLUMNS + ["test_rank_ic_se"])
     chosen = [f"momentum chose **{r['chosen']['feature']}** (sign {r['chosen']['sign']:+.0f}) on validation rank IC "
-              f"{r['chosen']['valid_rank_ic'][r['chosen']['feature']]:+.4f}"
+              f"{r['chosen']['valid_rank_ic'][r['chosen']['feature']]:+.4f} (purged samples); its validation "
+              "rank IC is therefore in-sample for that choice"
               for r in results if r["row"]["model"] == "momentum" and r["chosen"].get("feature")]
     split = config["model"]["split"]
     info = {"data": data_name, "split": split, "horizon": config["model"]["horizon"], "seeds": seeds,
