@@ -136,8 +136,9 @@ def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
     path = base_path.with_name(f"{base_path.name}-wf{key}")
     if path.exists() and not retrain:
         return WalkForwardModel.load(path), path, True
-    model = WalkForwardModel(cfg, **wf, model=model_kind(config)).fit(data.prices, data.benchmark, vix=data.vix, progress=progress,
-                                            workers=int(config["walk_forward"].get("workers", 1)), ray=ray)
+    model = WalkForwardModel(cfg, **wf, model=model_kind(config))
+    model = model.fit(data.prices, data.benchmark, vix=data.vix, progress=progress,
+                      workers=int(config["walk_forward"].get("workers", 1)), ray=ray)
     model.save(path)
     return model, path, False
 

@@ -97,7 +97,8 @@ def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.D
     test_ic = diag["test_rank_ic"]
     se_days = test_ic["std"] / math.sqrt(test_ic["n_independent_days"]) if test_ic["n_independent_days"] else np.nan
     return {"valid_rank_ic": diag["valid_rank_ic"]["mean"], "test_rank_ic": test_ic["mean"],
-            "test_rank_ic_t": test_ic["t_stat"], "test_rank_ic_se": se_days, "test_tradeable_rank_ic": traded_ic["mean"],
+            "test_rank_ic_t": test_ic["t_stat"], "test_rank_ic_se": se_days,
+            "test_tradeable_rank_ic": traded_ic["mean"],
             "test_quintile_spread": float(quintiles.iloc[-1] - quintiles.iloc[0]),
             "test_sharpe": pipeline.strategy_sharpe(config, data, scores)}
 
@@ -211,11 +212,12 @@ def verdict(summary: pd.DataFrame, versus: dict | None) -> str:
     t_days = lstm["test_rank_ic"] / lstm["test_rank_ic_se_days"] if lstm["test_rank_ic_se_days"] > 0 else float("nan")
     d, t, base = versus["diff"], versus["t"], versus["baseline"]
     if d > 0 and t > 2 and t_days > 2:
-        return (f"The LSTM beats its best baseline ({base}, chosen on validation) out of sample: test rank IC higher by "
-                f"{d:+.4f} (t over seeds {t:.1f}) and distinguishable from zero over the test days (t {t_days:.1f}).")
+        return (f"The LSTM beats its best baseline ({base}, chosen on validation) out of sample: test rank IC "
+                f"higher by {d:+.4f} (t over seeds {t:.1f}) and distinguishable from zero over the test days "
+                f"(t {t_days:.1f}).")
     if d < 0 and t < -2:
-        return (f"The LSTM does worse than its best baseline ({base}, chosen on validation) out of sample: test rank IC "
-                f"lower by {d:+.4f} (t over seeds {t:.1f}).")
+        return (f"The LSTM does worse than its best baseline ({base}, chosen on validation) out of sample: "
+                f"test rank IC lower by {d:+.4f} (t over seeds {t:.1f}).")
     return (f"The LSTM does not beat its baselines out of sample: its test rank IC "
             f"({lstm['test_rank_ic']:+.4f}, s.e. over test days {lstm['test_rank_ic_se_days']:.4f}) is "
             f"{'not ' if not abs(t_days) > 2 else ''}distinguishable from zero, and its difference from the best "
@@ -241,7 +243,8 @@ def zoo_markdown(table: pd.DataFrame, info: dict) -> str:
              f"Split: train {info['split']['train_start']}..{info['split']['train_end']}, validation "
              f"{info['split']['valid_start']}..{info['split']['valid_end']}, test {info['split']['test_start']}.."
              f"{info['split']['test_end']}. Same features, labels (beat the benchmark over {info['horizon']} days) "
-             f"and windows for every model. {len(table)} fits ({info['n_models']} models, up to {info['seeds']} seeds).",
+             f"and windows for every model. {len(table)} fits ({info['n_models']} models, "
+             f"up to {info['seeds']} seeds).",
              "",
              "Mean ± sd over seeds. s.e.(seeds) = sd / sqrt(runs): seed luck only. s.e.(days) = the test rank IC's "
              "standard error from the non-overlapping test days of one run: the period's own noise. "

@@ -85,8 +85,8 @@ def from_payload(payload: dict, where: str = "payload"):
         if name not in files:
             raise ArtifactError(f"{where}: {name} missing; the artifact is incomplete, retrain it")
         if _sha256(files[name]) != digest:
-            raise ArtifactError(f"{where}: {name}: checksum differs from the one recorded in {META}; the file is damaged "
-                                "or was replaced. Retrain (--retrain) rather than trust it")
+            raise ArtifactError(f"{where}: {name}: checksum differs from the one recorded in {META}; the file is "
+                                "damaged or was replaced. Retrain (--retrain) rather than trust it")
     cls = model_class(meta.get("model"), where)
     try:
         config = ModelConfig.from_dict(meta["config"])

@@ -239,8 +239,8 @@ class MomentumModel(BaseAlphaModel):
     def _load_state(self, files: dict, meta: dict) -> None:
         state = _read_json(files, self.FILE, self.KIND)
         if state.get("feature") not in self.features_ or state.get("sign") not in (1.0, -1.0):
-            raise ArtifactError(f"{self.FILE}: feature {state.get('feature')!r} / sign {state.get('sign')!r} do not fit "
-                                f"the features {self.features_}; retrain it")
+            raise ArtifactError(f"{self.FILE}: feature {state.get('feature')!r} / sign {state.get('sign')!r} do not "
+                                f"fit the features {self.features_}; retrain it")
         self.feature_, self.sign_ = state["feature"], float(state["sign"])
 
 

@@ -25,7 +25,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from feeds.errors import ArtifactError

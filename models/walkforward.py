@@ -399,7 +399,8 @@ class WalkForwardModel:
     def __repr__(self):
         state = "fitted" if all(f.model is not None for f in self.folds) else "not fitted"
         p = self.params
-        return (f"WalkForwardModel({self.model_name}, {state}, {len(self.folds)} folds {p['first_test']}..{p['last_test']}, "
+        return (f"WalkForwardModel({self.model_name}, {state}, {len(self.folds)} folds "
+                f"{p['first_test']}..{p['last_test']}, "
                 f"refit every {p['refit_every_months']} months, {p['window']} window)")
 
 

@@ -61,7 +61,8 @@ def test_verdict_sentences():
 
 
 def test_markdown_has_every_model_and_the_verdict(tmp_path):
-    table = _table([_row("lstm", s, 0.03, 0.01 * s) for s in range(2)] + [_row("random", s, 0.0, 0.0) for s in range(2)])
+    table = _table([_row("lstm", s, 0.03, 0.01 * s) for s in range(2)]
+                   + [_row("random", s, 0.0, 0.0) for s in range(2)])
     info = {"data": "test", "split": {k: "2000-01-01" for k in ("train_start", "train_end", "valid_start", "valid_end",
                                                                  "test_start", "test_end")},
             "horizon": 10, "seeds": 2, "n_models": 2, "sharpe_engine": "Cerebro", "caveats": ["synthetic"]}

@@ -2,7 +2,6 @@
 save / load for every model (no pickle, same scores after loading), each learner checked against
 an independent computation, walk-forward and the indicator with a non-LSTM model."""
 import json
-import pickletools
 import warnings
 
 import numpy as np
@@ -213,7 +212,8 @@ def test_walk_forward_with_a_non_lstm_model(panel, tmp_path):
     scores = wf.predict(prices, bench)
     for fold, nxt in zip(wf.folds, wf.folds[1:] + [None]):
         own = fold.model.predict(prices, bench)   # the fold alone, the independent reference
-        span = slice(fold.split.test_start, None if nxt is None else pd.Timestamp(nxt.split.test_start) - pd.Timedelta(days=1))
+        last = None if nxt is None else pd.Timestamp(nxt.split.test_start) - pd.Timedelta(days=1)
+        span = slice(fold.split.test_start, last)
         np.testing.assert_allclose(scores.loc[span].to_numpy(), own.loc[span].to_numpy(), atol=1e-12)
         assert pd.Timestamp(fold.windows["last_label_date"]) < pd.Timestamp(fold.split.test_start)
     assert scores.loc[:"2017-06-30"].isna().all().all()
