@@ -254,11 +254,14 @@ class BaseAlphaModel:
         return self.scaler_.transform(index.rows[ends])
 
     def raw_output(self, index: WindowIndex, ends: np.ndarray) -> np.ndarray:
-        """Batched: the model's raw output for each window end."""
+        """Batched: the model's raw output for each window end. Window models gather from rows
+        scaled once (a row sits in seq_len windows), the same numbers as _inputs."""
         out = np.empty(len(ends), dtype=np.float64)
+        scaled = self.scaler_.transform(index.rows) if self.INPUT == "window" else None
         for start in range(0, len(ends), INFERENCE_BATCH):
             chunk = ends[start:start + INFERENCE_BATCH]
-            out[start:start + len(chunk)] = self._output(self._inputs(index, chunk))
+            x = index.gather(chunk, scaled) if scaled is not None else self._inputs(index, chunk)
+            out[start:start + len(chunk)] = self._output(x)
         return out
 
     def scores_for(self, index: WindowIndex, ends: np.ndarray) -> np.ndarray:
