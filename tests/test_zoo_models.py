@@ -271,3 +271,14 @@ def test_artifact_key_carries_the_model_kind(panel, tmp_path):
 def test_the_command_line_lists_the_zoo():
     import run_backtest
     assert run_backtest.MODEL_NAMES == MODEL_NAMES
+
+
+def test_the_lstm_keeps_its_indicator_and_every_other_model_gets_the_general_one(fitted):
+    import pipeline
+    from models import LSTMAlpha
+    assert pipeline.indicator_class(fitted["lstm"]) is LSTMAlpha
+    assert LSTMAlpha.plotinfo.plotname == "LSTM alpha" and issubclass(LSTMAlpha, AlphaIndicator)
+    for name in ("logistic", "lightgbm", "mlp", "momentum", "random"):
+        assert pipeline.indicator_class(fitted[name]) is AlphaIndicator
+    assert pipeline.indicator_class(WalkForwardModel(CONFIG, first_test="2017-07-01", last_test="2018-06-30",
+                                                     valid_years=1, model="logistic")) is AlphaIndicator
