@@ -120,27 +120,36 @@ def save_model(model, path) -> Path:
     return path
 
 
-def read_manifest(path, filename: str, kind, version: int, writer: str) -> dict:
+def read_manifest(path, filename: str, kind, version, writer: str) -> dict:
     """The JSON file that says what a saved directory is; ArtifactError naming it when it is
-    missing, damaged, or of another kind (a name or a tuple of names) or format version."""
+    missing, damaged, or of another kind (a name or a tuple of names) or format version (a number
+    or a tuple of numbers)."""
     path = Path(path)
     file = path / filename
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    versions = (version,) if isinstance(version, int) else tuple(version)
     if not file.is_file():
         raise ArtifactError(f"{file}: missing; is {path} a directory written by {writer}?")
     try:
         found = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{file}: damaged JSON ({exc}); retrain with --retrain or restore the file") from exc
-    if found.get("format_version") != version or found.get("kind") not in kinds:
+    if found.get("format_version") not in versions or found.get("kind") not in kinds:
         raise ArtifactError(f"{file}: format {found.get('kind')!r} v{found.get('format_version')!r} is not "
-                            f"{' / '.join(kinds)} v{version}; retrain with this version of the project")
+                            f"{' / '.join(kinds)} v{versions[-1]}; retrain with this version of the project")
     return found
 
 
 def read_meta(path) -> dict:
+    """A model's manifest. Version 1 (LSTM only, written before the zoo) is read as version 2:
+    its one state file is weights.pt, whose sha256 it recorded as weights_sha256."""
     from models.registry import artifact_kinds
-    return read_manifest(path, META, artifact_kinds(), FORMAT_VERSION, "a model's save()")
+    meta = read_manifest(path, META, artifact_kinds(), (1, FORMAT_VERSION), "a model's save()")
+    if meta["format_version"] == 1:
+        if meta["kind"] != "lstm-alpha":
+            raise ArtifactError(f"{Path(path) / META}: format v1 of kind {meta['kind']!r} does not exist; retrain it")
+        meta = {**meta, "model": "lstm", "files": {WEIGHTS: meta.get("weights_sha256")}}
+    return meta
 
 
 def load_model(path):

@@ -282,3 +282,18 @@ def test_the_lstm_keeps_its_indicator_and_every_other_model_gets_the_general_one
         assert pipeline.indicator_class(fitted[name]) is AlphaIndicator
     assert pipeline.indicator_class(WalkForwardModel(CONFIG, first_test="2017-07-01", last_test="2018-06-30",
                                                      valid_years=1, model="logistic")) is AlphaIndicator
+
+
+def test_an_lstm_artifact_written_before_the_zoo_still_loads(fitted, panel, tmp_path):
+    """Format v1 (LSTM only): weights_sha256 instead of the files table, no model name."""
+    prices, bench = panel
+    path = fitted["lstm"].save(tmp_path / "old")
+    meta = json.loads((path / "model.json").read_text())
+    meta.update(format_version=1, weights_sha256=meta.pop("files")["weights.pt"])
+    del meta["model"]
+    (path / "model.json").write_text(json.dumps(meta))
+    pd.testing.assert_frame_equal(AlphaModel.load(path).predict(prices, bench), fitted["lstm"].predict(prices, bench))
+    meta["weights_sha256"] = "0" * 64
+    (path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="checksum"):
+        AlphaModel.load(path)
