@@ -20,7 +20,7 @@ import pandas as pd
 import analyzers as A
 from feeds import CAVEATS, ArrayData, ConfigError, LeanBroker, DataError, Membership, PricePanel, load_embedded, series_fingerprint
 from feeds.io import atomic_dir, write_json
-from models import AlphaModel, LSTMAlpha, ModelConfig
+from models import AlphaIndicator, LSTMAlpha, ModelConfig, make_model
 from strategies import AlphaRankStrategy, ScoreAlpha
 
 ROOT = Path(__file__).resolve().parent
@@ -113,18 +113,27 @@ def describe_split(config: dict) -> str:
 
 
 def model_config(config: dict) -> ModelConfig:
+    """The model's hyperparameters ([model] without `kind`, which names the zoo model), with the split
+    resolved to dates."""
     if not isinstance(config["model"].get("split"), dict) or not config["model"]["split"].get("test_end"):
         raise ConfigError("model.split is 'auto' or has empty dates: call pipeline.resolve_split(config, data) first")
-    return ModelConfig.from_dict(dict(config["model"]))
+    return ModelConfig.from_dict({k: v for k, v in config["model"].items() if k != "kind"})
+
+
+def model_kind(config: dict) -> str:
+    """The zoo model of [model] kind (--model NAME): lstm, logistic, lightgbm, mlp, momentum, random."""
+    return str(config["model"].get("kind", "lstm"))
 
 
 def artifact_dir(config: dict, cfg: ModelConfig, data: MarketData, store: Path = MODEL_STORE) -> Path:
-    """Where the model for this (configuration, data) pair lives: the name carries both
-    fingerprints, so changed data or changed hyperparameters never reuse a stale model."""
-    from models.train import config_fingerprint
-    key = hashlib.sha256(f"{config_fingerprint(cfg)}:{data.prices.fingerprint()}:{series_fingerprint(data.benchmark)}"
-                         .encode()).hexdigest()[:12]
-    return store / f"{config.get('preset', 'custom')}-{key}"
+    """Where the model for this (kind, configuration, data) lives: the name carries the kind and
+    the fingerprints, so another model, changed data or changed hyperparameters never reuse a
+    stale model."""
+    from models.base import config_fingerprint
+    kind = model_kind(config)
+    key = hashlib.sha256(f"{kind}:{config_fingerprint(cfg)}:{data.prices.fingerprint()}:"
+                         f"{series_fingerprint(data.benchmark)}".encode()).hexdigest()[:12]
+    return store / f"{config.get('preset', 'custom')}-{kind}-{key}"
 
 
 def walk_forward_params(config: dict) -> dict | None:
@@ -138,26 +147,29 @@ def walk_forward_params(config: dict) -> dict | None:
 
 def get_model(config: dict, data: MarketData, retrain: bool = False, progress: bool = True,
               store: Path = MODEL_STORE, ray: bool = False) -> tuple:
-    """(model, path, reused): the saved artifact whose data and configuration match, or a new fit.
-    With walk_forward.enabled, a WalkForwardModel (a bundle of yearly refits)."""
-    from models.artifact import read_meta
+    """(model, path, reused): the saved artifact whose kind, data and configuration match, or a new
+    fit of the zoo model [model] kind. With walk_forward.enabled, a WalkForwardModel (a bundle of
+    yearly refits of that model)."""
+    from models.artifact import load_model, read_meta
+    from models.base import config_fingerprint
     from models.dataset import check_split_covers
-    from models.train import config_fingerprint
     config = resolve_split(config, data)
     cfg = model_config(config)
     check_split_covers(cfg.split, data.prices.dates)
+    kind = model_kind(config)
     path = artifact_dir(config, cfg, data, store)
     wf = walk_forward_params(config)
     if wf is not None:
         return _get_walk_forward(config, cfg, wf, data, path, retrain, progress, ray)
     if path.exists() and not retrain:
         meta = read_meta(path)
-        if (meta.get("config_fingerprint") == config_fingerprint(AlphaModel(cfg).config)
+        if (meta.get("model", "lstm") == kind
+                and meta.get("config_fingerprint") == config_fingerprint(make_model(kind, cfg).config)
                 and meta.get("data_fingerprint", {}).get("prices") == data.prices.fingerprint()):
-            return AlphaModel.load(path), path, True
+            return load_model(path), path, True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = AlphaModel(cfg).fit(data.prices, data.benchmark, vix=data.vix, progress=progress)
+        model = make_model(kind, cfg).fit(data.prices, data.benchmark, vix=data.vix, progress=progress)
     for w in caught:
         message = str(w.message)
         if config.get("preset") == "seed" and "k_upper" in message:
@@ -176,6 +188,7 @@ def get_selection_model(config: dict, data: MarketData, selection_start="2013-01
     `holdout_end`, so every score of the selection and holdout periods is out of sample
     (models.selection.check_unseen proves it for the dates a sweep uses)."""
     from models.selection import selection_walk_forward
+    config = resolve_split(config, data)
     cfg = model_config(config)
     plan = {k: v for k, v in config.get("walk_forward", {}).items() if k not in ("enabled", "workers")}
     plan_model = selection_walk_forward(cfg, selection_start, holdout_end, **plan)   # validates the plan
@@ -203,8 +216,9 @@ def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
     path = base_path.with_name(f"{base_path.name}-wf{key}")
     if path.exists() and not retrain:
         return WalkForwardModel.load(path), path, True
-    model = WalkForwardModel(cfg, **wf).fit(data.prices, data.benchmark, vix=data.vix, progress=progress,
-                                            workers=int(config["walk_forward"].get("workers", 1)), ray=ray)
+    model = WalkForwardModel(cfg, **wf, model=model_kind(config))
+    model = model.fit(data.prices, data.benchmark, vix=data.vix, progress=progress,
+                      workers=int(config["walk_forward"].get("workers", 1)), ray=ray)
     model.save(path)
     return model, path, False
 
@@ -282,14 +296,23 @@ def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: f
     return cerebro
 
 
-def lstm_alpha(model, data: MarketData, start):
-    """The LSTM indicator factory for a Cerebro that starts at `start`: history before it warms up."""
+def indicator_class(model) -> type:
+    """LSTMAlpha for the LSTM (alone or walk-forward), AlphaIndicator for every other model."""
+    name = getattr(model, "model_name", None) or getattr(model, "NAME", "lstm")
+    return LSTMAlpha if name == "lstm" else AlphaIndicator
+
+
+def model_alpha(model, data: MarketData, start):
+    """The model's indicator factory for a Cerebro that starts at `start`: history before it warms up."""
     before = pd.Timestamp(start) - pd.Timedelta(days=1)
 
     def alpha_for(bench_feed):
-        return LSTMAlpha.factory(model, benchmark=bench_feed, history=data.prices.between(None, before),
-                                 history_benchmark=data.benchmark.loc[:before])
+        return indicator_class(model).factory(model, benchmark=bench_feed, history=data.prices.between(None, before),
+                                              history_benchmark=data.benchmark.loc[:before])
     return alpha_for
+
+
+lstm_alpha = model_alpha   # the name the LSTM-only project used
 
 
 def score_alpha(scores: pd.DataFrame):
@@ -359,7 +382,7 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
     seconds["model"] = time.perf_counter() - t
     start, end = backtest_period(config, data)
     params = strategy_params(config)
-    alpha_for = score_alpha(scores) if scores is not None else lstm_alpha(model, data, start)
+    alpha_for = score_alpha(scores) if scores is not None else model_alpha(model, data, start)
     bt_cfg = config["backtest"]
     cerebro = build_cerebro(data, start, end, alpha_for, params, float(bt_cfg["cash"]), float(bt_cfg["commission"]),
                             universe=universe)
@@ -409,11 +432,25 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
             "model_path": str(model_path) if model_path else None, "model_reused": reused,
             "seconds": {k: round(v, 2) for k, v in seconds.items()},
             "rejected_orders": strategy.rejected_orders, "caveats": data.caveats,
-            "scores": "precomputed file (--scores)" if scores is not None else "LSTMAlpha indicator",
+            "scores": "precomputed file (--scores)" if scores is not None else f"{indicator_class(model).__name__} "
+                      f"indicator ({model_kind(config)} model)",
         })
     alpha = strategy.analyzers.alpha_quality.get_analysis() if scores is None else None
     return RunResult(out_dir, metrics, log, equity, results, model_path, reused, seconds,
                      strategy.rejected_orders, alpha=alpha)
+
+
+def strategy_sharpe(config: dict, data: MarketData, scores: pd.DataFrame) -> float:
+    """Sharpe of the configured strategy trading `scores` over the backtest period, without the
+    reports: the one place the zoo's test_sharpe comes from (Cerebro today; the vector engine can
+    replace this body once it is proven equal)."""
+    start, end = backtest_period(config, data)
+    bt_cfg = config["backtest"]
+    cerebro = build_cerebro(data, start, end, score_alpha(scores), strategy_params(config), float(bt_cfg["cash"]),
+                            float(bt_cfg["commission"]))
+    cerebro.addanalyzer(A.PortfolioMetrics, trades_from=None, _name="metrics")
+    sharpe = cerebro.run()[0].analyzers.metrics.get_analysis().get("sharpe")
+    return float("nan") if sharpe is None else float(sharpe)
 
 
 def equal_weight_curve(prices: PricePanel, dates: pd.DatetimeIndex) -> pd.Series:
@@ -476,18 +513,21 @@ def write_importance(importance: pd.DataFrame, out_dir: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- model diagnostics
-def model_diagnostics(model, data: MarketData, config: dict) -> dict:
+def model_diagnostics(model, data: MarketData, config: dict, scores: pd.DataFrame | None = None) -> dict:
     """Validation and test rank IC (t of non-overlapping days), the spread of p, and how often a
     raw 2p - 1 > 0.2 gate would fire: the numbers that say whether the signal is worth trading.
+
 
     `<period>_rank_ic` is the signal rank IC (forward return from the close the score was made at);
     `<period>_tradeable_rank_ic` measures the same horizon from the fill day (the next bar's close on
     close-only data), the return an order decided on the score can earn.
 
     The spread of p and the gate's rate are measured on the validation period (the period that
-    may choose things); the test rank IC is an after-the-fact report."""
+    may choose things); the test rank IC is an after-the-fact report. `scores`: the model's predict
+    on data, when already computed."""
     from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
-    scores = model.predict(data.prices, data.benchmark, vix=data.vix)
+    if scores is None:
+        scores = model.predict(data.prices, data.benchmark, vix=data.vix)
     h = model.config.horizon
     fwd = {"": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=0),
            "tradeable_": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=1)}

@@ -6,6 +6,8 @@ Cerebro with the LSTM indicator, and write results/<run name>/.
     python run_backtest.py                              # main job
     python run_backtest.py --preset seed                # the seed project's set-up
     python run_backtest.py --scores my_scores.csv       # your own scores instead of the model
+    python run_backtest.py --model lightgbm             # any model of the zoo behind the indicator
+    python run_backtest.py zoo                          # every model x 5 seeds: results/zoo/zoo.md
     python run_backtest.py trade-stats results/default/trades.csv
     python run_backtest.py download --tickers AAPL MSFT --start 2015-01-01
     python run_backtest.py paper init NAME --start 2021-01-04 / paper step NAME / paper status NAME
@@ -23,13 +25,15 @@ sys.path.insert(0, str(ROOT))
 
 from feeds.errors import AlphaPluginError, ConfigError  # noqa: E402
 
+MODEL_NAMES = ("lstm", "logistic", "lightgbm", "mlp", "momentum", "random")   # models.registry.MODEL_NAMES
+
 
 def main_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_backtest.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Backtest the LSTM cross-sectional alpha with AlphaRankStrategy in Backtrader.",
-        epilog="Other commands: 'run_backtest.py trade-stats FILE.csv', 'run_backtest.py download --help', "
-               "'run_backtest.py paper --help'.")
+        epilog="Other commands: 'run_backtest.py zoo --help', 'run_backtest.py trade-stats FILE.csv', "
+               "'run_backtest.py download --help', 'run_backtest.py paper --help'.")
     p.add_argument("--preset", choices=["default", "seed"], default="default",
                    help="default: leak-free classifier, 5 bp costs, cross-sectional rank. seed: the seed project's "
                         "model and rules (regression score, raw thresholds, 7-bar reviews, no costs)")
@@ -55,6 +59,8 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--commission", type=float, help="commission per side as a fraction (default 0.0005 = 5 bp; seed preset 0)")
     p.add_argument("--out", metavar="DIR", default=str(ROOT / "results"), help="results root (default: results/)")
     p.add_argument("--name", help="run name: results go to <out>/<name> (default: the preset or config name)")
+    p.add_argument("--model", choices=MODEL_NAMES, dest="model_kind",
+                   help="the zoo model behind the indicator (default lstm); see docs/models.md")
     p.add_argument("--seed", type=int, help="the model's random seed (a different seed trains a different model)")
     p.add_argument("--retrain", action="store_true", help="train even when a matching saved model exists")
     p.add_argument("--analyzer", action="append", default=[], metavar="DOTTED",
@@ -101,6 +107,7 @@ def config_from_args(args) -> dict:
     put("backtest", "cash", args.cash)
     put("backtest", "commission", args.commission)
     put("model", "seed", args.seed)
+    put("model", "kind", getattr(args, "model_kind", None))
     if args.walk_forward:
         put("walk_forward", "enabled", True)
         put("walk_forward", "workers", getattr(args, "workers", None))
@@ -127,6 +134,8 @@ def run_name(args, config) -> str:
     name = config.get("name", args.preset) if args.config is None else Path(args.config).stem
     if args.scores:
         name += "-scores"
+    if getattr(args, "model_kind", None) and args.model_kind != "lstm":
+        name += f"-{args.model_kind}"
     if args.walk_forward:
         name += "-wf"
     if args.cross_section:
@@ -208,6 +217,8 @@ def main(argv=None) -> int:
     if argv and argv[0] == "paper":
         import papertrade
         return papertrade.main(argv[1:])
+    if argv and argv[0] == "zoo":
+        return zoo_command(argv[1:])
     args = main_parser().parse_args(argv)
     try:
         return run_main(args)
@@ -265,6 +276,50 @@ def run_main(args) -> int:
                           model_path=path if model is not None else None, model_reused=reused if model is not None else None)
     print_summary(result, data, config, diagnostics)
     print(f"  wall time {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def zoo_command(argv) -> int:
+    p = argparse.ArgumentParser(prog="run_backtest.py zoo",
+                                description="Fit every model of the zoo (same features, labels and split) over "
+                                            "several seeds; write zoo.csv, zoo.md and zoo.png (docs/models.md).")
+    p.add_argument("--models", metavar="A,B,...", help=f"models to run (default all: {','.join(MODEL_NAMES)})")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per model (default 5; a deterministic model runs once)")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2; 1 = in this process)")
+    p.add_argument("--ray", action="store_true", help="run the fits as Ray tasks on a local instance instead")
+    p.add_argument("--preset", choices=["default", "seed"], default="default")
+    p.add_argument("--config", metavar="FILE.toml", help="a TOML file overriding preset keys")
+    p.add_argument("--data", metavar="DIR", help="a folder of CSV files, one per ticker (as the main job)")
+    p.add_argument("--benchmark", metavar="TICKER", help="the benchmark's ticker in --data")
+    p.add_argument("--out", metavar="DIR", default=str(ROOT / "results"), help="results root (default: results/)")
+    p.add_argument("--name", default="zoo", help="results go to <out>/<name> (default zoo)")
+    p.add_argument("--model-store", metavar="DIR", default=None, help="where the fitted models are kept (default models/store/)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        import pipeline
+        import zoo
+        from configs import load_config
+        overrides = {"data": {"source": "csv", "dir": args.data, "benchmark": args.benchmark}} if args.data else {}
+        config = load_config(args.preset, args.config, overrides)
+        models = zoo.parse_models(args.models)
+        out_dir = pipeline.resolve_out_dir(args.out, args.name)
+        data = pipeline.load_data(config)
+        tasks, notes = zoo.plan_tasks(models, args.seeds)
+        for note in notes:
+            print(f"  {note}")
+        print(f"zoo: {len(tasks)} fits ({', '.join(models)}), "
+              f"{'Ray' if args.ray else f'{args.workers} process(es)'}")
+        store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
+        name = "embedded S&P 500 data" if config["data"].get("source", "embedded") == "embedded" else str(args.data)
+        table, info = zoo.run_zoo(config, data, out_dir, models, args.seeds, args.workers, args.ray, store,
+                                  progress=not args.no_progress, data_name=name)
+    except AlphaPluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print((out_dir / "zoo.md").read_text())
+    print(f"Results in {out_dir} (zoo.csv, zoo.md, zoo.png); {info['reused']} of {len(table)} fits reused from "
+          f"{store}; wall time {info['seconds']:.1f}s")
     return 0
 
 

@@ -18,10 +18,10 @@ from models.dataset import split_samples
 
 def _loss(model, windows: np.ndarray, y: np.ndarray) -> float:
     loss_fn = nn.BCEWithLogitsLoss() if model.config.label == "classification" else nn.MSELoss()
+    from models.train import net_output
     out = np.empty(len(windows), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(windows), 8192):
-            out[start:start + 8192] = model.net_(torch.from_numpy(windows[start:start + 8192])).numpy()
+    for start in range(0, len(windows), 8192):   # eval mode (dropout off), as predict
+        out[start:start + 8192] = net_output(model.net_, windows[start:start + 8192])
     return float(loss_fn(torch.from_numpy(out), torch.from_numpy(y.astype(np.float32))))
 
 

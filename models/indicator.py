@@ -1,6 +1,8 @@
-"""LSTMAlpha: the alpha model as an ordinary Backtrader indicator.
+"""AlphaIndicator: any alpha model of the zoo (models.base interface) as an ordinary Backtrader
+indicator; LSTMAlpha is the same indicator labelled for the default LSTM.
 
     alpha = LSTMAlpha.factory(model, benchmark=spx)        # one shared batch scorer
+    alpha = AlphaIndicator.factory(lightgbm_model, benchmark=spx)   # any other zoo model
     cerebro.addstrategy(AlphaRankStrategy, alpha=alpha)     # the strategy calls alpha(data)
 
 Line `score` in [-1, 1] (2p - 1; the seed preset's regression model gives its raw output). The
@@ -103,23 +105,25 @@ class BatchScorer:
         return self._scores
 
 
-class LSTMAlpha(LeanLinesMixin, bt.Indicator):
-    """Pass the stock first and the benchmark second: an indicator's clock is its first data."""
+class AlphaIndicator(LeanLinesMixin, bt.Indicator):
+    """Any fitted zoo model (models.base.AlphaModelLike) as line `score`. Pass the stock first
+    and the benchmark second: an indicator's clock is its first data."""
 
     lines = ("score",)
     params = (("model", None), ("scorer", None), ("ticker", None))
-    plotinfo = dict(subplot=True, plotname="LSTM alpha", plotymargin=0.1, plothlines=[0.0])
+    plotinfo = dict(subplot=True, plotname="alpha", plotymargin=0.1, plothlines=[0.0])
     plotlines = dict(score=dict(color="tab:blue"))
 
     def __init__(self):
+        name = type(self).__name__
         if self.p.model is None:
-            raise ConfigError("LSTMAlpha needs model=<a fitted AlphaModel>; load one with AlphaModel.load(path)")
+            raise ConfigError(f"{name} needs model=<a fitted model>; load one with models.load_any(path)")
         self.ticker = self.p.ticker or getattr(self.data, "_name", None) or f"data{id(self.data)}"
         self.bench = self.datas[1] if len(self.datas) > 1 else None
         needs_bench = any("benchmark" in _needs(n) for n in self.p.model.features_)
         if needs_bench and self.bench is None:
-            raise ConfigError(f"LSTMAlpha({self.ticker}): the model's features use the benchmark; "
-                              "pass it as the second data: LSTMAlpha(stock, benchmark, model=model)")
+            raise ConfigError(f"{name}({self.ticker}): the model's features use the benchmark; "
+                              f"pass it as the second data: {name}(stock, benchmark, model=model)")
         self.scorer = self.p.scorer or BatchScorer(self.p.model, self.bench)
         self.scorer.register(self)
         self._history = self.p.model.warmup + EWM_MARGIN_BARS
@@ -130,7 +134,7 @@ class LSTMAlpha(LeanLinesMixin, bt.Indicator):
 
     @classmethod
     def factory(cls, model, benchmark=None, history=None, history_benchmark=None):
-        """A callable data -> LSTMAlpha; all indicators it makes share one batch scorer.
+        """A callable data -> indicator of this class; all indicators it makes share one batch scorer.
 
         history / history_benchmark: prices before the feeds start (warm-up), see BatchScorer."""
         scorer = BatchScorer(model, benchmark, history, history_benchmark)
@@ -169,6 +173,12 @@ class LSTMAlpha(LeanLinesMixin, bt.Indicator):
             bench = with_history(recent, self.scorer.bench_history())["close"].loc[:frame.index[-1]]
         panel = PricePanel({f: frame[[f]].set_axis([self.ticker], axis=1) for f in FIELDS}, available=set(FIELDS), name=self.ticker)
         self.lines.score[0] = float(self.p.model.predict(panel, bench, last_only=True).iloc[-1, 0])
+
+
+class LSTMAlpha(AlphaIndicator):
+    """The default LSTM's indicator: AlphaIndicator with its own name and plot label."""
+
+    plotinfo = dict(plotname="LSTM alpha")
 
 
 def _needs(feature_name: str) -> frozenset:

@@ -25,7 +25,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from feeds.errors import ArtifactError
@@ -37,23 +36,18 @@ KEY_VERSION = 1  # bump when the meaning of a cached file changes
 
 
 def model_fingerprint(model) -> str:
-    """sha256 over what decides the model's output: config fingerprint, features, scaler, weights
-    (for a walk-forward model: its plan and every fold's)."""
-    from models.train import config_fingerprint
+    """sha256 over what decides the model's output (models.base.BaseAlphaModel.fingerprint: kind,
+    config, params, features, scaler, fitted state; a walk-forward model: its plan and every fold's)."""
+    if not hasattr(model, "folds"):
+        return model.fingerprint()
     model._check_fitted()
-    h = hashlib.sha256()
-    if hasattr(model, "folds"):  # a walk-forward bundle: its plan, each fold's period and model
-        h.update(json.dumps(getattr(model, "params", {}), sort_keys=True, default=str).encode())
-        for fold in model.folds:
-            h.update(repr(fold.split).encode())
-            h.update(model_fingerprint(fold.model).encode())
-        return h.hexdigest()[:16]
-    h.update(config_fingerprint(model.config).encode())
-    h.update(json.dumps(list(model.features_)).encode())
-    h.update(json.dumps(model.scaler_.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.net_.state_dict().items()):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).tobytes())
+    h = hashlib.sha256()   # a walk-forward bundle: its plan, its model's name, each fold's period and model
+    h.update(json.dumps(getattr(model, "params", {}), sort_keys=True, default=str).encode())
+    h.update(json.dumps([getattr(model, "model_name", "lstm"), getattr(model, "model_params", {})],
+                        sort_keys=True, default=str).encode())
+    for fold in model.folds:
+        h.update(repr(fold.split).encode())
+        h.update(fold.model.fingerprint().encode())
     return h.hexdigest()[:16]
 
 

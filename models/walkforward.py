@@ -1,7 +1,7 @@
-"""Walk-forward retraining: one AlphaModel per refit date, each scoring only the dates after it.
+"""Walk-forward retraining: one model per refit date, each scoring only the dates after it.
 
     model = WalkForwardModel(ModelConfig(...), first_test="2017-01-01", last_test="2022-12-31",
-                             refit_every_months=12, window="expanding")
+                             refit_every_months=12, window="expanding", model="lstm")
     model.fit(prices, benchmark, workers=2)          # folds are independent: train them in parallel
     scores = model.predict(prices, benchmark)        # fold i scores the dates in [d_i, d_i+1)
     print(model.fold_table())
@@ -12,13 +12,14 @@ Fold i, refit on date d_i (first_test, first_test + refit_every_months, ...):
 - training: from the config's train_start ("expanding") or d_i - valid_years - rolling_years
   ("rolling") to the day before validation starts;
 - scores: the dates in [d_i, d_i+1); the last fold also scores everything after it.
-Each fold is an ordinary AlphaModel fit with that Split, so labels whose horizon crosses the end
+Each fold is an ordinary fit of a zoo model (models.registry; the LSTM by default) with that Split, so labels whose horizon crosses the end
 of training (validation) are purged, and its `report_.windows["last_label_date"]` (the last date
 any label it learned from reached) lies before d_i. Each fold is also handed only the prices up to
 the end of its validation period, so it could not see a later price even by mistake.
 
-WalkForwardModel has the face of AlphaModel (predict, warmup, features_, config, save, load), so
-LSTMAlpha and the rest of the project use it unchanged.
+WalkForwardModel has the one model interface (models.base: predict, warmup, features_, config, save,
+load), so the alpha indicators and the rest of the project use it unchanged; windows, column checks,
+the last_only / start filters and batched scoring are models.base's, shared with every zoo model.
 """
 from __future__ import annotations
 
@@ -33,15 +34,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-
 from feeds.errors import ArtifactError, ConfigError
 from feeds.io import atomic_dir
 from feeds.panel import PricePanel, series_fingerprint
-from models.artifact import read_manifest
+from models.artifact import from_payload, read_manifest, to_payload
+from models.base import BaseAlphaModel, FitReport, check_columns, scatter_scores, select_ends, set_threads
 from models.config import ModelConfig
 from models.dataset import Split
-from models.train import INFERENCE_BATCH, AlphaModel, FitReport, score_from_output
+from models.registry import make_model
 
 FORMAT_VERSION = 1
 KIND = "lstm-alpha-walkforward"
@@ -95,11 +95,11 @@ def plan_folds(train_start, first_test, last_test, refit_every_months: int = 12,
 
 @dataclass
 class Fold:
-    """One refit: its Split (test = the dates it scores) and, once fitted, its AlphaModel."""
+    """One refit: its Split (test = the dates it scores) and, once fitted, its model."""
 
     number: int
     split: Split
-    model: AlphaModel | None = None
+    model: BaseAlphaModel | None = None
 
     @property
     def score_start(self) -> pd.Timestamp:
@@ -118,36 +118,18 @@ class Fold:
 
 
 # ---------------------------------------------------------------------- one fold's fit (runs in workers)
-def _fit_payload(config: ModelConfig, prices: PricePanel, benchmark: pd.Series, vix) -> dict:
-    """Fit one fold on the prices up to its validation end; return plain arrays and dicts (no
-    torch objects cross a process boundary, so every engine hands back the same bits)."""
-    torch.set_num_threads(config.threads)
+def _fit_payload(task: tuple, prices: PricePanel, benchmark: pd.Series, vix) -> dict:
+    """Fit one fold (task = (config, model name, model params)) on the prices up to its validation
+    end; return its manifest and state files as plain dicts and bytes (models.artifact), so no
+    torch or LightGBM object crosses a process boundary and every engine hands back the same bits."""
+    config, kind, params = task
+    set_threads(config.threads)
     cut = pd.Timestamp(config.split.valid_end)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dropped features are reported once by the parent
-        model = AlphaModel(config).fit(prices.between(None, cut), benchmark.loc[:cut],
-                                       None if vix is None else vix.loc[:cut], progress=False)
-    r = model.report_
-    return {"state": {k: v.detach().cpu().numpy().copy() for k, v in model.net_.state_dict().items()},
-            "features": list(model.features_), "scaler": model.scaler_.to_dict(),
-            "report": {"history": r.history, "best_epoch": r.best_epoch, "n_samples": r.n_samples,
-                       "windows": r.windows, "dropped_features": r.dropped_features, "seconds": r.seconds},
-            "data_fingerprint": model.data_fingerprint_}
-
-
-def _model_from_payload(config: ModelConfig, payload: dict) -> AlphaModel:
-    from models.dataset import Scaler
-    from models.lstm import AlphaLSTM
-
-    model = AlphaModel(config)
-    net = AlphaLSTM(len(payload["features"]), config.hidden, config.layers, config.dropout)
-    net.load_state_dict({k: torch.from_numpy(np.array(v, copy=True)) for k, v in payload["state"].items()})
-    net.eval()
-    model.net_, model.features_ = net, list(payload["features"])
-    model.scaler_ = Scaler.from_dict(payload["scaler"])
-    model.report_ = FitReport(**payload["report"])
-    model.data_fingerprint_ = payload["data_fingerprint"]
-    return model
+        model = make_model(kind, config, **params).fit(prices.between(None, cut), benchmark.loc[:cut],
+                                                       None if vix is None else vix.loc[:cut], progress=False)
+    return to_payload(model)
 
 
 _WORKER_DATA: dict = {}
@@ -155,16 +137,16 @@ _WORKER_DATA: dict = {}
 
 def _init_worker(prices, benchmark, vix, threads):
     # the price panel crosses to each worker once, not once per fold
-    torch.set_num_threads(threads)
+    set_threads(threads)
     _WORKER_DATA.update(prices=prices, benchmark=benchmark, vix=vix)
 
 
-def _fit_in_worker(config: ModelConfig) -> dict:
-    return _fit_payload(config, _WORKER_DATA["prices"], _WORKER_DATA["benchmark"], _WORKER_DATA["vix"])
+def _fit_in_worker(task: tuple) -> dict:
+    return _fit_payload(task, _WORKER_DATA["prices"], _WORKER_DATA["benchmark"], _WORKER_DATA["vix"])
 
 
-def _fit_in_ray(config: ModelConfig, prices, benchmark, vix) -> dict:
-    return _fit_payload(config, prices, benchmark, vix)
+def _fit_in_ray(task: tuple, prices, benchmark, vix) -> dict:
+    return _fit_payload(task, prices, benchmark, vix)
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -193,7 +175,9 @@ def _worker_pythonpath() -> str:
 
 # ---------------------------------------------------------------------- the model
 class WalkForwardModel:
-    """Walk-forward AlphaModel: refit every `refit_every_months` on an expanding or rolling window.
+    """Walk-forward model: refit every `refit_every_months` on an expanding or rolling window.
+    `model` names the zoo model each fold fits (models.registry), `model_params` its own
+    hyperparameters.
 
     `config` is the base ModelConfig; after construction `self.config.split` summarises the plan:
     the first fold's train/valid periods and test = [first_test, last_test], the span where every
@@ -201,8 +185,9 @@ class WalkForwardModel:
 
     def __init__(self, config: ModelConfig | None = None, first_test="2017-01-01", last_test="2022-12-31",
                  refit_every_months: int = 12, window: str = "expanding", rolling_years: int = 10,
-                 valid_years: int = 3):
-        base = AlphaModel(config or ModelConfig()).config   # resolves the default feature list
+                 valid_years: int = 3, model: str = "lstm", model_params: dict | None = None):
+        self.model_name, self.model_params = model, dict(model_params or {})
+        base = make_model(model, config or ModelConfig(), **self.model_params).config   # resolves the feature list
         splits = plan_folds(base.split.train_start, first_test, last_test, refit_every_months, window,
                             rolling_years, valid_years)
         self.params = {"first_test": _day(first_test), "last_test": _day(last_test),
@@ -227,14 +212,14 @@ class WalkForwardModel:
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ConfigError(f"WalkForwardModel.fit: workers={workers!r}; give a whole number >= 1")
         t0 = time.perf_counter()
-        configs = [self.fold_config(f) for f in self.folds]
+        configs = [(self.fold_config(f), self.model_name, self.model_params) for f in self.folds]
         if ray:
             payloads = self._fit_ray(configs, prices, benchmark, vix, progress)
         elif workers > 1 and len(configs) > 1:
             payloads = self._fit_processes(configs, prices, benchmark, vix, progress, workers)
         else:
             payloads = [_fit_payload(c, prices, benchmark, vix) for c in _bar(configs, progress)]
-        models = [_model_from_payload(c, p) for c, p in zip(configs, payloads)]
+        models = [from_payload(p, where=f"walk-forward fold {i}") for i, p in enumerate(payloads)]
         self._attach(models)
         dropped = sorted({n for m in models for n in m.report_.dropped_features})
         if dropped:
@@ -276,7 +261,7 @@ class WalkForwardModel:
             if started_here:
                 ray_module.shutdown()
 
-    def _attach(self, models: list[AlphaModel]) -> None:
+    def _attach(self, models: list[BaseAlphaModel]) -> None:
         features = [list(m.features_) for m in models]
         if any(f != features[0] for f in features):
             raise ConfigError(f"the walk-forward folds were trained on different features {features}: "
@@ -284,7 +269,7 @@ class WalkForwardModel:
         for fold, model in zip(self.folds, models):
             fold.model = model
 
-    # ------------------------------------------------------------------ the AlphaModel face
+    # ------------------------------------------------------------------ the model interface
     def _check_fitted(self):
         if any(f.model is None for f in self.folds):
             raise ConfigError("this WalkForwardModel is not fitted: call fit(prices, benchmark) or "
@@ -312,6 +297,11 @@ class WalkForwardModel:
                                   "last_label_date": max(r.windows["last_label_date"] for r in reports)},
                          dropped_features=reports[0].dropped_features, seconds=self.fit_seconds_)
 
+    def fingerprint(self) -> str:
+        """sha256 over the plan, the model name and every fold's period and fitted state."""
+        from models.score_cache import model_fingerprint
+        return model_fingerprint(self)
+
     def fold_index(self, dates) -> np.ndarray:
         """For each date the fold that scores it; -1 before the first fold's test period."""
         starts = np.array([f.score_start for f in self.folds], dtype="datetime64[ns]")
@@ -324,24 +314,16 @@ class WalkForwardModel:
         exactly one fold's scaler and network. last_only and start as in AlphaModel.predict."""
         self._check_fitted()
         first = self.folds[0].model
-        _check_columns(first, prices, vix)
-        torch.set_num_threads(self.config.threads)
+        check_columns(self.features_, prices, vix)
+        set_threads(self.config.threads)
         index = first._windows(prices, benchmark, self.features_, vix)
-        ends = index.ends
-        if last_only:
-            last_rows = np.r_[np.flatnonzero(np.diff(index.row_ticker)), len(index.row_ticker) - 1]
-            ends = ends[np.isin(ends, last_rows)]
-        if start is not None:
-            ends = ends[index.row_dates[ends] >= np.datetime64(pd.Timestamp(start))]
+        ends = select_ends(index, last_only, start)
         owner = self.fold_index(index.row_dates[ends])
         scores = np.full(prices.close.shape, np.nan)
         for i, fold in enumerate(self.folds):
             mine = ends[owner == i]
-            if len(mine) == 0:
-                continue
-            out = _score_windows(fold.model, index, mine)
-            rows = prices.dates.get_indexer(pd.DatetimeIndex(index.row_dates[mine]))
-            scores[rows, index.row_ticker[mine]] = score_from_output(out, self.config.label)
+            if len(mine):
+                scatter_scores(prices, index, mine, fold.model.scores_for(index, mine), out=scores)
         return pd.DataFrame(scores, index=prices.dates, columns=prices.tickers)
 
     def fold_table(self) -> pd.DataFrame:
@@ -361,7 +343,7 @@ class WalkForwardModel:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
-        """A directory: bundle.json plus fold_00/, fold_01/, ... each an AlphaModel artifact; the
+        """A directory: bundle.json plus fold_00/, fold_01/, ... each a model artifact; the
         whole directory appears at once (feeds.io.atomic_dir)."""
         from models.artifact import META, package_versions, save_model
 
@@ -376,6 +358,7 @@ class WalkForwardModel:
                                 "last_label_date": f.windows.get("last_label_date"),
                                 "model_json_sha256": _sha256(tmp / name / META)})
             bundle = {"format_version": FORMAT_VERSION, "kind": KIND, "params": self.params,
+                      "model": self.model_name, "model_params": self.model_params,
                       "config": self.config.to_dict(), "features": self.features_, "folds": entries,
                       "fit_seconds": round(self.fit_seconds_, 2), "data_fingerprint": self.data_fingerprint_,
                       "versions": package_versions()}
@@ -389,7 +372,8 @@ class WalkForwardModel:
         path = Path(path)
         bundle = read_bundle(path)
         try:
-            model = cls(ModelConfig.from_dict(bundle["config"]), **bundle["params"])
+            model = cls(ModelConfig.from_dict(bundle["config"]), **bundle["params"],
+                        model=bundle.get("model", "lstm"), model_params=bundle.get("model_params"))
         except (KeyError, TypeError) as exc:
             raise ArtifactError(f"{path / BUNDLE}: cannot rebuild the walk-forward plan ({exc}); retrain it") from exc
         entries = bundle.get("folds", [])
@@ -415,34 +399,12 @@ class WalkForwardModel:
     def __repr__(self):
         state = "fitted" if all(f.model is not None for f in self.folds) else "not fitted"
         p = self.params
-        return (f"WalkForwardModel({state}, {len(self.folds)} folds {p['first_test']}..{p['last_test']}, "
+        return (f"WalkForwardModel({self.model_name}, {state}, {len(self.folds)} folds "
+                f"{p['first_test']}..{p['last_test']}, "
                 f"refit every {p['refit_every_months']} months, {p['window']} window)")
 
 
 # ---------------------------------------------------------------------- helpers
-def _score_windows(model: AlphaModel, index, ends: np.ndarray) -> np.ndarray:
-    """Raw network output for the windows ending at `ends`, scaled by this fold's scaler (scaling
-    the gathered windows equals gathering from scaled rows: the transform is per element)."""
-    out = np.empty(len(ends), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(ends), INFERENCE_BATCH):
-            chunk = ends[start:start + INFERENCE_BATCH]
-            x = model.scaler_.transform(index.gather(chunk))
-            out[start:start + len(chunk)] = model.net_(torch.from_numpy(x)).numpy()
-    return out
-
-
-def _check_columns(model: AlphaModel, prices: PricePanel, vix) -> None:
-    from models import features as F
-
-    available = model._available(prices, vix)
-    missing = [n for n in model.features_ if not F.FEATURES[n].needs <= available]
-    if missing:
-        needs = sorted(set().union(*(F.FEATURES[n].needs for n in missing)) - available)
-        raise ArtifactError(f"the model uses features {missing}, which need {needs}; the data {prices!r} lacks them: "
-                            "give data with those columns or retrain on this data")
-
-
 def _bar(items, progress: bool):
     if not progress:
         return items
@@ -463,13 +425,13 @@ def read_bundle(path) -> dict:
 
 
 def load_any(path):
-    """An AlphaModel (directory with model.json) or a WalkForwardModel (directory with bundle.json)."""
-    from models.artifact import META
+    """Any zoo model (directory with model.json) or a WalkForwardModel (directory with bundle.json)."""
+    from models.artifact import META, load_model
 
     path = Path(path)
     if (path / BUNDLE).is_file():
         return WalkForwardModel.load(path)
     if (path / META).is_file():
-        return AlphaModel.load(path)
-    raise ArtifactError(f"{path}: neither {META} (AlphaModel.save) nor {BUNDLE} (WalkForwardModel.save) is there; "
+        return load_model(path)
+    raise ArtifactError(f"{path}: neither {META} (a model's save()) nor {BUNDLE} (WalkForwardModel.save) is there; "
                         "give the directory a model was saved to, or train one")
