@@ -17,14 +17,13 @@ once per machine). Nothing here imports models/: scores are a plain frame, as fo
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from numba import njit
 
-from analyzers.metrics import compute_metrics
+from analyzers.metrics import compute_metrics, json_safe_metrics
 from analyzers.tradelog import COLUMNS, _Book, fill_row
 from feeds.arraydata import feed_frame
 from feeds.errors import ConfigError, DataError
@@ -146,6 +145,7 @@ def day_ranks(values: np.ndarray) -> np.ndarray:
 @dataclass
 class VectorResult:
     trades: pd.DataFrame | None  # trades.csv's columns (None when not asked for)
+    trade_rows: list | None      # the same rows as dicts (TradeLog's rows: analyzers.tradelog.trade_rows_csv)
     equity: pd.Series            # the broker's value at each day's close
     metrics: dict                # metrics.json's keys
     positions: np.ndarray        # open positions at each close
@@ -180,18 +180,30 @@ def simulate(prices, scores, params: dict, cash: float = 100_000.0, commission: 
 
 
 def simulate_prepared(panel: Panel, params: dict, cash: float = 100_000.0, commission: float = 0.0,
-                      trade_log: bool = True) -> VectorResult:
+                      trade_log: bool = True, benchmark_metrics: dict | None = None) -> VectorResult:
     """One variant on shared arrays. trade_log=False skips the trades frame (metrics still count
-    the trades): what a sweep of thousands of variants wants."""
+    the trades): what a sweep of thousands of variants wants. `benchmark_metrics`: the benchmark_*
+    metrics of the panel's calendar when already computed (``panel_benchmark_metrics``); they do
+    not depend on the variant."""
     out = run_arrays(panel, params, cash, commission)
     equity = pd.Series(out["equity"], index=panel.dates, name="value")
-    trades = trade_frame(panel, out) if trade_log else None
+    rows = trade_rows(panel, out) if trade_log else None
     closing = pd.DataFrame({"PnL_Pct": out["pnl"][out["size"] < 0]})
-    metrics = compute_metrics(equity, benchmark=panel.benchmark, trades=closing,
+    benchmark = panel.benchmark if benchmark_metrics is None else None
+    metrics = compute_metrics(equity, benchmark=benchmark, trades=closing,
                               exposure=pd.Series(out["positions"], index=panel.dates),
                               turnover=pd.Series(out["traded"], index=panel.dates), initial_value=float(cash))
-    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
-    return VectorResult(trades, equity, metrics, out["positions"], out["traded"])
+    if benchmark_metrics is not None:
+        metrics.update(benchmark_metrics)
+    trades = None if rows is None else rows_frame(rows)
+    return VectorResult(trades, rows, equity, json_safe_metrics(metrics), out["positions"], out["traded"])
+
+
+def panel_benchmark_metrics(panel: Panel) -> dict:
+    """The benchmark_* metrics over the panel's calendar: the same for every variant."""
+    flat = pd.Series(1.0, index=panel.dates)
+    return {k: v for k, v in compute_metrics(flat, benchmark=panel.benchmark, initial_value=1.0).items()
+            if k.startswith("benchmark_")}
 
 
 def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> dict:
@@ -206,7 +218,7 @@ def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> di
         start_idx = int(np.searchsorted(panel.daynum, _daynum(p["start"])))
     rank_mode = p["cross_section"] == "rank"
     used = panel.rank if rank_mode else panel.raw
-    t_count, n = panel.open.shape
+    t_count = panel.open.shape[0]
     capacity = 1024
     while True:
         equity = np.empty(t_count)
@@ -229,7 +241,7 @@ def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> di
             "rank": values[:count, 3], "pnl": values[:count, 4]}
 
 
-def trade_frame(panel: Panel, out: dict) -> pd.DataFrame:
+def trade_rows(panel: Panel, out: dict) -> list[dict]:
     """The fills as trades.csv rows, PnL_Pct and Days by TradeLog's own fill_row."""
     rows, books = [], {}
     for day, stock, size, reason, price, comm, score, rank in zip(
@@ -244,6 +256,11 @@ def trade_frame(panel: Panel, out: dict) -> pd.DataFrame:
                "Score": float(score), "Amount": float(price) * shares, "Rank": int(rank) if size > 0 else None,
                "Reason": REASONS[reason], "Commission": float(comm), **outcome}
         rows.append({c: row[c] for c in COLUMNS})
+    return rows
+
+
+def rows_frame(rows: list[dict]) -> pd.DataFrame:
+    """TradeLog.to_frame of the rows."""
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     for column in ("Price", "Amount", "PnL_Pct", "Days", "Commission"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
@@ -292,10 +309,12 @@ def _score_of(t, j, raw, used, member, rank_mode):
 def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, barcount, ends_next,
               top_k, entry, exit_, pct, review_days, review_bars, min_cash, rank_mode, close_at_end, start_idx,
               cash, c, equity, positions, traded, fills, values):
-    t_count, n = open_.shape
+    n = open_.shape[1]
+    t_count = open_.shape[0]
     capacity = fills.shape[0]
     size = np.zeros(n, dtype=np.int64)
     entry_price = np.zeros(n)
+    entry_logged = np.zeros(n)
     review_day = np.zeros(n, dtype=np.int64)
     review_bar = np.zeros(n, dtype=np.int64)
     in_book = np.zeros(n, dtype=np.bool_)
@@ -310,15 +329,19 @@ def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, 
     buy_score = np.empty(n)
     n_buys = 0
     sold_now = np.zeros(n, dtype=np.bool_)
+    traded_ever = np.zeros(n, dtype=np.bool_)
+    ever = np.empty(n, dtype=np.int64)     # stocks in the order first traded (the broker's positions dict)
+    n_ever = 0
     count = 0
     for t in range(t_count):
         traded_today = 0.0
         # ---- the open of t: the plan of t-1's close (AlphaRankStrategy.next_open)
         if n_sells > 0 or n_buys > 0:
             value = cash
-            for b in range(n_book):
-                j = book[b]
-                value += size[j] * (open_[t, j] if has_bar[t, j] else close[t, j])
+            for b in range(n_ever):  # broker.positions' order: the order stocks were first traded
+                j = ever[b]
+                if size[j] != 0:
+                    value += size[j] * (open_[t, j] if has_bar[t, j] else close[t, j])
             est = cash
             keep = 0
             n_sold = 0
@@ -336,17 +359,18 @@ def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, 
                 ep = entry_price[j]
                 cash += q * ep + q * (price - ep) * 1.0   # the broker: closed value + pnl, then commission
                 cash -= comm
-                traded_today += q * price
+                logged = (q * price) / q  # order.executed.price: Backtrader's running average of one fill
+                traded_today += q * logged
                 if count < capacity:
                     fills[count, 0] = t
                     fills[count, 1] = j
                     fills[count, 2] = -q
                     fills[count, 3] = flag_reason[j]
-                    values[count, 0] = price
+                    values[count, 0] = logged
                     values[count, 1] = comm
                     values[count, 2] = flag_score[j]
                     values[count, 3] = np.nan
-                    values[count, 4] = (price / ((0.0 + q * ep) / q) - 1.0) * 100.0  # TradeLog's PnL_Pct
+                    values[count, 4] = (logged / ((0.0 + q * entry_logged[j]) / q) - 1.0) * 100.0  # TradeLog's PnL_Pct
                 count += 1
                 size[j] = 0
                 sold_now[j] = True
@@ -374,14 +398,15 @@ def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, 
                 est -= q * price + comm
                 cash -= q * price
                 cash -= comm
-                traded_today += q * price
+                logged = (q * price) / q
+                traded_today += q * logged
                 occupied += 1
                 if count < capacity:
                     fills[count, 0] = t
                     fills[count, 1] = j
                     fills[count, 2] = q
                     fills[count, 3] = 0
-                    values[count, 0] = price
+                    values[count, 0] = logged
                     values[count, 1] = comm
                     values[count, 2] = buy_score[b]
                     values[count, 3] = b + 1
@@ -389,9 +414,14 @@ def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, 
                 count += 1
                 size[j] = q
                 entry_price[j] = price
+                entry_logged[j] = logged
                 review_day[j] = daynum[t]
                 review_bar[j] = barcount[t, j]
                 in_book[j] = True
+                if not traded_ever[j]:
+                    traded_ever[j] = True
+                    ever[n_ever] = j
+                    n_ever += 1
                 book[n_book] = j
                 n_book += 1
             if n_sold > 0:  # sold holdings leave the book (its order is kept)
@@ -408,8 +438,10 @@ def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, 
         n_buys = 0
         # ---- the close of t: the broker's value (LeanBroker._get_value's operations)
         pos_value = 0.0
-        for b in range(n_book):
-            j = book[b]
+        for b in range(n_ever):
+            j = ever[b]
+            if size[j] == 0:
+                continue
             dvalue = size[j] * close[t, j]
             unrealized = size[j] * (close[t, j] - entry_price[j]) * 1.0
             pos_value += (dvalue - unrealized) / 1.0
