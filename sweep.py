@@ -575,6 +575,24 @@ def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential",
     vtasks = [VectorTask(task.name, task.scores_key, pipeline.strategy_params(task.config),
                          float(task.config["backtest"]["cash"]), float(task.config["backtest"]["commission"]))
               for task in tasks]
+    found = simulate_variants(vtasks, panels, mode, workers, ray_address)
+    outcomes, columns = [], {}
+    seconds = (time.perf_counter() - t0) / max(1, len(tasks))
+    for task in tasks:
+        metrics, returns, error = found[task.name]
+        outcomes.append(VariantOutcome(task.name, metrics, error=error, seconds=seconds))
+        if returns is not None:
+            columns[task.name] = (panels[task.scores_key][0].dates, returns)
+    if progress:
+        ok = sum(o.error is None for o in outcomes)
+        progress(f"vector engine: {len(tasks)} variants ({ok} ok) in {time.perf_counter() - t0:.1f}s")
+    return outcomes, _returns_matrix(columns)
+
+
+def simulate_variants(vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2,
+                      ray_address: str | None = None) -> dict:
+    """{name: (metrics, float32 returns, error)} of VectorTasks on shared panels, in chunks:
+    one process, forked local processes (which inherit the panels) or Ray tasks (panels put once)."""
     n_chunks = 1 if mode == "sequential" else max(1, workers) * 4
     chunks = [vtasks[i::n_chunks] for i in range(n_chunks) if vtasks[i::n_chunks]]
     if mode == "sequential":
@@ -608,18 +626,7 @@ def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential",
         finally:
             if started:
                 ray.shutdown()
-    found = {name: (metrics, returns, error) for chunk in results for name, metrics, returns, error in chunk}
-    outcomes, columns = [], {}
-    seconds = (time.perf_counter() - t0) / max(1, len(tasks))
-    for task in tasks:
-        metrics, returns, error = found[task.name]
-        outcomes.append(VariantOutcome(task.name, metrics, error=error, seconds=seconds))
-        if returns is not None:
-            columns[task.name] = (panels[task.scores_key][0].dates, returns)
-    if progress:
-        ok = sum(o.error is None for o in outcomes)
-        progress(f"vector engine: {len(tasks)} variants ({ok} ok) in {time.perf_counter() - t0:.1f}s")
-    return outcomes, _returns_matrix(columns)
+    return {name: (metrics, returns, error) for chunk in results for name, metrics, returns, error in chunk}
 
 
 def _returns_matrix(columns: dict) -> VariantReturns:
