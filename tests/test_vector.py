@@ -236,3 +236,36 @@ def test_prepared_panel_is_shared_by_variants():
     pd.testing.assert_frame_equal(one.trades, again.trades)
     lean = simulate_prepared(panel, case["params"], case["cash"], case["commission"], trade_log=False)
     assert lean.trades is None and lean.metrics == one.metrics
+
+
+# ------------------------------------------------------------------ the main job on both engines
+@pytest.mark.slow
+def test_run_vector_writes_the_cerebro_runs_files_byte_for_byte(embedded, tmp_path):
+    """pipeline.run (Cerebro, ScoreAlpha) and pipeline.run_vector on the same scores, with a
+    point-in-time universe: trades.csv, equity.csv and metrics.json are the same bytes."""
+    import pipeline
+    from configs import load_config
+    from feeds import Membership
+    prices, bench = embedded
+    data = pipeline.MarketData(prices, bench)
+    config = load_config("default", None, {"backtest": {"start": "2021-01-01", "end": "2022-12-31"},
+                                           "strategy": {"top_k": 4, "entry_threshold": 0.3}})
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(rng.uniform(-1, 1, prices.close.shape), index=prices.dates, columns=prices.tickers)
+    members = tmp_path / "members.csv"
+    members.write_text("ticker,start,end\n" + "".join(
+        f"{t},1990-01-01,{'2021-09-30' if i % 3 == 0 else ''}\n" for i, t in enumerate(prices.tickers[:15])))
+    universe = Membership.from_csv(members)
+    pipeline.run(config, tmp_path / "cerebro", scores=scores, progress=False, data=data, universe=universe)
+    pipeline.run_vector(config, tmp_path / "vector", scores, data, universe)
+    for name in ("trades.csv", "equity.csv", "metrics.json"):
+        assert (tmp_path / "vector" / name).read_bytes() == (tmp_path / "cerebro" / name).read_bytes(), name
+    assert (tmp_path / "vector" / "tearsheet.html").stat().st_size > 10_000
+
+
+def test_engine_vector_refuses_what_needs_backtrader(tmp_path):
+    import run_backtest
+    scores = tmp_path / "s.csv"
+    scores.write_text("Date,AAPL\n2021-01-04,0.5\n")
+    code = run_backtest.main(["--engine", "vector", "--pyfolio", "--scores", str(scores), "--out", str(tmp_path)])
+    assert code == 2
