@@ -219,7 +219,7 @@ def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> di
     rank_mode = p["cross_section"] == "rank"
     used = panel.rank if rank_mode else panel.raw
     t_count = panel.open.shape[0]
-    capacity = 1024
+    capacity = max(1024, 4 * t_count)  # fills rarely exceed 4 a day; if they do, the loop runs again
     while True:
         equity = np.empty(t_count)
         positions = np.empty(t_count, dtype=np.int32)
