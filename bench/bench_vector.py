@@ -140,7 +140,10 @@ def main(argv=None) -> list[dict]:
     print(f"grid: {len(grid)} variants in {grid_s:.1f} s wall ({args.workers} processes), "
           f"{grid_s / len(grid) * 1e3:.1f} ms/variant, {rate:,.0f} variant-data-bars/s; errors {len(errors)}; "
           f"Sharpe range {min(sharpes):.2f}..{max(sharpes):.2f}")
-    print(f"peak RSS: {peak:.0f} MB (this process; forked workers share the panel pages)")
+    import resource
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: {peak:.0f} MB this process, {workers_peak:.0f} MB the largest worker "
+          f"(forked: it shares the panel's pages with this process)")
     speedup = cerebro_s / lean_s
     size = f"{args.tickers}x{args.days}"
     return [
@@ -151,8 +154,8 @@ def main(argv=None) -> list[dict]:
          "met": grid_s * 1000 / len(grid) <= TARGET_GRID_S and not errors},
         {"benchmark": "vector compile (once per machine)", "measure": "s", "value": compile_s, "baseline": "",
          "ratio": "", "target": "", "met": True},
-        {"benchmark": f"vector {size}", "measure": "peak RSS MB", "value": peak, "baseline": "", "ratio": "",
-         "target": f"< {TARGET_RSS_MB:.0f} MB", "met": peak < TARGET_RSS_MB},
+        {"benchmark": f"vector {size}", "measure": "peak RSS MB", "value": max(peak, workers_peak), "baseline": "",
+         "ratio": "", "target": f"< {TARGET_RSS_MB:.0f} MB", "met": max(peak, workers_peak) < TARGET_RSS_MB},
     ]
 
 

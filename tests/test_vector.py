@@ -159,6 +159,7 @@ def test_vector_equals_cerebro_trade_for_trade_all_cases():
     assert _run_cases(range(ALL_CASES)) > 10 * ALL_CASES
 
 
+@pytest.mark.slow
 def test_the_generator_covers_what_the_issue_lists():
     cases = [make_case(s) for s in range(ALL_CASES)]
     params = [c["params"] for c in cases]
