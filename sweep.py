@@ -534,7 +534,9 @@ def vector_panels(tasks, data, scores_by_key, universe) -> dict:
     for task in tasks:
         if task.scores_key in panels:
             continue
-        start, end = pipeline.backtest_period(task.config, data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the driver warned once for this period already
+            start, end = pipeline.backtest_period(task.config, data)
         panel = pipeline.vector_panel(data, scores_by_key[task.scores_key], start, end, universe)
         from strategies.vector import panel_benchmark_metrics
         fixed = {**panel_benchmark_metrics(panel), **pipeline.universe_baseline(data.prices, panel.dates)}
@@ -805,6 +807,7 @@ def print_comparison(result: SweepResult) -> None:
     print()
     print(f"Sweep results in {result.out_dir} ({len(result.rows)} variants, {result.models} model(s), "
           f"{result.inference_runs} inference run(s), engine {result.engine}; {result.seconds['total']:.1f}s)")
+    print("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items() if k != "total"))
     if result.engine == "vector":
         print(f"  confirmed in Cerebro (same metrics as the vector engine): {', '.join(result.confirmed) or 'none'}")
     shown = 0
