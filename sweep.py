@@ -604,10 +604,11 @@ def simulate_variants(vtasks: list, panels: dict, mode: str = "sequential", work
         import multiprocessing as mp
         _VECTOR_STATE["panels"] = panels  # forked workers inherit it: no pickling of the arrays
         ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
+        forked = ctx.get_start_method() == "fork"
         try:
             with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx,
-                                        initializer=None if ctx.get_start_method() == "fork" else _VECTOR_STATE.update,
-                                        initargs=() if ctx.get_start_method() == "fork" else ({"panels": panels},)) as pool:
+                                        initializer=None if forked else _VECTOR_STATE.update,
+                                        initargs=() if forked else ({"panels": panels},)) as pool:
                 results = list(pool.map(_vector_worker_chunk, chunks))
         finally:
             _VECTOR_STATE.clear()

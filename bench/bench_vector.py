@@ -117,11 +117,13 @@ def main(argv=None) -> list[dict]:
          "speed-up": 1.0},
         {"run": "vector: loop + metrics + trade log", "seconds": full_s, "us/data-bar": 1e6 * full_s / data_bars,
          "speed-up": cerebro_s / full_s},
-        {"run": "vector: loop + metrics (a sweep's variant)", "seconds": lean_s, "us/data-bar": 1e6 * lean_s / data_bars,
+        {"run": "vector: loop + metrics (a sweep's variant)", "seconds": lean_s,
+         "us/data-bar": 1e6 * lean_s / data_bars,
          "speed-up": cerebro_s / lean_s},
         {"run": "vector: the compiled loop alone", "seconds": loop_s, "us/data-bar": 1e6 * loop_s / data_bars,
          "speed-up": cerebro_s / loop_s},
-        {"run": "vector: prepare (once per score set)", "seconds": prepare_s, "us/data-bar": 1e6 * prepare_s / data_bars,
+        {"run": "vector: prepare (once per score set)", "seconds": prepare_s,
+         "us/data-bar": 1e6 * prepare_s / data_bars,
          "speed-up": ""},
     ]
     print_table(rows, title=f"one variant {PARAMS}, medians of {args.repeats} (Cerebro: 1 run)")

@@ -124,7 +124,8 @@ def _membership(universe, dates, tickers) -> np.ndarray:
     if hasattr(universe, "mask"):  # feeds.Membership: one vectorized pass
         return universe.mask(dates, tickers).to_numpy(dtype=bool)
     if not callable(getattr(universe, "is_member", None)):
-        raise ConfigError("vector engine param 'universe' must have a method is_member(ticker, date) -> bool, or be None")
+        raise ConfigError("vector engine param 'universe' must have a method is_member(ticker, date) -> bool, "
+                          "or be None")
     return np.array([[bool(universe.is_member(t, d)) for t in tickers] for d in dates], dtype=bool).reshape(
         len(dates), len(tickers))
 

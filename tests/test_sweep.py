@@ -269,7 +269,8 @@ def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly
     real = sweep.run_vector_chunk
 
     def off_by_a_little(chunk, panels):  # a simulator that drifts from Cerebro must not pass
-        return [(name, {**m, "sharpe": m["sharpe"] * (1 + 1e-6)} if m else m, r, e) for name, m, r, e in real(chunk, panels)]
+        return [(name, {**m, "sharpe": m["sharpe"] * (1 + 1e-6)} if m else m, r, e)
+                for name, m, r, e in real(chunk, panels)]
 
     monkeypatch.setattr(sweep, "run_vector_chunk", off_by_a_little)
     with pytest.raises(sweep.EngineMismatchError, match="sharpe"):

@@ -74,7 +74,8 @@ def make_case(seed: int) -> dict:
         review_days=int(rng.integers(1, 11)),
         entry_threshold=float(rng.choice([-0.5, 0.0, 0.2, 0.5, 0.8, 0.95])),
         exit_threshold=float(rng.choice([-0.6, -0.2, 0.0, 0.3])),
-        position_pct=float(rng.choice([0.05, 0.1, 0.2, 0.35, 0.5, 1.0]) if rng.random() < 0.7 else rng.uniform(0.05, 1)),
+        position_pct=float(rng.choice([0.05, 0.1, 0.2, 0.35, 0.5, 1.0]) if rng.random() < 0.7
+                           else rng.uniform(0.05, 1)),
         min_cash=float(rng.choice([0.0, 100.0, 1000.0])),
         close_at_end=bool(rng.random() < 0.7),
     )
@@ -86,7 +87,8 @@ def make_case(seed: int) -> dict:
         for ticker in prices:
             if rng.random() < 0.8:
                 a, b = sorted(rng.integers(0, n_days, 2))
-                spans[ticker] = [(index[0] if rng.random() < 0.5 else index[a], index[b] if rng.random() < 0.6 else index[-1])]
+                first = index[0] if rng.random() < 0.5 else index[a]
+                spans[ticker] = [(first, index[b] if rng.random() < 0.6 else index[-1])]
         universe = Spans(spans)
     return dict(prices=prices, scores=scores, params=params, universe=universe,
                 cash=float(rng.choice([10_000.0, 100_000.0])), commission=float(rng.choice([0.0, 0.0005])))
@@ -129,7 +131,8 @@ def assert_same(case: dict, label: str = "") -> int:
                                err_msg=f"{context}: Score")
     equity = strategy.analyzers.metrics.equity()
     assert list(ours.equity.index) == list(equity.index.normalize()), f"{context}: equity dates"
-    np.testing.assert_allclose(ours.equity.to_numpy(), equity.to_numpy(), rtol=RTOL, atol=0, err_msg=f"{context}: equity")
+    np.testing.assert_allclose(ours.equity.to_numpy(), equity.to_numpy(), rtol=RTOL, atol=0,
+                               err_msg=f"{context}: equity")
     assert_metrics_equal(ours.metrics, strategy.analyzers.metrics.get_analysis(), context)
     return len(mine)
 
