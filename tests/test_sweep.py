@@ -3,6 +3,7 @@ variants reported, and a variant's metrics equal to the same run done alone with
 import json
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -275,3 +276,14 @@ def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly
     monkeypatch.setattr(sweep, "run_vector_chunk", off_by_a_little)
     with pytest.raises(sweep.EngineMismatchError, match="sharpe"):
         sweep.run_sweep(path, out_root=tmp_path / "c", confirm=1, **common)
+
+
+@pytest.mark.slow
+def test_vector_sweep_on_ray_equals_sequential(sequential, tiny_model, market, tmp_path):
+    path, tmp, _ = sequential
+    common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
+                  confirm=0)
+    one = sweep.run_sweep(path, out_root=tmp_path / "a", **common)
+    ray = sweep.run_sweep(path, out_root=tmp_path / "r", mode="ray", workers=2, **common)
+    assert {n: o.metrics for n, o in one.outcomes.items()} == {n: o.metrics for n, o in ray.outcomes.items()}
+    np.testing.assert_array_equal(one.returns.values, ray.returns.values)
