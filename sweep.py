@@ -460,6 +460,7 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
     returns, confirmed, mismatches = None, [], []
     if engine == "cerebro":
         done = run_cerebro(tasks)
+        seconds["backtests"] = time.perf_counter() - t
     else:
         done, returns = run_vector_variants(tasks, data, scores_by_key, universe, mode, workers, ray_address, progress)
         seconds["vector"] = time.perf_counter() - t
@@ -475,7 +476,6 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
                                                   replay.files, replay.error, replay.seconds)
         done = [by_name[task.name] for task in tasks]
         seconds["confirm"] = time.perf_counter() - t
-    seconds["backtests"] = time.perf_counter() - t
 
     outcomes = {o.name: o for o in done}
     for v in variants:
