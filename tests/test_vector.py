@@ -273,3 +273,16 @@ def test_engine_vector_refuses_what_needs_backtrader(tmp_path):
     scores.write_text("Date,AAPL\n2021-01-04,0.5\n")
     code = run_backtest.main(["--engine", "vector", "--pyfolio", "--scores", str(scores), "--out", str(tmp_path)])
     assert code == 2
+
+
+def test_bad_input_is_a_clear_error():
+    from feeds.errors import ConfigError, DataError
+    index = pd.bdate_range("2024-01-01", periods=10)
+    prices = {"A": _flat(10.0, index)}
+    scores = pd.DataFrame({"A": 0.5}, index=index)
+    with pytest.raises(ConfigError, match="top_kk"):
+        simulate(prices, scores, {"top_kk": 3})
+    with pytest.raises(ConfigError, match="position_pct"):
+        simulate(prices, scores, {"position_pct": 1.5})
+    with pytest.raises(DataError, match="'B'"):
+        simulate({**prices, "B": _flat(5.0, index)}, scores, {})
