@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from feeds.errors import ConfigError
+from strategies.scores import _EPOCH_DAYNUM
 
 REVIEW_UNITS = ("calendar", "bars")
 CROSS_SECTIONS = ("rank", "none")
@@ -187,6 +188,7 @@ class AlphaRankStrategy(bt.Strategy):
         # (data, its datetime line, its alpha's score line): the daily loop reads the lines directly
         self._watch = [(d, d.lines.datetime, self.alphas[d._name].lines.score) for d in self.stocks]
         self._grid = None  # built at the first bar: see _score_grid
+        self._grid_row = self._grid_columns = self._member_grid = None
 
         self._start_day = None if self.p.start is None else _daynum(self.p.start)
         self.raw_scores: dict = {}
@@ -256,6 +258,14 @@ class AlphaRankStrategy(bt.Strategy):
         """Which ready stocks are members of the universe today (all of them without a universe)."""
         if self.p.universe is None:
             return np.ones(len(ready), dtype=bool)
+        if self._grid_row is not None and hasattr(self.p.universe, "mask"):
+            # runonce and a vectorized universe (feeds.Membership): one mask for the whole run
+            if self._member_grid is None:
+                days = self._grid[0]
+                dates = pd.to_datetime(days - _EPOCH_DAYNUM, unit="D")
+                self._member_grid = np.asarray(self.p.universe.mask(dates, [d._name for d in self.stocks]),
+                                               dtype=bool)
+            return self._member_grid[self._grid_row, self._grid_columns]
         date = pd.Timestamp(bt.num2date(float(today)).date())
         return np.array([bool(self.p.universe.is_member(d._name, date)) for d in ready], dtype=bool)
 
@@ -277,6 +287,7 @@ class AlphaRankStrategy(bt.Strategy):
         """The stocks with a bar dated today and a finite score, and those scores."""
         if self._grid is None:
             self._grid = self._score_grid()
+        self._grid_row = None
         if self._grid is not False:  # runonce: one row lookup instead of a loop over every data
             days, grid = self._grid
             row = np.searchsorted(days, today)
@@ -284,6 +295,7 @@ class AlphaRankStrategy(bt.Strategy):
                 return [], np.empty(0)
             values = grid[row]
             columns = np.flatnonzero(np.isfinite(values))
+            self._grid_row, self._grid_columns = row, columns
             return [self.stocks[i] for i in columns], values[columns]
         ready, values = [], []
         isfinite = math.isfinite

@@ -286,3 +286,30 @@ def test_bad_input_is_a_clear_error():
         simulate(prices, scores, {"position_pct": 1.5})
     with pytest.raises(DataError, match="'B'"):
         simulate({**prices, "B": _flat(5.0, index)}, scores, {})
+
+
+def test_cerebro_membership_mask_path_equals_is_member_path():
+    """AlphaRankStrategy reads a feeds.Membership through one mask (runonce); any other universe
+    through is_member per stock and day: both give the same fills (and so does the simulator)."""
+    from feeds import Membership
+    for seed in (7, 11):
+        case = make_case(seed)
+        rng = np.random.default_rng(seed)
+        index = case["scores"].index
+        spans = {}
+        for ticker in case["prices"]:
+            a, b = sorted(rng.integers(0, len(index), 2))
+            spans[ticker] = [(index[a], index[b])]
+        members = Membership(spans)
+
+        class OnlyIsMember:
+            def is_member(self, ticker, date):
+                return members.is_member(ticker, date)
+
+        logs = []
+        for universe in (members, OnlyIsMember()):
+            strategy = run_cerebro({**case, "universe": universe})
+            logs.append(strategy.analyzers.tradelog.to_frame())
+        assert len(logs[0]) > 0
+        pd.testing.assert_frame_equal(logs[0], logs[1])
+        assert_same({**case, "universe": members}, label=f"seed {seed} Membership")
