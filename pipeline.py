@@ -19,7 +19,8 @@ import pandas as pd
 
 import analyzers as A
 from feeds import CAVEATS, ArrayData, ConfigError, LeanBroker, DataError, Membership, PricePanel, load_embedded, series_fingerprint
-from feeds.io import atomic_dir, write_json
+from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tearsheet
+from feeds.io import atomic_dir, write_json, write_text
 from models import AlphaIndicator, LSTMAlpha, ModelConfig, make_model
 from strategies import AlphaRankStrategy, ScoreAlpha
 
@@ -266,6 +267,22 @@ def strategy_params(config: dict) -> dict:
     return {k: v for k, v in config["strategy"].items() if k in allowed}
 
 
+def fed_frames(data: MarketData, start, end, min_bars: int = 2) -> dict:
+    """{ticker: bars in [start, end]} of the stocks a backtest trades: those with `min_bars` or more bars."""
+    frames = {}
+    for ticker, frame in data.prices.items():
+        frame = frame.loc[start:end]
+        if len(frame) >= min_bars:
+            frames[ticker] = frame
+    return frames
+
+
+def check_enough_stocks(n: int, params: dict, start, end) -> None:
+    if n < params.get("top_k", 5):
+        raise DataError(f"only {n} stocks have prices between {start.date()} and {end.date()}, fewer than "
+                        f"top_k={params.get('top_k', 5)}; lower top_k or widen the period")
+
+
 def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: float, commission: float,
                   universe: Membership | None = None, lean: bool = True, make_feed=None,
                   strategy=AlphaRankStrategy, min_bars: int = 2) -> bt.Cerebro:
@@ -282,15 +299,10 @@ def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: f
     if bench.empty:
         raise DataError(f"benchmark {data.benchmark_name!r} has no prices between {start.date()} and {end.date()}")
     bench_feed = cerebro.adddata(make_feed(bench), name=data.benchmark_name)
-    n = 0
-    for ticker, frame in data.prices.items():
-        frame = frame.loc[start:end]
-        if len(frame) >= min_bars:
-            cerebro.adddata(make_feed(frame), name=ticker)
-            n += 1
-    if n < params.get("top_k", 5):
-        raise DataError(f"only {n} stocks have prices between {start.date()} and {end.date()}, fewer than "
-                        f"top_k={params.get('top_k', 5)}; lower top_k or widen the period")
+    frames = fed_frames(data, start, end, min_bars)
+    for ticker, frame in frames.items():
+        cerebro.adddata(make_feed(frame), name=ticker)
+    check_enough_stocks(len(frames), params, start, end)
     cerebro.addstrategy(strategy, alpha=alpha_for(bench_feed), benchmark=data.benchmark_name,
                         universe=universe, **params)
     return cerebro
@@ -442,15 +454,66 @@ def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain
 
 def strategy_sharpe(config: dict, data: MarketData, scores: pd.DataFrame) -> float:
     """Sharpe of the configured strategy trading `scores` over the backtest period, without the
-    reports: the one place the zoo's test_sharpe comes from (Cerebro today; the vector engine can
-    replace this body once it is proven equal)."""
+    reports: the vector engine (trade for trade Cerebro's, tests/test_vector.py)."""
+    from strategies.vector import simulate_prepared
     start, end = backtest_period(config, data)
     bt_cfg = config["backtest"]
-    cerebro = build_cerebro(data, start, end, score_alpha(scores), strategy_params(config), float(bt_cfg["cash"]),
-                            float(bt_cfg["commission"]))
-    cerebro.addanalyzer(A.PortfolioMetrics, trades_from=None, _name="metrics")
-    sharpe = cerebro.run()[0].analyzers.metrics.get_analysis().get("sharpe")
+    result = simulate_prepared(vector_panel(data, scores, start, end), strategy_params(config),
+                               float(bt_cfg["cash"]), float(bt_cfg["commission"]))
+    sharpe = result.metrics.get("sharpe")
     return float("nan") if sharpe is None else float(sharpe)
+
+
+# ----------------------------------------------------------------------------- the vector engine
+def vector_panel(data: MarketData, scores: pd.DataFrame, start, end, universe: Membership | None = None):
+    """The vector engine's shared arrays for a backtest of [start, end]: the stocks build_cerebro
+    feeds, the benchmark's days in the calendar (it is a data of that Cerebro), metrics against
+    the benchmark up to `end` (as PortfolioMetrics gets it)."""
+    from strategies.vector import prepare
+    panel = prepare(fed_frames(data, start, end), scores, start, end, universe=universe, benchmark=data.benchmark)
+    if panel.benchmark is not None:
+        panel.benchmark = data.benchmark.loc[:end]
+    return panel
+
+
+def run_vector(config: dict, out_dir: Path, scores: pd.DataFrame, data: MarketData, universe: Membership | None = None,
+               model_path=None, model_reused: bool | None = None) -> RunResult:
+    """The main job on the vector engine: the same rules and the same files as `run` (trades.csv,
+    equity.csv, metrics.json, tearsheet.html, equity.png, run.json) from a score frame."""
+    from strategies.vector import simulate_prepared
+    seconds = {}
+    start, end = backtest_period(config, data)
+    params = strategy_params(config)
+    t = time.perf_counter()
+    panel = vector_panel(data, scores, start, end, universe)
+    check_enough_stocks(len(panel.tickers), params, start, end)
+    bt_cfg = config["backtest"]
+    cash = float(bt_cfg["cash"])
+    result = simulate_prepared(panel, params, cash, float(bt_cfg["commission"]))
+    seconds["backtest"] = time.perf_counter() - t
+    equity = result.equity
+    metrics = {**result.metrics, **universe_baseline(data.prices, equity.index)}
+    with atomic_dir(out_dir) as tmp:
+        write_text(tmp / "trades.csv", A.trade_rows_csv(result.trade_rows))
+        write_text(tmp / "equity.csv", A.equity_csv(equity))
+        write_json(tmp / "metrics.json", metrics)
+        returns = strategy_returns(equity.index, equity.to_numpy(), cash)
+        if len(returns) >= 2:
+            bench = benchmark_returns(panel.benchmark, returns.index)
+            write_tearsheet(returns, bench, tmp / "tearsheet.html",
+                            title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
+                            strategy_title="AlphaRankStrategy")
+        write_equity_png(equity, data.benchmark, tmp / "equity.png", data.benchmark_name,
+                         equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index))
+        if len(result.trades):
+            A.trade_histogram_png(result.trades, tmp / "trade_returns.png")
+        write_json(tmp / "run.json", {
+            "config": config, "period": [str(start.date()), str(end.date())], "engine": "vector",
+            "model_path": str(model_path) if model_path else None, "model_reused": model_reused,
+            "seconds": {k: round(v, 2) for k, v in seconds.items()}, "rejected_orders": 0, "caveats": data.caveats,
+            "scores": "the model's scores (models/score_cache) traded by strategies/vector.py",
+        })
+    return RunResult(out_dir, metrics, result.trades, equity, {}, model_path, model_reused, seconds, 0)
 
 
 def equal_weight_curve(prices: PricePanel, dates: pd.DatetimeIndex) -> pd.Series:

@@ -76,10 +76,16 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-store", metavar="DIR", default=None,
                    help="where trained models are saved and looked up (default: models/store/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--engine", choices=["cerebro", "vector"],
+                   help="cerebro: Backtrader with the LSTM indicator (the main job's default); vector: the compiled "
+                        "simulator of the same rules on the model's cached scores (a sweep's default). See docs/engines.md")
     sweep = p.add_argument_group("variant sweeps (see configs/variants.toml)")
     sweep.add_argument("--variants", metavar="FILE.toml",
                        help="run every strategy variant of FILE (a grid or a list) on scores computed once; "
                             "results/<FILE stem>/<variant>/ plus comparison.csv, comparison.md, equity_curves.png")
+    sweep.add_argument("--confirm", type=int, default=3, metavar="K",
+                       help="vector sweeps: replay the best K variants in Cerebro with every report and fail if their "
+                            "metrics differ from the vector engine's (default 3)")
     sweep.add_argument("--ray", action="store_true", help="run the variants as Ray tasks on a local instance (2 CPUs)")
     sweep.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster instead (implies --ray)")
     sweep.add_argument("--workers", type=int, metavar="N",
@@ -271,9 +277,16 @@ def run_main(args) -> int:
         for row in importance.itertuples():
             print(f"  {row.feature:14} {row.loss_increase:+.5f} ± {row.std:.5f}")
         write_extra = lambda out: pipeline.write_importance(importance, out)  # noqa: E731
-    result = pipeline.run(config, out_dir, scores=scores, write_extra=write_extra, progress=not args.no_progress, extra_analyzers=args.analyzer,
-                          universe=universe, pyfolio=args.pyfolio, bt_plot=args.bt_plot, data=data, model=model,
-                          model_path=path if model is not None else None, model_reused=reused if model is not None else None)
+    if getattr(args, "engine", None) == "vector":
+        result = run_vector_main(args, config, out_dir, data, scores, model, universe,
+                                 model_path=path if model is not None else None,
+                                 model_reused=reused if model is not None else None)
+    else:
+        result = pipeline.run(config, out_dir, scores=scores, write_extra=write_extra, progress=not args.no_progress,
+                              extra_analyzers=args.analyzer, universe=universe, pyfolio=args.pyfolio,
+                              bt_plot=args.bt_plot, data=data, model=model,
+                              model_path=path if model is not None else None,
+                              model_reused=reused if model is not None else None)
     print_summary(result, data, config, diagnostics)
     print(f"  wall time {time.perf_counter() - t0:.1f}s")
     return 0
@@ -321,6 +334,22 @@ def zoo_command(argv) -> int:
     print(f"Results in {out_dir} (zoo.csv, zoo.md, zoo.png); {info['reused']} of {len(table)} fits reused from "
           f"{store}; wall time {info['seconds']:.1f}s")
     return 0
+
+
+def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused):
+    """`--engine vector`: the model's scores (from the score cache, computed once) or the --scores
+    file, traded by the compiled simulator; the same files as the Cerebro run."""
+    import pipeline
+    import sweep
+    unsupported = [flag for flag, on in (("--pyfolio", args.pyfolio), ("--bt-plot", args.bt_plot),
+                                         ("--analyzer", args.analyzer), ("--importance", args.importance)) if on]
+    if unsupported:
+        raise ConfigError(f"{', '.join(unsupported)} need Backtrader's objects: run them with --engine cerebro")
+    if scores is None:
+        start, end = pipeline.backtest_period(config, data)
+        scores, hit = sweep.period_scores(model, data, start, end)
+        print(f"scores: {'from cache' if hit else 'computed and cached'}")
+    return pipeline.run_vector(config, out_dir, scores, data, universe, model_path, model_reused)
 
 
 def trade_stats_command(argv) -> int:

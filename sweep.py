@@ -42,6 +42,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent
@@ -57,6 +58,8 @@ VARIANT_SECTIONS = ("strategy", "model", "backtest")
 COMPARISON_METRICS = ("sharpe", "total_return", "cagr", "volatility", "max_drawdown", "sortino", "n_trades",
                       "win_rate", "exposure", "turnover", "final_value")
 MODES = ("sequential", "processes", "ray")
+ENGINES = ("vector", "cerebro")
+CONFIRM_RTOL = 1e-9  # a confirmed variant's Cerebro metrics must equal its vector metrics to this
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 
 
@@ -340,6 +343,38 @@ class SweepResult:
     models: int                  # distinct models used
     inference_runs: int          # model.predict calls (cache misses)
     seconds: dict
+    engine: str = "cerebro"
+    confirmed: list = field(default_factory=list)   # variants replayed in Cerebro (vector engine)
+    returns: "VariantReturns | None" = None         # every variant's daily returns (vector engine)
+
+
+@dataclass
+class VariantReturns:
+    """Every variant's daily returns, float32, on one calendar (NaN where a variant has no day):
+    the days x variants matrix that selection statistics (PBO, selection vs holdout) start from."""
+
+    dates: pd.DatetimeIndex
+    names: list
+    values: np.ndarray  # float32 [days, variants]
+
+    def matrix(self, start=None, end=None, names=None) -> pd.DataFrame:
+        """Returns of `names` (default: all) over [start, end] as a days x variants frame."""
+        rows = slice(None)
+        if start is not None or end is not None:
+            lo = 0 if start is None else self.dates.searchsorted(pd.Timestamp(start), side="left")
+            hi = len(self.dates) if end is None else self.dates.searchsorted(pd.Timestamp(end), side="right")
+            rows = slice(lo, hi)
+        cols = list(range(len(self.names))) if names is None else [self.names.index(n) for n in names]
+        return pd.DataFrame(self.values[rows][:, cols], index=self.dates[rows], columns=[self.names[c] for c in cols])
+
+    def equity(self, name: str, cash: float) -> pd.Series:
+        """A variant's equity curve rebuilt from its returns (float32 precision: for plots)."""
+        r = self.matrix(names=[name])[name].dropna().astype("float64")
+        return cash * (1.0 + r).cumprod()
+
+
+class EngineMismatchError(AlphaPluginError):
+    """A variant replayed in Cerebro did not give the vector engine's metrics."""
 
 
 def default_model_for(retrain: bool = False, progress: bool = False, store: Path | None = None):
@@ -353,14 +388,23 @@ def default_model_for(retrain: bool = False, progress: bool = False, store: Path
 def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None, preset: str = "default",
               overrides: dict | None = None, mode: str = "sequential", workers: int = 2,
               ray_address: str | None = None, model_for=None, data=None, cache_dir=None,
-              progress=print, universe=None, extra_analyzers=()) -> SweepResult:
-    """Run every variant of `variants_path`; write results/<stem>/<variant>/ and the comparison.
+              progress=print, universe=None, extra_analyzers=(), engine: str = "vector",
+              confirm: int = 3) -> SweepResult:
+    """Run every variant of `variants_path`; write results/<stem>/ and the comparison.
 
+    engine "vector": every variant is simulated in memory (strategies/vector.py; chunks of variants
+    in `mode`'s processes or Ray tasks), then the best `confirm` (by Sharpe) are replayed in Cerebro
+    with every report into results/<stem>/<variant>/; EngineMismatchError if a replay's metrics
+    differ from the simulator's. engine "cerebro": every variant in its own Cerebro with every report.
     model_for(config, data) -> fitted model (default: pipeline.get_model, trained or reused);
-    universe and extra_analyzers go to every variant's pipeline.run."""
+    universe and extra_analyzers go to every Cerebro run."""
     from models.score_cache import DEFAULT_CACHE_DIR
     if mode not in MODES:
         raise ConfigError(f"sweep mode {mode!r}; use one of {', '.join(MODES)}")
+    if engine not in ENGINES:
+        raise ConfigError(f"sweep engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if not (isinstance(confirm, int) and confirm >= 0):
+        raise ConfigError(f"--confirm {confirm!r}: give the number of variants to replay in Cerebro (0 or more)")
     seconds = {}
     t0 = time.perf_counter()
     base, variants = load_sweep(variants_path, preset, overrides)
@@ -403,15 +447,35 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
     seconds["models_and_scores"] = time.perf_counter() - t
 
     tasks = [VariantTask(v.name, v.config, v.scores_key, flat_params(v.overrides)) for v in variants if not v.error]
-    t = time.perf_counter()
     options = {"universe": universe, "extra_analyzers": tuple(extra_analyzers)}
-    if mode == "sequential":
-        done = run_sequential(tasks, data, scores_by_key, progress, options)
-    elif mode == "processes":
-        done = run_processes(tasks, data, scores_by_key, workers, progress, options)
+
+    def run_cerebro(chosen):
+        if mode == "sequential":
+            return run_sequential(chosen, data, scores_by_key, progress, options)
+        if mode == "processes":
+            return run_processes(chosen, data, scores_by_key, workers, progress, options)
+        return run_ray(chosen, data, scores_by_key, ray_address, num_cpus=workers, progress=progress, options=options)
+
+    t = time.perf_counter()
+    returns, confirmed, mismatches = None, [], []
+    if engine == "cerebro":
+        done = run_cerebro(tasks)
+        seconds["backtests"] = time.perf_counter() - t
     else:
-        done = run_ray(tasks, data, scores_by_key, ray_address, num_cpus=workers, progress=progress, options=options)
-    seconds["backtests"] = time.perf_counter() - t
+        done, returns = run_vector_variants(tasks, data, scores_by_key, universe, mode, workers, ray_address, progress)
+        seconds["vector"] = time.perf_counter() - t
+        t = time.perf_counter()
+        confirmed = best_variants(done, confirm)
+        by_name = {o.name: o for o in done}
+        for replay in run_cerebro([task for task in tasks if task.name in confirmed]):
+            vector = by_name[replay.name]
+            problem = replay.error or metrics_mismatch(vector.metrics, replay.metrics)
+            if problem:
+                mismatches.append(f"{replay.name}: {problem}")
+            by_name[replay.name] = VariantOutcome(replay.name, replay.metrics or vector.metrics, replay.analyzers,
+                                                  replay.files, replay.error, replay.seconds)
+        done = [by_name[task.name] for task in tasks]
+        seconds["confirm"] = time.perf_counter() - t
 
     outcomes = {o.name: o for o in done}
     for v in variants:
@@ -419,10 +483,164 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
             outcomes[v.name] = VariantOutcome(v.name, error=v.error)
     outcomes = {v.name: outcomes[v.name] for v in variants}
     t = time.perf_counter()
-    rows = write_sweep(out_dir, variants, outcomes, data)
+    rows = write_sweep(out_dir, variants, outcomes, data, returns=returns, confirmed=confirmed,
+                       cash=float(base["backtest"]["cash"]))
     seconds["write"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
-    return SweepResult(out_dir, rows, outcomes, len(models), misses, seconds)
+    if mismatches:
+        raise EngineMismatchError(
+            "the vector engine and Cerebro disagree on confirmed variant(s): " + "; ".join(mismatches)
+            + f". Results are in {out_dir}; please report this with the variants file (docs/engines.md)")
+    return SweepResult(out_dir, rows, outcomes, len(models), misses, seconds, engine, confirmed, returns)
+
+
+# ----------------------------------------------------------------------------- the vector engine
+def best_variants(outcomes, k: int) -> list[str]:
+    """Names of the k best working variants by Sharpe (as comparison_rows orders them)."""
+    ok = [o for o in outcomes if not o.error]
+    rows = comparison_rows([Variant(o.name, {}) for o in ok], {o.name: o for o in ok})
+    return [r["variant"] for r in rows[:k]]
+
+
+def metrics_mismatch(vector: dict, cerebro: dict) -> str | None:
+    """None when every metric agrees (numbers to CONFIRM_RTOL), else the first difference."""
+    if set(vector) != set(cerebro):
+        return f"metric keys differ: {sorted(set(vector) ^ set(cerebro))}"
+    for key, theirs in cerebro.items():
+        ours = vector[key]
+        if isinstance(theirs, float) and isinstance(ours, (int, float)):
+            if not math.isclose(ours, theirs, rel_tol=CONFIRM_RTOL, abs_tol=1e-12):
+                return f"{key}: vector {ours!r} vs Cerebro {theirs!r}"
+        elif ours != theirs:
+            return f"{key}: vector {ours!r} vs Cerebro {theirs!r}"
+    return None
+
+
+@dataclass
+class VectorTask:
+    name: str
+    panel_key: str
+    params: dict
+    cash: float
+    commission: float
+
+
+_VECTOR_STATE: dict = {}
+
+
+def vector_panels(tasks, data, scores_by_key, universe) -> dict:
+    """{scores key: (panel, variant-independent metrics)}: the shared arrays, built once per key."""
+    panels = {}
+    for task in tasks:
+        if task.scores_key in panels:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the driver warned once for this period already
+            start, end = pipeline.backtest_period(task.config, data)
+        panel = pipeline.vector_panel(data, scores_by_key[task.scores_key], start, end, universe)
+        from strategies.vector import panel_benchmark_metrics
+        fixed = {**panel_benchmark_metrics(panel), **pipeline.universe_baseline(data.prices, panel.dates)}
+        panels[task.scores_key] = (panel, fixed)
+    return panels
+
+
+def run_vector_chunk(chunk: list, panels: dict) -> list:
+    """Simulate a chunk of VectorTasks; [(name, metrics, float32 returns or None, error)]."""
+    from analyzers import daily_returns
+    from strategies.vector import simulate_prepared
+    out = []
+    for task in chunk:
+        try:
+            panel, fixed = panels[task.panel_key]
+            pipeline.check_enough_stocks(len(panel.tickers), task.params, panel.dates[0], panel.dates[-1])
+            result = simulate_prepared(panel, task.params, task.cash, task.commission, trade_log=False,
+                                       benchmark_metrics={k: v for k, v in fixed.items() if k.startswith("benchmark_")})
+            metrics = {**result.metrics, **fixed}
+            metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+            returns = daily_returns(result.equity, task.cash).to_numpy(dtype="float32")
+            out.append((task.name, metrics, returns, None))
+        except Exception as exc:  # noqa: BLE001 - a broken variant is reported, the others go on
+            out.append((task.name, {}, None, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _vector_worker_chunk(chunk):
+    return run_vector_chunk(chunk, _VECTOR_STATE["panels"])
+
+
+def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential", workers=2, ray_address=None,
+                        progress=None):
+    """Every variant on the vector engine: (outcomes, VariantReturns). The panels (prices, scores,
+    ranks) are built once and shared: inherited by forked processes, or put in Ray's object store once."""
+    t0 = time.perf_counter()
+    panels = vector_panels(tasks, data, scores_by_key, universe)
+    vtasks = [VectorTask(task.name, task.scores_key, pipeline.strategy_params(task.config),
+                         float(task.config["backtest"]["cash"]), float(task.config["backtest"]["commission"]))
+              for task in tasks]
+    found = simulate_variants(vtasks, panels, mode, workers, ray_address)
+    outcomes, columns = [], {}
+    seconds = (time.perf_counter() - t0) / max(1, len(tasks))
+    for task in tasks:
+        metrics, returns, error = found[task.name]
+        outcomes.append(VariantOutcome(task.name, metrics, error=error, seconds=seconds))
+        if returns is not None:
+            columns[task.name] = (panels[task.scores_key][0].dates, returns)
+    if progress:
+        ok = sum(o.error is None for o in outcomes)
+        progress(f"vector engine: {len(tasks)} variants ({ok} ok) in {time.perf_counter() - t0:.1f}s")
+    return outcomes, _returns_matrix(columns)
+
+
+def simulate_variants(vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2,
+                      ray_address: str | None = None) -> dict:
+    """{name: (metrics, float32 returns, error)} of VectorTasks on shared panels, in chunks:
+    one process, forked local processes (which inherit the panels) or Ray tasks (panels put once)."""
+    n_chunks = 1 if mode == "sequential" else max(1, workers) * 4
+    chunks = [vtasks[i::n_chunks] for i in range(n_chunks) if vtasks[i::n_chunks]]
+    if mode == "sequential":
+        results = [run_vector_chunk(chunk, panels) for chunk in chunks]
+    elif mode == "processes":
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        _VECTOR_STATE["panels"] = panels  # forked workers inherit it: no pickling of the arrays
+        ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
+        forked = ctx.get_start_method() == "fork"
+        try:
+            with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx,
+                                        initializer=None if forked else _VECTOR_STATE.update,
+                                        initargs=() if forked else ({"panels": panels},)) as pool:
+                results = list(pool.map(_vector_worker_chunk, chunks))
+        finally:
+            _VECTOR_STATE.clear()
+    else:
+        import ray
+        started = False
+        if not ray.is_initialized():
+            kwargs = dict(runtime_env=_ray_runtime_env(ray_address), log_to_driver=False, ignore_reinit_error=True)
+            if ray_address:
+                ray.init(address=ray_address, **kwargs)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, **kwargs)
+            started = True
+        try:
+            panels_ref = ray.put(panels)  # once: every task reads the same arrays
+            remote = ray.remote(num_cpus=1, max_retries=0)(run_vector_chunk)
+            results = ray.get([remote.remote(chunk, panels_ref) for chunk in chunks])
+        finally:
+            if started:
+                ray.shutdown()
+    return {name: (metrics, returns, error) for chunk in results for name, metrics, returns, error in chunk}
+
+
+def _returns_matrix(columns: dict) -> VariantReturns:
+    names = list(columns)
+    dates = pd.DatetimeIndex([])
+    for index, _ in columns.values():
+        dates = dates.union(index)
+    values = np.full((len(dates), len(names)), np.nan, dtype="float32")
+    for c, (index, returns) in enumerate(columns.values()):
+        values[dates.get_indexer(index), c] = returns
+    return VariantReturns(dates, names, values)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -444,10 +662,15 @@ def comparison_rows(variants: list[Variant], outcomes: dict) -> list[dict]:
     return sorted(rows, key=order)
 
 
-def write_sweep(out_dir: Path, variants: list[Variant], outcomes: dict, data) -> list[dict]:
+def write_sweep(out_dir: Path, variants: list[Variant], outcomes: dict, data, returns=None, confirmed=(),
+                cash: float = 100_000.0) -> list[dict]:
+    """Per-variant folders (a vector sweep: only the variants replayed in Cerebro and the broken
+    ones), comparison.csv / .md of every variant, equity_curves.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for v in variants:
         o = outcomes[v.name]
+        if returns is not None and not o.files and not o.error:
+            continue  # screened in memory: its row in comparison.csv is its record
         with atomic_dir(pipeline.resolve_out_dir(out_dir, v.name)) as tmp:
             if o.error:
                 (tmp / "error.txt").write_text(o.error + "\n")
@@ -459,8 +682,13 @@ def write_sweep(out_dir: Path, variants: list[Variant], outcomes: dict, data) ->
     write_text(out_dir / "comparison.md", comparison_markdown(rows, data))
     curves = {o.name: equity_from_csv(o.files["equity.csv"]) for o in outcomes.values()
               if not o.error and "equity.csv" in o.files}
-    if curves:
-        write_equity_curves_png(curves, data.benchmark, out_dir / "equity_curves.png", data.benchmark_name)
+    band = None
+    if returns is not None and len(returns.names):
+        growth = np.nancumprod(1.0 + returns.values.astype("float64"), axis=0) * cash
+        band = pd.DataFrame({"low": np.nanmin(growth, axis=1), "high": np.nanmax(growth, axis=1)}, index=returns.dates)
+    if curves or band is not None:
+        write_equity_curves_png(curves, data.benchmark, out_dir / "equity_curves.png", data.benchmark_name, band=band,
+                                n_variants=len(returns.names) if returns is not None else len(curves))
     return rows
 
 
@@ -501,15 +729,21 @@ def equity_from_csv(content: bytes) -> pd.Series:
     return frame["value"]
 
 
-def write_equity_curves_png(curves: dict, benchmark: pd.Series, path: Path, bench_name: str) -> None:
+def write_equity_curves_png(curves: dict, benchmark: pd.Series, path: Path, bench_name: str, band=None,
+                            n_variants: int = 0) -> None:
+    """The curves of `curves` (the confirmed variants, or every variant of a Cerebro sweep) and the
+    benchmark; `band` (low/high per day) draws every screened variant as a faint envelope."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from analyzers import align_benchmark
     fig, ax = plt.subplots(figsize=(11, 5.5))
+    if band is not None:
+        ax.fill_between(band.index, band["low"].values, band["high"].values, color="tab:blue", alpha=0.12,
+                        linewidth=0, label=f"all {n_variants} variants (range)")
     for name, equity in curves.items():
         ax.plot(equity.index, equity.values, label=name, linewidth=1.0)
-    first = next(iter(curves.values()))
+    first = next(iter(curves.values())) if curves else pd.Series(band["high"].values, index=band.index)
     bench = align_benchmark(benchmark, first.index, base=float(first.iloc[0]))
     ax.plot(bench.index, bench.values, label=f"{bench_name} (rebased)", color="black", linewidth=1.6, linestyle="--")
     ax.set_ylabel("portfolio value")
@@ -558,8 +792,10 @@ def run_cli(args) -> int:
     if getattr(args, "universe", None):
         from feeds import Membership
         universe = Membership.from_csv(args.universe)
+    engine = getattr(args, "engine", None) or "vector"
     result = run_sweep(args.variants, out_root=args.out, name=getattr(args, "name", None), preset=args.preset,
                        overrides=overrides_from_args(args), mode=mode, workers=workers or 2,
+                       engine=engine, confirm=getattr(args, "confirm", 3),
                        ray_address=getattr(args, "ray_address", None),
                        model_for=default_model_for(retrain=getattr(args, "retrain", False), progress=not quiet,
                                                    store=store),
@@ -571,9 +807,16 @@ def run_cli(args) -> int:
 def print_comparison(result: SweepResult) -> None:
     print()
     print(f"Sweep results in {result.out_dir} ({len(result.rows)} variants, {result.models} model(s), "
-          f"{result.inference_runs} inference run(s); {result.seconds['total']:.1f}s)")
+          f"{result.inference_runs} inference run(s), engine {result.engine}; {result.seconds['total']:.1f}s)")
+    print("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items() if k != "total"))
+    if result.engine == "vector":
+        print(f"  confirmed in Cerebro (same metrics as the vector engine): {', '.join(result.confirmed) or 'none'}")
+    shown = 0
     print(f"  {'variant':32} {'Sharpe':>7} {'return':>8} {'max DD':>8} {'trades':>7}")
     for r in result.rows:
+        if r["status"] == "ok" and shown >= 20:
+            continue  # comparison.csv / .md list every variant
+        shown += r["status"] == "ok"
         if r["status"] == "ok":
             print(f"  {r['variant'][:32]:32} {_fmt(r.get('sharpe')):>7} {_fmt(r.get('total_return'), True):>8} "
                   f"{_fmt(r.get('max_drawdown'), True):>8} {_fmt(r.get('n_trades')):>7}")

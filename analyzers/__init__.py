@@ -1,8 +1,8 @@
 """Backtrader analyzers that work on any Cerebro: trade log, portfolio metrics, QuantStats
 tearsheet, pyfolio positions for every data, alpha quality (IC / rank IC), trade statistics, a
 headless Backtrader plot. Import neither models/ nor strategies/."""
-from analyzers.tradelog import TradeLog
-from analyzers.metrics import PortfolioMetrics, align_benchmark, compute_metrics, daily_returns
+from analyzers.tradelog import TradeLog, trade_rows_csv
+from analyzers.metrics import PortfolioMetrics, align_benchmark, compute_metrics, daily_returns, equity_csv
 from analyzers.tearsheet import QuantStatsTearsheet
 from analyzers.collect import analyzer_results, import_analyzer
 from analyzers.positions import PyFolioPositions, write_pyfolio_tearsheet

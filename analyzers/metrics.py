@@ -189,6 +189,16 @@ def compute_metrics(
     return out
 
 
+def equity_csv(equity: pd.Series) -> str:
+    """equity.csv's text: date,value with the value's full repr."""
+    return "date,value\n" + "".join(f"{d.date().isoformat()},{v!r}\n" for d, v in equity.items())
+
+
+def json_safe_metrics(metrics: dict) -> dict:
+    """NaN and infinities as None, as metrics.json holds them."""
+    return _json_safe(metrics)
+
+
 def _excess(returns, periods_per_year, risk_free) -> pd.Series:
     returns = pd.Series(returns, dtype="float64").dropna()
     if risk_free:
@@ -351,11 +361,9 @@ class PortfolioMetrics(bt.Analyzer):
     def write(self, out_dir) -> dict:
         """Write metrics.json and equity.csv into `out_dir`; return their paths."""
         out_dir = Path(out_dir)
-        equity = self.equity()
-        csv = "date,value\n" + "".join(f"{d.date().isoformat()},{v!r}\n" for d, v in equity.items())
         return {
             "metrics": str(write_json(out_dir / "metrics.json", self._metrics)),
-            "equity": str(write_text(out_dir / "equity.csv", csv)),
+            "equity": str(write_text(out_dir / "equity.csv", equity_csv(self.equity()))),
         }
 
     def _compute(self) -> dict:

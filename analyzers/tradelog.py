@@ -115,12 +115,17 @@ class TradeLog(bt.Analyzer):
 
     def write_csv(self, path):
         """Write the log to `path` (atomic), missing values as empty cells; return the path."""
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        for row in self._rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-        return write_text(path, buffer.getvalue())
+        return write_text(path, trade_rows_csv(self._rows))
+
+
+def trade_rows_csv(rows) -> str:
+    """trades.csv's text of row dicts with COLUMNS (None as an empty cell)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buffer.getvalue()
 
 
 def _plain(value):

@@ -51,7 +51,8 @@ def main(argv=None) -> list[dict]:
         tmp = Path(tmp)
         path = tmp / "bench_sweep.toml"
         path.write_text(variants_toml(args.variants, start, end))
-        common = dict(model_for=lambda cfg, d: model, data=data, cache_dir=tmp / "cache", progress=None)
+        common = dict(model_for=lambda cfg, d: model, data=data, cache_dir=tmp / "cache", progress=None,
+                      engine="cerebro")  # Cerebro for every variant: bench_vector measures the vector engine
         score_s, _ = timed(lambda: sweep.period_scores(model, data, pipeline.backtest_period(
             sweep.load_sweep(path)[0], data)[0], panel.dates[-1], tmp / "cache"))
         modes = [("sequential", {}), (f"processes ({args.workers})", {"mode": "processes", "workers": args.workers})]

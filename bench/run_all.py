@@ -30,6 +30,7 @@ BENCHMARKS = {
     "sweep": ("bench.bench_sweep", ["--variants", "8", "--tickers", "40", "--days", "500"],
               ["--variants", "50", "--tickers", "60", "--days", "750"]),
     "train": ("bench.bench_train", [], []),
+    "vector": ("bench.bench_vector", ["--quick"], []),
 }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from feeds.errors import ConfigError
+from strategies.scores import _EPOCH_DAYNUM
 
 REVIEW_UNITS = ("calendar", "bars")
 CROSS_SECTIONS = ("rank", "none")
@@ -59,6 +60,18 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def rank_among(members: np.ndarray, value: float) -> float:
+    """``rank_to_unit(np.append(members, value))[-1]`` without sorting: the rank of one extra score
+    among the day's members, as if it were one more of them (ties averaged, the same float ops)."""
+    m = len(members)
+    if m == 0:
+        return 0.0
+    less = int(np.count_nonzero(members < value))
+    equal = int(np.count_nonzero(members == value))
+    mean_rank = (2 * less + equal + 2) / 2.0  # (start + end + 1) / 2 of its tie group, as average_ranks
+    return 2.0 * (mean_rank - 1.0) / float(m) - 1.0
+
+
 def cross_section(scores: dict, method: str) -> dict:
     """One day's scores (ticker -> score) as the strategy uses them: ranked ("rank") or as given."""
     if method == "none" or not scores:
@@ -94,7 +107,8 @@ class AlphaRankStrategy(bt.Strategy):
     Params:
       - ``alpha``: an indicator class taking the data, or a callable ``make(data)`` returning an
         indicator; either way the indicator must have a ``score`` line in [-1, 1] (NaN = no score)
-      - ``top_k`` (5): at most this many holdings
+      - ``top_k`` (5): at most this many holdings; a holding flagged for sale keeps its slot until its
+        sale fills (a stock with no bar at the open is sold at its next bar, and no buy takes its slot)
       - ``entry_threshold`` (0.2): buy only stocks whose score is above it
       - ``exit_threshold`` (0.0): at a review, sell a holding whose score is below it
       - ``position_pct`` (0.20): each buy is this fraction of total portfolio value at the open
@@ -107,7 +121,9 @@ class AlphaRankStrategy(bt.Strategy):
         their percentile rank in [-1, 1] before the thresholds apply; "none" uses them as given
       - ``benchmark`` (None): name of a data that is a benchmark: never traded, no alpha made for it
       - ``universe`` (None): an object with ``is_member(ticker, date) -> bool`` (date a pd.Timestamp);
-        a stock is bought only on days it is a member (holdings are still reviewed normally)
+        a stock is bought only on days it is a member, and with ``cross_section="rank"`` the day's ranks
+        are computed among that day's members only; a holding that is not a member is still reviewed,
+        on its rank as if it were one more member that day
       - ``start`` (None): no order is decided before this date (warm-up); first fills the bar after
       - ``close_at_end`` (True): sell each holding at the open of the backtest's last bar, reason
         "end", so every trade is closed in the trade log; a stock is not bought on the bar before
@@ -172,6 +188,7 @@ class AlphaRankStrategy(bt.Strategy):
         # (data, its datetime line, its alpha's score line): the daily loop reads the lines directly
         self._watch = [(d, d.lines.datetime, self.alphas[d._name].lines.score) for d in self.stocks]
         self._grid = None  # built at the first bar: see _score_grid
+        self._grid_row = self._grid_columns = self._member_grid = None
 
         self._start_day = None if self.p.start is None else _daynum(self.p.start)
         self.raw_scores: dict = {}
@@ -226,7 +243,8 @@ class AlphaRankStrategy(bt.Strategy):
     def next(self):
         today = int(self.datetime[0])
         ready, values = self._ready_today(today)
-        used = rank_to_unit(values) if self.p.cross_section == "rank" else values
+        member = self._members_today(today, ready)
+        used = self._cross_section(values, member)
         names = [d._name for d in ready]
         self.raw_scores = dict(zip(names, values.tolist()))
         self.cross_scores = dict(zip(names, used.tolist()))
@@ -234,12 +252,42 @@ class AlphaRankStrategy(bt.Strategy):
         if self._start_day is not None and today < self._start_day:
             return
         self._decide_exits(today, dict(zip(ready, used.tolist())))
-        self._decide_entries(today, ready, used)
+        self._decide_entries(today, ready, used, member)
+
+    def _members_today(self, today: int, ready: list) -> np.ndarray:
+        """Which ready stocks are members of the universe today (all of them without a universe)."""
+        if self.p.universe is None:
+            return np.ones(len(ready), dtype=bool)
+        if self._grid_row is not None and hasattr(self.p.universe, "mask"):
+            # runonce and a vectorized universe (feeds.Membership): one mask for the whole run
+            if self._member_grid is None:
+                days = self._grid[0]
+                dates = pd.to_datetime(days - _EPOCH_DAYNUM, unit="D")
+                self._member_grid = np.asarray(self.p.universe.mask(dates, [d._name for d in self.stocks]),
+                                               dtype=bool)
+            return self._member_grid[self._grid_row, self._grid_columns]
+        date = pd.Timestamp(bt.num2date(float(today)).date())
+        return np.array([bool(self.p.universe.is_member(d._name, date)) for d in ready], dtype=bool)
+
+    def _cross_section(self, values: np.ndarray, member: np.ndarray) -> np.ndarray:
+        """The scores the thresholds apply to. "rank": percentile ranks among today's members only;
+        a ready non-member (a holding that left the universe) is ranked as one more member."""
+        if self.p.cross_section != "rank":
+            return values
+        if member.all():
+            return rank_to_unit(values)
+        used = np.empty(len(values))
+        used[member] = rank_to_unit(values[member])
+        members = values[member]
+        for i in np.flatnonzero(~member):
+            used[i] = rank_among(members, values[i])
+        return used
 
     def _ready_today(self, today: int) -> tuple[list, np.ndarray]:
         """The stocks with a bar dated today and a finite score, and those scores."""
         if self._grid is None:
             self._grid = self._score_grid()
+        self._grid_row = None
         if self._grid is not False:  # runonce: one row lookup instead of a loop over every data
             days, grid = self._grid
             row = np.searchsorted(days, today)
@@ -247,6 +295,7 @@ class AlphaRankStrategy(bt.Strategy):
                 return [], np.empty(0)
             values = grid[row]
             columns = np.flatnonzero(np.isfinite(values))
+            self._grid_row, self._grid_columns = row, columns
             return [self.stocks[i] for i in columns], values[columns]
         ready, values = [], []
         isfinite = math.isfinite
@@ -302,7 +351,7 @@ class AlphaRankStrategy(bt.Strategy):
                 self._to_sell[d] = ("review_exit", scores[d])
                 self._log(f"EXIT  {d._name}: score {scores[d]:+.4f} < {p.exit_threshold}")
 
-    def _decide_entries(self, today, ready: list, used: np.ndarray):
+    def _decide_entries(self, today, ready: list, used: np.ndarray, member: np.ndarray):
         p = self.p
         held = sum(1 for d in self._book if d not in self._to_sell)
         pending_buys = sum(1 for o in self._pending.values() if o.isbuy())
@@ -310,9 +359,9 @@ class AlphaRankStrategy(bt.Strategy):
         if free <= 0:
             return
         book, pending, threshold = self._book, self._pending, p.entry_threshold
-        date = pd.Timestamp(bt.num2date(float(today)).date()) if p.universe is not None else None
         self._to_buy = []
-        for j in np.argsort(-used, kind="stable"):  # highest first; ties keep the datas' order
+        candidates = np.flatnonzero(member)  # only today's members are bought
+        for j in candidates[np.argsort(-used[candidates], kind="stable")]:  # highest first; ties: datas' order
             score = float(used[j])
             if not score > threshold:
                 break
@@ -321,8 +370,6 @@ class AlphaRankStrategy(bt.Strategy):
                 continue
             if p.close_at_end and self._ends_next_bar(d):
                 continue  # the backtest ends at the next bar: it could not be sold afterwards
-            if date is not None and not p.universe.is_member(d._name, date):
-                continue
             self._to_buy.append((d, score, len(self._to_buy) + 1))
             if len(self._to_buy) == free:
                 break
@@ -362,7 +409,12 @@ class AlphaRankStrategy(bt.Strategy):
             cash += size * price - broker.getcommissioninfo(d).getcommission(size, price)
 
         target = self.p.position_pct * value
+        # a holding whose sale waits for a bar keeps its slot: buy only into the slots free now
+        occupied = sum(1 for d in self._book if d not in self._pending)
+        occupied += sum(1 for o in self._pending.values() if o.isbuy())
         for d, score, rank in self._to_buy:
+            if occupied >= self.p.top_k:
+                break
             if not trades_today(d) or d in self._pending:
                 continue  # the decision is made again at tonight's close
             price = self._fill_price(d, buy=True)
@@ -380,6 +432,7 @@ class AlphaRankStrategy(bt.Strategy):
             order = self.buy(data=d, size=size)
             order.addinfo(score=score, rank=rank, reason="entry")
             self._pending[d] = order
+            occupied += 1
             cash -= size * price + commission(size, price)
             self._log(f"BUY   {d._name}: {size} @ ~{price:.4f}")
         self._to_buy = []

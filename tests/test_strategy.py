@@ -474,3 +474,67 @@ def test_load_scores_csv_errors_name_file_and_column(tmp_path, text, match):
     with pytest.raises(DataError, match=match) as err:
         load_scores_csv(path)
     assert "bad_scores.csv" in str(err.value)
+
+
+# ---------------------------------------------------------------- the two rules of issue 9
+class Spans:
+    """Membership from {ticker: (first, last)} (inclusive dates); tickers not named are never members."""
+
+    def __init__(self, spans):
+        self.spans = {t: (pd.Timestamp(a), pd.Timestamp(b)) for t, (a, b) in spans.items()}
+
+    def is_member(self, ticker, date):
+        span = self.spans.get(ticker)
+        return span is not None and span[0] <= date <= span[1]
+
+
+def test_universe_ranks_among_the_days_members_only():
+    # N has the best score but is never a member: it must not push the members' ranks down.
+    # Among A, B, C the best (C) ranks 1.0 > 0.9 and is bought; ranked among all four it would be 1/3.
+    prices = {t: ohlc(10.0) for t in "ABCN"}
+    scores = score_frame({"A": [("2024-01-01", 0.1)], "B": [("2024-01-01", 0.2)], "C": [("2024-01-01", 0.3)],
+                          "N": [("2024-01-01", 0.9)]})
+    universe = Spans({t: ("2024-01-01", "2024-12-31") for t in "ABC"})
+    strat, fills, _ = run(prices, scores, cross_section="rank", top_k=1, entry_threshold=0.9,
+                          close_at_end=False, universe=universe)
+    assert fills.fills == [(D("2024-01-02"), "C", 200, 10.0, "entry", 1)]
+    day = strat.analyzers.cross.get_analysis()[D("2024-01-01")]
+    # members ranked among themselves; the non-member as one more member (the best of four -> 1.0)
+    assert day == {"A": -1.0, "B": 0.0, "C": 1.0, "N": 1.0}
+
+
+def test_a_holding_that_leaves_the_universe_is_reviewed_on_its_rank_as_one_more_member():
+    # C is bought Jan 2, leaves the universe after Jan 7 and scores 0.05 from Jan 8: at its review
+    # (Jan 9) it ranks lowest among A, B and itself (-1 < 0) and is sold Jan 10; B takes the slot.
+    prices = {t: ohlc(10.0) for t in "ABC"}
+    scores = score_frame({"A": [("2024-01-01", 0.1)], "B": [("2024-01-01", 0.2)],
+                          "C": [("2024-01-01", 0.3), ("2024-01-08", 0.05)]})
+    universe = Spans({"A": ("2024-01-01", "2024-12-31"), "B": ("2024-01-01", "2024-12-31"),
+                      "C": ("2024-01-01", "2024-01-07")})
+    strat, fills, _ = run(prices, scores, cross_section="rank", top_k=1, entry_threshold=0.9,
+                          close_at_end=False, universe=universe)
+    assert fills.fills == [(D("2024-01-02"), "C", 200, 10.0, "entry", 1),
+                           (D("2024-01-10"), "C", -200, 10.0, "review_exit", None),
+                           (D("2024-01-10"), "B", 200, 10.0, "entry", 1)]
+    assert strat.analyzers.cross.get_analysis()[D("2024-01-09")]["C"] == -1.0
+
+
+def test_rank_among_equals_rank_to_unit_of_the_members_plus_one():
+    from strategies.alpha_rank import rank_among
+    rng = np.random.default_rng(5)
+    for m in (0, 1, 2, 5, 40):
+        members = np.round(rng.normal(size=m), 1)
+        for value in np.r_[members[:3], np.round(rng.normal(size=3), 1)]:
+            assert rank_among(members, value) == rank_to_unit(np.append(members, value))[-1]
+
+
+def test_a_sale_waiting_for_a_bar_keeps_its_slot():
+    # top_k = 1. A is flagged at its review on Jan 9 but has no bar on Jan 10: it is sold Jan 11.
+    # B (planned every night from Jan 9) is bought only when A's slot is free, at the Jan 11 open,
+    # never holding two stocks at once.
+    prices = {"A": ohlc(10.0).drop(pd.Timestamp("2024-01-10")), "B": ohlc(20.0)}
+    scores = score_frame({"A": [("2024-01-01", 0.5), ("2024-01-05", -0.5)], "B": [("2024-01-05", 0.4)]})
+    _, fills, _ = run(prices, scores, cross_section="none", top_k=1, close_at_end=False)
+    assert fills.fills == [(D("2024-01-02"), "A", 200, 10.0, "entry", 1),
+                           (D("2024-01-11"), "A", -200, 10.0, "review_exit", None),
+                           (D("2024-01-11"), "B", 100, 20.0, "entry", 1)]

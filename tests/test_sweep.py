@@ -3,6 +3,7 @@ variants reported, and a variant's metrics equal to the same run done alone with
 import json
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -44,7 +45,7 @@ def sequential(tiny_model, market, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seq")
     path = _write(tmp, SWEEP_TOML)
     result = sweep.run_sweep(path, out_root=tmp / "results", model_for=lambda cfg, data: tiny_model, data=market,
-                             cache_dir=tmp / "cache", progress=None)
+                             cache_dir=tmp / "cache", progress=None, engine="cerebro")
     return path, tmp, result
 
 
@@ -148,7 +149,8 @@ def _subset(path, tmp, names):
 def test_a_second_sweep_reads_the_score_cache(sequential, tiny_model, market, tmp_path):
     path, tmp, first = sequential
     again = sweep.run_sweep(_subset(path, tmp_path, ["slow-review"]), out_root=tmp_path / "again",
-                            model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
+                            model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
+                            engine="cerebro")
     assert again.inference_runs == 0
     assert again.outcomes["slow-review"].metrics == first.outcomes["slow-review"].metrics
 
@@ -157,7 +159,8 @@ def test_local_processes_give_the_sequential_metrics(sequential, tiny_model, mar
     path, tmp, first = sequential
     names = ["top_k=3", "top_k=5", "broken"]
     result = sweep.run_sweep(_subset(path, tmp_path, names), out_root=tmp_path / "procs", mode="processes", workers=2,
-                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
+                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
+                             engine="cerebro")
     assert sorted(result.outcomes) == sorted(names)
     for name in names:
         assert result.outcomes[name].metrics == first.outcomes[name].metrics, name
@@ -172,7 +175,8 @@ def test_local_ray_gives_the_sequential_metrics(sequential, tiny_model, market):
     path, tmp, first = sequential
     t0 = time.perf_counter()
     result = sweep.run_sweep(path, out_root=tmp / "ray", mode="ray", workers=2,
-                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
+                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
+                             engine="cerebro")
     print(f"ray sweep {time.perf_counter() - t0:.1f}s")
     for name, outcome in first.outcomes.items():
         assert result.outcomes[name].metrics == outcome.metrics, name
@@ -220,3 +224,66 @@ def test_command_line_variants(tmp_path, monkeypatch):
     assert sorted(table["variant"]) == ["top_k=3", "top_k=4"] and (table["status"] == "ok").all()
     assert len(list((tmp_path / "cache").glob("*.parquet"))) == 1
     assert run_backtest.main(["--ray"]) == 2  # --ray alone is an error with a message, not a crash
+
+
+# ----------------------------------------------------------------------------- the vector engine
+def test_vector_sweep_screens_all_and_confirms_the_best_in_cerebro(sequential, tiny_model, market, tmp_path):
+    path, tmp, cerebro = sequential
+    result = sweep.run_sweep(path, out_root=tmp_path / "vec", model_for=lambda cfg, data: tiny_model, data=market,
+                             cache_dir=tmp / "cache", progress=None, confirm=2)
+    out = tmp_path / "vec" / "mysweep"
+    assert result.engine == "vector" and len(result.confirmed) == 2
+    # every working variant: the vector metrics equal the full Cerebro sweep's, key for key
+    for name, outcome in cerebro.outcomes.items():
+        if outcome.error is None:
+            assert sweep.metrics_mismatch(result.outcomes[name].metrics, outcome.metrics) is None, name
+        else:
+            assert result.outcomes[name].error is not None
+    # the confirmed ones are the two best by Sharpe and got every report; the rest no folder
+    ok = [r["variant"] for r in cerebro.rows if r["status"] == "ok"]
+    assert result.confirmed == ok[:2]
+    for name in result.confirmed:
+        assert {"tearsheet.html", "trades.csv", "metrics.json"} <= {p.name for p in (out / name).iterdir()}
+    assert not (out / ok[2]).exists() and (out / "broken" / "error.txt").exists()
+    table = pd.read_csv(out / "comparison.csv")
+    assert sorted(table["variant"]) == sorted(cerebro.outcomes)
+    assert (out / "equity_curves.png").stat().st_size > 10_000
+    # the returns matrix: float32, one column per working variant, any date range
+    returns = result.returns
+    assert returns.values.dtype.name == "float32" and sorted(returns.names) == sorted(ok)
+    part = returns.matrix("2022-01-01", "2022-06-30")
+    assert part.index.min() >= pd.Timestamp("2022-01-01") and part.index.max() <= pd.Timestamp("2022-06-30")
+    equity = pd.read_csv(out / ok[0] / "equity.csv", index_col="date", parse_dates=True)["value"]
+    rebuilt = returns.equity(ok[0], 100_000.0)
+    assert rebuilt.to_numpy() == pytest.approx(equity.to_numpy(), rel=1e-5)  # float32 returns
+
+
+def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly(sequential, tiny_model, market,
+                                                                                tmp_path, monkeypatch):
+    path, tmp, _ = sequential
+    common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
+    one = sweep.run_sweep(path, out_root=tmp_path / "a", confirm=0, **common)
+    two = sweep.run_sweep(path, out_root=tmp_path / "b", confirm=0, mode="processes", workers=2, **common)
+    assert {n: o.metrics for n, o in one.outcomes.items()} == {n: o.metrics for n, o in two.outcomes.items()}
+    assert (one.returns.values[~pd.isna(one.returns.values)] == two.returns.values[~pd.isna(two.returns.values)]).all()
+
+    real = sweep.run_vector_chunk
+
+    def off_by_a_little(chunk, panels):  # a simulator that drifts from Cerebro must not pass
+        return [(name, {**m, "sharpe": m["sharpe"] * (1 + 1e-6)} if m else m, r, e)
+                for name, m, r, e in real(chunk, panels)]
+
+    monkeypatch.setattr(sweep, "run_vector_chunk", off_by_a_little)
+    with pytest.raises(sweep.EngineMismatchError, match="sharpe"):
+        sweep.run_sweep(path, out_root=tmp_path / "c", confirm=1, **common)
+
+
+@pytest.mark.slow
+def test_vector_sweep_on_ray_equals_sequential(sequential, tiny_model, market, tmp_path):
+    path, tmp, _ = sequential
+    common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
+                  confirm=0)
+    one = sweep.run_sweep(path, out_root=tmp_path / "a", **common)
+    ray = sweep.run_sweep(path, out_root=tmp_path / "r", mode="ray", workers=2, **common)
+    assert {n: o.metrics for n, o in one.outcomes.items()} == {n: o.metrics for n, o in ray.outcomes.items()}
+    np.testing.assert_array_equal(one.returns.values, ray.returns.values)
