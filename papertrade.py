@@ -43,8 +43,8 @@ import pandas as pd
 import pipeline
 from feeds import ArrayData
 from feeds.arraydata import datetime_numbers
-from feeds.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
-from feeds.io import atomic_dir
+from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
+from core.io import atomic_dir
 from models import LSTMAlpha
 from strategies import AlphaRankStrategy
 from strategies.alpha_rank import affordable_shares
@@ -435,7 +435,7 @@ def init(root, name: str, start, cash=None, preset="default", config_file=None, 
 
 
 def _json(obj) -> str:
-    from feeds.io import _json_default
+    from core.io import _json_default
     return json.dumps(obj, indent=2, default=_json_default) + "\n"
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import analyzers as A
 from feeds import CAVEATS, ArrayData, ConfigError, LeanBroker, DataError, Membership, PricePanel, load_embedded, series_fingerprint
 from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tearsheet
-from feeds.io import atomic_dir, write_json, write_text
+from core.io import atomic_dir, write_json, write_text
 from models import AlphaIndicator, LSTMAlpha, ModelConfig, make_model
 from strategies import AlphaRankStrategy, ScoreAlpha
 
@@ -130,9 +130,8 @@ def artifact_dir(config: dict, cfg: ModelConfig, data: MarketData, store: Path =
     """Where the model for this (kind, configuration, data) lives: the name carries the kind and
     the fingerprints, so another model, changed data or changed hyperparameters never reuse a
     stale model."""
-    from models.base import config_fingerprint
     kind = model_kind(config)
-    key = hashlib.sha256(f"{kind}:{config_fingerprint(cfg)}:{data.prices.fingerprint()}:"
+    key = hashlib.sha256(f"{kind}:{cfg.fingerprint()}:{data.prices.fingerprint()}:"
                          f"{series_fingerprint(data.benchmark)}".encode()).hexdigest()[:12]
     return store / f"{config.get('preset', 'custom')}-{kind}-{key}"
 
@@ -151,8 +150,8 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
     """(model, path, reused): the saved artifact whose kind, data and configuration match, or a new
     fit of the zoo model [model] kind. With walk_forward.enabled, a WalkForwardModel (a bundle of
     yearly refits of that model)."""
-    from models.artifact import load_model, read_meta
-    from models.base import config_fingerprint
+    from models.artifact import read_meta
+    from models.registry import load_model
     from models.dataset import check_split_covers
     config = resolve_split(config, data)
     cfg = model_config(config)
@@ -165,7 +164,7 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
     if path.exists() and not retrain:
         meta = read_meta(path)
         if (meta.get("model", "lstm") == kind
-                and meta.get("config_fingerprint") == config_fingerprint(make_model(kind, cfg).config)
+                and meta.get("config_fingerprint") == make_model(kind, cfg).config.fingerprint()
                 and meta.get("data_fingerprint", {}).get("prices") == data.prices.fingerprint()):
             return load_model(path), path, True
     with warnings.catch_warnings(record=True) as caught:
@@ -540,7 +539,7 @@ def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from feeds.io import atomic_path
+    from core.io import atomic_path
     bench = A.align_benchmark(benchmark, equity.index, base=float(equity.iloc[0]))
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(equity.index, equity.values, label="AlphaRankStrategy", color="tab:blue")
@@ -562,7 +561,7 @@ def write_importance(importance: pd.DataFrame, out_dir: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from feeds.io import atomic_path, write_text
+    from core.io import atomic_path, write_text
     write_text(out_dir / "importance.csv", importance.to_csv(index=False))
     ordered = importance.iloc[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(ordered) + 1.2))

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from feeds.errors import AlphaPluginError, ConfigError  # noqa: E402
+from core.errors import AlphaPluginError, ConfigError  # noqa: E402
 
 MODEL_NAMES = ("lstm", "logistic", "lightgbm", "mlp", "momentum", "random")   # models.registry.MODEL_NAMES
 

@@ -51,8 +51,8 @@ if str(ROOT) not in sys.path:
 
 import pipeline  # noqa: E402
 from configs import load_config  # noqa: E402
-from feeds.errors import AlphaPluginError, ConfigError, DataError  # noqa: E402
-from feeds.io import atomic_dir, atomic_path, write_text  # noqa: E402
+from core.errors import AlphaPluginError, ConfigError, DataError  # noqa: E402
+from core.io import atomic_dir, atomic_path, write_text  # noqa: E402
 
 VARIANT_SECTIONS = ("strategy", "model", "backtest")
 COMPARISON_METRICS = ("sharpe", "total_return", "cagr", "volatility", "max_drawdown", "sortino", "n_trades",

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 import pipeline
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 from models.registry import MODEL_NAMES, model_class
 
 ZOO_COLUMNS = ["model", "seed", "valid_rank_ic", "test_rank_ic", "test_rank_ic_t", "test_tradeable_rank_ic",
@@ -281,7 +281,7 @@ def zoo_png(table: pd.DataFrame, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from feeds.io import atomic_path
+    from core.io import atomic_path
     names = list(dict.fromkeys(table["model"]))
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 4))
     rng = np.random.default_rng(0)
@@ -301,7 +301,7 @@ def zoo_png(table: pd.DataFrame, path: Path) -> None:
 
 def write_zoo(table: pd.DataFrame, info: dict, out_dir: Path) -> Path:
     """zoo.csv, zoo.md and zoo.png, all at once (atomic directory)."""
-    from feeds.io import atomic_dir, write_text
+    from core.io import atomic_dir, write_text
     with atomic_dir(out_dir) as tmp:
         write_text(tmp / "zoo.csv", table[ZOO_COLUMNS].to_csv(index=False, float_format="%.6g"))
         write_text(tmp / "zoo.md", zoo_markdown(table, info))

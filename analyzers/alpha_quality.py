@@ -42,8 +42,8 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError, DataError
-from feeds.io import atomic_path, write_json, write_text
+from core.errors import ConfigError, DataError
+from core.io import atomic_path, write_json, write_text
 
 MIN_STOCKS = 3
 

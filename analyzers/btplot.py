@@ -12,8 +12,8 @@ from pathlib import Path
 
 import backtrader as bt
 
-from feeds.errors import ConfigError
-from feeds.io import atomic_path
+from core.errors import ConfigError
+from core.io import atomic_path
 
 
 def traded_datas(strategy) -> list:

@@ -14,7 +14,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 
 
 def analyzer_results(strategy) -> dict:

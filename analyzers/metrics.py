@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from analyzers.selection import probabilistic_sharpe
-from feeds.errors import ConfigError
-from feeds.io import write_json, write_text
+from core.errors import ConfigError
+from core.io import write_json, write_text
 
 METRIC_KEYS = (
     "final_value", "total_return", "cagr", "volatility", "sharpe", "psr", "sortino", "max_drawdown",

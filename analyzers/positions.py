@@ -22,7 +22,7 @@ from pathlib import Path
 import backtrader as bt
 import pandas as pd
 
-from feeds.io import atomic_path
+from core.io import atomic_path
 
 
 class PyFolioPositions(bt.Analyzer):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 
 EULER_GAMMA = 0.5772156649015329  # the Euler-Mascheroni constant
 

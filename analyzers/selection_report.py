@@ -35,8 +35,8 @@ from analyzers.selection import (
     return_moments,
     sharpe_columns,
 )
-from feeds.errors import ConfigError
-from feeds.io import atomic_path, write_json
+from core.errors import ConfigError
+from core.io import atomic_path, write_json
 
 PERIODS_PER_YEAR = 252
 DSR_BAR = 0.95          # the usual confidence bar (Bailey & López de Prado 2014)

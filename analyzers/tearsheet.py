@@ -16,8 +16,8 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
-from feeds.io import atomic_path
+from core.errors import ConfigError
+from core.io import atomic_path
 
 
 def strategy_returns(dates, values, initial_value: float | None = None) -> pd.Series:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import backtrader as bt
 import pandas as pd
 
-from feeds.io import write_text
+from core.io import write_text
 
 COLUMNS = (
     "Date", "Action", "Ticker", "Price", "Shares", "Score", "Amount", "Rank", "Reason",

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from feeds.errors import DataError
-from feeds.io import atomic_path
+from core.errors import DataError
+from core.io import atomic_path
 
 REQUIRED = ("Date", "Action", "Ticker", "Price", "Shares", "PnL_Pct")
 

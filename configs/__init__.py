@@ -15,7 +15,7 @@ import copy
 import tomllib
 from pathlib import Path
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent
 PRESETS = ("default", "seed")

@@ -1,6 +1,7 @@
 """Where prices come from: the embedded dataset, CSV folders, yfinance with a cache, a fast
-array-backed Backtrader feed, validation, universes. Imports nothing else of the project."""
-from feeds.errors import AlphaPluginError, ArtifactError, ConfigError, DataError, DownloadError
+array-backed Backtrader feed, validation, universes. Imports nothing of the project but core/
+(whose errors it re-exports)."""
+from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError, DownloadError
 from feeds.panel import FIELDS, PricePanel, series_fingerprint
 from feeds.embedded import CAVEATS, load_embedded
 from feeds.validate import DataRepairWarning, validate_ohlcv

@@ -17,7 +17,6 @@ memory-saving (``exactbars``) runs, and tests/test_arraydata.py checks them agai
 from __future__ import annotations
 
 import array
-import datetime as _dt
 
 import backtrader as bt
 import numpy as np
@@ -25,10 +24,9 @@ import pandas as pd
 from backtrader.linebuffer import LineBuffer
 from backtrader.utils import date2num
 
-from feeds.errors import DataError
+from core.dates import day_numbers
+from core.errors import DataError
 
-# Ordinal (what backtrader's date2num gives) of 1970-01-01 = day 0 of numpy's datetime64[D].
-_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
 _PRICE_LINES = ("open", "high", "low", "close")
 _FIELDS = _PRICE_LINES + ("volume", "openinterest")
 
@@ -80,8 +78,7 @@ def datetime_numbers(index: pd.DatetimeIndex) -> np.ndarray:
         return np.empty(0, dtype="float64")
     if index.tz is None and (index == index.normalize()).all():
         # Midnight stamps: date2num is exactly the proleptic ordinal as a float.
-        days = index.values.astype("datetime64[D]").astype("int64")
-        return (days + _EPOCH_ORDINAL).astype("float64")
+        return day_numbers(index).astype("float64")
     # Intraday or tz-aware: date2num uses math.fsum and UTC offsets; call it per stamp (once).
     return np.array([date2num(ts.to_pydatetime()) for ts in index], dtype="float64")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from feeds.errors import DataError
+from core.errors import DataError
 from feeds.panel import PricePanel
 from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, read_each, validate_ohlcv
 

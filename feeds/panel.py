@@ -13,7 +13,7 @@ from typing import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from feeds.errors import DataError
+from core.errors import DataError
 
 FIELDS = ("open", "high", "low", "close", "volume")
 

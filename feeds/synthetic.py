@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 from feeds.panel import PricePanel
 
 SYNTHETIC_LABEL = "SYNTHETIC data: seeded factor-model prices, not a market; numbers say nothing about real stocks"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from feeds.errors import DataError
+from core.errors import DataError
 
 CONSTITUENTS_FILE = Path(__file__).resolve().parent / "data" / "sp500_constituents.csv"
 

@@ -23,7 +23,7 @@ import warnings as _warnings
 import numpy as np
 import pandas as pd
 
-from feeds.errors import DataError
+from core.errors import DataError
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 FIELDS = PRICE_FIELDS + ("volume",)

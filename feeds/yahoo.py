@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 
 from feeds.csv_folder import frames_to_panel
-from feeds.errors import DataError, DownloadError
-from feeds.io import atomic_path
+from core.errors import DataError, DownloadError
+from core.io import atomic_path
 from feeds.panel import PricePanel
 from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, read_each, validate_ohlcv
 

@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ArtifactError, ConfigError, DataError
+from core.errors import ArtifactError, ConfigError, DataError
 from feeds.panel import PricePanel, series_fingerprint
 from models import features as F
 from models import labels as L
@@ -57,10 +57,6 @@ class AlphaModelLike(Protocol):
 
     @property
     def warmup(self) -> int: ...
-
-
-def config_fingerprint(config: ModelConfig) -> str:
-    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def score_from_output(output: np.ndarray, label: str) -> np.ndarray:
@@ -325,7 +321,7 @@ class BaseAlphaModel:
         self._check_fitted()
         h = hashlib.sha256()
         h.update(self.KIND.encode())
-        h.update(config_fingerprint(self.config).encode())
+        h.update(self.config.fingerprint().encode())
         h.update(json.dumps(self.params, sort_keys=True, default=str).encode())
         h.update(json.dumps(list(self.features_)).encode())
         h.update(json.dumps(self.scaler_.to_dict(), sort_keys=True, default=str).encode())
@@ -333,18 +329,72 @@ class BaseAlphaModel:
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------------ persistence
+    def state(self) -> dict:
+        """The fitted model as plain data, torch's state_dict pattern: {"meta": a JSON-able dict of
+        everything needed to use and to judge it, "files": {file name: bytes} of the learned state}.
+        models.artifact writes and reads it; walk-forward workers send it between processes."""
+        self._check_fitted()
+        report = self.report_ or FitReport()
+        meta = {
+            "kind": self.KIND,
+            "model": self.NAME,
+            "score": self.SCORE if self.config.label == "classification" else "raw regression output",
+            "config": self.config.to_dict(),
+            "config_fingerprint": self.config.fingerprint(),
+            "params": self.params,
+            "features": self.features_,
+            "dropped_features": report.dropped_features,
+            "seq_len": self.config.seq_len,
+            "horizon": self.config.horizon,
+            "label": self.config.label,
+            "scaler": self.scaler_.to_dict(),
+            "fit_windows": report.windows,
+            "n_samples": report.n_samples,
+            "history": report.history,
+            "best_epoch": report.best_epoch,
+            "chosen": report.extra,
+            "fit_seconds": round(report.seconds, 2),
+            "threads": self.config.threads,
+            "data_fingerprint": self.data_fingerprint_,
+        }
+        return {"meta": meta, "files": self._state_files()}
+
+    @classmethod
+    def from_state(cls, state: dict, where: str = "state"):
+        """The fitted model that `state()` gave (its files' checksums are models.artifact's job)."""
+        meta, files = state["meta"], state["files"]
+        if meta.get("model", "lstm") != cls.NAME:
+            raise ArtifactError(f"{where}: holds the {meta.get('model')!r} model, not {cls.NAME!r} ({cls.__name__}); "
+                                "load it with models.load_any(path) or that model's class")
+        try:
+            config = ModelConfig.from_dict(meta["config"])
+            model = cls(config, **meta.get("params", {}))
+            model.features_ = list(meta["features"])
+            model.scaler_ = Scaler.from_dict(meta["scaler"])
+            set_threads(config.threads)
+            model._load_state(files, meta)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # a state that does not fit the recorded architecture, a bad key...
+            raise ArtifactError(f"{where}: cannot rebuild the model from its files ({type(exc).__name__}: {exc}); "
+                                "retrain it") from exc
+        model.report_ = FitReport(history=meta.get("history", []), best_epoch=meta.get("best_epoch") or 0,
+                                  n_samples=meta.get("n_samples", {}), windows=meta.get("fit_windows", {}),
+                                  dropped_features=meta.get("dropped_features", []),
+                                  seconds=meta.get("fit_seconds") or 0.0, extra=meta.get("chosen", {}))
+        model.data_fingerprint_ = meta.get("data_fingerprint", {})
+        model.meta_ = meta
+        return model
+
     def save(self, path) -> Path:
-        from models.artifact import save_model
-        return save_model(self, path)
+        """Write the artifact directory (models.artifact: checksums, versions, atomic)."""
+        from models.artifact import write_artifact
+        return write_artifact(self.state(), path)
 
     @classmethod
     def load(cls, path):
-        from models.artifact import load_model
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise ArtifactError(f"{path}: holds a {type(model).__name__} ({model.KIND}), not a {cls.__name__}; "
-                                "load it with models.load_any(path) or that class")
-        return model
+        from models.artifact import read_artifact
+        return cls.from_state(read_artifact(path), where=str(path))
 
     def __repr__(self):
         state = "fitted" if self.features_ is not None and self._is_fitted() else "not fitted"

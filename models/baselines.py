@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from feeds.errors import ArtifactError, ConfigError
+from core.errors import ArtifactError, ConfigError
 from models import labels as L
 from models.base import BaseAlphaModel, Prepared
 from models.dataset import WindowIndex, lookup

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 from models.dataset import Split
 
 LABEL_KINDS = ("classification", "regression")
@@ -66,3 +68,8 @@ class ModelConfig:
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
+
+    def fingerprint(self) -> str:
+        """16 hex digits of sha256 over every hyperparameter (the split included): equal configs,
+        equal fingerprints; any change, a new one."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

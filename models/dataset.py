@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 
 # What every split error tells the user to change.
 SPLIT_FIX = ("set the split with --split TRAIN_END,VALID_END (run_backtest.py) or [model.split] in a config file; "

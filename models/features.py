@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from feeds.panel import PricePanel
 
 INPUTS = frozenset({"open", "high", "low", "close", "volume", "benchmark", "vix"})

@@ -21,20 +21,14 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
-from feeds.lean import LeanLinesMixin
+from core.dates import bt_dates  # noqa: F401 (re-exported: models.indicator.bt_dates)
+from core.errors import ConfigError
+from core.lean import LeanLinesMixin
 from feeds.panel import FIELDS, PricePanel
 
 # ewm-based features (EMA, RSI, MACD) have infinite memory; with this many extra bars the
 # truncated history of the next() path differs from the full one by < 1e-9.
 EWM_MARGIN_BARS = 600
-_ORDINAL_EPOCH = np.datetime64("0001-01-01", "D")
-
-
-def bt_dates(day_numbers) -> pd.DatetimeIndex:
-    """Backtrader's float day numbers -> naive dates (the time of day is dropped)."""
-    ordinals = np.floor(np.asarray(day_numbers, dtype=np.float64)).astype(np.int64)
-    return pd.DatetimeIndex((_ORDINAL_EPOCH + (ordinals - 1)).astype("datetime64[ns]"), name="date")
 
 
 def _line_values(data, name: str, size: int | None) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 from feeds.panel import PricePanel
 from models.features import FeatureInputs, OwnBars, panel_inputs
 

@@ -8,7 +8,7 @@ NAME and KIND, and list it in ZOO below.
 """
 from __future__ import annotations
 
-from feeds.errors import ArtifactError, ConfigError
+from core.errors import ArtifactError, ConfigError
 
 
 def zoo() -> dict:
@@ -38,3 +38,14 @@ def make_model(name: str, config=None, **params):
 
 def artifact_kinds() -> tuple:
     return tuple(cls.KIND for cls in zoo().values())
+
+
+def model_from_state(state: dict, where: str = "state"):
+    """Any zoo model from its state() (the model named in its meta says which class)."""
+    return model_class(state["meta"].get("model"), where).from_state(state, where=where)
+
+
+def load_model(path):
+    """Any zoo model from its saved directory (models.artifact checks the files)."""
+    from models.artifact import read_artifact
+    return model_from_state(read_artifact(path, artifact_kinds()), where=str(path))

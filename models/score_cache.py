@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from feeds.errors import ArtifactError
-from feeds.io import atomic_path
+from core.errors import ArtifactError
+from core.io import atomic_path
 from feeds.panel import PricePanel, series_fingerprint
 
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / "cache" / "scores"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 from models.config import ModelConfig
 
 DEFAULT_SELECTION_START = "2013-01-01"

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from feeds.errors import ArtifactError
-from models.base import (INFERENCE_BATCH, BaseAlphaModel, FitReport, Prepared, config_fingerprint,  # noqa: F401
-                         score_from_output)
+from core.errors import ArtifactError
+from models.base import INFERENCE_BATCH, BaseAlphaModel, FitReport, Prepared, score_from_output  # noqa: F401
 from models.lstm import AlphaLSTM
 
 WEIGHTS = "weights.pt"

@@ -34,14 +34,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from feeds.errors import ArtifactError, ConfigError
-from feeds.io import atomic_dir
+from core.errors import ArtifactError, ConfigError
+from core.io import atomic_dir
 from feeds.panel import PricePanel, series_fingerprint
-from models.artifact import from_payload, read_manifest, to_payload
+from models.artifact import checked, read_manifest, with_checksums
 from models.base import BaseAlphaModel, FitReport, check_columns, scatter_scores, select_ends, set_threads
 from models.config import ModelConfig
 from models.dataset import Split
-from models.registry import make_model
+from models.registry import load_model, make_model, model_from_state
 
 FORMAT_VERSION = 1
 KIND = "lstm-alpha-walkforward"
@@ -129,7 +129,7 @@ def _fit_payload(task: tuple, prices: PricePanel, benchmark: pd.Series, vix) -> 
         warnings.simplefilter("ignore")  # dropped features are reported once by the parent
         model = make_model(kind, config, **params).fit(prices.between(None, cut), benchmark.loc[:cut],
                                                        None if vix is None else vix.loc[:cut], progress=False)
-    return to_payload(model)
+    return with_checksums(model.state())
 
 
 _WORKER_DATA: dict = {}
@@ -219,7 +219,8 @@ class WalkForwardModel:
             payloads = self._fit_processes(configs, prices, benchmark, vix, progress, workers)
         else:
             payloads = [_fit_payload(c, prices, benchmark, vix) for c in _bar(configs, progress)]
-        models = [from_payload(p, where=f"walk-forward fold {i}") for i, p in enumerate(payloads)]
+        models = [model_from_state(checked(p, f"walk-forward fold {i}"), where=f"walk-forward fold {i}")
+                  for i, p in enumerate(payloads)]
         self._attach(models)
         dropped = sorted({n for m in models for n in m.report_.dropped_features})
         if dropped:
@@ -344,8 +345,8 @@ class WalkForwardModel:
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """A directory: bundle.json plus fold_00/, fold_01/, ... each a model artifact; the
-        whole directory appears at once (feeds.io.atomic_dir)."""
-        from models.artifact import META, package_versions, save_model
+        whole directory appears at once (core.io.atomic_dir)."""
+        from models.artifact import META, package_versions
 
         self._check_fitted()
         path = Path(path)
@@ -353,7 +354,7 @@ class WalkForwardModel:
             entries = []
             for f in self.folds:
                 name = f"fold_{f.number:02d}"
-                save_model(f.model, tmp / name)
+                f.model.save(tmp / name)
                 entries.append({"dir": name, "split": _split_dict(f.split),
                                 "last_label_date": f.windows.get("last_label_date"),
                                 "model_json_sha256": _sha256(tmp / name / META)})
@@ -367,7 +368,7 @@ class WalkForwardModel:
 
     @classmethod
     def load(cls, path) -> "WalkForwardModel":
-        from models.artifact import META, load_model
+        from models.artifact import META
 
         path = Path(path)
         bundle = read_bundle(path)
@@ -426,7 +427,7 @@ def read_bundle(path) -> dict:
 
 def load_any(path):
     """Any zoo model (directory with model.json) or a WalkForwardModel (directory with bundle.json)."""
-    from models.artifact import META, load_model
+    from models.artifact import META
 
     path = Path(path)
     if (path / BUNDLE).is_file():

@@ -21,8 +21,8 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError
-from strategies.scores import _EPOCH_DAYNUM
+from core.errors import ConfigError
+from core.dates import EPOCH_DAYNUM
 
 REVIEW_UNITS = ("calendar", "bars")
 CROSS_SECTIONS = ("rank", "none")
@@ -262,7 +262,7 @@ class AlphaRankStrategy(bt.Strategy):
             # runonce and a vectorized universe (feeds.Membership): one mask for the whole run
             if self._member_grid is None:
                 days = self._grid[0]
-                dates = pd.to_datetime(days - _EPOCH_DAYNUM, unit="D")
+                dates = pd.to_datetime(days - EPOCH_DAYNUM, unit="D")
                 self._member_grid = np.asarray(self.p.universe.mask(dates, [d._name for d in self.stocks]),
                                                dtype=bool)
             return self._member_grid[self._grid_row, self._grid_columns]

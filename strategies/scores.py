@@ -16,22 +16,9 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from feeds.errors import ConfigError, DataError
-from feeds.lean import LeanLinesMixin
-
-# Backtrader stores datetimes as float day numbers (matplotlib's old epoch: 0001-01-01 = 1.0);
-# the integer part is the calendar day, and 1970-01-01 is day 719163.
-_EPOCH_DAYNUM = 719163
-
-
-def day_numbers(index) -> np.ndarray:
-    """Backtrader's integer day number of each date of a DatetimeIndex (time of day dropped)."""
-    index = pd.DatetimeIndex(index)
-    if index.tz is not None:
-        index = index.tz_localize(None)
-    days = index.values.astype("datetime64[D]").astype(np.int64)
-    return days + _EPOCH_DAYNUM
-
+from core.dates import day_numbers  # noqa: F401 (re-exported: strategies.scores.day_numbers)
+from core.errors import ConfigError, DataError
+from core.lean import LeanLinesMixin
 
 class _PreparedScores:
     """A score frame converted once to (sorted day numbers, float columns) for fast look-ups."""

@@ -26,7 +26,7 @@ from numba import njit
 from analyzers.metrics import compute_metrics, json_safe_metrics
 from analyzers.tradelog import COLUMNS, _Book, fill_row
 from feeds.arraydata import feed_frame
-from feeds.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from strategies.alpha_rank import AlphaRankStrategy, _check_number, _daynum
 from strategies.scores import _PreparedScores, day_numbers
 

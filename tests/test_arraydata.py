@@ -11,7 +11,7 @@ import pytest
 
 from feeds.arraydata import ArrayData, FastArrayData, datetime_numbers, feed_frame
 from feeds.broker import LeanBroker
-from feeds.errors import DataError
+from core.errors import DataError
 from feeds.synthetic import make_synthetic_universe
 
 

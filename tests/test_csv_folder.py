@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from feeds.csv_folder import load_csv_folder, read_price_csv
-from feeds.errors import DataError
+from core.errors import DataError
 from feeds.validate import DataRepairWarning, validate_ohlcv
 
 FIXTURE = Path(__file__).parent / "fixtures" / "feeds_yf_AAPL_MSFT.csv"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from feeds.arraydata import ArrayData
-from feeds.lean import LeanLinesMixin
+from core.lean import LeanLinesMixin
 
 
 class Doubled(bt.Indicator):

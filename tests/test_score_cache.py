@@ -92,7 +92,7 @@ def test_one_changed_price_or_benchmark_day_never_reads_the_old_entry(tiny_model
 
 
 def test_a_damaged_entry_is_an_error_that_names_the_file(tiny_model, embedded, tmp_path):
-    from feeds.errors import ArtifactError
+    from core.errors import ArtifactError
     prices, bench = embedded
     cache = ScoreCache(tmp_path)
     key = score_key(tiny_model, prices, bench)

@@ -19,7 +19,7 @@ from analyzers.selection import (
     return_moments,
     sharpe,
 )
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 
 # The Deflated Sharpe Ratio (Bailey & López de Prado 2014), "a numerical example": the best of N = 100
 # trials has an annualised Sharpe of 2.5 over 5 years of daily returns (T = 1250, 250 a year), the

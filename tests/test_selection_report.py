@@ -17,7 +17,7 @@ from analyzers.selection_report import (
     verdict,
     write_selection,
 )
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 
 SEL = ("2013-01-01", "2016-12-31")
 HOLD = ("2017-01-01", "2022-12-31")

@@ -234,8 +234,7 @@ def test_resolved_split_is_what_the_model_and_its_artifact_key_get(tmp_path):
     short = pipeline.MarketData(PricePanel({"close": prices.close.iloc[:400]}, {"close"}), bench.iloc[:400])
     other = pipeline.resolve_split(config, short)
     assert other["model"]["split"] != resolved["model"]["split"]
-    from models.train import config_fingerprint
-    assert (config_fingerprint(pipeline.model_config(other)) != config_fingerprint(pipeline.model_config(resolved)))
+    assert pipeline.model_config(other).fingerprint() != pipeline.model_config(resolved).fingerprint()
     start, end = pipeline.backtest_period(config, data)
     assert (str(start.date()), end) == (resolved["model"]["split"]["test_start"], prices.dates[-1])
 
@@ -325,7 +324,7 @@ def test_csv_folder_2015_2018_runs_end_to_end_with_the_auto_split(tmp_path, caps
 
     from feeds import load_embedded
     from feeds.csv_folder import read_price_csv
-    from feeds.io import write_text
+    from core.io import write_text
     from models.artifact import read_meta
     prices, bench = load_embedded()
     folder = tmp_path / "csv"

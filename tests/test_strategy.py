@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError
 from strategies import AlphaRankStrategy, ScoreAlpha, cross_section, load_scores_csv, rank_to_unit
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import sweep
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 
 SWEEP_TOML = """
 base = "default"

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.errors import ConfigError
+from core.errors import ConfigError
 from feeds.panel import series_fingerprint
 from feeds.synthetic import (BENCHMARK_NAME, SYNTHETIC_LABEL, cap_weighted_index, make_synthetic_universe,
                              ticker_names)

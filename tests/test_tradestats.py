@@ -13,7 +13,7 @@ import pytest
 from analyzers.tradestats import (closed_trades, detect_pnl_unit, read_trade_log,
                                   realized_pnl, realized_pnl_png, trade_histogram_png,
                                   trade_stats)
-from feeds.errors import DataError
+from core.errors import DataError
 
 SEED = Path(__file__).parent / "fixtures" / "seed_backtest_trades.csv"
 

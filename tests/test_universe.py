@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.errors import DataError
+from core.errors import DataError
 from feeds.universe import CONSTITUENTS_FILE, Membership, load_constituents, yahoo_symbols
 
 FIXTURE = Path(__file__).parent / "fixtures" / "feeds_membership.csv"

@@ -276,7 +276,7 @@ def test_engine_vector_refuses_what_needs_backtrader(tmp_path):
 
 
 def test_bad_input_is_a_clear_error():
-    from feeds.errors import ConfigError, DataError
+    from core.errors import ConfigError, DataError
     index = pd.bdate_range("2024-01-01", periods=10)
     prices = {"A": _flat(10.0, index)}
     scores = pd.DataFrame({"A": 0.5}, index=index)

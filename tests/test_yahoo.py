@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.errors import DataError, DownloadError
+from core.errors import DataError, DownloadError
 from feeds.yahoo import (DownloadReport, YFinanceDownloader, download_to_cache, load_cache, read_cached,
                          split_answer)
 

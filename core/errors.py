@@ -1,8 +1,8 @@
 """The project's one small exception hierarchy.
 
 Every message names the file, ticker, column or parameter that is wrong and says what would fix
-it. It lives in feeds/ because feeds/ imports nothing else of the project, so every other package
-may import it.
+it. It lives in core/, the leaf that imports nothing else of the project, so every package may
+import it (feeds re-exports it for `from feeds import DataError`).
 """
 
 
