@@ -587,7 +587,7 @@ def model_diagnostics(model, data: MarketData, config: dict, scores: pd.DataFram
     The spread of p and the gate's rate are measured on the validation period (the period that
     may choose things); the test rank IC is an after-the-fact report. `scores`: the model's predict
     on data, when already computed."""
-    from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
+    from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
     if scores is None:
         scores = model.predict(data.prices, data.benchmark, vix=data.vix)
     h = model.config.horizon

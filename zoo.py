@@ -86,7 +86,7 @@ def task_config(config: dict, task: ZooTask) -> dict:
 def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.DataFrame) -> dict:
     """The zoo's numbers of one fitted model (everything but model, seed and fit time), plus the test
     rank IC's standard error over non-overlapping days (zoo.md's s.e. (days); not a zoo.csv column)."""
-    from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary, quintile_returns
+    from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary, quintile_returns
     diag = pipeline.model_diagnostics(model, data, config, scores=scores)
     split, h = model.config.split, model.config.horizon
     test = scores.loc[split.test_start:split.test_end]

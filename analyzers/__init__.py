@@ -6,6 +6,8 @@ from analyzers.metrics import PortfolioMetrics, align_benchmark, compute_metrics
 from analyzers.tearsheet import QuantStatsTearsheet
 from analyzers.collect import analyzer_results, import_analyzer
 from analyzers.positions import PyFolioPositions, write_pyfolio_tearsheet
-from analyzers.alpha_quality import AlphaQuality, alpha_report, write_alpha_report
+from analyzers.alpha_quality import AlphaQuality
+from analyzers.alpha_report import write_alpha_report
+from analyzers.ic import alpha_report
 from analyzers.tradestats import closed_trades, read_trade_log, realized_pnl_png, trade_histogram_png, trade_stats
 from analyzers.btplot import save_bt_plot

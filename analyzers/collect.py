@@ -5,16 +5,12 @@ files want plain JSON. `analyzer_results(strategy)` converts them all, keyed by 
 """
 from __future__ import annotations
 
-import datetime as _dt
 import importlib
-import math
-from collections.abc import Mapping
 
 import backtrader as bt
-import numpy as np
-import pandas as pd
 
 from core.errors import ConfigError
+from core.io import json_safe  # noqa: F401 (analyzers.collect.json_safe, as before)
 
 
 def analyzer_results(strategy) -> dict:
@@ -25,34 +21,6 @@ def analyzer_results(strategy) -> dict:
     floats / ints, NaN and infinities None, Series dicts, DataFrames lists of records.
     """
     return {name: json_safe(analyzer.get_analysis()) for name, analyzer in strategy.analyzers.getitems()}
-
-
-def json_safe(value):
-    """A copy of `value` made only of dict, list, str, int, float (finite), bool and None."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, (_dt.date, _dt.datetime, pd.Timestamp, np.datetime64)):
-        return _iso(value)
-    if isinstance(value, pd.DataFrame):
-        return [json_safe(r) for r in value.reset_index().to_dict(orient="records")]
-    if isinstance(value, pd.Series):
-        return {_key(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, Mapping):
-        return {_key(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item"):
-        return json_safe(value.item())
-    return str(value)
 
 
 def import_analyzer(dotted: str) -> type:
@@ -89,20 +57,3 @@ def import_analyzer(dotted: str) -> type:
     if not (isinstance(found, type) and issubclass(found, bt.Analyzer)):
         raise ConfigError(f"import_analyzer: {dotted!r} resolves to {found!r}, which is not a backtrader Analyzer subclass.")
     return found
-
-
-def _key(key) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, (_dt.date, _dt.datetime, pd.Timestamp, np.datetime64)):
-        return _iso(key)
-    safe = json_safe(key)
-    return safe if isinstance(safe, str) else str(safe)
-
-
-def _iso(value) -> str:
-    if isinstance(value, np.datetime64):
-        value = pd.Timestamp(value)
-    if isinstance(value, _dt.datetime) and value.time() == _dt.time(0) and value.tzinfo is None:
-        return value.date().isoformat()  # daily bars: "2019-01-02", not "2019-01-02T00:00:00"
-    return value.isoformat()

@@ -23,7 +23,7 @@ import pandas as pd
 
 from analyzers.selection import probabilistic_sharpe
 from core.errors import ConfigError
-from core.io import write_json, write_text
+from core.io import json_safe, write_json, write_text
 
 METRIC_KEYS = (
     "final_value", "total_return", "cagr", "volatility", "sharpe", "psr", "sortino", "max_drawdown",
@@ -196,7 +196,7 @@ def equity_csv(equity: pd.Series) -> str:
 
 def json_safe_metrics(metrics: dict) -> dict:
     """NaN and infinities as None, as metrics.json holds them."""
-    return _json_safe(metrics)
+    return json_safe(metrics)
 
 
 def _excess(returns, periods_per_year, risk_free) -> pd.Series:
@@ -270,10 +270,6 @@ def _naive_sorted(series: pd.Series) -> pd.Series:
     series = series.copy()
     series.index = _naive_index(pd.DatetimeIndex(series.index))
     return series.sort_index()
-
-
-def _json_safe(metrics: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,7 +374,7 @@ class PortfolioMetrics(bt.Analyzer):
             periods_per_year=self.p.periods_per_year, risk_free=self.p.risk_free,
             initial_value=self.initial_value,
         )
-        return _json_safe(metrics)
+        return json_safe(metrics)
 
 
     def _trade_log(self):

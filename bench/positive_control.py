@@ -31,7 +31,7 @@ def control_row(n_tickers: int, n_days: int, planted: float, seed: int, fast: bo
     import numpy as np
 
     import pipeline
-    from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
+    from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
     from configs import load_config
     from models import AlphaModel
     data = pipeline.planted_data(n_tickers=n_tickers, n_days=n_days, planted_ic=planted, seed=seed)

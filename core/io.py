@@ -1,16 +1,23 @@
-"""Atomic writes: a file or a directory either appears whole or not at all.
+"""Atomic writes: a file or a directory either appears whole or not at all; and JSON-safe values.
 
 Write to a temporary sibling, then os.replace (atomic on POSIX), so an interrupted run never
-leaves a half-written cache entry, result file or model artifact behind.
+leaves a half-written cache entry, result file or model artifact behind. JSON has no NaN, no
+numpy numbers and no dates: `json_safe` turns a result into plain JSON values (NaN -> null).
 """
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 
 @contextlib.contextmanager
@@ -68,3 +75,49 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# ---------------------------------------------------------------------------- JSON-safe values
+def json_safe(value):
+    """A copy of `value` made only of dict, list, str, int, float (finite), bool and None."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, (_dt.date, _dt.datetime, pd.Timestamp, np.datetime64)):
+        return _iso(value)
+    if isinstance(value, pd.DataFrame):
+        return [json_safe(r) for r in value.reset_index().to_dict(orient="records")]
+    if isinstance(value, pd.Series):
+        return {_key(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {_key(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item"):
+        return json_safe(value.item())
+    return str(value)
+
+
+def _key(key) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (_dt.date, _dt.datetime, pd.Timestamp, np.datetime64)):
+        return _iso(key)
+    safe = json_safe(key)
+    return safe if isinstance(safe, str) else str(safe)
+
+
+def _iso(value) -> str:
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, _dt.datetime) and value.time() == _dt.time(0) and value.tzinfo is None:
+        return value.date().isoformat()  # daily bars: "2019-01-02", not "2019-01-02T00:00:00"
+    return value.isoformat()

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analyzers.alpha_quality import (AlphaQuality, alpha_report, calibration_table, daily_ic,
-                                     forward_excess_returns_from, hit_rate, ic_summary,
-                                     quintile_returns, write_alpha_report)
+from analyzers.alpha_quality import AlphaQuality
+from analyzers.alpha_report import write_alpha_report
+from analyzers.ic import (alpha_report, calibration_table, daily_ic, forward_excess_returns_from, hit_rate, ic_summary,
+                          quintile_returns)
 from feeds import load_embedded
 
 

@@ -16,7 +16,7 @@ from scipy import stats
 
 import pipeline
 import run_backtest
-from analyzers.alpha_quality import alpha_report, daily_ic, forward_excess_returns_from, ic_summary
+from analyzers.ic import alpha_report, daily_ic, forward_excess_returns_from, ic_summary
 from configs import load_config
 from feeds import ConfigError, DataError, PricePanel
 from feeds.synthetic import PLANTED_LOOKBACK, drift_scale, make_synthetic_universe, plant_reversal, uniform_scores
