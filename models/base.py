@@ -364,8 +364,9 @@ class BaseAlphaModel:
         """The fitted model that `state()` gave (its files' checksums are models.artifact's job)."""
         meta, files = state["meta"], state["files"]
         if meta.get("model", "lstm") != cls.NAME:
-            raise ArtifactError(f"{where}: holds the {meta.get('model')!r} model, not {cls.NAME!r} ({cls.__name__}); "
-                                "load it with models.load_any(path) or that model's class")
+            held = next((c.__name__ for c in _subclasses(BaseAlphaModel) if c.NAME == meta.get("model")), "?")
+            raise ArtifactError(f"{where}: holds the {meta.get('model')!r} model ({held}), not {cls.NAME!r} "
+                                f"({cls.__name__}); load it with models.load_any(path) or {held}.load(path)")
         try:
             config = ModelConfig.from_dict(meta["config"])
             model = cls(config, **meta.get("params", {}))
@@ -400,3 +401,11 @@ class BaseAlphaModel:
         state = "fitted" if self.features_ is not None and self._is_fitted() else "not fitted"
         return (f"{type(self).__name__}({state}, label={self.config.label}, "
                 f"features={self.features_ or list(self.config.features)})")
+
+
+def _subclasses(cls) -> list:
+    """Every loaded subclass of `cls`, at any depth (the zoo's classes, without importing the registry)."""
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
