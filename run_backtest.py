@@ -20,10 +20,9 @@ import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
+from core.errors import AlphaPluginError, ConfigError
 
-from core.errors import AlphaPluginError, ConfigError  # noqa: E402
+ROOT = Path(__file__).resolve().parent
 
 MODEL_NAMES = ("lstm", "logistic", "lightgbm", "mlp", "momentum", "random")   # models.registry.MODEL_NAMES
 

@@ -16,12 +16,7 @@ import cProfile
 import io
 import pstats
 import statistics
-import sys
 import warnings
-from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import backtrader as bt
 import numpy as np

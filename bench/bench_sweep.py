@@ -8,13 +8,9 @@ Every mode must give the same metrics (checked). Synthetic universe (not market 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import warnings
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_backtest import untrained_model
 from bench.common import print_table, timed

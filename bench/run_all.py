@@ -9,13 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 import time
 import traceback
-from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_table
 
