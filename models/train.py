@@ -43,6 +43,44 @@ def loss_function(label: str) -> nn.Module:
     return nn.BCEWithLogitsLoss() if label == "classification" else nn.MSELoss()
 
 
+def train_one_epoch(net: nn.Module, optimiser, loss_fn, batches, inputs, labels: torch.Tensor) -> float:
+    """One pass of mini-batch updates in training mode; the mean training loss per sample.
+    `batches` are arrays of sample positions, `inputs(batch)` their model inputs."""
+    net.train()
+    total, count = 0.0, 0
+    for batch in batches:
+        optimiser.zero_grad()
+        loss = loss_fn(net(torch.from_numpy(inputs(batch))), labels[batch])
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(batch)
+        count += len(batch)
+    return total / count
+
+
+def evaluate(model: "TorchNetModel", prep: Prepared, loss_fn, labels: torch.Tensor) -> float:
+    """The validation loss, computed in eval mode (dropout off) exactly as predict scores."""
+    raw = model.raw_output(prep.index, prep.ends("valid")).astype(np.float32)
+    return float(loss_fn(torch.from_numpy(raw), labels))
+
+
+class EarlyStopping:
+    """Keeps the weights of the best validation epoch; says stop after `patience` epochs without
+    an improvement of more than 1e-6."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best_loss, self.best_epoch, self.best_state, self.stale = patience, np.inf, 0, None, 0
+
+    def update(self, epoch: int, loss: float, net: nn.Module) -> bool:
+        """Record this epoch; True when training should stop."""
+        if loss < self.best_loss - 1e-6:
+            self.best_loss, self.best_epoch, self.stale = loss, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
 def fit_network(model: "TorchNetModel", net: nn.Module, prep: Prepared, progress: bool) -> None:
     """Mini-batch AdamW on the training windows; after each epoch the validation loss in eval
     mode; keeps the weights of the best validation epoch (early stopping with cfg.patience)."""
@@ -53,38 +91,25 @@ def fit_network(model: "TorchNetModel", net: nn.Module, prep: Prepared, progress
     optimiser = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = loss_function(cfg.label)
     scaled = prep.scaler.transform(index.rows)
-    train_ends, valid_ends = prep.ends("train"), prep.ends("valid")
+    train_ends = prep.ends("train")
     y_train = torch.from_numpy(prep.labels("train").astype(np.float32))
     y_valid = torch.from_numpy(prep.labels("valid").astype(np.float32))
     model.net_ = net
-    best_loss, best_state, stale = np.inf, None, 0
+    stopping = EarlyStopping(cfg.patience)
     bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
-        net.train()
         order = rng.permutation(len(train_ends))
-        total = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            batch = order[start:start + cfg.batch_size]
-            xb = torch.from_numpy(index.gather(train_ends[batch], scaled))
-            optimiser.zero_grad()
-            loss = loss_fn(net(xb), y_train[batch])
-            loss.backward()
-            optimiser.step()
-            total += loss.item() * len(batch)
-        train_loss = total / len(order)
-        valid_raw = model.raw_output(index, valid_ends).astype(np.float32)   # eval mode, as predict
-        valid_loss = float(loss_fn(torch.from_numpy(valid_raw), y_valid))
+        batches = (order[start:start + cfg.batch_size] for start in range(0, len(order), cfg.batch_size))
+        train_loss = train_one_epoch(net, optimiser, loss_fn, batches,
+                                     lambda batch: index.gather(train_ends[batch], scaled), y_train)
+        valid_loss = evaluate(model, prep, loss_fn, y_valid)
         report.history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss})
         bar.set_postfix(train=f"{train_loss:.4f}", valid=f"{valid_loss:.4f}")
-        if valid_loss < best_loss - 1e-6:
-            best_loss, stale, report.best_epoch = valid_loss, 0, epoch
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
+        if stopping.update(epoch, valid_loss, net):
+            break
     bar.close()
-    net.load_state_dict(best_state)
+    report.best_epoch = stopping.best_epoch
+    net.load_state_dict(stopping.best_state)
     net.eval()
 
 
