@@ -111,6 +111,38 @@ def validate_ohlcv(raw: pd.DataFrame, source: str, *, max_gap_days: float | None
     min_rows: fewest rows allowed after cleaning (the warm-up the model needs).
     adjust: with an Adj Close column, scale OHLC by Adj Close / Close (volume is left as is).
     """
+    frame, notes = _canonical_frame(raw, source)
+    line = (lambda i: f"line {first_line + i}") if first_line is not None else None
+    dates = _parse_dates(frame["date"], source, line)
+    if line is None:
+        line = lambda i, parsed=dates: f"row {parsed[i].date()}"  # noqa: E731  (original row order)
+    values = {col: _parse_numbers(frame[col], col, source, line) for col in frame.columns if col != "date"}
+
+    keep, value_notes = _check_values(values, source, line)
+    notes += value_notes
+    rows = np.flatnonzero(keep)
+    dates, values = dates[rows], {c: v[rows] for c, v in values.items()}
+
+    order_notes, order = _check_order(dates, source, lambda j: line(rows[j]))
+    notes += order_notes
+    if order is not None:
+        dates, values, rows = dates[order], {c: v[order] for c, v in values.items()}, rows[order]
+
+    keep2, dup_notes = _check_duplicates(dates, values, source, lambda j: line(rows[j]))
+    notes += dup_notes
+    dates, values, rows = dates[keep2], {c: v[keep2] for c, v in values.items()}, rows[keep2]
+    _check_length(dates, rows, source, line, max_gap_days, min_rows)
+
+    clean = pd.DataFrame(values, index=pd.DatetimeIndex(dates, name="date"))
+    if "adj_close" in clean:
+        clean, adj_notes = _apply_adj_close(clean, source, adjust)
+        notes += adj_notes
+    columns = [c for c in FIELDS if c in clean]
+    return clean[columns].astype("float64"), notes
+
+
+def _canonical_frame(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """The frame with its dates as a "date" column and canonical column names (date, open, ...)."""
     if raw is None or len(raw.columns) == 0 and len(raw) == 0:
         raise DataError(f"{source}: no data at all (no columns, no rows); give Date,Close at least")
     frame = raw.copy()
@@ -123,17 +155,14 @@ def validate_ohlcv(raw: pd.DataFrame, source: str, *, max_gap_days: float | None
     if len(frame) == 0:
         raise DataError(f"{source}: has column names but no rows of prices; the ticker has no data "
                         f"(remove the file or download its prices again)")
+    return frame, notes
 
-    line = (lambda i: f"line {first_line + i}") if first_line is not None else None
-    dates = _parse_dates(frame["date"], source, line)
-    if line is None:
-        line = lambda i, parsed=dates: f"row {parsed[i].date()}"  # noqa: E731  (original row order)
 
-    values = {}
-    for col in [c for c in frame.columns if c != "date"]:
-        values[col] = _parse_numbers(frame[col], col, source, line)
+def _check_values(values: dict, source: str, line) -> tuple[np.ndarray, list[str]]:
+    """The rows to keep (a row with no price at all is a placeholder, dropped with a note) after
+    refusing an empty price beside given ones, an infinite value, a price <= 0 or a volume < 0."""
+    notes = []
     prices = [c for c in values if c != "volume"]
-
     # Rows with no price at all are placeholders (holidays in old Yahoo CSVs): drop them.
     all_empty = np.logical_and.reduce([np.isnan(values[c]) for c in prices])
     if all_empty.any():
@@ -159,23 +188,11 @@ def validate_ohlcv(raw: pd.DataFrame, source: str, *, max_gap_days: float | None
                             f"correct or remove the row")
     if "volume" in values and np.isnan(values["volume"][keep]).any():
         notes.append(f"{source}: {int(np.isnan(values['volume'][keep]).sum())} row(s) without volume")
+    return keep, notes
 
-    rows = np.flatnonzero(keep)
-    dates = dates[rows]
-    values = {c: v[rows] for c, v in values.items()}
-    line_of = (lambda j: line(rows[j]))
 
-    order_notes, order = _check_order(dates, source, line_of)
-    notes += order_notes
-    if order is not None:
-        dates, values, rows = dates[order], {c: v[order] for c, v in values.items()}, rows[order]
-        line_of = (lambda j: line(rows[j]))
-
-    keep2, dup_notes = _check_duplicates(dates, values, source, line_of)
-    notes += dup_notes
-    dates, values = dates[keep2], {c: v[keep2] for c, v in values.items()}
-    rows = rows[keep2]
-
+def _check_length(dates: pd.DatetimeIndex, rows: np.ndarray, source: str, line, max_gap_days, min_rows) -> None:
+    """Refuse a gap longer than max_gap_days between consecutive rows, and fewer than min_rows rows."""
     if max_gap_days is not None and len(dates) > 1:
         gaps = np.diff(dates.asi8) / 86_400e9
         worst = int(np.argmax(gaps))
@@ -188,13 +205,6 @@ def validate_ohlcv(raw: pd.DataFrame, source: str, *, max_gap_days: float | None
     if len(dates) < min_rows:
         raise DataError(f"{source}: only {len(dates)} rows of prices, fewer than min_rows={min_rows} "
                         f"needed for warm-up; give a longer history or lower min_rows")
-
-    clean = pd.DataFrame(values, index=pd.DatetimeIndex(dates, name="date"))
-    if "adj_close" in clean:
-        clean, adj_notes = _apply_adj_close(clean, source, adjust)
-        notes += adj_notes
-    columns = [c for c in FIELDS if c in clean]
-    return clean[columns].astype("float64"), notes
 
 
 # A time of day followed by a zone: "2020-01-02 00:00:00-05:00", "2020-01-02T00:00Z", "... UTC".
