@@ -541,34 +541,15 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
     run = replay(model, data, start, end, params, float(gen["cash"]), float(config["backtest"]["commission"]))
     by_date = {d["date"]: d for d in run.days}
 
-    # history is never rewritten: every journalled decision must come out the same again
     recorded = {r["date"]: r for r in mine}
-    divergences = []
-    for date, row in recorded.items():
-        new = by_date.get(date)
-        new_text = None if new is None else new["decisions"]
-        if new_text != row["decisions"]:
-            divergences += _divergence_rows(date, row["decisions"], new_text)
+    divergences = _divergences(recorded, by_date)
     if divergences:
         return StepResult("diverged", str(end.date()), [
             f"revised data would change {len(divergences)} past decision(s); nothing was written. The journal "
             "keeps what was decided. To accept the revised data, start a new generation with --rebase"],
             divergences, run)
 
-    new_rows = []
-    prints = data_fingerprints(data, [d["date"] for d in run.days if d["date"] not in recorded or
-                                      d["date"] == str(end.date())])
-    for day in run.days:
-        if day["date"] in recorded and not (day["date"] == str(end.date()) and recorded[day["date"]]
-                                            ["data_fingerprint"] != fingerprint):
-            continue
-        new_rows.append({
-            "generation": account["generation"], "date": day["date"], "cash": day["cash"], "value": day["value"],
-            "benchmark": float(data.benchmark.loc[:day["date"]].iloc[-1]),
-            "holdings": " ".join(f"{t}:{s}" for t, s in day["holdings"].items() if s),
-            "decisions": day["decisions"],
-            "data_fingerprint": prints[day["date"]],
-        })
+    new_rows = _new_journal_rows(run, data, recorded, end, fingerprint, account["generation"])
     full_journal = journal + new_rows
     orders = (rebase_rows or []) + size_orders(run.state, run.cash, run.closes, run.commission,
                                                float(params.get("position_pct", 0.2)),
@@ -587,6 +568,38 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
                                      f"; revised data for {end.date()}, its decisions unchanged (journalled again)")
     return StepResult("stepped", str(end.date()), [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, "
                                                    f"{len(orders)} order(s) for the next open"], [], run)
+
+
+def _divergences(recorded: dict, by_date: dict) -> list[dict]:
+    """History is never rewritten: every journalled decision must come out the same again. The
+    rows of those that do not (date, ticker, old and new decision)."""
+    divergences = []
+    for date, row in recorded.items():
+        new = by_date.get(date)
+        new_text = None if new is None else new["decisions"]
+        if new_text != row["decisions"]:
+            divergences += _divergence_rows(date, row["decisions"], new_text)
+    return divergences
+
+
+def _new_journal_rows(run, data, recorded: dict, end, fingerprint: str, generation) -> list[dict]:
+    """A journal row for every replayed day not journalled yet, and for the last day again when
+    its data was revised (its decisions unchanged, checked before)."""
+    last = str(end.date())
+    prints = data_fingerprints(data, [d["date"] for d in run.days if d["date"] not in recorded or d["date"] == last])
+    rows = []
+    for day in run.days:
+        if day["date"] in recorded and not (day["date"] == last and recorded[day["date"]]
+                                            ["data_fingerprint"] != fingerprint):
+            continue
+        rows.append({
+            "generation": generation, "date": day["date"], "cash": day["cash"], "value": day["value"],
+            "benchmark": float(data.benchmark.loc[:day["date"]].iloc[-1]),
+            "holdings": " ".join(f"{t}:{s}" for t, s in day["holdings"].items() if s),
+            "decisions": day["decisions"],
+            "data_fingerprint": prints[day["date"]],
+        })
+    return rows
 
 
 def _divergence_rows(date, old, new) -> list[dict]:

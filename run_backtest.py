@@ -28,6 +28,7 @@ MODEL_NAMES = ("lstm", "logistic", "lightgbm", "mlp", "momentum", "random")   # 
 
 
 def main_parser() -> argparse.ArgumentParser:
+    """The main job's options. Long because: one add_argument per option, with its help text."""
     p = argparse.ArgumentParser(
         prog="run_backtest.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Backtest the LSTM cross-sectional alpha with AlphaRankStrategy in Backtrader.",

@@ -170,11 +170,7 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
     names, params = _names(variants)
     sel = _matrix(selection_returns, names, "selection_returns")
     hold = _matrix(holdout_returns, names, "holdout_returns")
-    sel_period, hold_period = _period(selection_period, "selection_period"), _period(holdout_period, "holdout_period")
-    if sel_period and hold_period and sel_period[1] >= hold_period[0] and hold_period[1] >= sel_period[0]:
-        raise ConfigError(f"selection_period {sel_period[0]} .. {sel_period[1]} overlaps holdout_period "
-                          f"{hold_period[0]} .. {hold_period[1]}: a holdout chooses nothing, so it must not share days "
-                          "with the selection; move one of them")
+    sel_period, hold_period = _separate_periods(selection_period, holdout_period)
     sel_sr, hold_sr = sharpe_columns(sel), sharpe_columns(hold)
     table = rank_variants(names, sel_sr, hold_sr, params, periods_per_year)
     n = len(names)
@@ -185,13 +181,7 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
     dsr = deflated_sharpe(sel[:, col], n, variance)
     annual = math.sqrt(periods_per_year)
     hold_sharpe = float(hold_sr[col]) * annual
-    pbo_result, pbo_note = None, None
-    if n < 2:
-        pbo_note = "one variant: nothing was chosen, so nothing can be overfitted by the choice"
-    elif sel.shape[0] < 2 * n_splits:
-        pbo_note = f"{sel.shape[0]} selection days are too few for {n_splits} blocks"
-    else:
-        pbo_result = pbo(sel, n_splits=n_splits)
+    pbo_result, pbo_note = _pbo_or_why_not(sel, n_splits)
     rho = rank_correlation(sel_sr, hold_sr)
     excess = None
     if benchmark is not None:
@@ -230,6 +220,25 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
                            "holdout_rank"]].to_dict(orient="records"),
     })
     return SelectionReport(table, summary, sentence, pbo_result)
+
+
+def _separate_periods(selection_period, holdout_period) -> tuple:
+    """The two periods as labels; ConfigError when they share a day (a holdout chooses nothing)."""
+    sel_period, hold_period = _period(selection_period, "selection_period"), _period(holdout_period, "holdout_period")
+    if sel_period and hold_period and sel_period[1] >= hold_period[0] and hold_period[1] >= sel_period[0]:
+        raise ConfigError(f"selection_period {sel_period[0]} .. {sel_period[1]} overlaps holdout_period "
+                          f"{hold_period[0]} .. {hold_period[1]}: a holdout chooses nothing, so it must not share days "
+                          "with the selection; move one of them")
+    return sel_period, hold_period
+
+
+def _pbo_or_why_not(sel: np.ndarray, n_splits: int) -> tuple:
+    """(PBO result, None), or (None, why it cannot be computed) for one variant or too few days."""
+    if sel.shape[1] < 2:
+        return None, "one variant: nothing was chosen, so nothing can be overfitted by the choice"
+    if sel.shape[0] < 2 * n_splits:
+        return None, f"{sel.shape[0]} selection days are too few for {n_splits} blocks"
+    return pbo(sel, n_splits=n_splits), None
 
 
 def _excess_block(sel: np.ndarray, hold: np.ndarray, benchmark, col: int, n: int, annual: float, name: str) -> dict:

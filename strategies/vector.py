@@ -310,6 +310,12 @@ def _score_of(t, j, raw, used, member, rank_mode):
 def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, barcount, ends_next,
               top_k, entry, exit_, pct, review_days, review_bars, min_cash, rank_mode, close_at_end, start_idx,
               cash, c, equity, positions, traded, fills, values):
+    """The compiled day loop: AlphaRankStrategy's next (decide at the close) and next_open (size and
+    fill at the open) for every bar, in the strategy's order of operations.
+
+    Long because: it is one numba-compiled loop whose steps mirror the strategy's methods in order
+    (exits, entries, sells, buys, valuation); split into jitted calls it is harder to hold side by
+    side with strategies/alpha_rank.py, which is what the property test compares it with."""
     n = open_.shape[1]
     t_count = open_.shape[0]
     capacity = fills.shape[0]
