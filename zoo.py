@@ -324,7 +324,7 @@ def run_zoo(config: dict, data: pipeline.MarketData, out_dir: Path, models: list
     split = config["model"]["split"]
     info = {"data": data_name, "split": split, "horizon": config["model"]["horizon"], "seeds": seeds,
             "n_models": table["model"].nunique(), "notes": notes, "chosen": chosen, "caveats": data.caveats,
-            "sharpe_engine": "Cerebro, pipeline.strategy_sharpe", "seconds": time.perf_counter() - t0,
+            "sharpe_engine": "vector engine, trade for trade Cerebro's; pipeline.strategy_sharpe", "seconds": time.perf_counter() - t0,
             "reused": sum(r["reused"] for r in results), "paths": {f"{r['row']['model']}/{r['row']['seed']}": r["path"]
                                                                      for r in results}}
     write_zoo(table, info, out_dir)
