@@ -305,7 +305,14 @@ def zoo_command(argv) -> int:
     p.add_argument("--data", metavar="DIR", help="a folder of CSV files, one per ticker (as the main job)")
     p.add_argument("--benchmark", metavar="TICKER", help="the benchmark's ticker in --data")
     p.add_argument("--out", metavar="DIR", default=str(ROOT / "results"), help="results root (default: results/)")
-    p.add_argument("--name", default="zoo", help="results go to <out>/<name> (default zoo)")
+    p.add_argument("--name", default=None, help="results go to <out>/<name> (default zoo; zoo-planted)")
+    g = p.add_argument_group("positive control (docs/models.md)")
+    g.add_argument("--synthetic-planted", action="store_true",
+                   help="run on a SYNTHETIC universe with a planted 20-day reversal, split auto (60/20/20 %%)")
+    g.add_argument("--planted-ic", type=float, default=0.10, help="the planted rank IC (default 0.10)")
+    g.add_argument("--stocks", type=int, default=150, help="synthetic stocks (default 150)")
+    g.add_argument("--days", type=int, default=1500, help="synthetic business days (default 1500)")
+    g.add_argument("--data-seed", type=int, default=0, help="the synthetic universe's seed (default 0)")
     p.add_argument("--model-store", metavar="DIR", default=None, help="where the fitted models are kept (default models/store/)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -314,10 +321,20 @@ def zoo_command(argv) -> int:
         import zoo
         from configs import load_config
         overrides = {"data": {"source": "csv", "dir": args.data, "benchmark": args.benchmark}} if args.data else {}
+        planted = planted_options(args)
+        if planted:
+            overrides = {"model": {"split": "auto"}}
         config = load_config(args.preset, args.config, overrides)
         models = zoo.parse_models(args.models)
-        out_dir = pipeline.resolve_out_dir(args.out, args.name)
-        data = pipeline.load_data(config)
+        out_dir = pipeline.resolve_out_dir(args.out, args.name or ("zoo-planted" if planted else "zoo"))
+        if planted:
+            data = pipeline.planted_data(planted["stocks"], planted["days"], planted["planted_ic"],
+                                         planted["data_seed"])
+            config = pipeline.resolve_split(config, data)
+            print(f"  {data.caveats[0]}")
+            print(f"  {pipeline.describe_split(config)}")
+        else:
+            data = pipeline.load_data(config)
         tasks, notes = zoo.plan_tasks(models, args.seeds)
         for note in notes:
             print(f"  {note}")
@@ -325,8 +342,11 @@ def zoo_command(argv) -> int:
               f"{'Ray' if args.ray else f'{args.workers} process(es)'}")
         store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
         name = "embedded S&P 500 data" if config["data"].get("source", "embedded") == "embedded" else str(args.data)
+        if planted:
+            name = (f"SYNTHETIC universe, {planted['stocks']} stocks x {planted['days']} days, planted rank IC "
+                    f"{planted['planted_ic']:g} (data seed {planted['data_seed']})")
         table, info = zoo.run_zoo(config, data, out_dir, models, args.seeds, args.workers, args.ray, store,
-                                  progress=not args.no_progress, data_name=name)
+                                  progress=not args.no_progress, data_name=name, planted=planted)
     except AlphaPluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -334,6 +354,26 @@ def zoo_command(argv) -> int:
     print(f"Results in {out_dir} (zoo.csv, zoo.md, zoo.png); {info['reused']} of {len(table)} fits reused from "
           f"{store}; wall time {info['seconds']:.1f}s")
     return 0
+
+
+def planted_options(args) -> dict | None:
+    """The positive control's options (zoo --synthetic-planted), checked; None without the flag."""
+    given = [f for f, v, d in (("--planted-ic", args.planted_ic, 0.10), ("--stocks", args.stocks, 150),
+                                ("--days", args.days, 1500), ("--data-seed", args.data_seed, 0)) if v != d]
+    if not args.synthetic_planted:
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply with --synthetic-planted")
+        return None
+    if args.data:
+        raise ConfigError("--synthetic-planted makes its own data (and an auto split): drop --data")
+    if not 0 < args.planted_ic < 1:
+        raise ConfigError(f"--planted-ic {args.planted_ic!r}: give a rank IC between 0 and 1 (e.g. 0.10)")
+    if args.stocks < 20 or args.days < 600:
+        raise ConfigError(f"--stocks {args.stocks} --days {args.days}: give at least 20 stocks (100+ for a test "
+                          "rank IC with a usable standard error) and 600 days (the features warm up over 229)")
+    from feeds.synthetic import PLANTED_FEATURE
+    return {"planted_ic": args.planted_ic, "stocks": args.stocks, "days": args.days, "data_seed": args.data_seed,
+            "feature": PLANTED_FEATURE}
 
 
 def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused):
