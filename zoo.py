@@ -293,7 +293,7 @@ def positive_control_verdict(control: pd.DataFrame) -> str:
 
 def positive_control_markdown(table: pd.DataFrame, planted: dict) -> list[str]:
     control = positive_control(table, planted["planted_ic"], planted["feature_ic"])
-    pct = lambda x: f"{100 * x:.0f} %" if np.isfinite(x) else "–"   # noqa: E731
+    pct = lambda x: f"{round(100 * x)} %" if np.isfinite(x) else "–"   # noqa: E731  (round: no "-0 %")
     lines = ["## Positive control (SYNTHETIC data: a planted signal)", "",
              f"Planted: minus `{planted['feature']}` (the 20-day reversal) with rank IC **{planted['planted_ic']:g}** "
              f"against the {planted['horizon']}-day forward excess return, in a SYNTHETIC universe of "
