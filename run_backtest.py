@@ -8,6 +8,7 @@ Cerebro with the LSTM indicator, and write results/<run name>/.
     python run_backtest.py --scores my_scores.csv       # your own scores instead of the model
     python run_backtest.py --model lightgbm             # any model of the zoo behind the indicator
     python run_backtest.py zoo                          # every model x 5 seeds: results/zoo/zoo.md
+    python run_backtest.py zoo --synthetic-planted      # the positive control (SYNTHETIC planted signal)
     python run_backtest.py trade-stats results/default/trades.csv
     python run_backtest.py download --tickers AAPL MSFT --start 2015-01-01
     python run_backtest.py paper init NAME --start 2021-01-04 / paper step NAME / paper status NAME
@@ -309,10 +310,10 @@ def zoo_command(argv) -> int:
     g = p.add_argument_group("positive control (docs/models.md)")
     g.add_argument("--synthetic-planted", action="store_true",
                    help="run on a SYNTHETIC universe with a planted 20-day reversal, split auto (60/20/20 %%)")
-    g.add_argument("--planted-ic", type=float, default=0.10, help="the planted rank IC (default 0.10)")
-    g.add_argument("--stocks", type=int, default=150, help="synthetic stocks (default 150)")
-    g.add_argument("--days", type=int, default=1500, help="synthetic business days (default 1500)")
-    g.add_argument("--data-seed", type=int, default=0, help="the synthetic universe's seed (default 0)")
+    g.add_argument("--planted-ic", type=float, help=f"the planted rank IC (default {PLANTED_DEFAULTS['planted_ic']})")
+    g.add_argument("--stocks", type=int, help=f"synthetic stocks (default {PLANTED_DEFAULTS['stocks']})")
+    g.add_argument("--days", type=int, help=f"synthetic business days (default {PLANTED_DEFAULTS['days']})")
+    g.add_argument("--data-seed", type=int, help="the synthetic universe's seed (default 0)")
     p.add_argument("--model-store", metavar="DIR", default=None, help="where the fitted models are kept (default models/store/)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -356,24 +357,27 @@ def zoo_command(argv) -> int:
     return 0
 
 
+PLANTED_DEFAULTS = {"planted_ic": 0.10, "stocks": 150, "days": 1500, "data_seed": 0}   # issue 11: >= 100 stocks
+
+
 def planted_options(args) -> dict | None:
     """The positive control's options (zoo --synthetic-planted), checked; None without the flag."""
-    given = [f for f, v, d in (("--planted-ic", args.planted_ic, 0.10), ("--stocks", args.stocks, 150),
-                                ("--days", args.days, 1500), ("--data-seed", args.data_seed, 0)) if v != d]
+    given = {k: getattr(args, k) for k in PLANTED_DEFAULTS if getattr(args, k) is not None}
     if not args.synthetic_planted:
         if given:
-            raise ConfigError(f"{', '.join(given)} only apply with --synthetic-planted")
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ConfigError(f"{flags} only apply with --synthetic-planted")
         return None
     if args.data:
         raise ConfigError("--synthetic-planted makes its own data (and an auto split): drop --data")
-    if not 0 < args.planted_ic < 1:
-        raise ConfigError(f"--planted-ic {args.planted_ic!r}: give a rank IC between 0 and 1 (e.g. 0.10)")
-    if args.stocks < 20 or args.days < 600:
-        raise ConfigError(f"--stocks {args.stocks} --days {args.days}: give at least 20 stocks (100+ for a test "
+    o = {**PLANTED_DEFAULTS, **given}
+    if not 0 < o["planted_ic"] < 1:
+        raise ConfigError(f"--planted-ic {o['planted_ic']!r}: give a rank IC between 0 and 1 (e.g. 0.10)")
+    if o["stocks"] < 20 or o["days"] < 600:
+        raise ConfigError(f"--stocks {o['stocks']} --days {o['days']}: give at least 20 stocks (100+ for a test "
                           "rank IC with a usable standard error) and 600 days (the features warm up over 229)")
     from feeds.synthetic import PLANTED_FEATURE
-    return {"planted_ic": args.planted_ic, "stocks": args.stocks, "days": args.days, "data_seed": args.data_seed,
-            "feature": PLANTED_FEATURE}
+    return {**o, "feature": PLANTED_FEATURE}
 
 
 def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused):
