@@ -8,6 +8,7 @@ Cerebro with the LSTM indicator, and write results/<run name>/.
     python run_backtest.py --scores my_scores.csv       # your own scores instead of the model
     python run_backtest.py --model lightgbm             # any model of the zoo behind the indicator
     python run_backtest.py zoo                          # every model x 5 seeds: results/zoo/zoo.md
+    python run_backtest.py zoo --synthetic-planted      # the positive control (SYNTHETIC planted signal)
     python run_backtest.py trade-stats results/default/trades.csv
     python run_backtest.py download --tickers AAPL MSFT --start 2015-01-01
     python run_backtest.py paper init NAME --start 2021-01-04 / paper step NAME / paper status NAME
@@ -305,7 +306,14 @@ def zoo_command(argv) -> int:
     p.add_argument("--data", metavar="DIR", help="a folder of CSV files, one per ticker (as the main job)")
     p.add_argument("--benchmark", metavar="TICKER", help="the benchmark's ticker in --data")
     p.add_argument("--out", metavar="DIR", default=str(ROOT / "results"), help="results root (default: results/)")
-    p.add_argument("--name", default="zoo", help="results go to <out>/<name> (default zoo)")
+    p.add_argument("--name", default=None, help="results go to <out>/<name> (default zoo; zoo-planted)")
+    g = p.add_argument_group("positive control (docs/models.md)")
+    g.add_argument("--synthetic-planted", action="store_true",
+                   help="run on a SYNTHETIC universe with a planted 20-day reversal, split auto (60/20/20 %%)")
+    g.add_argument("--planted-ic", type=float, help=f"the planted rank IC (default {PLANTED_DEFAULTS['planted_ic']})")
+    g.add_argument("--stocks", type=int, help=f"synthetic stocks (default {PLANTED_DEFAULTS['stocks']})")
+    g.add_argument("--days", type=int, help=f"synthetic business days (default {PLANTED_DEFAULTS['days']})")
+    g.add_argument("--data-seed", type=int, help="the synthetic universe's seed (default 0)")
     p.add_argument("--model-store", metavar="DIR", default=None, help="where the fitted models are kept (default models/store/)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -314,10 +322,20 @@ def zoo_command(argv) -> int:
         import zoo
         from configs import load_config
         overrides = {"data": {"source": "csv", "dir": args.data, "benchmark": args.benchmark}} if args.data else {}
+        planted = planted_options(args)
+        if planted:
+            overrides = {"model": {"split": "auto"}}
         config = load_config(args.preset, args.config, overrides)
         models = zoo.parse_models(args.models)
-        out_dir = pipeline.resolve_out_dir(args.out, args.name)
-        data = pipeline.load_data(config)
+        out_dir = pipeline.resolve_out_dir(args.out, args.name or ("zoo-planted" if planted else "zoo"))
+        if planted:
+            data = pipeline.planted_data(planted["stocks"], planted["days"], planted["planted_ic"],
+                                         planted["data_seed"])
+            config = pipeline.resolve_split(config, data)
+            print(f"  {data.caveats[0]}")
+            print(f"  {pipeline.describe_split(config)}")
+        else:
+            data = pipeline.load_data(config)
         tasks, notes = zoo.plan_tasks(models, args.seeds)
         for note in notes:
             print(f"  {note}")
@@ -325,8 +343,11 @@ def zoo_command(argv) -> int:
               f"{'Ray' if args.ray else f'{args.workers} process(es)'}")
         store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
         name = "embedded S&P 500 data" if config["data"].get("source", "embedded") == "embedded" else str(args.data)
+        if planted:
+            name = (f"SYNTHETIC universe, {planted['stocks']} stocks x {planted['days']} days, planted rank IC "
+                    f"{planted['planted_ic']:g} (data seed {planted['data_seed']})")
         table, info = zoo.run_zoo(config, data, out_dir, models, args.seeds, args.workers, args.ray, store,
-                                  progress=not args.no_progress, data_name=name)
+                                  progress=not args.no_progress, data_name=name, planted=planted)
     except AlphaPluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -334,6 +355,29 @@ def zoo_command(argv) -> int:
     print(f"Results in {out_dir} (zoo.csv, zoo.md, zoo.png); {info['reused']} of {len(table)} fits reused from "
           f"{store}; wall time {info['seconds']:.1f}s")
     return 0
+
+
+PLANTED_DEFAULTS = {"planted_ic": 0.10, "stocks": 150, "days": 1500, "data_seed": 0}   # issue 11: >= 100 stocks
+
+
+def planted_options(args) -> dict | None:
+    """The positive control's options (zoo --synthetic-planted), checked; None without the flag."""
+    given = {k: getattr(args, k) for k in PLANTED_DEFAULTS if getattr(args, k) is not None}
+    if not args.synthetic_planted:
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ConfigError(f"{flags} only apply with --synthetic-planted")
+        return None
+    if args.data:
+        raise ConfigError("--synthetic-planted makes its own data (and an auto split): drop --data")
+    o = {**PLANTED_DEFAULTS, **given}
+    if not 0 < o["planted_ic"] < 1:
+        raise ConfigError(f"--planted-ic {o['planted_ic']!r}: give a rank IC between 0 and 1 (e.g. 0.10)")
+    if o["stocks"] < 20 or o["days"] < 600:
+        raise ConfigError(f"--stocks {o['stocks']} --days {o['days']}: give at least 20 stocks (100+ for a test "
+                          "rank IC with a usable standard error) and 600 days (the features warm up over 229)")
+    from feeds.synthetic import PLANTED_FEATURE
+    return {**o, "feature": PLANTED_FEATURE}
 
 
 def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused):

@@ -83,6 +83,13 @@ def task_config(config: dict, task: ZooTask) -> dict:
 
 
 # ---------------------------------------------------------------------- one row
+def se_of_days(summary: dict) -> float:
+    """Standard error of a mean daily IC (an ic_summary): its sd over all days / sqrt(the number of
+    non-overlapping days), the overlap of h-day labels taken out."""
+    n = summary["n_independent_days"]
+    return float(summary["std"] / math.sqrt(n)) if n else float("nan")
+
+
 def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.DataFrame) -> dict:
     """The zoo's numbers of one fitted model (everything but model, seed and fit time), plus the test
     rank IC's standard error over non-overlapping days (zoo.md's s.e. (days); not a zoo.csv column)."""
@@ -95,9 +102,8 @@ def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.D
     traded_ic = ic_summary(daily_ic(test, tradeable.loc[test.index], method="spearman"), h)
     quintiles = quintile_returns(test, signal.loc[test.index])
     test_ic = diag["test_rank_ic"]
-    se_days = test_ic["std"] / math.sqrt(test_ic["n_independent_days"]) if test_ic["n_independent_days"] else np.nan
     return {"valid_rank_ic": diag["valid_rank_ic"]["mean"], "test_rank_ic": test_ic["mean"],
-            "test_rank_ic_t": test_ic["t_stat"], "test_rank_ic_se": se_days,
+            "test_rank_ic_t": test_ic["t_stat"], "test_rank_ic_se": se_of_days(test_ic),
             "test_tradeable_rank_ic": traded_ic["mean"],
             "test_quintile_spread": float(quintiles.iloc[-1] - quintiles.iloc[0]),
             "test_sharpe": pipeline.strategy_sharpe(config, data, scores)}
@@ -226,6 +232,94 @@ def verdict(summary: pd.DataFrame, versus: dict | None) -> str:
             "period's own noise.")
 
 
+# ---------------------------------------------------------------------- the positive control
+MUST_RECOVER = ("logistic", "lightgbm", "lstm")   # issue 11: each recovers >= RECOVERY_BAR of the planted rank IC
+RECOVERY_BAR = 0.60
+NULL_MODEL, NULL_SES = "random", 3.0            # the null stays within NULL_SES standard errors of 0
+
+
+def planted_feature_ic(data: pipeline.MarketData, config: dict) -> dict:
+    """The planted feature's own rank IC on the test days, the most a model can show there: minus the
+    20-day log return (each day the same ranking as minus rel_ret_20) against the forward excess
+    return over the label horizon, with its standard error from the non-overlapping days."""
+    from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
+    split, h = config["model"]["split"], int(config["model"]["horizon"])
+    close = data.prices.close
+    reversal = -np.log(close / close.shift(20))
+    fwd = forward_excess_returns_from(close, data.benchmark, h)
+    test = slice(split["test_start"], split["test_end"])
+    summary = ic_summary(daily_ic(reversal.loc[test], fwd.loc[test], method="spearman"), h)
+    return {"mean": float(summary["mean"]), "se": se_of_days(summary)}
+
+
+def positive_control(table: pd.DataFrame, planted_ic: float, feature_ic: float = float("nan")) -> pd.DataFrame:
+    """One row per model of a zoo table on planted data: its test rank IC (mean, sd over seeds), the
+    s.e. from the non-overlapping test days (of one run, averaged over its runs), the share of the
+    planted rank IC it recovers (seed mean; and its worst seed), the share of the planted feature's own
+    test IC, and its bar: the MUST_RECOVER models need a seed mean >= RECOVERY_BAR x planted, the null
+    |seed mean| <= NULL_SES x s.e.; other models have no bar (passed None)."""
+    if not (isinstance(planted_ic, (int, float)) and 0 < planted_ic < 1):
+        raise ConfigError(f"--planted-ic {planted_ic!r}: give a rank IC between 0 and 1 (e.g. 0.10)")
+    rows = []
+    for name, g in table.groupby("model", sort=False):
+        ic = g["test_rank_ic"]
+        mean, sd, _ = _mean_sd_se(ic)
+        se = float(g["test_rank_ic_se"].mean())
+        row = {"model": name, "runs": len(g), "test_rank_ic": mean, "test_rank_ic_sd": sd, "se_days": se,
+               "recovered": mean / planted_ic, "worst_seed": float(ic.min()) / planted_ic,
+               "of_feature": mean / feature_ic if feature_ic > 0 else float("nan")}
+        if name in MUST_RECOVER:
+            row["bar"], row["passed"] = f"recover >= {RECOVERY_BAR:.0%}", bool(mean >= RECOVERY_BAR * planted_ic)
+        elif name == NULL_MODEL:
+            row["bar"], row["passed"] = f"within {NULL_SES:g} s.e. of 0", bool(abs(mean) <= NULL_SES * se)
+        else:
+            row["bar"], row["passed"] = "none", None
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def positive_control_verdict(control: pd.DataFrame) -> str:
+    """PASS when every barred model ran and passed; names the failures and the models not run."""
+    missing = [m for m in MUST_RECOVER + (NULL_MODEL,) if m not in control.index]
+    failed = [m for m, ok in control["passed"].items() if ok is not None and not ok]
+    if failed:
+        return (f"FAIL: {', '.join(failed)} did not meet the bar; a model that cannot find the planted signal is a "
+                "bug to chase, not a result.")
+    if missing:
+        return f"INCOMPLETE: the bars met, but {', '.join(missing)} did not run (--models)."
+    return (f"PASS: logistic, LightGBM and the LSTM each recover >= {RECOVERY_BAR:.0%} of the planted rank IC on "
+            f"the test period, and random stays within {NULL_SES:g} standard errors of 0.")
+
+
+def positive_control_markdown(table: pd.DataFrame, planted: dict) -> list[str]:
+    control = positive_control(table, planted["planted_ic"], planted["feature_ic"])
+    pct = lambda x: f"{round(100 * x)} %" if np.isfinite(x) else "–"   # noqa: E731  (round: no "-0 %")
+    lines = ["## Positive control (SYNTHETIC data: a planted signal)", "",
+             f"Planted: minus `{planted['feature']}` (the 20-day reversal) with rank IC **{planted['planted_ic']:g}** "
+             f"against the {planted['horizon']}-day forward excess return, in a SYNTHETIC universe of "
+             f"{planted['stocks']} stocks x {planted['days']} business days (data seed {planted['data_seed']}; "
+             "feeds/synthetic.py). The planted feature's own rank IC on the test days is the most a model can show "
+             "there.",
+             "",
+             "Test rank IC: mean ± sd over seeds. s.e. (days): the standard error of one run's test rank IC, its sd "
+             f"over the test days / sqrt(the non-overlapping {planted['horizon']}-day days), averaged over runs. "
+             "Recovered: the seed mean / the planted IC (worst seed: the lowest run / the planted IC). "
+             f"Bars (issue 11): logistic, LightGBM and the LSTM each recover >= {RECOVERY_BAR:.0%} of the planted "
+             f"rank IC; random stays within {NULL_SES:g} s.e. (days) of 0.", "",
+             "| model | runs | test rank IC | s.e. (days) | recovered | worst seed | of the feature's IC | bar | "
+             "result |", "|---|---|---|---|---|---|---|---|---|",
+             f"| planted feature (minus {planted['feature']}) | – | {_pm(planted['feature_ic'], float('nan'))} | "
+             f"{_num(planted['feature_se'])} | {pct(planted['feature_ic'] / planted['planted_ic'])} | – | 100 % "
+             "| – | – |"]
+    for name, r in control.iterrows():
+        result = "–" if r["passed"] is None else ("pass" if r["passed"] else "**FAIL**")
+        lines.append(f"| {name} | {int(r['runs'])} | {_pm(r['test_rank_ic'], r['test_rank_ic_sd'])} | "
+                     f"{_num(r['se_days'])} | {pct(r['recovered'])} | {pct(r['worst_seed'])} | "
+                     f"{pct(r['of_feature'])} | {r['bar']} | {result} |")
+    lines += ["", f"**Positive control:** {positive_control_verdict(control)}", ""]
+    return lines
+
+
 def _pm(mean, sd, digits=4) -> str:
     if not np.isfinite(mean):
         return "n/a"
@@ -270,6 +364,8 @@ def zoo_markdown(table: pd.DataFrame, info: dict) -> str:
                      f"**{versus['baseline']}**; difference {_pm(versus['diff'], versus['sd'])} over {versus['n']} "
                      f"seeds ({how}), t over seeds {versus['t']:.2f}.")
     lines += ["", f"**Verdict:** {verdict(summary, versus)}", ""]
+    if info.get("planted"):
+        lines += positive_control_markdown(table, info["planted"])
     for caveat in info.get("caveats", []):
         lines.append(f"Caveat: {caveat}")
     lines.append(f"Choosing among {len(table)} fits costs: the best of them on test is an optimistic number; "
@@ -277,7 +373,7 @@ def zoo_markdown(table: pd.DataFrame, info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def zoo_png(table: pd.DataFrame, path: Path) -> None:
+def zoo_png(table: pd.DataFrame, path: Path, title: str = "Model zoo", planted_ic: float | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -290,9 +386,14 @@ def zoo_png(table: pd.DataFrame, path: Path) -> None:
         ax.scatter(i + rng.uniform(-0.12, 0.12, len(y)), y, color="tab:blue", alpha=0.7, s=22, zorder=3)
         ax.hlines(np.nanmean(y), i - 0.25, i + 0.25, color="black", lw=2, zorder=4)
     ax.axhline(0, color="grey", lw=0.8)
+    if planted_ic:
+        ax.axhline(planted_ic, color="tab:green", lw=1, ls="--", label=f"planted rank IC {planted_ic:g}")
+        ax.axhline(RECOVERY_BAR * planted_ic, color="tab:red", lw=1, ls=":",
+                   label=f"{RECOVERY_BAR:.0%} of it (the bar)")
+        ax.legend(loc="best", fontsize=8)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("test rank IC (dots: seeds, bar: mean)")
-    ax.set_title("Model zoo: test rank IC per model")
+    ax.set_title(f"{title}: test rank IC per model", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
@@ -305,14 +406,19 @@ def write_zoo(table: pd.DataFrame, info: dict, out_dir: Path) -> Path:
     with atomic_dir(out_dir) as tmp:
         write_text(tmp / "zoo.csv", table[ZOO_COLUMNS].to_csv(index=False, float_format="%.6g"))
         write_text(tmp / "zoo.md", zoo_markdown(table, info))
-        zoo_png(table, tmp / "zoo.png")
+        zoo_png(table, tmp / "zoo.png", title="Model zoo, " + info["data"],
+                planted_ic=(info.get("planted") or {}).get("planted_ic"))
     return out_dir
 
 
 # ---------------------------------------------------------------------- the whole run
 def run_zoo(config: dict, data: pipeline.MarketData, out_dir: Path, models: list[str] | None = None,
             seeds: int = DEFAULT_SEEDS, workers: int = 2, ray: bool = False, store: Path | None = None,
-            progress: bool = True, data_name: str = "embedded S&P 500 data") -> tuple[pd.DataFrame, dict]:
+            progress: bool = True, data_name: str = "embedded S&P 500 data",
+            planted: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Fit and measure every (model, seed) on `data` with `config` (its split resolved), write zoo.csv,
+    zoo.md and zoo.png to out_dir. `planted` (the positive control: planted_ic, feature, stocks, days,
+    data_seed of pipeline.planted_data) adds the positive-control table to zoo.md."""
     t0 = time.perf_counter()
     tasks, notes = plan_tasks(models or list(MODEL_NAMES), seeds)
     results = run_tasks(tasks, config, data, Path(store or pipeline.MODEL_STORE), workers, ray, progress)
@@ -324,8 +430,13 @@ def run_zoo(config: dict, data: pipeline.MarketData, out_dir: Path, models: list
     split = config["model"]["split"]
     info = {"data": data_name, "split": split, "horizon": config["model"]["horizon"], "seeds": seeds,
             "n_models": table["model"].nunique(), "notes": notes, "chosen": chosen, "caveats": data.caveats,
-            "sharpe_engine": "Cerebro, pipeline.strategy_sharpe", "seconds": time.perf_counter() - t0,
+            "sharpe_engine": "vector engine, trade for trade Cerebro's; pipeline.strategy_sharpe",
+            "seconds": time.perf_counter() - t0,
             "reused": sum(r["reused"] for r in results), "paths": {f"{r['row']['model']}/{r['row']['seed']}": r["path"]
                                                                      for r in results}}
+    if planted:
+        feature = planted_feature_ic(data, config)
+        info["planted"] = {**planted, "horizon": config["model"]["horizon"], "feature_ic": feature["mean"],
+                           "feature_se": feature["se"]}
     write_zoo(table, info, out_dir)
     return table, info
