@@ -293,7 +293,7 @@ def run_main(args) -> int:
     return 0
 
 
-def zoo_command(argv) -> int:
+def zoo_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run_backtest.py zoo",
                                 description="Fit every model of the zoo (same features, labels and split) over "
                                             "several seeds; write zoo.csv, zoo.md and zoo.png (docs/models.md).")
@@ -316,7 +316,27 @@ def zoo_command(argv) -> int:
     g.add_argument("--data-seed", type=int, help="the synthetic universe's seed (default 0)")
     p.add_argument("--model-store", metavar="DIR", default=None, help="where the fitted models are kept (default models/store/)")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def zoo_data(args, config, planted: dict | None) -> tuple:
+    """(data, config with its split resolved, the data's name for zoo.md): the planted SYNTHETIC
+    universe of --synthetic-planted, else the configured source."""
+    import pipeline
+    if not planted:
+        source = config["data"].get("source", "embedded")
+        return pipeline.load_data(config), config, "embedded S&P 500 data" if source == "embedded" else str(args.data)
+    data = pipeline.planted_data(planted["stocks"], planted["days"], planted["planted_ic"], planted["data_seed"])
+    config = pipeline.resolve_split(config, data)
+    print(f"  {data.caveats[0]}")
+    print(f"  {pipeline.describe_split(config)}")
+    name = (f"SYNTHETIC universe, {planted['stocks']} stocks x {planted['days']} days, planted rank IC "
+            f"{planted['planted_ic']:g} (data seed {planted['data_seed']})")
+    return data, config, name
+
+
+def zoo_command(argv) -> int:
+    args = zoo_parser().parse_args(argv)
     try:
         import pipeline
         import zoo
@@ -328,24 +348,13 @@ def zoo_command(argv) -> int:
         config = load_config(args.preset, args.config, overrides)
         models = zoo.parse_models(args.models)
         out_dir = pipeline.resolve_out_dir(args.out, args.name or ("zoo-planted" if planted else "zoo"))
-        if planted:
-            data = pipeline.planted_data(planted["stocks"], planted["days"], planted["planted_ic"],
-                                         planted["data_seed"])
-            config = pipeline.resolve_split(config, data)
-            print(f"  {data.caveats[0]}")
-            print(f"  {pipeline.describe_split(config)}")
-        else:
-            data = pipeline.load_data(config)
+        data, config, name = zoo_data(args, config, planted)
         tasks, notes = zoo.plan_tasks(models, args.seeds)
         for note in notes:
             print(f"  {note}")
         print(f"zoo: {len(tasks)} fits ({', '.join(models)}), "
               f"{'Ray' if args.ray else f'{args.workers} process(es)'}")
         store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
-        name = "embedded S&P 500 data" if config["data"].get("source", "embedded") == "embedded" else str(args.data)
-        if planted:
-            name = (f"SYNTHETIC universe, {planted['stocks']} stocks x {planted['days']} days, planted rank IC "
-                    f"{planted['planted_ic']:g} (data seed {planted['data_seed']})")
         table, info = zoo.run_zoo(config, data, out_dir, models, args.seeds, args.workers, args.ray, store,
                                   progress=not args.no_progress, data_name=name, planted=planted)
     except AlphaPluginError as exc:

@@ -242,7 +242,7 @@ def planted_feature_ic(data: pipeline.MarketData, config: dict) -> dict:
     """The planted feature's own rank IC on the test days, the most a model can show there: minus the
     20-day log return (each day the same ranking as minus rel_ret_20) against the forward excess
     return over the label horizon, with its standard error from the non-overlapping days."""
-    from analyzers.alpha_quality import daily_ic, forward_excess_returns_from, ic_summary
+    from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
     split, h = config["model"]["split"], int(config["model"]["horizon"])
     close = data.prices.close
     reversal = -np.log(close / close.shift(20))
