@@ -165,7 +165,7 @@ def test_comparison_csv_and_selection_json(sequential):
     assert summary["periods"]["holdout"] == ["2022-07-01", "2022-12-31"]
     assert summary["n_trials"] == 3 and summary["engine"] == "cerebro"
     assert summary["excess"]["over"] == "equal-weight universe" and "equal-weight universe" in summary["verdict"]
-    chosen = table[table.chosen].iloc[0]
+    chosen = table[table["chosen"].eq(True)].iloc[0]
     assert summary["chosen"]["name"] == chosen["variant"] == result.report.chosen
     assert summary["chosen"]["holdout_sharpe"] == pytest.approx(chosen["holdout_sharpe"])
     assert 0 <= summary["chosen"]["deflated_sharpe"] <= 1 and 0 <= summary["pbo"]["pbo"] <= 1
