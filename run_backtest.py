@@ -81,8 +81,9 @@ def main_parser() -> argparse.ArgumentParser:
                         "simulator of the same rules on the model's cached scores (a sweep's default). See docs/engines.md")
     sweep = p.add_argument_group("variant sweeps (see configs/variants.toml)")
     sweep.add_argument("--variants", metavar="FILE.toml",
-                       help="run every strategy variant of FILE (a grid or a list) on scores computed once; "
-                            "results/<FILE stem>/<variant>/ plus comparison.csv, comparison.md, equity_curves.png")
+                       help="run every strategy variant of FILE (a grid or a list) on the selection and holdout "
+                            "periods, ranked on the selection only; results/<FILE stem>/ gets comparison.csv, "
+                            "comparison.md, selection.json, selection.png (docs/selection.md)")
     sweep.add_argument("--confirm", type=int, default=3, metavar="K",
                        help="vector sweeps: replay the best K variants (by selection rank) in Cerebro on the holdout "
                             "with every report and fail if their metrics differ from the vector engine's (default 3)")
