@@ -81,7 +81,6 @@ class Variant:
     overrides: dict                  # {"strategy": {...}, "model": {...}, "backtest": {...}}
     config: dict | None = None       # the merged config (None when it could not be built)
     error: str | None = None         # why the variant cannot run (it is still reported)
-    scores_key: str | None = None    # which cached score frame it trades
 
     def params_text(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in flat_params(self.overrides).items())
