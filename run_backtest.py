@@ -82,11 +82,16 @@ def main_parser() -> argparse.ArgumentParser:
                         "simulator of the same rules on the model's cached scores (a sweep's default). See docs/engines.md")
     sweep = p.add_argument_group("variant sweeps (see configs/variants.toml)")
     sweep.add_argument("--variants", metavar="FILE.toml",
-                       help="run every strategy variant of FILE (a grid or a list) on scores computed once; "
-                            "results/<FILE stem>/<variant>/ plus comparison.csv, comparison.md, equity_curves.png")
+                       help="run every strategy variant of FILE (a grid or a list) on the selection and holdout "
+                            "periods, ranked on the selection only; results/<FILE stem>/ gets comparison.csv, "
+                            "comparison.md, selection.json, selection.png (docs/selection.md)")
     sweep.add_argument("--confirm", type=int, default=3, metavar="K",
-                       help="vector sweeps: replay the best K variants in Cerebro with every report and fail if their "
-                            "metrics differ from the vector engine's (default 3)")
+                       help="vector sweeps: replay the best K variants (by selection rank) in Cerebro on the holdout "
+                            "with every report and fail if their metrics differ from the vector engine's (default 3)")
+    sweep.add_argument("--selection", metavar="START,END",
+                       help="the period that ranks the variants (default 2013-01-01,2016-12-31)")
+    sweep.add_argument("--holdout", metavar="START,END",
+                       help="the period that chooses nothing, reported after the fact (default 2017-01-01,2022-12-31)")
     sweep.add_argument("--ray", action="store_true", help="run the variants as Ray tasks on a local instance (2 CPUs)")
     sweep.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster instead (implies --ray)")
     sweep.add_argument("--workers", type=int, metavar="N",
@@ -238,6 +243,9 @@ def run_main(args) -> int:
     if getattr(args, "variants", None):
         import sweep
         return sweep.run_cli(args)
+    if getattr(args, "selection", None) or getattr(args, "holdout", None):
+        raise ConfigError("--selection and --holdout set a sweep's periods: add --variants FILE.toml "
+                          "(a single run's period is --start/--end)")
     parallel = getattr(args, "ray", False) or getattr(args, "ray_address", None) or getattr(args, "workers", None)
     if parallel and not args.walk_forward:
         raise ConfigError("--ray, --ray-address and --workers run a sweep (add --variants FILE.toml) "

@@ -3,8 +3,13 @@
 A variants file (TOML) names its base preset and the variants to try, as a grid or a list:
 
     base = "default"
+    [selection]                      # rank on the selection period, report the holdout (these are the defaults)
+    selection_start = "2013-01-01"
+    selection_end = "2016-12-31"
+    holdout_start = "2017-01-01"
+    holdout_end = "2022-12-31"
     [backtest]                       # keys here apply to every variant
-    start = "2021-01-01"
+    commission = 0.0005
     [variants.grid]                  # every combination: 3 x 2 = 6 variants
     top_k = [3, 5, 10]
     entry_threshold = [0.1, 0.2]
@@ -12,11 +17,17 @@ A variants file (TOML) names its base preset and the variants to try, as a grid 
     name = "seed-1"
     model.seed = 1
 
-Each model (one per distinct [model] table) is trained or reused once and scored once
-(models.score_cache); every variant then runs its own Cerebro with those scores through
-pipeline.run (ScoreAlpha instead of LSTMAlpha: the same numbers, tested), and its files land in
-results/<file stem>/<variant>/. comparison.csv / comparison.md rank the variants by Sharpe and name
-the broken ones with their error; equity_curves.png draws every curve against the benchmark.
+Each model (one per distinct [model] table) is, by default, the walk-forward selection model of
+that table (pipeline.get_selection_model: yearly refits from the selection start, so no score of
+either period was seen by the fold that made it), trained or reused once and scored once per period
+(models.score_cache). Before any variant runs, every selection-period score date is checked against
+its model (models.selection.check_unseen): a model that saw one stops the sweep with one ConfigError
+and nothing is written. Every variant is then simulated on both periods (the vector engine, or its
+own Cerebro with ScoreAlpha); the variants are ranked on the selection period only, and the chosen
+one (the top) is judged on the holdout (analyzers.selection_report: deflated Sharpe, PBO, Spearman
+rank correlation, a verdict, selection.json / selection.png). comparison.csv / comparison.md list
+every variant's metrics per period, best selection Sharpe first, broken ones last with their error;
+equity_curves.png draws the holdout curves against the benchmark.
 
     python run_backtest.py --variants configs/variants.toml                 # one process
     python run_backtest.py --variants configs/variants.toml --workers 2     # local processes
@@ -70,7 +81,6 @@ class Variant:
     overrides: dict                  # {"strategy": {...}, "model": {...}, "backtest": {...}}
     config: dict | None = None       # the merged config (None when it could not be built)
     error: str | None = None         # why the variant cannot run (it is still reported)
-    scores_key: str | None = None    # which cached score frame it trades
 
     def params_text(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in flat_params(self.overrides).items())
@@ -344,8 +354,11 @@ class SweepResult:
     inference_runs: int          # model.predict calls (cache misses)
     seconds: dict
     engine: str = "cerebro"
-    confirmed: list = field(default_factory=list)   # variants replayed in Cerebro (vector engine)
-    returns: "VariantReturns | None" = None         # every variant's daily returns (vector engine)
+    confirmed: list = field(default_factory=list)   # variants replayed in Cerebro on the holdout (vector engine)
+    returns: "VariantReturns | None" = None         # every working variant's daily returns, both periods
+    selection_outcomes: dict = field(default_factory=dict)   # variant name -> its selection-period outcome
+    report: object = None        # analyzers.selection_report.SelectionReport (None when no variant worked)
+    periods: "Periods | None" = None
 
 
 @dataclass
@@ -367,9 +380,10 @@ class VariantReturns:
         cols = list(range(len(self.names))) if names is None else [self.names.index(n) for n in names]
         return pd.DataFrame(self.values[rows][:, cols], index=self.dates[rows], columns=[self.names[c] for c in cols])
 
-    def equity(self, name: str, cash: float) -> pd.Series:
-        """A variant's equity curve rebuilt from its returns (float32 precision: for plots)."""
-        r = self.matrix(names=[name])[name].dropna().astype("float64")
+    def equity(self, name: str, cash: float, start=None, end=None) -> pd.Series:
+        """A variant's equity curve over [start, end] rebuilt from its returns (float32 precision:
+        for plots). A sweep's periods are separate runs: rebuild one period at a time."""
+        r = self.matrix(start, end, names=[name])[name].dropna().astype("float64")
         return cash * (1.0 + r).cumprod()
 
 
@@ -377,12 +391,118 @@ class EngineMismatchError(AlphaPluginError):
     """A variant replayed in Cerebro did not give the vector engine's metrics."""
 
 
+# ----------------------------------------------------------------------------- the two periods
+PERIOD_KEYS = ("selection_start", "selection_end", "holdout_start", "holdout_end")
+PERIOD_HELP = ("set them in the variants file's [selection] table (selection_start, selection_end, holdout_start, "
+               "holdout_end) or with --selection START,END --holdout START,END")
+YARDSTICK = "equal-weight universe"
+YARDSTICK_WHY = ("Yardstick: the equal-weight portfolio of the universe's stocks (daily rebalanced, no costs) over the "
+                 "same days. Any long-only book on these 20 survivor-picked stocks beats zero without skill, so the "
+                 "verdict judges the chosen variant's returns in excess of it, not its Sharpe above zero.")
+
+
+@dataclass(frozen=True)
+class Periods:
+    """A sweep's selection period (it ranks the variants) and holdout period (it chooses nothing)."""
+    selection: tuple            # (first day, last day) as Timestamps
+    holdout: tuple
+
+    def text(self, which: str) -> str:
+        start, end = getattr(self, which)
+        return f"{start.date()} .. {end.date()}"
+
+    def labels(self, which: str) -> tuple[str, str]:
+        return tuple(str(d.date()) for d in getattr(self, which))
+
+
+def sweep_periods(config: dict, source: str = "the sweep") -> Periods:
+    """The selection and holdout periods of config['selection'] (default.toml's [selection], a
+    variants file's [selection], --selection / --holdout). Refuses a bad date, a period that ends
+    before it starts and periods that share a day."""
+    table = config.get("selection") or {}
+    days = {}
+    for key in PERIOD_KEYS:
+        value = table.get(key)
+        try:
+            day = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            day = pd.NaT
+        if pd.isna(day):
+            raise ConfigError(f"{source}: selection.{key} = {value!r} is not a date (YYYY-MM-DD); {PERIOD_HELP}")
+        days[key] = day.normalize()
+    periods = Periods((days["selection_start"], days["selection_end"]), (days["holdout_start"], days["holdout_end"]))
+    for which in ("selection", "holdout"):
+        start, end = getattr(periods, which)
+        if start > end:
+            raise ConfigError(f"{source}: the {which} period {periods.text(which)} starts after it ends; {PERIOD_HELP}")
+    (s0, s1), (h0, h1) = periods.selection, periods.holdout
+    if s0 <= h1 and h0 <= s1:
+        raise ConfigError(f"{source}: the selection period {periods.text('selection')} overlaps the holdout period "
+                          f"{periods.text('holdout')}: a holdout chooses nothing, so it must not share days with the "
+                          f"selection; {PERIOD_HELP}")
+    return periods
+
+
+def period_config(config: dict, period: tuple) -> dict:
+    """A variant's config trading one period: backtest.start / end set to it."""
+    out = copy.deepcopy(config)
+    out["backtest"]["start"], out["backtest"]["end"] = (str(d.date()) for d in period)
+    return out
+
+
+def parse_period(text: str, option: str) -> dict:
+    """--selection / --holdout START,END as [selection] keys."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"{option} {text}: give two dates START,END, e.g. {option} 2013-01-01,2016-12-31")
+    prefix = option.lstrip("-")
+    return {f"{prefix}_start": parts[0], f"{prefix}_end": parts[1]}
+
+
+def _refuse_backtest_dates(base: dict, variants: list, source) -> None:
+    """A sweep trades its two periods: backtest.start / end (or --start / --end) would be ignored."""
+    if base["backtest"].get("start") or base["backtest"].get("end"):
+        raise ConfigError(f"{source}: a sweep trades a selection and a holdout period, so backtest.start / "
+                          f"backtest.end (or --start / --end) cannot apply; drop them and {PERIOD_HELP}")
+    for v in variants:
+        if not v.error and {"start", "end"} & set(v.overrides.get("backtest", {})):
+            v.error = (f"ConfigError: variant {v.name!r} sets backtest.start / backtest.end; a sweep's periods are "
+                       f"the same for every variant: {PERIOD_HELP}")
+
+
+def period_dates(data, period: tuple) -> pd.DatetimeIndex:
+    """The trading days of the data in a period: the score dates a sweep uses there."""
+    dates = data.prices.dates
+    return dates[(dates >= period[0]) & (dates <= period[1])]
+
+
+# ----------------------------------------------------------------------------- models
 def default_model_for(retrain: bool = False, progress: bool = False, store: Path | None = None):
+    """model_for(config, data): the walk-forward selection model of the config's [model] table
+    (pipeline.get_selection_model), its folds scoring from the earlier period's start through the
+    later period's end; trained once and kept under `store` (models/store/)."""
     def model_for(config: dict, data):
-        model, _, _ = pipeline.get_model(config, data, retrain=retrain, progress=progress,
-                                         store=store or pipeline.MODEL_STORE)
+        periods = sweep_periods(config)
+        first = min(periods.selection[0], periods.holdout[0])
+        last = max(periods.selection[1], periods.holdout[1])
+        model, _, _ = pipeline.get_selection_model(config, data, str(first.date()), str(last.date()), retrain=retrain,
+                                                   progress=progress, store=store or pipeline.MODEL_STORE)
         return model
     return model_for
+
+
+def check_selection_unseen(model, data, periods: Periods, variant: str, source) -> None:
+    """models.selection.check_unseen for the selection period's score dates, the error naming the sweep."""
+    from models.selection import check_unseen
+    dates = period_dates(data, periods.selection)
+    if len(dates) == 0:
+        raise ConfigError(f"{source}: the data has no day in the selection period {periods.text('selection')}; "
+                          f"{PERIOD_HELP}")
+    try:
+        check_unseen(model, dates)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: the model of variant {variant!r} (and of every variant with its [model] "
+                          f"table): {exc} Nothing was run or written.") from None
 
 
 def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None, preset: str = "default",
@@ -390,14 +510,20 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
               ray_address: str | None = None, model_for=None, data=None, cache_dir=None,
               progress=print, universe=None, extra_analyzers=(), engine: str = "vector",
               confirm: int = 3) -> SweepResult:
-    """Run every variant of `variants_path`; write results/<stem>/ and the comparison.
+    """Run every variant of `variants_path` on the selection and the holdout period, rank them on
+    the selection period only, and write results/<stem>/: comparison.csv / .md, selection.json /
+    .png, equity_curves.png and the variant folders.
 
-    engine "vector": every variant is simulated in memory (strategies/vector.py; chunks of variants
-    in `mode`'s processes or Ray tasks), then the best `confirm` (by Sharpe) are replayed in Cerebro
-    with every report into results/<stem>/<variant>/; EngineMismatchError if a replay's metrics
-    differ from the simulator's. engine "cerebro": every variant in its own Cerebro with every report.
-    model_for(config, data) -> fitted model (default: pipeline.get_model, trained or reused);
-    universe and extra_analyzers go to every Cerebro run."""
+    Periods: the [selection] table (default 2013-2016 selection, 2017-2022 holdout). Scores:
+    model_for(config, data) -> fitted model, one per distinct [model] table (default: its
+    walk-forward selection model, pipeline.get_selection_model); a model that saw a selection
+    score date stops the sweep with one ConfigError before any variant runs, and nothing is written.
+    engine "vector": every variant simulated in memory on both periods (strategies/vector.py; chunks
+    in `mode`'s processes or Ray tasks), then the best `confirm` by selection rank replayed in Cerebro
+    on the holdout period with every report into results/<stem>/<variant>/ (EngineMismatchError if
+    a replay's metrics differ from the simulator's). engine "cerebro": every variant in its own
+    Cerebro on both periods, every report (the holdout's in <variant>/, the selection's in
+    <variant>/selection/). universe and extra_analyzers go to every Cerebro run."""
     from models.score_cache import DEFAULT_CACHE_DIR
     if mode not in MODES:
         raise ConfigError(f"sweep mode {mode!r}; use one of {', '.join(MODES)}")
@@ -408,6 +534,8 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
     seconds = {}
     t0 = time.perf_counter()
     base, variants = load_sweep(variants_path, preset, overrides)
+    periods = sweep_periods(base, str(variants_path))
+    _refuse_backtest_dates(base, variants, variants_path)
     out_dir = pipeline.resolve_out_dir(out_root, name or Path(variants_path).stem)
     for v in variants:
         pipeline.resolve_out_dir(out_dir, v.name)  # refuse a name that climbs out before any work
@@ -415,9 +543,11 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
     model_for = model_for or default_model_for(progress=progress is not None)
     seconds["setup"] = time.perf_counter() - t0
 
-    # one model per distinct [model] table, one inference per (model, backtest period)
+    # one model per distinct [model] table, checked on the selection days before anything runs;
+    # one inference per (model, period)
     t = time.perf_counter()
     models, failed, scores_by_key, key_of, misses = {}, {}, {}, {}, 0
+    period_keys: dict = {}   # variant name -> {"selection": scores key, "holdout": scores key}
     for v in variants:
         if v.error:
             continue
@@ -425,28 +555,41 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
         if model_key in failed:  # that model could not be made: one error, not one training per variant
             v.error = failed[model_key]
             continue
+        if model_key not in models:
+            try:
+                model = model_for(v.config, data)
+            except AlphaPluginError as exc:
+                v.error = failed[model_key] = f"{type(exc).__name__}: {exc}"
+                continue
+            check_selection_unseen(model, data, periods, v.name, variants_path)  # raises: the sweep stops
+            models[model_key] = model
+            if progress:
+                progress(f"model {len(models)}: ready; its scores of the selection period "
+                         f"{periods.text('selection')} are out of sample (checked)")
         try:
-            if model_key not in models:
-                models[model_key] = model_for(v.config, data)
-                if progress:
-                    progress(f"model {len(models)}: ready")
-            start, end = pipeline.backtest_period(v.config, data)
-            key = f"{model_key}|{start.date()}|{end.date()}"
-            if key not in key_of:
-                scores, hit = period_scores(models[model_key], data, start, end, cache_dir or DEFAULT_CACHE_DIR)
-                key_of[key] = f"scores{len(key_of)}"
-                scores_by_key[key_of[key]] = scores
-                misses += not hit
-                if progress:
-                    progress(f"scores {start.date()}..{end.date()}: {'from cache' if hit else 'computed and cached'}")
-            v.scores_key = key_of[key]
+            keys = {}
+            for which in ("selection", "holdout"):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "in-sample" warnings speak of the split; check_unseen decides
+                    start, end = pipeline.backtest_period(period_config(v.config, getattr(periods, which)), data)
+                key = f"{model_key}|{start.date()}|{end.date()}"
+                if key not in key_of:
+                    scores, hit = period_scores(models[model_key], data, start, end, cache_dir or DEFAULT_CACHE_DIR)
+                    key_of[key] = f"scores{len(key_of)}"
+                    scores_by_key[key_of[key]] = scores
+                    misses += not hit
+                    if progress:
+                        progress(f"scores {start.date()}..{end.date()} ({which}): "
+                                 f"{'from cache' if hit else 'computed and cached'}")
+                keys[which] = key_of[key]
+            period_keys[v.name] = keys
         except AlphaPluginError as exc:
             v.error = f"{type(exc).__name__}: {exc}"
-            if model_key not in models:
-                failed[model_key] = v.error
     seconds["models_and_scores"] = time.perf_counter() - t
 
-    tasks = [VariantTask(v.name, v.config, v.scores_key, flat_params(v.overrides)) for v in variants if not v.error]
+    working = [v for v in variants if not v.error]
+    tasks = {which: [VariantTask(v.name, period_config(v.config, getattr(periods, which)), period_keys[v.name][which],
+                                 flat_params(v.overrides)) for v in working] for which in ("selection", "holdout")}
     options = {"universe": universe, "extra_analyzers": tuple(extra_analyzers)}
 
     def run_cerebro(chosen):
@@ -457,51 +600,105 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
         return run_ray(chosen, data, scores_by_key, ray_address, num_cpus=workers, progress=progress, options=options)
 
     t = time.perf_counter()
-    returns, confirmed, mismatches = None, [], []
-    if engine == "cerebro":
-        done = run_cerebro(tasks)
-        seconds["backtests"] = time.perf_counter() - t
-    else:
-        done, returns = run_vector_variants(tasks, data, scores_by_key, universe, mode, workers, ray_address, progress)
-        seconds["vector"] = time.perf_counter() - t
-        t = time.perf_counter()
-        confirmed = best_variants(done, confirm)
-        by_name = {o.name: o for o in done}
-        for replay in run_cerebro([task for task in tasks if task.name in confirmed]):
-            vector = by_name[replay.name]
+    done, returns = {}, {}
+    for which in ("selection", "holdout"):
+        if engine == "cerebro":
+            done[which] = run_cerebro(tasks[which])
+            returns[which] = cerebro_returns(done[which], tasks[which])
+        else:
+            done[which], returns[which] = run_vector_variants(tasks[which], data, scores_by_key, universe, mode,
+                                                              workers, ray_address, progress, label=which)
+    seconds["backtests" if engine == "cerebro" else "vector"] = time.perf_counter() - t
+
+    outcomes = {which: {o.name: o for o in done[which]} for which in done}
+    for v in variants:  # a variant broken in either period is broken
+        errors = {which: outcomes[which][v.name].error for which in ("selection", "holdout")
+                  if v.name in outcomes[which] and outcomes[which][v.name].error}
+        if v.error or errors:
+            texts = list(dict.fromkeys(errors.values()))
+            error = v.error or (texts[0] if len(texts) == 1 and len(errors) == 2
+                                else "; ".join(f"{which} period: {e}" for which, e in errors.items()))
+            for which in ("selection", "holdout"):
+                outcomes[which][v.name] = VariantOutcome(v.name, error=error)
+    outcomes = {which: {v.name: outcomes[which][v.name] for v in variants} for which in outcomes}
+    ok = [v.name for v in variants if not outcomes["selection"][v.name].error]
+    combined = combine_returns(returns["selection"], returns["holdout"])
+
+    report = None
+    if ok:
+        report = rank_variants(ok, [v for v in variants if v.name in ok], combined, data, periods)
+
+    t = time.perf_counter()
+    confirmed, mismatches = [], []
+    if engine == "vector" and report is not None:
+        confirmed = list(report.table["name"][:confirm])
+        for replay in run_cerebro([task for task in tasks["holdout"] if task.name in confirmed]):
+            vector = outcomes["holdout"][replay.name]
             problem = replay.error or metrics_mismatch(vector.metrics, replay.metrics)
             if problem:
                 mismatches.append(f"{replay.name}: {problem}")
-            by_name[replay.name] = VariantOutcome(replay.name, replay.metrics or vector.metrics, replay.analyzers,
-                                                  replay.files, replay.error, replay.seconds)
-        done = [by_name[task.name] for task in tasks]
+            outcomes["holdout"][replay.name] = VariantOutcome(replay.name, replay.metrics or vector.metrics,
+                                                              replay.analyzers, replay.files, replay.error,
+                                                              replay.seconds)
         seconds["confirm"] = time.perf_counter() - t
 
-    outcomes = {o.name: o for o in done}
-    for v in variants:
-        if v.error:
-            outcomes[v.name] = VariantOutcome(v.name, error=v.error)
-    outcomes = {v.name: outcomes[v.name] for v in variants}
     t = time.perf_counter()
-    rows = write_sweep(out_dir, variants, outcomes, data, returns=returns, confirmed=confirmed,
-                       cash=float(base["backtest"]["cash"]))
+    rows = write_sweep(out_dir, variants, outcomes["holdout"], data, returns=returns["holdout"], confirmed=confirmed,
+                       cash=float(base["backtest"]["cash"]), selection_outcomes=outcomes["selection"], report=report,
+                       periods=periods, engine=engine)
     seconds["write"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     if mismatches:
         raise EngineMismatchError(
-            "the vector engine and Cerebro disagree on confirmed variant(s): " + "; ".join(mismatches)
+            "the vector engine and Cerebro disagree on confirmed variant(s) (holdout period): " + "; ".join(mismatches)
             + f". Results are in {out_dir}; please report this with the variants file (docs/engines.md)")
-    return SweepResult(out_dir, rows, outcomes, len(models), misses, seconds, engine, confirmed, returns)
+    return SweepResult(out_dir, rows, outcomes["holdout"], len(models), misses, seconds, engine, confirmed, combined,
+                       selection_outcomes=outcomes["selection"], report=report, periods=periods)
+
+
+def rank_variants(names: list, variants: list, returns: "VariantReturns", data, periods: Periods):
+    """The selection report of the working variants: ranked on the selection period's returns only,
+    judged on the holdout, against the equal-weight universe over the same days (analyzers.selection_report)."""
+    from analyzers.selection_report import selection_report
+    sel = returns.matrix(*periods.selection, names=names)
+    hold = returns.matrix(*periods.holdout, names=names)
+    yardstick = tuple(equal_weight_returns(data, m.index) for m in (sel, hold))
+    table = pd.DataFrame({"name": [v.name for v in variants], "params": [v.params_text() for v in variants]})
+    report = selection_report(table, sel, hold, periods.labels("selection"), periods.labels("holdout"),
+                              benchmark=yardstick, benchmark_name=YARDSTICK)
+    report.summary["yardstick"] = YARDSTICK_WHY
+    return report
+
+
+def equal_weight_returns(data, dates: pd.DatetimeIndex) -> np.ndarray:
+    """Daily returns of pipeline.equal_weight_curve on `dates` (0 on the first day, as a variant's)."""
+    curve = pipeline.equal_weight_curve(data.prices, dates)
+    return curve.pct_change().fillna(0.0).to_numpy(dtype="float64")
+
+
+def cerebro_returns(outcomes: list, tasks: list) -> "VariantReturns":
+    """VariantReturns from Cerebro runs' equity.csv: the same float32 daily returns the vector engine keeps."""
+    from analyzers import daily_returns
+    cash = {task.name: float(task.config["backtest"]["cash"]) for task in tasks}
+    columns = {}
+    for o in outcomes:
+        if not o.error and "equity.csv" in o.files:
+            equity = equity_from_csv(o.files["equity.csv"])
+            columns[o.name] = (equity.index, daily_returns(equity, cash[o.name]).to_numpy(dtype="float32"))
+    return _returns_matrix(columns)
+
+
+def combine_returns(first: "VariantReturns", second: "VariantReturns") -> "VariantReturns":
+    """Two periods' returns on one calendar (the periods share no day)."""
+    names = [n for n in first.names if n in second.names]
+    columns = {}
+    for n in names:
+        a, b = first.matrix(names=[n])[n].dropna(), second.matrix(names=[n])[n].dropna()
+        columns[n] = (a.index.append(b.index), np.concatenate([a.to_numpy(), b.to_numpy()]).astype("float32"))
+    return _returns_matrix(columns)
 
 
 # ----------------------------------------------------------------------------- the vector engine
-def best_variants(outcomes, k: int) -> list[str]:
-    """Names of the k best working variants by Sharpe (as comparison_rows orders them)."""
-    ok = [o for o in outcomes if not o.error]
-    rows = comparison_rows([Variant(o.name, {}) for o in ok], {o.name: o for o in ok})
-    return [r["variant"] for r in rows[:k]]
-
-
 def metrics_mismatch(vector: dict, cerebro: dict) -> str | None:
     """None when every metric agrees (numbers to CONFIRM_RTOL), else the first difference."""
     if set(vector) != set(cerebro):
@@ -569,7 +766,7 @@ def _vector_worker_chunk(chunk):
 
 
 def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential", workers=2, ray_address=None,
-                        progress=None):
+                        progress=None, label: str = ""):
     """Every variant on the vector engine: (outcomes, VariantReturns). The panels (prices, scores,
     ranks) are built once and shared: inherited by forked processes, or put in Ray's object store once."""
     t0 = time.perf_counter()
@@ -587,7 +784,8 @@ def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential",
             columns[task.name] = (panels[task.scores_key][0].dates, returns)
     if progress:
         ok = sum(o.error is None for o in outcomes)
-        progress(f"vector engine: {len(tasks)} variants ({ok} ok) in {time.perf_counter() - t0:.1f}s")
+        progress(f"vector engine{' (' + label + ' period)' if label else ''}: {len(tasks)} variants ({ok} ok) in "
+                 f"{time.perf_counter() - t0:.1f}s")
     return outcomes, _returns_matrix(columns)
 
 
@@ -644,42 +842,63 @@ def _returns_matrix(columns: dict) -> VariantReturns:
 
 
 # ----------------------------------------------------------------------------- writing
-def comparison_rows(variants: list[Variant], outcomes: dict) -> list[dict]:
-    """One row per variant: name, status, error, its params, the metrics of metrics.json.
-    Sorted by Sharpe (best first, missing Sharpe after), broken variants last."""
+def comparison_rows(variants: list[Variant], outcomes: dict, selection_outcomes: dict | None = None,
+                    report=None) -> list[dict]:
+    """One row per variant: variant, status, error, params, then (analyzers.selection_report.
+    comparison_columns) selection_sharpe, holdout_sharpe, selection_rank, holdout_rank, chosen and
+    every other metric per period as selection_<key> / holdout_<key>. Best selection rank first,
+    broken variants last. `outcomes`: the holdout period's."""
+    from analyzers.selection_report import comparison_columns
+    by_name = {v.name: v for v in variants}
     rows = []
+    if report is not None:
+        ok = list(report.table["name"])
+        columns = comparison_columns(report, {n: selection_outcomes[n].metrics for n in ok},
+                                     {n: outcomes[n].metrics for n in ok})
+        for record in columns.to_dict(orient="records"):
+            name = record.pop("name")
+            record.pop("params")
+            rows.append({"variant": name, "status": "ok", "error": "", "params": by_name[name].params_text(),
+                         **{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                            for k, v in record.items()}})
+    ranked = {r["variant"] for r in rows}
     for v in variants:
-        o = outcomes[v.name]
-        row = {"variant": v.name, "status": "error" if o.error else "ok", "error": o.error or "",
-               "params": v.params_text()}
-        row.update(o.metrics)
-        rows.append(row)
-
-    def order(row):
-        sharpe = row.get("sharpe")
-        usable = isinstance(sharpe, (int, float)) and math.isfinite(sharpe)
-        return (row["status"] != "ok", not usable, -sharpe if usable else 0.0)
-    return sorted(rows, key=order)
+        if v.name not in ranked:
+            error = outcomes[v.name].error or "not ranked"
+            rows.append({"variant": v.name, "status": "error", "error": error, "params": v.params_text()})
+    return rows
 
 
 def write_sweep(out_dir: Path, variants: list[Variant], outcomes: dict, data, returns=None, confirmed=(),
-                cash: float = 100_000.0) -> list[dict]:
-    """Per-variant folders (a vector sweep: only the variants replayed in Cerebro and the broken
-    ones), comparison.csv / .md of every variant, equity_curves.png."""
+                cash: float = 100_000.0, selection_outcomes: dict | None = None, report=None,
+                periods: Periods | None = None, engine: str = "vector") -> list[dict]:
+    """Per-variant folders (the holdout run's files; a Cerebro sweep's selection run in
+    <variant>/selection/; a vector sweep writes only the variants replayed in Cerebro and the broken
+    ones), comparison.csv / .md of every variant, selection.json / .png, equity_curves.png (holdout)."""
+    from analyzers.selection_report import write_selection
     out_dir.mkdir(parents=True, exist_ok=True)
+    selection_outcomes = selection_outcomes or {}
     for v in variants:
         o = outcomes[v.name]
-        if returns is not None and not o.files and not o.error:
+        if not o.files and not o.error:
             continue  # screened in memory: its row in comparison.csv is its record
         with atomic_dir(pipeline.resolve_out_dir(out_dir, v.name)) as tmp:
             if o.error:
                 (tmp / "error.txt").write_text(o.error + "\n")
             for file_name, content in o.files.items():
                 (tmp / file_name).write_bytes(content)
-    rows = comparison_rows(variants, outcomes)
-    frame = pd.DataFrame(rows)
-    write_text(out_dir / "comparison.csv", frame.to_csv(index=False))
-    write_text(out_dir / "comparison.md", comparison_markdown(rows, data))
+            selection = selection_outcomes.get(v.name)
+            if selection is not None and selection.files:
+                (tmp / "selection").mkdir()
+                for file_name, content in selection.files.items():
+                    (tmp / "selection" / file_name).write_bytes(content)
+    rows = comparison_rows(variants, outcomes, selection_outcomes, report)
+    write_text(out_dir / "comparison.csv", pd.DataFrame(rows).to_csv(index=False))
+    write_text(out_dir / "comparison.md", comparison_markdown(rows, data, report, periods, engine, confirmed))
+    if report is not None:
+        report.summary["engine"] = engine
+        report.summary["confirmed_in_cerebro"] = {"period": "holdout", "variants": list(confirmed)}
+        write_selection(out_dir, report)
     curves = {o.name: equity_from_csv(o.files["equity.csv"]) for o in outcomes.values()
               if not o.error and "equity.csv" in o.files}
     band = None
@@ -700,23 +919,38 @@ def _fmt(value, pct: bool = False) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def comparison_markdown(rows: list[dict], data) -> str:
+def comparison_markdown(rows: list[dict], data, report=None, periods: Periods | None = None, engine: str = "vector",
+                        confirmed=()) -> str:
+    from analyzers.selection_report import selection_markdown
     ok = [r for r in rows if r["status"] == "ok"]
     broken = [r for r in rows if r["status"] != "ok"]
-    pct = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure"}
-    cols = ["sharpe", "total_return", "cagr", "volatility", "max_drawdown", "n_trades", "win_rate", "turnover"]
     lines = ["# Variant comparison", ""]
+    if periods is not None:
+        lines += [f"Ranked on the selection period {periods.text('selection')} only; the holdout period "
+                  f"{periods.text('holdout')} chose nothing (its numbers are reported after the fact). "
+                  f"Engine: {engine}.", ""]
     if ok:
         first = ok[0]
-        lines.append(f"Period {first.get('start')} .. {first.get('end')}; benchmark {data.benchmark_name}: "
-                     f"total return {_fmt(first.get('benchmark_total_return'), True)}, "
-                     f"Sharpe {_fmt(first.get('benchmark_sharpe'))}. Sorted by Sharpe.")
-        lines.append("")
-        lines.append("| variant | params | " + " | ".join(cols) + " |")
-        lines.append("|---|---|" + "---:|" * len(cols))
+        lines += [f"Benchmark {data.benchmark_name} over the holdout: total return "
+                  f"{_fmt(first.get('holdout_benchmark_total_return'), True)}, Sharpe "
+                  f"{_fmt(first.get('holdout_benchmark_sharpe'))}; equal-weight universe: total return "
+                  f"{_fmt(first.get('holdout_universe_ew_total_return'), True)}, Sharpe "
+                  f"{_fmt(first.get('holdout_universe_ew_sharpe'))}.", "", YARDSTICK_WHY, ""]
+        if engine == "vector":
+            lines += [f"Replayed in Cerebro on the holdout period with every report (same metrics as the vector "
+                      f"engine): {', '.join(confirmed) or 'none'}.", ""]
+        cols = [("selection_sharpe", "selection Sharpe", False), ("holdout_sharpe", "holdout Sharpe", False),
+                ("holdout_rank", "holdout rank", False), ("holdout_total_return", "holdout return", True),
+                ("holdout_max_drawdown", "holdout max DD", True), ("holdout_n_trades", "holdout trades", False)]
+        lines.append("| selection rank | variant | params | " + " | ".join(c[1] for c in cols) + " |")
+        lines.append("|---:|---|---|" + "---:|" * len(cols))
         for r in ok:
-            cells = [_fmt(r.get(c), c in pct) for c in cols]
-            lines.append(f"| {r['variant']} | {r['params']} | " + " | ".join(cells) + " |")
+            mark = " (chosen)" if r.get("chosen") else ""
+            cells = [_fmt(r.get(key), pct) for key, _, pct in cols]
+            lines.append(f"| {r['selection_rank']} | {r['variant']}{mark} | {r['params']} | "
+                         + " | ".join(cells) + " |")
+    if report is not None:
+        lines += ["", selection_markdown(report).rstrip()]
     if broken:
         lines += ["", "## Broken variants", ""]
         lines += [f"- **{r['variant']}** ({r['params']}): {r['error']}" for r in broken]
@@ -772,6 +1006,9 @@ def overrides_from_args(args) -> dict:
     for key in ("start", "end", "cash", "commission"):
         put("backtest", key, getattr(args, key, None))
     put("model", "seed", getattr(args, "seed", None))
+    for option in ("selection", "holdout"):
+        if getattr(args, option, None):
+            overrides.setdefault("selection", {}).update(parse_period(getattr(args, option), f"--{option}"))
     return overrides
 
 
@@ -809,17 +1046,29 @@ def print_comparison(result: SweepResult) -> None:
     print(f"Sweep results in {result.out_dir} ({len(result.rows)} variants, {result.models} model(s), "
           f"{result.inference_runs} inference run(s), engine {result.engine}; {result.seconds['total']:.1f}s)")
     print("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items() if k != "total"))
+    if result.periods is not None:
+        print(f"  ranked on the selection period {result.periods.text('selection')}; "
+              f"holdout {result.periods.text('holdout')} (chooses nothing)")
     if result.engine == "vector":
-        print(f"  confirmed in Cerebro (same metrics as the vector engine): {', '.join(result.confirmed) or 'none'}")
+        print(f"  confirmed in Cerebro on the holdout (same metrics as the vector engine): "
+              f"{', '.join(result.confirmed) or 'none'}")
     shown = 0
-    print(f"  {'variant':32} {'Sharpe':>7} {'return':>8} {'max DD':>8} {'trades':>7}")
+    print(f"  {'variant':32} {'sel. Sharpe':>11} {'holdout Sharpe':>14} {'holdout return':>14} {'trades':>7}")
     for r in result.rows:
         if r["status"] == "ok" and shown >= 20:
             continue  # comparison.csv / .md list every variant
         shown += r["status"] == "ok"
         if r["status"] == "ok":
-            print(f"  {r['variant'][:32]:32} {_fmt(r.get('sharpe')):>7} {_fmt(r.get('total_return'), True):>8} "
-                  f"{_fmt(r.get('max_drawdown'), True):>8} {_fmt(r.get('n_trades')):>7}")
+            print(f"  {r['variant'][:32]:32} {_fmt(r.get('selection_sharpe')):>11} {_fmt(r.get('holdout_sharpe')):>14} "
+                  f"{_fmt(r.get('holdout_total_return'), True):>14} {_fmt(r.get('holdout_n_trades')):>7}")
         else:
             print(f"  {r['variant'][:32]:32} BROKEN: {r['error']}")
-    print(f"  comparison.csv, comparison.md, equity_curves.png in {result.out_dir}")
+    if result.report is not None:
+        s = result.report.summary
+        chosen = s["chosen"]
+        excess = s["excess"]["chosen"] if s.get("excess") else {}
+        print(f"  chosen: {chosen['name']} (selection rank 1 of {s['n_trials']}): deflated Sharpe "
+              f"{_fmt(chosen['deflated_sharpe'])} ({_fmt(excess.get('deflated_sharpe'))} over the {YARDSTICK}), "
+              f"holdout Sharpe {_fmt(chosen['holdout_sharpe'])}, PBO {_fmt((s.get('pbo') or {}).get('pbo'))}")
+        print(f"  verdict: {result.report.verdict}")
+    print(f"  comparison.csv, comparison.md, selection.json, selection.png, equity_curves.png in {result.out_dir}")

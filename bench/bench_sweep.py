@@ -1,6 +1,8 @@
-"""Sweep benchmark: N strategy variants on one model's cached scores, run one after another, in
-local processes (concurrent.futures) and as Ray tasks on a local instance, in the same process.
-Every mode must give the same metrics (checked). Synthetic universe (not market data), untrained LSTM.
+"""Sweep benchmark: N strategy variants on one model's cached scores, each in its own Cerebro (the
+runners of sweep.run_sweep --engine cerebro, one period), run one after another, in local processes
+(concurrent.futures) and as Ray tasks on a local instance, in the same process. Every mode must give
+the same metrics (checked). Synthetic universe (not market data), untrained LSTM: a whole run_sweep
+would refuse it (it has no fit windows to prove its scores unseen), so this times the runners.
 
     python -m bench.bench_sweep                        # 50 variants, 60 tickers x 750 days
     python -m bench.bench_sweep --variants 8 --no-ray
@@ -17,8 +19,8 @@ from bench.common import print_table, timed
 from feeds.synthetic import SYNTHETIC_LABEL, make_synthetic_universe
 
 
-def variants_toml(n: int, start: str, end: str) -> str:
-    lines = ['base = "default"', "[backtest]", f'start = "{start}"', f'end = "{end}"']
+def variants_toml(n: int) -> str:
+    lines = ['base = "default"']
     for i in range(n):
         lines += ["[[variants.list]]", f'name = "v{i:02d}"', f"top_k = {3 + i % 8}",
                   f"entry_threshold = {round(0.05 * (i // 8), 2)}", f"review_days = {5 + i % 3}"]
@@ -46,26 +48,30 @@ def main(argv=None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         tmp = Path(tmp)
         path = tmp / "bench_sweep.toml"
-        path.write_text(variants_toml(args.variants, start, end))
-        common = dict(model_for=lambda cfg, d: model, data=data, cache_dir=tmp / "cache", progress=None,
-                      engine="cerebro")  # Cerebro for every variant: bench_vector measures the vector engine
-        score_s, _ = timed(lambda: sweep.period_scores(model, data, pipeline.backtest_period(
-            sweep.load_sweep(path)[0], data)[0], panel.dates[-1], tmp / "cache"))
-        modes = [("sequential", {}), (f"processes ({args.workers})", {"mode": "processes", "workers": args.workers})]
+        path.write_text(variants_toml(args.variants))
+        period = (panel.dates[len(panel.dates) // 3], panel.dates[-1])
+        _, variants = sweep.load_sweep(path)
+        score_s, (scores, _) = timed(lambda: sweep.period_scores(model, data, *period, tmp / "cache"))
+        scores_by_key = {"scores": scores}
+        # Cerebro for every variant: bench_vector measures the vector engine
+        tasks = [sweep.VariantTask(v.name, sweep.period_config(v.config, period), "scores",
+                                   sweep.flat_params(v.overrides)) for v in variants]
+        modes = [("sequential", lambda: sweep.run_sequential(tasks, data, scores_by_key)),
+                 (f"processes ({args.workers})", lambda: sweep.run_processes(tasks, data, scores_by_key, args.workers))]
         if not args.no_ray:
-            modes.append((f"Ray local ({args.workers} CPUs)", {"mode": "ray", "workers": args.workers}))
+            modes.append((f"Ray local ({args.workers} CPUs)",
+                          lambda: sweep.run_ray(tasks, data, scores_by_key, num_cpus=args.workers)))
         results = {}
-        for label, kwargs in modes:
-            seconds, result = timed(lambda: sweep.run_sweep(path, out_root=tmp / "out" / label.split()[0],
-                                                            **kwargs, **common))
-            results[label] = (seconds, result)
+        for label, runner in modes:
+            seconds, outcomes = timed(runner)
+            results[label] = (seconds, {o.name: o for o in outcomes})
     base_s, base = results["sequential"]
     rows, agree = [], True
-    for label, (seconds, result) in results.items():
-        broken = sum(1 for o in result.outcomes.values() if o.error)
-        agree &= all(result.outcomes[n].metrics == o.metrics for n, o in base.outcomes.items())
+    for label, (seconds, outcomes) in results.items():
+        broken = sum(1 for o in outcomes.values() if o.error)
+        agree &= all(outcomes[n].metrics == o.metrics for n, o in base.items())
         rows.append({"mode": label, "seconds": seconds, "s/variant": seconds / args.variants,
-                     "speed-up": base_s / seconds, "inference runs": result.inference_runs, "broken": broken})
+                     "speed-up": base_s / seconds, "broken": broken})
     print(f"scoring once (features + LSTM, then cached): {score_s:.2f}s")
     print_table(rows)
     print(f"same metrics in every mode: {agree}")

@@ -1,5 +1,6 @@
-"""Variant sweeps: the variants file, the comparison, sequential == processes == Ray, broken
-variants reported, and a variant's metrics equal to the same run done alone with the LSTM indicator."""
+"""Variant sweeps: the variants file, the selection and holdout periods, the comparison,
+sequential == processes == Ray, broken variants reported, a variant's metrics equal to the same run
+done alone with the LSTM indicator, and a sweep on seen scores refused before it writes anything."""
 import json
 import time
 
@@ -12,9 +13,11 @@ from core.errors import ConfigError
 
 SWEEP_TOML = """
 base = "default"
-[backtest]
-start = "2021-01-01"
-end = "2022-12-31"
+[selection]
+selection_start = "2021-07-01"
+selection_end = "2021-12-31"
+holdout_start = "2022-07-01"
+holdout_end = "2022-12-31"
 [variants.grid]
 top_k = [3, 5]
 [[variants.list]]
@@ -88,34 +91,85 @@ def test_a_misspelt_key_breaks_only_its_variant(tmp_path):
     assert "unknown config key 'strategy.topk'" in typo.error and "variant 'typo'" in typo.error
 
 
-def test_comparison_rows_sort_by_sharpe_with_broken_last():
-    variants = [sweep.Variant(n, {}) for n in "abcd"]
-    outcomes = {"a": sweep.VariantOutcome("a", {"sharpe": 0.5}), "b": sweep.VariantOutcome("b", error="boom"),
-                "c": sweep.VariantOutcome("c", {"sharpe": None}), "d": sweep.VariantOutcome("d", {"sharpe": 1.5})}
-    assert [r["variant"] for r in sweep.comparison_rows(variants, outcomes)] == ["d", "a", "c", "b"]
+def test_periods_from_the_file_and_the_command_line_and_their_errors(tmp_path):
+    base, _ = sweep.load_sweep(_write(tmp_path, SWEEP_TOML))
+    periods = sweep.sweep_periods(base)
+    assert periods.labels("selection") == ("2021-07-01", "2021-12-31")
+    assert periods.labels("holdout") == ("2022-07-01", "2022-12-31")
+    default, _ = sweep.load_sweep(_write(tmp_path, 'base = "default"\n[variants.grid]\ntop_k = [3]\n', "d.toml"))
+    assert sweep.sweep_periods(default).labels("selection") == ("2013-01-01", "2016-12-31")
+    assert sweep.sweep_periods(default).labels("holdout") == ("2017-01-01", "2022-12-31")
+    overlap = {"selection": sweep.parse_period("2021-07-01,2022-09-30", "--selection")}
+    base, _ = sweep.load_sweep(_write(tmp_path, SWEEP_TOML), overrides=overlap)
+    assert base["selection"]["selection_end"] == "2022-09-30"
+    with pytest.raises(ConfigError, match="overlaps the holdout period"):
+        sweep.sweep_periods(base)
+    with pytest.raises(ConfigError, match="--holdout 2017-01-01: give two dates START,END"):
+        sweep.parse_period("2017-01-01", "--holdout")
+    with pytest.raises(ConfigError, match="selection.holdout_end = 'soon' is not a date"):
+        sweep.sweep_periods({"selection": {**base["selection"], "holdout_end": "soon"}})
+    with pytest.raises(ConfigError, match="unknown config key 'selection.select_start'"):
+        sweep.load_sweep(_write(tmp_path, '[selection]\nselect_start = "2013-01-01"\n[variants.grid]\ntop_k = [3]\n',
+                                "typo.toml"))
 
 
 # ----------------------------------------------------------------------------- a sweep
 def test_sweep_writes_each_variant_and_the_comparison(sequential):
     path, tmp, result = sequential
     out = tmp / "results" / "mysweep"
-    assert result.out_dir == out and result.inference_runs == 1 and result.models == 1
+    assert result.out_dir == out and result.inference_runs == 2 and result.models == 1  # one per period
     for name in ("top_k=3", "top_k=5", "slow-review"):
-        files = {p.name for p in (out / name).iterdir()}
-        assert {"tearsheet.html", "trades.csv", "metrics.json", "equity.csv"} <= files, name
+        for folder, period in ((out / name, "2022"), (out / name / "selection", "2021")):  # holdout, selection
+            files = {p.name for p in folder.iterdir()}
+            assert {"tearsheet.html", "trades.csv", "metrics.json", "equity.csv"} <= files, name
+            assert json.loads((folder / "metrics.json").read_text())["start"].startswith(period)
     assert (out / "equity_curves.png").stat().st_size > 10_000
     table = pd.read_csv(out / "comparison.csv")
-    assert list(table["variant"][:3]) == list(table[table.status == "ok"].sort_values("sharpe", ascending=False)["variant"])
+    ok = table[table.status == "ok"]
+    # ranked on the selection period only: best selection Sharpe first, ranks 1..n, the top is chosen
+    assert list(ok["variant"]) == list(ok.sort_values("selection_sharpe", ascending=False)["variant"])
+    assert list(ok["selection_rank"]) == [1, 2, 3] and list(ok["chosen"]) == [True, False, False]
+    assert list(ok.sort_values("holdout_sharpe", ascending=False)["holdout_rank"]) == [1, 2, 3]
     assert table["variant"].iloc[-1] == "broken" and table["status"].iloc[-1] == "error"
     # the broken variant is named with the strategy's ConfigError text, the others are whole
     assert "ConfigError" in table["error"].iloc[-1] and "top_k" in table["error"].iloc[-1]
     assert "top_k" in (out / "broken" / "error.txt").read_text()
-    for _, row in table[table.status == "ok"].iterrows():
-        metrics = json.loads((out / row["variant"] / "metrics.json").read_text())
-        assert row["sharpe"] == pytest.approx(metrics["sharpe"], rel=1e-12)
-        assert row["n_trades"] == metrics["n_trades"] > 0
+    for _, row in ok.iterrows():  # each period's columns are that period's metrics.json
+        for prefix, folder in (("holdout", out / row["variant"]), ("selection", out / row["variant"] / "selection")):
+            metrics = json.loads((folder / "metrics.json").read_text())
+            assert row[f"{prefix}_sharpe"] == pytest.approx(metrics["sharpe"], rel=1e-5)  # from float32 returns
+            assert row[f"{prefix}_total_return"] == pytest.approx(metrics["total_return"], rel=1e-12)
+            assert row[f"{prefix}_n_trades"] == metrics["n_trades"] > 0
     md = (out / "comparison.md").read_text()
     assert "## Broken variants" in md and "**broken**" in md and "top_k=3" in md
+    assert "## Selection: chosen on the selection period, judged on the holdout" in md
+    assert result.report.verdict[1:] in md and "equal-weight" in md and "Spearman rank correlation" in md
+
+
+def test_comparison_csv_and_selection_json(sequential):
+    path, tmp, result = sequential
+    out = tmp / "results" / "mysweep"
+    table = pd.read_csv(out / "comparison.csv")
+    for column in ("variant", "status", "error", "params", "selection_sharpe", "holdout_sharpe", "selection_rank",
+                   "holdout_rank", "chosen"):
+        assert column in table.columns, column
+    for metric in ("total_return", "cagr", "volatility", "max_drawdown", "n_trades", "win_rate", "turnover", "psr",
+                   "universe_ew_sharpe"):
+        assert f"selection_{metric}" in table.columns and f"holdout_{metric}" in table.columns, metric
+    assert "sharpe" not in table.columns  # a bare Sharpe would not say which period
+    summary = json.loads((out / "selection.json").read_text())
+    assert {"periods", "n_trials", "selection_sharpe_variance_daily", "selection_sharpe_variance_annualised",
+            "expected_max_sharpe_annualised", "chosen", "excess", "rank_correlation_spearman", "pbo", "verdict",
+            "variants", "yardstick", "engine", "confirmed_in_cerebro"} <= set(summary)
+    assert summary["periods"]["selection"] == ["2021-07-01", "2021-12-31"]
+    assert summary["periods"]["holdout"] == ["2022-07-01", "2022-12-31"]
+    assert summary["n_trials"] == 3 and summary["engine"] == "cerebro"
+    assert summary["excess"]["over"] == "equal-weight universe" and "equal-weight universe" in summary["verdict"]
+    chosen = table[table["chosen"].eq(True)].iloc[0]
+    assert summary["chosen"]["name"] == chosen["variant"] == result.report.chosen
+    assert summary["chosen"]["holdout_sharpe"] == pytest.approx(chosen["holdout_sharpe"])
+    assert 0 <= summary["chosen"]["deflated_sharpe"] <= 1 and 0 <= summary["pbo"]["pbo"] <= 1
+    assert (out / "selection.png").stat().st_size > 5_000
 
 
 def test_a_variant_equals_the_same_run_alone_with_the_lstm_indicator(sequential, tiny_model, market, tmp_path):
@@ -125,7 +179,8 @@ def test_a_variant_equals_the_same_run_alone_with_the_lstm_indicator(sequential,
     path, tmp, result = sequential
     _, variants = sweep.load_sweep(path)
     variant = next(v for v in variants if v.name == "slow-review")
-    alone = pipeline.run(variant.config, tmp_path / "alone", progress=False, data=market, model=tiny_model)
+    holdout = sweep.period_config(variant.config, result.periods.holdout)
+    alone = pipeline.run(holdout, tmp_path / "alone", progress=False, data=market, model=tiny_model)
     out = tmp / "results" / "mysweep" / "slow-review"
     assert json.loads((out / "metrics.json").read_text()) == json.loads((tmp_path / "alone" / "metrics.json").read_text())
     assert result.outcomes["slow-review"].metrics == alone.metrics
@@ -196,7 +251,8 @@ def test_a_model_change_in_a_variant_means_another_model(tiny_model, market, tmp
             raise ConfigError("no such model in this test")
         return tiny_model
 
-    path = _write(tmp_path, 'base = "default"\n[backtest]\nstart = "2022-06-01"\nend = "2022-12-31"\n'
+    path = _write(tmp_path, 'base = "default"\n[selection]\nselection_start = "2022-01-01"\n'
+                            'selection_end = "2022-06-30"\nholdout_start = "2022-07-01"\nholdout_end = "2022-12-31"\n'
                             '[[variants.list]]\nname = "a"\n[[variants.list]]\nname = "b"\nmodel.seed = 99\n'
                             '[[variants.list]]\nname = "c"\nmodel.seed = 99\ntop_k = 3\n')
     result = sweep.run_sweep(path, out_root=tmp_path / "r", model_for=model_for, data=market,
@@ -206,24 +262,30 @@ def test_a_model_change_in_a_variant_means_another_model(tiny_model, market, tmp
     assert "no such model" in result.outcomes["b"].error and "no such model" in result.outcomes["c"].error
 
 
+@pytest.mark.slow
 def test_command_line_variants(tmp_path, monkeypatch):
-    """run_backtest.py --variants FILE trains (tiny) once, scores once and writes the sweep."""
+    """run_backtest.py --variants FILE --selection --holdout trains the tiny walk-forward selection
+    model once (2 yearly refits), scores each period once and writes the sweep."""
     import models.score_cache
     import run_backtest
     monkeypatch.setattr(models.score_cache, "DEFAULT_CACHE_DIR", tmp_path / "cache")
     tiny = "\n".join(f"{k} = {v}" for k, v in dict(hidden=8, epochs=1, patience=1, stride=10, batch_size=2048,
                                                     seed=3, threads=1).items())
-    path = _write(tmp_path, f'base = "default"\n[model]\n{tiny}\n[backtest]\nstart = "2022-01-01"\n'
-                            f'end = "2022-12-31"\n[variants.grid]\ntop_k = [3, 4]\n', name="cli.toml")
+    path = _write(tmp_path, f'base = "default"\n[model]\n{tiny}\n[variants.grid]\ntop_k = [3, 4]\n', name="cli.toml")
     code = run_backtest.main(["--variants", str(path), "--out", str(tmp_path / "out"), "--no-progress",
-                              "--model-store", str(tmp_path / "store"), "--analyzer", "backtrader.analyzers.SQN"])
+                              "--model-store", str(tmp_path / "store"), "--analyzer", "backtrader.analyzers.SQN",
+                              "--selection", "2021-01-01,2021-12-31", "--holdout", "2022-01-01,2022-12-31"])
     assert code == 0
+    summary = json.loads((tmp_path / "out" / "cli" / "selection.json").read_text())
+    assert summary["periods"]["selection"] == ["2021-01-01", "2021-12-31"] and summary["n_trials"] == 2
+    assert [p.name for p in (tmp_path / "store").iterdir()][0].split("-wf")[1]  # the walk-forward selection model
     extra = json.loads((tmp_path / "out" / "cli" / "top_k=3" / "analyzers.json").read_text())
     assert "SQN" in extra and extra["SQN"]["trades"] > 0  # --analyzer reaches every variant
     table = pd.read_csv(tmp_path / "out" / "cli" / "comparison.csv")
     assert sorted(table["variant"]) == ["top_k=3", "top_k=4"] and (table["status"] == "ok").all()
-    assert len(list((tmp_path / "cache").glob("*.parquet"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.parquet"))) == 2  # one per period
     assert run_backtest.main(["--ray"]) == 2  # --ray alone is an error with a message, not a crash
+    assert run_backtest.main(["--variants", str(path), "--start", "2020-01-01"]) == 2  # the periods decide
 
 
 # ----------------------------------------------------------------------------- the vector engine
@@ -233,29 +295,101 @@ def test_vector_sweep_screens_all_and_confirms_the_best_in_cerebro(sequential, t
                              cache_dir=tmp / "cache", progress=None, confirm=2)
     out = tmp_path / "vec" / "mysweep"
     assert result.engine == "vector" and len(result.confirmed) == 2
-    # every working variant: the vector metrics equal the full Cerebro sweep's, key for key
-    for name, outcome in cerebro.outcomes.items():
-        if outcome.error is None:
-            assert sweep.metrics_mismatch(result.outcomes[name].metrics, outcome.metrics) is None, name
-        else:
-            assert result.outcomes[name].error is not None
-    # the confirmed ones are the two best by Sharpe and got every report; the rest no folder
+    # every working variant, both periods: the vector metrics equal the full Cerebro sweep's, key for key
+    pairs = ((result.outcomes, cerebro.outcomes), (result.selection_outcomes, cerebro.selection_outcomes))
+    for outcomes, theirs in pairs:
+        for name, outcome in theirs.items():
+            if outcome.error is None:
+                assert sweep.metrics_mismatch(outcomes[name].metrics, outcome.metrics) is None, name
+            else:
+                assert outcomes[name].error is not None
+    # the same selection table from either engine (returns: float32 from the vector engine and from equity.csv)
+    ours, theirs = result.report.table, cerebro.report.table
+    assert list(ours["name"]) == list(theirs["name"]) and list(ours["holdout_rank"]) == list(theirs["holdout_rank"])
+    for column in ("selection_sharpe", "holdout_sharpe"):
+        np.testing.assert_allclose(ours[column], theirs[column], rtol=1e-6)
+    assert result.report.summary["verdict"] == cerebro.report.summary["verdict"]
+    # the confirmed ones are the two best by selection rank, replayed on the holdout with every report
     ok = [r["variant"] for r in cerebro.rows if r["status"] == "ok"]
-    assert result.confirmed == ok[:2]
+    assert result.confirmed == ok[:2] == list(cerebro.report.table["name"][:2])
     for name in result.confirmed:
         assert {"tearsheet.html", "trades.csv", "metrics.json"} <= {p.name for p in (out / name).iterdir()}
+        assert json.loads((out / name / "metrics.json").read_text())["start"].startswith("2022")
     assert not (out / ok[2]).exists() and (out / "broken" / "error.txt").exists()
     table = pd.read_csv(out / "comparison.csv")
     assert sorted(table["variant"]) == sorted(cerebro.outcomes)
     assert (out / "equity_curves.png").stat().st_size > 10_000
-    # the returns matrix: float32, one column per working variant, any date range
+    assert json.loads((out / "selection.json").read_text())["confirmed_in_cerebro"] == {
+        "period": "holdout", "variants": result.confirmed}
+    # the returns matrix: float32, one column per working variant, both periods, any date range
     returns = result.returns
     assert returns.values.dtype.name == "float32" and sorted(returns.names) == sorted(ok)
-    part = returns.matrix("2022-01-01", "2022-06-30")
-    assert part.index.min() >= pd.Timestamp("2022-01-01") and part.index.max() <= pd.Timestamp("2022-06-30")
+    assert returns.dates[0].year == 2021 and returns.dates[-1].year == 2022
+    part = returns.matrix("2022-07-01", "2022-09-30")
+    assert part.index.min() >= pd.Timestamp("2022-07-01") and part.index.max() <= pd.Timestamp("2022-09-30")
     equity = pd.read_csv(out / ok[0] / "equity.csv", index_col="date", parse_dates=True)["value"]
-    rebuilt = returns.equity(ok[0], 100_000.0)
+    rebuilt = returns.equity(ok[0], 100_000.0, "2022-07-01", "2022-12-31")
     assert rebuilt.to_numpy() == pytest.approx(equity.to_numpy(), rel=1e-5)  # float32 returns
+
+
+def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, market, tmp_path, monkeypatch):
+    """Make the selection's last variant the best of the holdout by far: it is still not chosen. Make
+    it the best of the selection instead: it is chosen, whatever its holdout."""
+    path, tmp, cerebro = sequential
+    common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
+                  confirm=0)
+    order = list(cerebro.report.table["name"])
+    last = order[-1]
+    real = sweep.run_vector_chunk
+
+    def boost(period_year):
+        def chunk(tasks, panels):
+            out = []
+            for name, m, r, e in real(tasks, panels):
+                year = panels[next(t.panel_key for t in tasks if t.name == name)][0].dates[0].year
+                if name == last and year == period_year:
+                    r = r + np.float32(0.01)  # +1 % a day
+                out.append((name, m, r, e))
+            return out
+        return chunk
+
+    monkeypatch.setattr(sweep, "run_vector_chunk", boost(2022))
+    great_holdout = sweep.run_sweep(path, out_root=tmp_path / "h", **common)
+    table = great_holdout.report.table.set_index("name")
+    assert great_holdout.report.chosen == order[0] != last
+    assert table.loc[last, "holdout_rank"] == 1 and table.loc[last, "selection_rank"] == len(order)
+    assert list(great_holdout.report.table["name"]) == order  # the selection ranking did not move
+
+    monkeypatch.setattr(sweep, "run_vector_chunk", boost(2021))
+    great_selection = sweep.run_sweep(path, out_root=tmp_path / "s", **common)
+    assert great_selection.report.chosen == last
+    unboosted = cerebro.report.table.set_index("name")["holdout_sharpe"]
+    np.testing.assert_allclose(great_selection.report.table.set_index("name")["holdout_sharpe"][unboosted.index],
+                               unboosted, rtol=1e-6)
+    csv = pd.read_csv(tmp_path / "s" / "mysweep" / "comparison.csv")
+    assert csv["variant"].iloc[0] == last and bool(csv["chosen"].iloc[0])
+
+
+def test_a_sweep_on_scores_its_model_saw_stops_and_writes_nothing(tiny_model, market, tmp_path):
+    """The tiny model chose its epoch on 2013-2016 (its validation window): selecting on those
+    years (the default selection period) is refused before any variant runs; no results folder."""
+    path = _write(tmp_path, 'base = "default"\n[variants.grid]\ntop_k = [3, 5]\n', "seen.toml")
+    with pytest.raises(ConfigError) as caught:
+        sweep.run_sweep(path, out_root=tmp_path / "results", model_for=lambda cfg, data: tiny_model, data=market,
+                        cache_dir=tmp_path / "cache", progress=None)
+    message = str(caught.value)
+    assert "cannot select strategy variants on scores the model saw" in message
+    assert "validation window" in message and "2013-01-02" in message and "Fix:" in message
+    assert "pipeline.get_selection_model" in message and "Nothing was run or written" in message
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()  # not even scores
+
+
+def test_backtest_dates_cannot_override_the_periods(tiny_model, market, tmp_path):
+    path = _write(tmp_path, SWEEP_TOML.replace("[variants.grid]", '[backtest]\nstart = "2020-01-01"\n[variants.grid]'))
+    with pytest.raises(ConfigError, match="backtest.start / backtest.end .* cannot apply.*--selection START,END"):
+        sweep.run_sweep(path, out_root=tmp_path / "results", model_for=lambda cfg, data: tiny_model, data=market,
+                        progress=None)
+    assert not (tmp_path / "results").exists()
 
 
 def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly(sequential, tiny_model, market,
