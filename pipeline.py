@@ -196,20 +196,6 @@ def get_selection_model(config: dict, data: MarketData, selection_start="2013-01
                              retrain, progress, ray)
 
 
-def write_selection_report(model, score_dates, variants, selection_returns, holdout_returns, out_dir,
-                           selection_period=None, holdout_period=None, n_splits: int = 16):
-    """Check that `model` never saw the selection's `score_dates` (models.selection.check_unseen),
-    then rank the variants on the selection period, judge the chosen one on the holdout, and
-    write selection.json and selection.png into `out_dir`. A refused check writes nothing."""
-    from analyzers.selection_report import selection_report, write_selection
-    from models.selection import check_unseen
-    check_unseen(model, score_dates)
-    report = selection_report(variants, selection_returns, holdout_returns, selection_period, holdout_period,
-                              n_splits=n_splits)
-    write_selection(out_dir, report)
-    return report
-
-
 def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
     from models.walkforward import WalkForwardModel
     key = hashlib.sha256(json.dumps(wf, sort_keys=True).encode()).hexdigest()[:8]

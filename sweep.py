@@ -56,14 +56,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import pipeline
+from configs import load_config
+from core.errors import AlphaPluginError, ConfigError, DataError
+from core.io import atomic_dir, atomic_path, write_text
 
-import pipeline  # noqa: E402
-from configs import load_config  # noqa: E402
-from core.errors import AlphaPluginError, ConfigError, DataError  # noqa: E402
-from core.io import atomic_dir, atomic_path, write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parent
 
 VARIANT_SECTIONS = ("strategy", "model", "backtest")
 COMPARISON_METRICS = ("sharpe", "total_return", "cagr", "volatility", "max_drawdown", "sortino", "n_trades",

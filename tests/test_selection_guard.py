@@ -71,22 +71,6 @@ def test_a_fold_that_saw_its_own_days_is_refused(walkforward):
         check_unseen(broken, _days("2021-01-04", "2021-06-30"))
 
 
-def test_selecting_on_seen_scores_stops_and_writes_nothing(tiny_model, walkforward, tmp_path):
-    names = ["a", "b", "c"]
-    sel_days = _days("2013-01-01", "2016-12-31")
-    out = tmp_path / "sweep"
-    with pytest.raises(ConfigError, match="validation window"):
-        pipeline.write_selection_report(tiny_model, sel_days, names, _returns(len(sel_days), names),
-                                        _returns(300, names, 1), out)
-    assert not out.exists()
-    # the same request on walk-forward scores of days it never saw goes through and writes
-    days = _days("2021-01-04", "2021-12-31")
-    report = pipeline.write_selection_report(walkforward, days, names, _returns(len(days), names),
-                                             _returns(300, names, 1), out, n_splits=8)
-    assert sorted(p.name for p in out.iterdir()) == ["selection.json", "selection.png"]
-    assert report.summary["n_trials"] == 3
-
-
 def test_the_default_selection_plan():
     model = selection_walk_forward(ModelConfig(**TINY))
     table = model.fold_table()
