@@ -361,80 +361,112 @@ def resolve_out_dir(root, name: str) -> Path:
     return target
 
 
-def run(config: dict, out_dir: Path, scores: pd.DataFrame | None = None, retrain: bool = False,
-        progress: bool = True, extra_analyzers=(), universe: Membership | None = None, pyfolio: bool = False,
-        bt_plot: bool = False, data: MarketData | None = None, model=None, model_path=None,
-        model_reused: bool | None = None, write_extra=None) -> RunResult:
-    """One backtest, written whole to `out_dir` (atomically: a failed run leaves no half folder)."""
-    seconds = {}
-    t0 = time.perf_counter()
-    data = data or load_data(config)
-    if needs_split(config, model_used=scores is None):
-        config = resolve_split(config, data)   # run.json records the dates used
-    seconds["data"] = time.perf_counter() - t0
-    reused = model_reused
+@dataclass
+class RunOptions:
+    """What one backtest uses besides its config. Whatever the caller already has (data, a model,
+    scores) is used as given; what it lacks is loaded or trained. `seconds` carries the time the
+    caller already spent (e.g. {"data": 0.4, "model": 12.1}), so the run's timings stay true."""
+    scores: pd.DataFrame | None = None          # precomputed scores instead of the model (ScoreAlpha)
+    data: MarketData | None = None
+    model: object = None
+    model_path: Path | None = None
+    model_reused: bool | None = None
+    retrain: bool = False
+    progress: bool = True
+    universe: Membership | None = None          # point-in-time membership for the strategy
+    extra_analyzers: tuple = ()                 # dotted names of more Backtrader analyzers
+    pyfolio: bool = False
+    bt_plot: bool = False
+    write_extra: object = None                  # write_extra(folder): more reports into the same folder
+    seconds: dict = field(default_factory=dict)
+
+
+def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields) -> RunResult:
+    """One backtest in Cerebro, written whole to `out_dir` (atomically: a failed run leaves no half
+    folder). `options` is a RunOptions; its fields may also be given as keywords."""
+    opts = options or RunOptions(**fields)
+    seconds = dict(opts.seconds)
     t = time.perf_counter()
-    if scores is None and model is None:
-        model, model_path, reused = get_model(config, data, retrain=retrain, progress=progress)
-    seconds["model"] = time.perf_counter() - t
+    data = opts.data or load_data(config)
+    if needs_split(config, model_used=opts.scores is None):
+        config = resolve_split(config, data)   # run.json records the dates used
+    seconds.setdefault("data", time.perf_counter() - t)
+    model, model_path, reused = opts.model, opts.model_path, opts.model_reused
+    t = time.perf_counter()
+    if opts.scores is None and model is None:
+        model, model_path, reused = get_model(config, data, retrain=opts.retrain, progress=opts.progress)
+    seconds.setdefault("model", time.perf_counter() - t)
     start, end = backtest_period(config, data)
-    params = strategy_params(config)
-    alpha_for = score_alpha(scores) if scores is not None else model_alpha(model, data, start)
+    alpha_for = score_alpha(opts.scores) if opts.scores is not None else model_alpha(model, data, start)
     bt_cfg = config["backtest"]
-    cerebro = build_cerebro(data, start, end, alpha_for, params, float(bt_cfg["cash"]), float(bt_cfg["commission"]),
-                            universe=universe)
-    n_bars = int(((data.benchmark.index >= start) & (data.benchmark.index <= end)).sum())
-    bench_upto_end = data.benchmark.loc[:end]
+    cerebro = build_cerebro(data, start, end, alpha_for, strategy_params(config), float(bt_cfg["cash"]),
+                            float(bt_cfg["commission"]), universe=opts.universe)
     with atomic_dir(out_dir) as tmp:  # a run that fails leaves no half-written results folder
-        cerebro.addanalyzer(ProgressBar, total=n_bars, disable=not progress, _name="progress")
-        cerebro.addanalyzer(A.TradeLog, path=str(tmp / "trades.csv"), _name="tradelog")
-        cerebro.addanalyzer(A.PortfolioMetrics, benchmark=bench_upto_end, out_dir=str(tmp), _name="metrics")
-        cerebro.addanalyzer(A.QuantStatsTearsheet, benchmark=bench_upto_end, path=str(tmp / "tearsheet.html"),
-                            title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
-                            strategy_title="AlphaRankStrategy", _name="tearsheet")
-        if scores is None:
-            cerebro.addanalyzer(A.AlphaQuality, benchmark=bench_upto_end, out_dir=str(tmp), _name="alpha_quality")
-        if pyfolio:
-            cerebro.addanalyzer(A.PyFolioPositions, _name="pyfolio")
-        for dotted in list(config.get("analyzers", {}).get("extra", [])) + list(extra_analyzers):
-            cls = A.import_analyzer(dotted)
-            cerebro.addanalyzer(cls, _name=cls.__name__)
+        add_analyzers(cerebro, config, data, start, end, tmp, opts)
         t = time.perf_counter()
         strategy = cerebro.run()[0]
         seconds["backtest"] = time.perf_counter() - t
-
-        trade_log = strategy.analyzers.tradelog
-        equity = strategy.analyzers.metrics.equity()
-        # PortfolioMetrics wrote metrics.json and equity.csv; add the universe yardstick to the former
-        metrics = {**strategy.analyzers.metrics.get_analysis(), **universe_baseline(data.prices, equity.index)}
-        write_json(tmp / "metrics.json", metrics)
-        results = A.analyzer_results(strategy)
-        write_equity_png(equity, data.benchmark, tmp / "equity.png", data.benchmark_name,
-                         equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index))
-        ours = ("progress", "tradelog", "metrics", "tearsheet", "pyfolio", "alpha_quality")
-        write_json(tmp / "analyzers.json", {k: v for k, v in results.items() if k not in ours})
-        if pyfolio:
-            rets, positions, transactions, _ = strategy.analyzers.pyfolio.get_pf_items()
-            bench_rets = data.benchmark.pct_change().loc[start:end]
-            A.write_pyfolio_tearsheet(rets, positions, transactions, bench_rets, tmp / "pyfolio.png")
-        if bt_plot:
-            A.save_bt_plot(strategy, tmp / "bt_plot.png")
-        if write_extra is not None:  # more reports into the same all-or-nothing folder
-            write_extra(tmp)
-        log = trade_log.to_frame()
-        if len(log):
-            A.trade_histogram_png(log, tmp / "trade_returns.png")
+        metrics, results, log, equity = write_reports(strategy, data, start, end, tmp, opts)
         write_json(tmp / "run.json", {
             "config": config, "period": [str(start.date()), str(end.date())],
             "model_path": str(model_path) if model_path else None, "model_reused": reused,
             "seconds": {k: round(v, 2) for k, v in seconds.items()},
             "rejected_orders": strategy.rejected_orders, "caveats": data.caveats,
-            "scores": "precomputed file (--scores)" if scores is not None else f"{indicator_class(model).__name__} "
-                      f"indicator ({model_kind(config)} model)",
+            "scores": "precomputed file (--scores)" if opts.scores is not None else
+                      f"{indicator_class(model).__name__} indicator ({model_kind(config)} model)",
         })
-    alpha = strategy.analyzers.alpha_quality.get_analysis() if scores is None else None
+    alpha = strategy.analyzers.alpha_quality.get_analysis() if opts.scores is None else None
     return RunResult(out_dir, metrics, log, equity, results, model_path, reused, seconds,
                      strategy.rejected_orders, alpha=alpha)
+
+
+OUR_ANALYZERS = ("progress", "tradelog", "metrics", "tearsheet", "pyfolio", "alpha_quality")
+
+
+def add_analyzers(cerebro: bt.Cerebro, config: dict, data: MarketData, start, end, folder: Path,
+                  opts: RunOptions) -> None:
+    """The run's analyzers, writing into `folder`: progress, trade log, metrics, QuantStats,
+    alpha quality (with a model), pyfolio positions (on request) and any extra analyzer."""
+    n_bars = int(((data.benchmark.index >= start) & (data.benchmark.index <= end)).sum())
+    bench_upto_end = data.benchmark.loc[:end]
+    cerebro.addanalyzer(ProgressBar, total=n_bars, disable=not opts.progress, _name="progress")
+    cerebro.addanalyzer(A.TradeLog, path=str(folder / "trades.csv"), _name="tradelog")
+    cerebro.addanalyzer(A.PortfolioMetrics, benchmark=bench_upto_end, out_dir=str(folder), _name="metrics")
+    cerebro.addanalyzer(A.QuantStatsTearsheet, benchmark=bench_upto_end, path=str(folder / "tearsheet.html"),
+                        title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
+                        strategy_title="AlphaRankStrategy", _name="tearsheet")
+    if opts.scores is None:
+        cerebro.addanalyzer(A.AlphaQuality, benchmark=bench_upto_end, out_dir=str(folder), _name="alpha_quality")
+    if opts.pyfolio:
+        cerebro.addanalyzer(A.PyFolioPositions, _name="pyfolio")
+    for dotted in list(config.get("analyzers", {}).get("extra", [])) + list(opts.extra_analyzers):
+        cls = A.import_analyzer(dotted)
+        cerebro.addanalyzer(cls, _name=cls.__name__)
+
+
+def write_reports(strategy, data: MarketData, start, end, folder: Path, opts: RunOptions) -> tuple:
+    """metrics.json (with the equal-weight yardstick), analyzers.json, equity.png, the optional
+    pyfolio and Backtrader plots, trade_returns.png: (metrics, analyzer results, trade log, equity)."""
+    equity = strategy.analyzers.metrics.equity()
+    # PortfolioMetrics wrote metrics.json and equity.csv; add the universe yardstick to the former
+    metrics = {**strategy.analyzers.metrics.get_analysis(), **universe_baseline(data.prices, equity.index)}
+    write_json(folder / "metrics.json", metrics)
+    results = A.analyzer_results(strategy)
+    write_equity_png(equity, data.benchmark, folder / "equity.png", data.benchmark_name,
+                     equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index))
+    write_json(folder / "analyzers.json", {k: v for k, v in results.items() if k not in OUR_ANALYZERS})
+    if opts.pyfolio:
+        rets, positions, transactions, _ = strategy.analyzers.pyfolio.get_pf_items()
+        bench_rets = data.benchmark.pct_change().loc[start:end]
+        A.write_pyfolio_tearsheet(rets, positions, transactions, bench_rets, folder / "pyfolio.png")
+    if opts.bt_plot:
+        A.save_bt_plot(strategy, folder / "bt_plot.png")
+    if opts.write_extra is not None:  # more reports into the same all-or-nothing folder
+        opts.write_extra(folder)
+    log = strategy.analyzers.tradelog.to_frame()
+    if len(log):
+        A.trade_histogram_png(log, folder / "trade_returns.png")
+    return metrics, results, log, equity
 
 
 def strategy_sharpe(config: dict, data: MarketData, scores: pd.DataFrame) -> float:
@@ -462,11 +494,12 @@ def vector_panel(data: MarketData, scores: pd.DataFrame, start, end, universe: M
 
 
 def run_vector(config: dict, out_dir: Path, scores: pd.DataFrame, data: MarketData, universe: Membership | None = None,
-               model_path=None, model_reused: bool | None = None) -> RunResult:
+               model_path=None, model_reused: bool | None = None, seconds: dict | None = None) -> RunResult:
     """The main job on the vector engine: the same rules and the same files as `run` (trades.csv,
-    equity.csv, metrics.json, tearsheet.html, equity.png, run.json) from a score frame."""
+    equity.csv, metrics.json, tearsheet.html, equity.png, run.json) from a score frame. `seconds`:
+    the time the caller already spent (data, model)."""
     from strategies.vector import simulate_prepared
-    seconds = {}
+    seconds = dict(seconds or {})
     start, end = backtest_period(config, data)
     params = strategy_params(config)
     t = time.perf_counter()

@@ -262,11 +262,13 @@ def run_main(args) -> int:
     out_dir = pipeline.resolve_out_dir(args.out, run_name(args, config))
     data = pipeline.load_data(config)
     scores = load_scores_csv(args.scores) if args.scores else None
+    seconds = {"data": time.perf_counter() - t0}
     if pipeline.needs_split(config, model_used=scores is None):
         config = pipeline.resolve_split(config, data)
         print(pipeline.describe_split(config))
     universe = Membership.from_csv(args.universe) if args.universe else None
     model = diagnostics = None
+    t = time.perf_counter()
     if scores is None:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
@@ -277,6 +279,7 @@ def run_main(args) -> int:
         if hasattr(model, "fold_table"):
             print("walk-forward folds (each scores only its test period; fitted on labels ending before it):")
             print(model.fold_table().to_string())
+        seconds["model"] = time.perf_counter() - t
         diagnostics = pipeline.model_diagnostics(model, data, config)
     write_extra = None
     if args.importance and model is not None:
@@ -289,13 +292,13 @@ def run_main(args) -> int:
     if getattr(args, "engine", None) == "vector":
         result = run_vector_main(args, config, out_dir, data, scores, model, universe,
                                  model_path=path if model is not None else None,
-                                 model_reused=reused if model is not None else None)
+                                 model_reused=reused if model is not None else None, seconds=seconds)
     else:
-        result = pipeline.run(config, out_dir, scores=scores, write_extra=write_extra, progress=not args.no_progress,
-                              extra_analyzers=args.analyzer, universe=universe, pyfolio=args.pyfolio,
-                              bt_plot=args.bt_plot, data=data, model=model,
-                              model_path=path if model is not None else None,
-                              model_reused=reused if model is not None else None)
+        result = pipeline.run(config, out_dir, pipeline.RunOptions(
+            scores=scores, data=data, model=model, model_path=path if model is not None else None,
+            model_reused=reused if model is not None else None, progress=not args.no_progress,
+            universe=universe, extra_analyzers=tuple(args.analyzer), pyfolio=args.pyfolio, bt_plot=args.bt_plot,
+            write_extra=write_extra, seconds=seconds))
     print_summary(result, data, config, diagnostics)
     print(f"  wall time {time.perf_counter() - t0:.1f}s")
     return 0
@@ -397,7 +400,7 @@ def planted_options(args) -> dict | None:
     return {**o, "feature": PLANTED_FEATURE}
 
 
-def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused):
+def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused, seconds=None):
     """`--engine vector`: the model's scores (from the score cache, computed once) or the --scores
     file, traded by the compiled simulator; the same files as the Cerebro run."""
     import pipeline
@@ -410,7 +413,7 @@ def run_vector_main(args, config, out_dir, data, scores, model, universe, model_
         start, end = pipeline.backtest_period(config, data)
         scores, hit = sweep.period_scores(model, data, start, end)
         print(f"scores: {'from cache' if hit else 'computed and cached'}")
-    return pipeline.run_vector(config, out_dir, scores, data, universe, model_path, model_reused)
+    return pipeline.run_vector(config, out_dir, scores, data, universe, model_path, model_reused, seconds)
 
 
 def trade_stats_command(argv) -> int:

@@ -151,6 +151,10 @@ def test_main_job_cold_then_warm_is_reproducible(tmp_path):
         assert (out / name).is_file(), name
     first = (out / "metrics.json").read_text()
     trades = (out / "trades.csv").read_text()
+    # the timings say where the time went: the cold run trained, so its model time is seconds, not 0.0
+    cold_seconds = json.loads((out / "run.json").read_text())["seconds"]
+    assert cold_seconds["model"] > 1.0 and cold_seconds["data"] > 0.0
+    assert f"model {cold_seconds['model']:.1f}s" in cold.stdout
     warm = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert warm.returncode == 0, warm.stderr[-3000:]
     assert "reused" in warm.stdout
