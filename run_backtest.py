@@ -239,10 +239,20 @@ def main(argv=None) -> int:
         return 2
 
 
+def importance_writer(model, data):
+    """Permutation importance on the validation period, printed; returns the writer of its files."""
+    import pipeline
+    from models.importance import permutation_importance
+    importance = permutation_importance(model, data.prices, data.benchmark, vix=data.vix)
+    print("permutation importance (validation period, loss increase when shuffled):")
+    for row in importance.itertuples():
+        print(f"  {row.feature:14} {row.loss_increase:+.5f} ± {row.std:.5f}")
+    return lambda out: pipeline.write_importance(importance, out)
+
+
 def run_main(args) -> int:
     if getattr(args, "variants", None):
-        import sweep
-        return sweep.run_cli(args)
+        return sweep_command(args)
     if getattr(args, "selection", None) or getattr(args, "holdout", None):
         raise ConfigError("--selection and --holdout set a sweep's periods: add --variants FILE.toml "
                           "(a single run's period is --start/--end)")
@@ -281,14 +291,7 @@ def run_main(args) -> int:
             print(model.fold_table().to_string())
         seconds["model"] = time.perf_counter() - t
         diagnostics = pipeline.model_diagnostics(model, data, config)
-    write_extra = None
-    if args.importance and model is not None:
-        from models.importance import permutation_importance
-        importance = permutation_importance(model, data.prices, data.benchmark, vix=data.vix)
-        print("permutation importance (validation period, loss increase when shuffled):")
-        for row in importance.itertuples():
-            print(f"  {row.feature:14} {row.loss_increase:+.5f} ± {row.std:.5f}")
-        write_extra = lambda out: pipeline.write_importance(importance, out)  # noqa: E731
+    write_extra = importance_writer(model, data) if args.importance and model is not None else None
     if getattr(args, "engine", None) == "vector":
         result = run_vector_main(args, config, out_dir, data, scores, model, universe,
                                  model_path=path if model is not None else None,
@@ -398,6 +401,59 @@ def planted_options(args) -> dict | None:
                           "rank IC with a usable standard error) and 600 days (the features warm up over 229)")
     from feeds.synthetic import PLANTED_FEATURE
     return {**o, "feature": PLANTED_FEATURE}
+
+
+def sweep_overrides(args) -> dict:
+    """The run_backtest.py options that apply to every variant, as config overrides."""
+    import sweep
+    overrides: dict = {}
+
+    def put(section, key, value):
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("strategy", "cross_section", getattr(args, "cross_section", None))
+    source = getattr(args, "source", None) or ("csv" if getattr(args, "data", None) else None)
+    put("data", "source", source)
+    put("data", "dir", getattr(args, "data", None))
+    put("data", "benchmark", getattr(args, "benchmark", None))
+    for key in ("start", "end", "cash", "commission"):
+        put("backtest", key, getattr(args, key, None))
+    put("model", "seed", getattr(args, "seed", None))
+    for option in ("selection", "holdout"):
+        if getattr(args, option, None):
+            overrides.setdefault("selection", {}).update(sweep.parse_period(getattr(args, option), f"--{option}"))
+    return overrides
+
+
+def sweep_command(args) -> int:
+    """`run_backtest.py --variants FILE [--ray [--ray-address A]] [--workers N]`."""
+    import sweep
+    if getattr(args, "config", None):
+        raise ConfigError("--variants FILE is the config of a sweep (it names its base); drop --config")
+    if getattr(args, "scores", None):
+        raise ConfigError("--variants runs the model's cached scores; --scores cannot be combined with it")
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: give at least 1")
+    use_ray = bool(getattr(args, "ray", False) or getattr(args, "ray_address", None))
+    mode = "ray" if use_ray else ("processes" if workers and workers > 1 else "sequential")
+    quiet = getattr(args, "no_progress", False)
+    store = Path(args.model_store) if getattr(args, "model_store", None) else None
+    universe = None
+    if getattr(args, "universe", None):
+        from feeds import Membership
+        universe = Membership.from_csv(args.universe)
+    engine = getattr(args, "engine", None) or "vector"
+    result = sweep.run_sweep(args.variants, out_root=args.out, name=getattr(args, "name", None), preset=args.preset,
+                       overrides=sweep_overrides(args), mode=mode, workers=workers or 2,
+                       engine=engine, confirm=getattr(args, "confirm", 3),
+                       ray_address=getattr(args, "ray_address", None),
+                       model_for=sweep.default_model_for(retrain=getattr(args, "retrain", False), progress=not quiet,
+                                                   store=store),
+                       progress=print, universe=universe, extra_analyzers=getattr(args, "analyzer", None) or ())
+    sweep.print_comparison(result)
+    return 0 if any(r["status"] == "ok" for r in result.rows) else 1
 
 
 def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused, seconds=None):

@@ -33,11 +33,12 @@ def _read(path: Path) -> dict:
         raise ConfigError(f"config file {path}: not valid TOML ({exc})") from None
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_config(base: dict, override: dict) -> dict:
+    """`override` laid over `base`, table by table (a deep copy; neither input changes)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_config(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -85,12 +86,12 @@ def load_config(preset: str = "default", path=None, overrides: dict | None = Non
     if preset != "default":
         preset_config = _read(preset_path(preset))
         _check_keys(preset_config, schema, f"preset {preset}")
-        config = _merge(config, preset_config)
+        config = merge_config(config, preset_config)
     _check_keys(file_config, schema, source)
-    config = _merge(config, file_config)
+    config = merge_config(config, file_config)
     if overrides:
         _check_keys(overrides, schema, "command line")
-        config = _merge(config, overrides)
+        config = merge_config(config, overrides)
     config["preset"] = preset
     split_set = any("split" in layer.get("model", {}) for layer in (preset_config, file_config, overrides or {}))
     if config["data"].get("source", "embedded") != "embedded" and not split_set:

@@ -353,14 +353,14 @@ def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, mark
             return out
         return chunk
 
-    monkeypatch.setattr(sweep, "run_vector_chunk", boost(2022))
+    monkeypatch.setattr(sweep.runners, "run_vector_chunk", boost(2022))
     great_holdout = sweep.run_sweep(path, out_root=tmp_path / "h", **common)
     table = great_holdout.report.table.set_index("name")
     assert great_holdout.report.chosen == order[0] != last
     assert table.loc[last, "holdout_rank"] == 1 and table.loc[last, "selection_rank"] == len(order)
     assert list(great_holdout.report.table["name"]) == order  # the selection ranking did not move
 
-    monkeypatch.setattr(sweep, "run_vector_chunk", boost(2021))
+    monkeypatch.setattr(sweep.runners, "run_vector_chunk", boost(2021))
     great_selection = sweep.run_sweep(path, out_root=tmp_path / "s", **common)
     assert great_selection.report.chosen == last
     unboosted = cerebro.report.table.set_index("name")["holdout_sharpe"]
@@ -407,7 +407,7 @@ def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly
         return [(name, {**m, "sharpe": m["sharpe"] * (1 + 1e-6)} if m else m, r, e)
                 for name, m, r, e in real(chunk, panels)]
 
-    monkeypatch.setattr(sweep, "run_vector_chunk", off_by_a_little)
+    monkeypatch.setattr(sweep.runners, "run_vector_chunk", off_by_a_little)
     with pytest.raises(sweep.EngineMismatchError, match="sharpe"):
         sweep.run_sweep(path, out_root=tmp_path / "c", confirm=1, **common)
 

@@ -1,0 +1,369 @@
+"""How a sweep's variants run: each in its own Cerebro (ScoreAlpha on cached scores) or all in the
+compiled vector engine, in one process, local processes or Ray tasks. Workers return results and
+files as bytes; only the driver writes, so the same code works on a cluster without a shared disk."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import pipeline
+from core.errors import AlphaPluginError, DataError
+from sweep.report import format_number
+
+ROOT = Path(__file__).resolve().parents[1]   # the project folder: shipped to Ray workers
+MODES = ("sequential", "processes", "ray")
+CONFIRM_RTOL = 1e-9  # a confirmed variant's Cerebro metrics must equal its vector metrics to this
+
+
+# ----------------------------------------------------------------------------- scores
+def period_panel(data, start, end):
+    """(panel, benchmark, first day) exactly as LSTMAlpha's BatchScorer sees them in a Cerebro
+    built by pipeline.build_cerebro: the tickers it feeds (two or more bars in the period), every
+    bar up to `end` (history before `start` is warm-up), scored from the first fed day on."""
+    upto = data.prices.between(None, end)
+    fed, first = [], None
+    for ticker, frame in upto.items():
+        in_period = frame.loc[start:end]
+        if len(in_period) >= 2:
+            fed.append(ticker)
+            first = in_period.index[0] if first is None else min(first, in_period.index[0])
+    return upto.select(fed), data.benchmark.loc[:end], first
+
+
+def period_scores(model, data, start, end, cache_dir=None) -> tuple[pd.DataFrame, bool]:
+    """(scores, cache hit): the model's scores for a backtest of [start, end], from the score
+    cache or computed once; bit for bit the scores LSTMAlpha gives in that Cerebro (tested)."""
+    from models.score_cache import DEFAULT_CACHE_DIR, cached_scores
+    panel, bench, first = period_panel(data, start, end)
+    if first is None:
+        raise DataError(f"no stock has two or more prices between {pd.Timestamp(start).date()} and "
+                        f"{pd.Timestamp(end).date()}; widen the backtest period")
+    return cached_scores(model, panel, bench, data.vix, start=first, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
+
+
+# ----------------------------------------------------------------------------- one variant
+@dataclass
+class VariantTask:
+    name: str
+    config: dict
+    scores_key: str
+    params: dict = field(default_factory=dict)   # what this variant changes, for run.json
+
+
+@dataclass
+class VariantOutcome:
+    name: str
+    metrics: dict = field(default_factory=dict)
+    analyzers: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)       # file name -> bytes
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def run_variant(task: VariantTask, data, scores_by_key: dict, options: dict | None = None) -> VariantOutcome:
+    """One variant in its own Cerebro (pipeline.run with precomputed scores) in a temporary folder;
+    returns metrics, analyzer results and the files' bytes. Never raises: an error is returned.
+    `options`: extra keywords of pipeline.run shared by all variants (universe, extra_analyzers)."""
+    t0 = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="sweep-") as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the driver warns once for the base config
+            out = Path(tmp) / "run"
+            result = pipeline.run(task.config, out, scores=scores_by_key[task.scores_key], progress=False, data=data,
+                                  **(options or {}))
+            files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+        if "run.json" in files:  # say where the scores came from (pipeline.run assumes a --scores file)
+            run_info = json.loads(files["run.json"])
+            run_info.update(scores="the model's scores, computed once for the sweep (models/score_cache)",
+                            variant=task.name, variant_params=task.params)
+            files["run.json"] = (json.dumps(run_info, indent=2, default=str) + "\n").encode()
+        return VariantOutcome(task.name, dict(result.metrics), dict(result.analyzers), files,
+                              seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - a broken variant is reported, the others go on
+        text = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, AlphaPluginError):
+            text += " | " + traceback.format_exc(limit=3).strip().splitlines()[-2].strip()
+        return VariantOutcome(task.name, error=text, seconds=time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- runners
+def run_sequential(tasks, data, scores_by_key, progress=None, options=None) -> list[VariantOutcome]:
+    outcomes = []
+    for task in tasks:
+        outcomes.append(run_variant(task, data, scores_by_key, options))
+        _report(progress, outcomes[-1], len(outcomes), len(tasks))
+    return outcomes
+
+
+_WORKER_STATE: dict = {}
+
+
+def _init_worker(data, scores_by_key, options):
+    _WORKER_STATE.update(data=data, scores=scores_by_key, options=options)
+
+
+def _run_in_worker(task):
+    return run_variant(task, _WORKER_STATE["data"], _WORKER_STATE["scores"], _WORKER_STATE["options"])
+
+
+def run_processes(tasks, data, scores_by_key, workers: int = 2, progress=None, options=None) -> list[VariantOutcome]:
+    """Local processes without Ray; each worker receives the data and scores once."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    # fork hands the panel over without pickling; the workers never run torch, so forking after
+    # torch was imported is safe here
+    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
+    by_name = {}
+    with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, initializer=_init_worker,
+                                initargs=(data, scores_by_key, options)) as pool:
+        futures = {pool.submit(_run_in_worker, t): t for t in tasks}
+        for done, future in enumerate(cf.as_completed(futures), 1):
+            task = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker that died
+                outcome = VariantOutcome(task.name, error=f"worker failed: {type(exc).__name__}: {exc}")
+            by_name[task.name] = outcome
+            _report(progress, outcome, done, len(tasks))
+    return [by_name[t.name] for t in tasks]
+
+
+def run_in_cerebro(tasks, data, scores_by_key, mode: str, workers: int, ray_address, progress, options):
+    """Each task in its own Cerebro, by `mode`: sequential, local processes or Ray."""
+    if mode == "sequential":
+        return run_sequential(tasks, data, scores_by_key, progress, options)
+    if mode == "processes":
+        return run_processes(tasks, data, scores_by_key, workers, progress, options)
+    return run_ray(tasks, data, scores_by_key, ray_address, num_cpus=workers, progress=progress, options=options)
+
+
+def _ray_runtime_env(address: str | None) -> dict:
+    if address:  # a real cluster: ship the project's code (not results, caches or models)
+        return {"working_dir": str(ROOT),
+                "excludes": ["results/", "cache/", "models/store/", ".git/", ".venv/", "**/__pycache__/"]}
+    return {"env_vars": {"PYTHONPATH": str(ROOT)}}
+
+
+def run_ray(tasks, data, scores_by_key, address: str | None = None, num_cpus: int = 2,
+            progress=None, options=None) -> list[VariantOutcome]:
+    """Ray tasks: the data and scores go into the object store once; each task builds its own
+    Cerebro and returns its results and files. A local instance unless `address` is given."""
+    import ray
+    started = False
+    if not ray.is_initialized():
+        kwargs = dict(runtime_env=_ray_runtime_env(address), log_to_driver=False, ignore_reinit_error=True)
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        started = True
+    try:
+        data_ref, scores_ref, options_ref = ray.put(data), ray.put(scores_by_key), ray.put(options)
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_variant)
+        pending = {remote.remote(t, data_ref, scores_ref, options_ref): t for t in tasks}
+        by_name, done = {}, 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                outcome = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - the worker died (run_variant itself never raises)
+                outcome = VariantOutcome(task.name, error=f"ray task failed: {type(exc).__name__}: {exc}")
+            by_name[task.name] = outcome
+            done += 1
+            _report(progress, outcome, done, len(tasks))
+        return [by_name[t.name] for t in tasks]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _report(progress, outcome: VariantOutcome, done: int, total: int) -> None:
+    if progress:
+        state = f"error: {outcome.error}" if outcome.error else f"Sharpe {format_number(outcome.metrics.get('sharpe'))}"
+        progress(f"  [{done}/{total}] {outcome.name}: {state} ({outcome.seconds:.1f}s)")
+
+
+@dataclass
+class VariantReturns:
+    """Every variant's daily returns, float32, on one calendar (NaN where a variant has no day):
+    the days x variants matrix that selection statistics (PBO, selection vs holdout) start from."""
+
+    dates: pd.DatetimeIndex
+    names: list
+    values: np.ndarray  # float32 [days, variants]
+
+    def matrix(self, start=None, end=None, names=None) -> pd.DataFrame:
+        """Returns of `names` (default: all) over [start, end] as a days x variants frame."""
+        rows = slice(None)
+        if start is not None or end is not None:
+            lo = 0 if start is None else self.dates.searchsorted(pd.Timestamp(start), side="left")
+            hi = len(self.dates) if end is None else self.dates.searchsorted(pd.Timestamp(end), side="right")
+            rows = slice(lo, hi)
+        cols = list(range(len(self.names))) if names is None else [self.names.index(n) for n in names]
+        return pd.DataFrame(self.values[rows][:, cols], index=self.dates[rows], columns=[self.names[c] for c in cols])
+
+    def equity(self, name: str, cash: float, start=None, end=None) -> pd.Series:
+        """A variant's equity curve over [start, end] rebuilt from its returns (float32 precision:
+        for plots). A sweep's periods are separate runs: rebuild one period at a time."""
+        r = self.matrix(start, end, names=[name])[name].dropna().astype("float64")
+        return cash * (1.0 + r).cumprod()
+
+
+class EngineMismatchError(AlphaPluginError):
+    """A variant replayed in Cerebro did not give the vector engine's metrics."""
+
+
+# ----------------------------------------------------------------------------- the vector engine
+def metrics_mismatch(vector: dict, cerebro: dict) -> str | None:
+    """None when every metric agrees (numbers to CONFIRM_RTOL), else the first difference."""
+    if set(vector) != set(cerebro):
+        return f"metric keys differ: {sorted(set(vector) ^ set(cerebro))}"
+    for key, theirs in cerebro.items():
+        ours = vector[key]
+        if isinstance(theirs, float) and isinstance(ours, (int, float)):
+            if not math.isclose(ours, theirs, rel_tol=CONFIRM_RTOL, abs_tol=1e-12):
+                return f"{key}: vector {ours!r} vs Cerebro {theirs!r}"
+        elif ours != theirs:
+            return f"{key}: vector {ours!r} vs Cerebro {theirs!r}"
+    return None
+
+
+@dataclass
+class VectorTask:
+    name: str
+    panel_key: str
+    params: dict
+    cash: float
+    commission: float
+
+
+_VECTOR_STATE: dict = {}
+
+
+def vector_panels(tasks, data, scores_by_key, universe) -> dict:
+    """{scores key: (panel, variant-independent metrics)}: the shared arrays, built once per key."""
+    panels = {}
+    for task in tasks:
+        if task.scores_key in panels:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the driver warned once for this period already
+            start, end = pipeline.backtest_period(task.config, data)
+        panel = pipeline.vector_panel(data, scores_by_key[task.scores_key], start, end, universe)
+        from strategies.vector import panel_benchmark_metrics
+        fixed = {**panel_benchmark_metrics(panel), **pipeline.universe_baseline(data.prices, panel.dates)}
+        panels[task.scores_key] = (panel, fixed)
+    return panels
+
+
+def run_vector_chunk(chunk: list, panels: dict) -> list:
+    """Simulate a chunk of VectorTasks; [(name, metrics, float32 returns or None, error)]."""
+    from analyzers import daily_returns
+    from strategies.vector import simulate_prepared
+    out = []
+    for task in chunk:
+        try:
+            panel, fixed = panels[task.panel_key]
+            pipeline.check_enough_stocks(len(panel.tickers), task.params, panel.dates[0], panel.dates[-1])
+            result = simulate_prepared(panel, task.params, task.cash, task.commission, trade_log=False,
+                                       benchmark_metrics={k: v for k, v in fixed.items() if k.startswith("benchmark_")})
+            metrics = {**result.metrics, **fixed}
+            metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+            returns = daily_returns(result.equity, task.cash).to_numpy(dtype="float32")
+            out.append((task.name, metrics, returns, None))
+        except Exception as exc:  # noqa: BLE001 - a broken variant is reported, the others go on
+            out.append((task.name, {}, None, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def _vector_worker_chunk(chunk):
+    return run_vector_chunk(chunk, _VECTOR_STATE["panels"])
+
+
+def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential", workers=2, ray_address=None,
+                        progress=None, label: str = ""):
+    """Every variant on the vector engine: (outcomes, VariantReturns). The panels (prices, scores,
+    ranks) are built once and shared: inherited by forked processes, or put in Ray's object store once."""
+    t0 = time.perf_counter()
+    panels = vector_panels(tasks, data, scores_by_key, universe)
+    vtasks = [VectorTask(task.name, task.scores_key, pipeline.strategy_params(task.config),
+                         float(task.config["backtest"]["cash"]), float(task.config["backtest"]["commission"]))
+              for task in tasks]
+    found = simulate_variants(vtasks, panels, mode, workers, ray_address)
+    outcomes, columns = [], {}
+    seconds = (time.perf_counter() - t0) / max(1, len(tasks))
+    for task in tasks:
+        metrics, returns, error = found[task.name]
+        outcomes.append(VariantOutcome(task.name, metrics, error=error, seconds=seconds))
+        if returns is not None:
+            columns[task.name] = (panels[task.scores_key][0].dates, returns)
+    if progress:
+        ok = sum(o.error is None for o in outcomes)
+        progress(f"vector engine{' (' + label + ' period)' if label else ''}: {len(tasks)} variants ({ok} ok) in "
+                 f"{time.perf_counter() - t0:.1f}s")
+    return outcomes, _returns_matrix(columns)
+
+
+def simulate_variants(vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2,
+                      ray_address: str | None = None) -> dict:
+    """{name: (metrics, float32 returns, error)} of VectorTasks on shared panels, in chunks:
+    one process, forked local processes (which inherit the panels) or Ray tasks (panels put once)."""
+    n_chunks = 1 if mode == "sequential" else max(1, workers) * 4
+    chunks = [vtasks[i::n_chunks] for i in range(n_chunks) if vtasks[i::n_chunks]]
+    if mode == "sequential":
+        results = [run_vector_chunk(chunk, panels) for chunk in chunks]
+    elif mode == "processes":
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        _VECTOR_STATE["panels"] = panels  # forked workers inherit it: no pickling of the arrays
+        ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
+        forked = ctx.get_start_method() == "fork"
+        try:
+            with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx,
+                                        initializer=None if forked else _VECTOR_STATE.update,
+                                        initargs=() if forked else ({"panels": panels},)) as pool:
+                results = list(pool.map(_vector_worker_chunk, chunks))
+        finally:
+            _VECTOR_STATE.clear()
+    else:
+        import ray
+        started = False
+        if not ray.is_initialized():
+            kwargs = dict(runtime_env=_ray_runtime_env(ray_address), log_to_driver=False, ignore_reinit_error=True)
+            if ray_address:
+                ray.init(address=ray_address, **kwargs)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, **kwargs)
+            started = True
+        try:
+            panels_ref = ray.put(panels)  # once: every task reads the same arrays
+            remote = ray.remote(num_cpus=1, max_retries=0)(run_vector_chunk)
+            results = ray.get([remote.remote(chunk, panels_ref) for chunk in chunks])
+        finally:
+            if started:
+                ray.shutdown()
+    return {name: (metrics, returns, error) for chunk in results for name, metrics, returns, error in chunk}
+
+
+def _returns_matrix(columns: dict) -> VariantReturns:
+    names = list(columns)
+    dates = pd.DatetimeIndex([])
+    for index, _ in columns.values():
+        dates = dates.union(index)
+    values = np.full((len(dates), len(names)), np.nan, dtype="float32")
+    for c, (index, returns) in enumerate(columns.values()):
+        values[dates.get_indexer(index), c] = returns
+    return VariantReturns(dates, names, values)
+
+
