@@ -20,6 +20,7 @@ swaps the `current` symlink with one atomic rename; a killed step leaves the pre
     models/<sha256[:16]>/           the model artifact, copied at init (never retrained here)
     book.json, ... -> current/...   convenience links
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,10 +42,10 @@ import numpy as np
 import pandas as pd
 
 import pipeline
-from feeds import ArrayData
-from feeds.arraydata import datetime_numbers
 from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
 from core.io import atomic_dir
+from feeds import ArrayData
+from feeds.arraydata import datetime_numbers
 from models import LSTMAlpha
 from strategies import AlphaRankStrategy
 from strategies.alpha_rank import affordable_shares
@@ -120,11 +121,15 @@ class PaperStrategy(AlphaRankStrategy):
         super().next()
         state = self.book_state()
         broker = self.broker
-        self.days.append({
-            "date": state["date"], "cash": float(broker.getcash()), "value": float(broker.getvalue()),
-            "holdings": {t: h["shares"] for t, h in sorted(state["holdings"].items())},
-            "decisions": decisions_text(state),
-        })
+        self.days.append(
+            {
+                "date": state["date"],
+                "cash": float(broker.getcash()),
+                "value": float(broker.getvalue()),
+                "holdings": {t: h["shares"] for t, h in sorted(state["holdings"].items())},
+                "decisions": decisions_text(state),
+            }
+        )
 
 
 def decisions_text(state: dict) -> str:
@@ -138,8 +143,9 @@ def batched_scores(model, data: pipeline.MarketData, start, end) -> pd.DataFrame
     """The batched scores of every stock on the replay's days: model.predict over all data up to
     `end` (the score dated t uses bars up to t only), as LSTMAlpha.once() computes them."""
     prices = data.prices.between(None, end)
-    return model.predict(prices, data.benchmark.loc[:end], vix=None if data.vix is None else data.vix.loc[:end],
-                         start=start)
+    return model.predict(
+        prices, data.benchmark.loc[:end], vix=None if data.vix is None else data.vix.loc[:end], start=start
+    )
 
 
 @dataclass
@@ -159,24 +165,37 @@ def replay(model, data: pipeline.MarketData, start, end, params: dict, cash: flo
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     scores = batched_scores(model, data, start, end)
     days = datetime_numbers(scores.index).astype(np.int64)
-    tables = {t: {int(d): float(v) for d, v in zip(days, scores[t].to_numpy()) if np.isfinite(v)}
-              for t in scores.columns}
+    tables = {
+        t: {int(d): float(v) for d, v in zip(days, scores[t].to_numpy()) if np.isfinite(v)} for t in scores.columns
+    }
     live_day = int(datetime_numbers(pd.DatetimeIndex([end]))[0])
     before = start - pd.Timedelta(days=1)
 
     def alpha_for(bench_feed):
         from models.indicator import BatchScorer
+
         scorer = BatchScorer(model, bench_feed, data.prices.between(None, before), data.benchmark.loc[:before])
 
         def make(d):
-            return PaperAlpha(d, bench_feed, model=model, scorer=scorer, batched=tables.get(d._name, {}),
-                              live_day=live_day)
+            return PaperAlpha(
+                d, bench_feed, model=model, scorer=scorer, batched=tables.get(d._name, {}), live_day=live_day
+            )
+
         return make
 
     params = {**params, "close_at_end": False}
-    cerebro = pipeline.build_cerebro(data, start, end, alpha_for, params, cash, commission,
-                                     make_feed=lambda frame: LiveTailData(dataname=frame, live_from=end),
-                                     strategy=PaperStrategy, min_bars=1)
+    cerebro = pipeline.build_cerebro(
+        data,
+        start,
+        end,
+        alpha_for,
+        params,
+        cash,
+        commission,
+        make_feed=lambda frame: LiveTailData(dataname=frame, live_from=end),
+        strategy=PaperStrategy,
+        min_bars=1,
+    )
     strategy = cerebro.run()[0]
     state = strategy.book_state()
     closes, comm = {}, {}
@@ -184,12 +203,21 @@ def replay(model, data: pipeline.MarketData, start, end, params: dict, cash: flo
         if len(d):  # its last close: today's, or an earlier one if it had no bar today (as the broker values it)
             closes[d._name] = float(d.close[0])
         comm[d._name] = strategy.broker.getcommissioninfo(d).getcommission
-    return Replay(strategy.days, state, float(strategy.broker.getcash()), float(strategy.broker.getvalue()),
-                  closes, strategy, scores, comm)
+    return Replay(
+        strategy.days,
+        state,
+        float(strategy.broker.getcash()),
+        float(strategy.broker.getvalue()),
+        closes,
+        strategy,
+        scores,
+        comm,
+    )
 
 
-def size_orders(state: dict, cash: float, closes: dict, commission: dict, position_pct: float,
-                min_cash: float) -> list[dict]:
+def size_orders(
+    state: dict, cash: float, closes: dict, commission: dict, position_pct: float, min_cash: float
+) -> list[dict]:
     """The planned orders sized as AlphaRankStrategy.next_open sizes them, with the last close in
     place of the next open: sells first (their proceeds count), then each buy at position_pct of
     the book's value, capped by the cash left. Shares 0 = the strategy would skip it."""
@@ -201,8 +229,17 @@ def size_orders(state: dict, cash: float, closes: dict, commission: dict, positi
         price = closes.get(t, math.nan)
         if shares > 0 and math.isfinite(price):
             cash += shares * price - commission[t](shares, price)
-        rows.append({"ticker": t, "action": "SELL", "shares": shares, "price": price, "score": order["score"],
-                     "rank": "", "reason": order["reason"]})
+        rows.append(
+            {
+                "ticker": t,
+                "action": "SELL",
+                "shares": shares,
+                "price": price,
+                "score": order["score"],
+                "rank": "",
+                "reason": order["reason"],
+            }
+        )
     target = position_pct * value
     for order in state["buy"]:
         t = order["ticker"]
@@ -214,8 +251,17 @@ def size_orders(state: dict, cash: float, closes: dict, commission: dict, positi
             if shares * price + fee(shares, price) > cash:
                 shares = 0 if cash <= min_cash else affordable_shares(cash, price, fee)
             cash -= shares * price + fee(shares, price) if shares else 0.0
-        rows.append({"ticker": t, "action": "BUY", "shares": shares, "price": price, "score": order["score"],
-                     "rank": order["rank"], "reason": "entry"})
+        rows.append(
+            {
+                "ticker": t,
+                "action": "BUY",
+                "shares": shares,
+                "price": price,
+                "score": order["score"],
+                "rank": order["rank"],
+                "reason": "entry",
+            }
+        )
     return rows
 
 
@@ -226,8 +272,10 @@ def data_fingerprints(data: pipeline.MarketData, dates) -> dict:
     fields = data.prices.available
     frames = [data.prices[f] for f in sorted(fields)]
     index = frames[0].index.union(data.benchmark.index)
-    matrix = np.column_stack([f.reindex(index).to_numpy(dtype="float64") for f in frames]
-                             + [data.benchmark.reindex(index).to_numpy(dtype="float64")])
+    matrix = np.column_stack(
+        [f.reindex(index).to_numpy(dtype="float64") for f in frames]
+        + [data.benchmark.reindex(index).to_numpy(dtype="float64")]
+    )
     stamps = index.asi8
     wanted = {pd.Timestamp(d).value: str(pd.Timestamp(d).date()) for d in dates}
     h = hashlib.sha256(("|".join(data.prices.tickers) + "|" + ",".join(sorted(fields))).encode())
@@ -254,6 +302,7 @@ def code_version() -> str:
     """sha256 of the project's code that decides (feeds, models, strategies, analyzers, configs,
     pipeline.py, this file) and of the package versions it runs on."""
     from models.artifact import package_versions
+
     h = hashlib.sha256(json.dumps(package_versions(), sort_keys=True).encode())
     for name in CODE_PATHS:
         path = ROOT / name
@@ -278,15 +327,19 @@ def read_state(path: Path) -> dict:
     """The current state of an account: its files in `current/` as parsed values."""
     current = path / "current"
     if not current.is_dir():
-        raise ConfigError(f"{path}: no paper account there (no 'current' state); create it with "
-                          f"'run_backtest.py paper init {path.name} --start DATE'")
+        raise ConfigError(
+            f"{path}: no paper account there (no 'current' state); create it with "
+            f"'run_backtest.py paper init {path.name} --start DATE'"
+        )
     account = json.loads((current / "account.json").read_text())
     if account.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{current / 'account.json'}: format {account.get('format_version')!r}, "
-                            f"this code reads {FORMAT_VERSION}")
+        raise ArtifactError(
+            f"{current / 'account.json'}: format {account.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+        )
     book = current / "book.json"
     return {
-        "dir": current.resolve(), "account": account,
+        "dir": current.resolve(),
+        "account": account,
         "config": json.loads((current / "config.json").read_text()),
         "book": json.loads(book.read_text()) if book.is_file() else None,
         "journal": read_csv_rows(current / "journal.csv"),
@@ -347,6 +400,7 @@ def commit_state(path: Path, files: dict, copy_from: Path | None = None) -> Path
 def account_lock(path: Path):
     """One step at a time per account (a cron job and a hand-run step must not interleave)."""
     import fcntl
+
     with open(path / ".lock", "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -358,6 +412,7 @@ def account_lock(path: Path):
 # ============================================================================ configuration and model
 def resolve_config(source: dict) -> dict:
     from configs import load_config
+
     return load_config(source["preset"], source.get("file"), source.get("overrides") or {})
 
 
@@ -368,8 +423,15 @@ def config_source(preset: str, config_file, start, cash, data_dir, benchmark, so
             raise ConfigError(f"--cash {cash} must be positive")
         overrides["backtest"]["cash"] = float(cash)
     data_source = source or ("csv" if data_dir else None)
-    data = {k: v for k, v in (("source", data_source), ("dir", str(Path(data_dir).resolve()) if data_dir else None),
-                              ("benchmark", benchmark)) if v is not None}
+    data = {
+        k: v
+        for k, v in (
+            ("source", data_source),
+            ("dir", str(Path(data_dir).resolve()) if data_dir else None),
+            ("benchmark", benchmark),
+        )
+        if v is not None
+    }
     if data:
         overrides["data"] = data
     return {"preset": preset, "file": str(Path(config_file).resolve()) if config_file else None, "overrides": overrides}
@@ -378,23 +440,40 @@ def config_source(preset: str, config_file, start, cash, data_dir, benchmark, so
 def load_model(path: Path):
     from models import AlphaModel
     from models.artifact import META
+
     if not (Path(path) / META).is_file():
-        raise ArtifactError(f"{path}: not an AlphaModel artifact (no {META}); a paper account needs one fixed "
-                            "model (walk-forward bundles are not supported here)")
+        raise ArtifactError(
+            f"{path}: not an AlphaModel artifact (no {META}); a paper account needs one fixed "
+            "model (walk-forward bundles are not supported here)"
+        )
     return AlphaModel.load(path)
 
 
 # ============================================================================ init
-def init(root, name: str, start, cash=None, preset="default", config_file=None, model_dir=None,
-         data_dir=None, benchmark=None, source=None, refit="none", model_store=None) -> Path:
+def init(
+    root,
+    name: str,
+    start,
+    cash=None,
+    preset="default",
+    config_file=None,
+    model_dir=None,
+    data_dir=None,
+    benchmark=None,
+    source=None,
+    refit="none",
+    model_store=None,
+) -> Path:
     """Create paper/NAME/ with the frozen configuration, a copy of the model, the data source and
     the start date. The model is the one at `model_dir`, or the preset's saved/trained model."""
     path = account_dir(root, name)
     if path.exists():
         raise ConfigError(f"{path}: the account exists; step it ('paper step {name}'), or choose another name")
     if refit not in REFIT_CHOICES:
-        raise ConfigError(f"--refit {refit!r}: scheduled refits are not implemented yet; the only choice is "
-                          f"'none' (the model stays the one frozen at init)")
+        raise ConfigError(
+            f"--refit {refit!r}: scheduled refits are not implemented yet; the only choice is "
+            f"'none' (the model stays the one frozen at init)"
+        )
     try:
         start = pd.Timestamp(start)
     except (TypeError, ValueError) as exc:
@@ -412,13 +491,20 @@ def init(root, name: str, start, cash=None, preset="default", config_file=None, 
     test_start = pd.Timestamp(model.config.split.test_start)
     sha = tree_sha256(model_dir)
     account = {
-        "format_version": FORMAT_VERSION, "name": name, "generation": 1,
-        "generations": [{"generation": 1, "start": str(start.date()), "cash": float(config["backtest"]["cash"]),
-                         "reason": "init"}],
-        "config_source": csource, "config_sha256": config_sha256(config),
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "generation": 1,
+        "generations": [
+            {"generation": 1, "start": str(start.date()), "cash": float(config["backtest"]["cash"]), "reason": "init"}
+        ],
+        "config_source": csource,
+        "config_sha256": config_sha256(config),
         "model": {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(model_dir)},
-        "code_version": code_version(), "refit": refit,
-        "data": dict(config["data"]), "tickers": list(data.prices.tickers), "vix": data.vix is not None,
+        "code_version": code_version(),
+        "refit": refit,
+        "data": dict(config["data"]),
+        "tickers": list(data.prices.tickers),
+        "vix": data.vix is not None,
         "download_start": str(data.prices.dates[0].date()),  # a yfinance update fetches only the missing days
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "in_sample_warning": bool(start < test_start),
@@ -427,8 +513,14 @@ def init(root, name: str, start, cash=None, preset="default", config_file=None, 
         shutil.copytree(model_dir, tmp / account["model"]["dir"])
         if tree_sha256(tmp / account["model"]["dir"]) != sha:
             raise ArtifactError(f"{model_dir}: the copy differs from the original; is it being written right now?")
-        commit_state(tmp, {"account.json": _json(account), "config.json": _json(config),
-                           "journal.csv": csv_text([], JOURNAL_COLUMNS)})
+        commit_state(
+            tmp,
+            {
+                "account.json": _json(account),
+                "config.json": _json(config),
+                "journal.csv": csv_text([], JOURNAL_COLUMNS),
+            },
+        )
         for file in STATE_FILES[2:]:
             os.symlink(f"current/{file}", tmp / file)
     return path
@@ -436,13 +528,14 @@ def init(root, name: str, start, cash=None, preset="default", config_file=None, 
 
 def _json(obj) -> str:
     from core.io import _json_default
+
     return json.dumps(obj, indent=2, default=_json_default) + "\n"
 
 
 # ============================================================================ step
 @dataclass
 class StepResult:
-    status: str                     # "stepped", "unchanged", "diverged"
+    status: str  # "stepped", "unchanged", "diverged"
     date: str | None = None
     messages: list = field(default_factory=list)
     divergences: list = field(default_factory=list)
@@ -455,8 +548,10 @@ def check_drift(path: Path, state: dict) -> list[str]:
     problems = []
     model_copy = path / account["model"]["dir"]
     if not model_copy.is_dir() or tree_sha256(model_copy) != account["model"]["sha256"]:
-        problems.append(f"the model artifact {model_copy} changed since it was frozen (sha256 "
-                        f"{account['model']['sha256'][:16]}...); restore it")
+        problems.append(
+            f"the model artifact {model_copy} changed since it was frozen (sha256 "
+            f"{account['model']['sha256'][:16]}...); restore it"
+        )
     source = Path(account["model"]["source"])
     if source.is_dir() and tree_sha256(source) != account["model"]["sha256"]:
         problems.append(f"the model at {source} (the account's source) is not the one frozen at init anymore")
@@ -490,10 +585,17 @@ def refresh_data(account: dict, config: dict, downloader=None, today=None) -> pi
     feeds.yahoo.download_to_cache (tests pass a fake yfinance and the date)."""
     if config["data"].get("source") == "yfinance":
         from feeds import download_to_cache
+
         cache = config["data"].get("dir") or str(ROOT / "cache" / "yfinance")
-        report = download_to_cache(account["tickers"], account["download_start"], cache_dir=cache,
-                                   benchmark=config["data"].get("benchmark") or "SPY", vix=account["vix"],
-                                   downloader=downloader, today=today)
+        report = download_to_cache(
+            account["tickers"],
+            account["download_start"],
+            cache_dir=cache,
+            benchmark=config["data"].get("benchmark") or "SPY",
+            vix=account["vix"],
+            downloader=downloader,
+            today=today,
+        )
         if report.failed:
             raise DataError(f"yfinance update of {cache} failed: {report.summary()}")
     return pipeline.load_data(config)
@@ -511,9 +613,12 @@ def step(root, name: str, rebase: bool = False, tearsheet: bool = True, download
         if rebase:
             return _rebase(path, state, problems, tearsheet, fetch)
         if problems:
-            raise ConfigError(f"paper account {name}: refusing to step, " + "; ".join(problems) +
-                              f". The account's decisions would not be comparable. Undo the change, or start a new "
-                              f"generation from today's book with 'paper step {name} --rebase'")
+            raise ConfigError(
+                f"paper account {name}: refusing to step, "
+                + "; ".join(problems)
+                + f". The account's decisions would not be comparable. Undo the change, or start a new "
+                f"generation from today's book with 'paper step {name} --rebase'"
+            )
         return _step(path, state, tearsheet, fetch=fetch)
 
 
@@ -528,11 +633,16 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
     last = mine[-1] if mine else None
     if last is not None and rebase_rows is None:
         if pd.Timestamp(last["date"]) > end:
-            raise DataError(f"the data ends {end.date()}, before the account's last step {last['date']}; "
-                            "has the data source lost rows?")
+            raise DataError(
+                f"the data ends {end.date()}, before the account's last step {last['date']}; "
+                "has the data source lost rows?"
+            )
         if last["date"] == str(end.date()) and last["data_fingerprint"] == fingerprint:
-            return StepResult("unchanged", last["date"], [f"nothing changed: already stepped on {last['date']} "
-                                                          f"with the same data ({fingerprint})"])
+            return StepResult(
+                "unchanged",
+                last["date"],
+                [f"nothing changed: already stepped on {last['date']} with the same data ({fingerprint})"],
+            )
     start = pd.Timestamp(gen["start"])
     if end < start:
         raise DataError(f"the data ends {end.date()}, before the generation's start {start.date()}")
@@ -544,19 +654,33 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
     recorded = {r["date"]: r for r in mine}
     divergences = _divergences(recorded, by_date)
     if divergences:
-        return StepResult("diverged", str(end.date()), [
-            f"revised data would change {len(divergences)} past decision(s); nothing was written. The journal "
-            "keeps what was decided. To accept the revised data, start a new generation with --rebase"],
-            divergences, run)
+        return StepResult(
+            "diverged",
+            str(end.date()),
+            [
+                f"revised data would change {len(divergences)} past decision(s); nothing was written. The journal "
+                "keeps what was decided. To accept the revised data, start a new generation with --rebase"
+            ],
+            divergences,
+            run,
+        )
 
     new_rows = _new_journal_rows(run, data, recorded, end, fingerprint, account["generation"])
     full_journal = journal + new_rows
-    orders = (rebase_rows or []) + size_orders(run.state, run.cash, run.closes, run.commission,
-                                               float(params.get("position_pct", 0.2)),
-                                               float(params.get("min_cash", 1000.0)))
+    orders = (rebase_rows or []) + size_orders(
+        run.state,
+        run.cash,
+        run.closes,
+        run.commission,
+        float(params.get("position_pct", 0.2)),
+        float(params.get("min_cash", 1000.0)),
+    )
     book = book_dict(account, run, fingerprint)
-    files = {"journal.csv": csv_text(full_journal, JOURNAL_COLUMNS),
-             "orders_next_open.csv": csv_text(orders, ORDER_COLUMNS), "book.json": _json(book)}
+    files = {
+        "journal.csv": csv_text(full_journal, JOURNAL_COLUMNS),
+        "orders_next_open.csv": csv_text(orders, ORDER_COLUMNS),
+        "book.json": _json(book),
+    }
     if rebase_rows is not None:
         files["account.json"] = _json(account)
         files["config.json"] = _json(config)
@@ -564,10 +688,16 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
         files["tearsheet.html"] = tearsheet_html(full_journal, data, account)
     commit_state(path, files, copy_from=state["dir"])
     fresh = sum(1 for r in new_rows if r["date"] not in recorded)
-    what = f"{fresh} new day(s)" + ("" if fresh == len(new_rows) else
-                                     f"; revised data for {end.date()}, its decisions unchanged (journalled again)")
-    return StepResult("stepped", str(end.date()), [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, "
-                                                   f"{len(orders)} order(s) for the next open"], [], run)
+    what = f"{fresh} new day(s)" + (
+        "" if fresh == len(new_rows) else f"; revised data for {end.date()}, its decisions unchanged (journalled again)"
+    )
+    return StepResult(
+        "stepped",
+        str(end.date()),
+        [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, {len(orders)} order(s) for the next open"],
+        [],
+        run,
+    )
 
 
 def _divergences(recorded: dict, by_date: dict) -> list[dict]:
@@ -589,16 +719,22 @@ def _new_journal_rows(run, data, recorded: dict, end, fingerprint: str, generati
     prints = data_fingerprints(data, [d["date"] for d in run.days if d["date"] not in recorded or d["date"] == last])
     rows = []
     for day in run.days:
-        if day["date"] in recorded and not (day["date"] == last and recorded[day["date"]]
-                                            ["data_fingerprint"] != fingerprint):
+        if day["date"] in recorded and not (
+            day["date"] == last and recorded[day["date"]]["data_fingerprint"] != fingerprint
+        ):
             continue
-        rows.append({
-            "generation": generation, "date": day["date"], "cash": day["cash"], "value": day["value"],
-            "benchmark": float(data.benchmark.loc[:day["date"]].iloc[-1]),
-            "holdings": " ".join(f"{t}:{s}" for t, s in day["holdings"].items() if s),
-            "decisions": day["decisions"],
-            "data_fingerprint": prints[day["date"]],
-        })
+        rows.append(
+            {
+                "generation": generation,
+                "date": day["date"],
+                "cash": day["cash"],
+                "value": day["value"],
+                "benchmark": float(data.benchmark.loc[: day["date"]].iloc[-1]),
+                "holdings": " ".join(f"{t}:{s}" for t, s in day["holdings"].items() if s),
+                "decisions": day["decisions"],
+                "data_fingerprint": prints[day["date"]],
+            }
+        )
     return rows
 
 
@@ -610,11 +746,15 @@ def _divergence_rows(date, old, new) -> list[dict]:
                 action, ticker, rest = item.split(" ", 2)
                 out[ticker] = f"{action} {rest}"
         return out
+
     before, after = parse(old), parse(new)
     if new is None:
         return [{"date": date, "ticker": "*", "old": old or "(none)", "new": "(no such day in the data now)"}]
-    return [{"date": date, "ticker": t, "old": before.get(t, "(none)"), "new": after.get(t, "(none)")}
-            for t in sorted(set(before) | set(after)) if before.get(t) != after.get(t)]
+    return [
+        {"date": date, "ticker": t, "old": before.get(t, "(none)"), "new": after.get(t, "(none)")}
+        for t in sorted(set(before) | set(after))
+        if before.get(t) != after.get(t)
+    ]
 
 
 def book_dict(account: dict, run: Replay, fingerprint: str) -> dict:
@@ -622,24 +762,38 @@ def book_dict(account: dict, run: Replay, fingerprint: str) -> dict:
     for ticker, h in sorted(run.state["holdings"].items()):
         close = run.closes.get(ticker, math.nan)
         positions[ticker] = {**h, "close": close, "market_value": h["shares"] * close}
-    return {"account": account["name"], "generation": account["generation"], "date": run.state["date"],
-            "cash": run.cash, "value": run.value, "positions": positions, "data_fingerprint": fingerprint,
-            "model_sha256": account["model"]["sha256"], "code_version": account["code_version"]}
+    return {
+        "account": account["name"],
+        "generation": account["generation"],
+        "date": run.state["date"],
+        "cash": run.cash,
+        "value": run.value,
+        "positions": positions,
+        "data_fingerprint": fingerprint,
+        "model_sha256": account["model"]["sha256"],
+        "code_version": account["code_version"],
+    }
 
 
 def tearsheet_html(journal: list[dict], data: pipeline.MarketData, account: dict) -> str | None:
     """QuantStats' report of the account's daily values (the journal, every generation) so far."""
     from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tearsheet
+
     rows = {r["date"]: float(r["value"]) for r in journal}  # the last line of a date wins
     if len(rows) < 3:
         return None
     returns = strategy_returns(list(rows), list(rows.values()), float(account["generations"][0]["cash"]))
     bench = benchmark_returns(data.benchmark, returns.index)
     import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
-        out = write_tearsheet(returns, bench, Path(tmp) / "tearsheet.html",
-                              title=f"paper account {account['name']}: AlphaRankStrategy vs {data.benchmark_name}",
-                              strategy_title="paper account")
+        out = write_tearsheet(
+            returns,
+            bench,
+            Path(tmp) / "tearsheet.html",
+            title=f"paper account {account['name']}: AlphaRankStrategy vs {data.benchmark_name}",
+            strategy_title="paper account",
+        )
         return out.read_text()
 
 
@@ -663,17 +817,36 @@ def _rebase(path: Path, state: dict, problems: list, tearsheet: bool, fetch: dic
                 shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
         account["model"] = {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(source)}
     account["generation"] += 1
-    account["generations"].append({"generation": account["generation"], "start": book["date"],
-                                   "cash": float(book["value"]), "reason": "rebase: " + ("; ".join(problems) or
-                                                                                      "asked for")})
+    account["generations"].append(
+        {
+            "generation": account["generation"],
+            "start": book["date"],
+            "cash": float(book["value"]),
+            "reason": "rebase: " + ("; ".join(problems) or "asked for"),
+        }
+    )
     account["config_sha256"] = config_sha256(config)
     account["code_version"] = code_version()
-    sells = [{"ticker": t, "action": "SELL", "shares": p["shares"], "price": p["close"], "score": "", "rank": "",
-              "reason": "rebase"} for t, p in book["positions"].items() if p["shares"]]
+    sells = [
+        {
+            "ticker": t,
+            "action": "SELL",
+            "shares": p["shares"],
+            "price": p["close"],
+            "score": "",
+            "rank": "",
+            "reason": "rebase",
+        }
+        for t, p in book["positions"].items()
+        if p["shares"]
+    ]
     new_state = {**state, "account": account, "config": config}
     result = _step(path, new_state, tearsheet, rebase_rows=sells, fetch=fetch)
-    result.messages.insert(0, f"generation {account['generation']} starts {book['date']} with cash "
-                              f"{book['value']:,.2f} (the old book's value); {len(sells)} old position(s) to sell")
+    result.messages.insert(
+        0,
+        f"generation {account['generation']} starts {book['date']} with cash "
+        f"{book['value']:,.2f} (the old book's value); {len(sells)} old position(s) to sell",
+    )
     return result
 
 
@@ -682,8 +855,10 @@ def status_text(root, name: str) -> str:
     path = account_dir(root, name)
     state = read_state(path)
     account, book, journal = state["account"], state["book"], state["journal"]
-    lines = [f"paper account {name} (generation {account['generation']}, started "
-             f"{account['generations'][0]['start']} with {account['generations'][0]['cash']:,.2f})"]
+    lines = [
+        f"paper account {name} (generation {account['generation']}, started "
+        f"{account['generations'][0]['start']} with {account['generations'][0]['cash']:,.2f})"
+    ]
     if book is None:
         return "\n".join(lines + ["  not stepped yet: run 'paper step " + name + "'"])
     first = journal[0]
@@ -691,29 +866,35 @@ def status_text(root, name: str) -> str:
     pnl = book["value"] - cash0
     bench = float(journal[-1]["benchmark"]) / float(first["benchmark"]) - 1.0
     lines.append(f"  book at the close of {book['date']}: value {book['value']:,.2f}, cash {book['cash']:,.2f}")
-    lines.append(f"  P&L since {first['date']}: {pnl:+,.2f} ({100 * pnl / cash0:+.2f}%); benchmark "
-                 f"{100 * bench:+.2f}% over the same days")
+    lines.append(
+        f"  P&L since {first['date']}: {pnl:+,.2f} ({100 * pnl / cash0:+.2f}%); benchmark "
+        f"{100 * bench:+.2f}% over the same days"
+    )
     if book["positions"]:
         lines.append(f"  {'ticker':8}{'shares':>8}{'close':>12}{'value':>14}  entry       next review")
         for t, p in book["positions"].items():
             review = p["next_review"] or f"in {p['review_in_bars']} bar(s)"
-            lines.append(f"  {t:8}{p['shares']:>8}{p['close']:>12.2f}{p['market_value']:>14,.2f}  "
-                         f"{p['entry']}  {review}")
+            lines.append(
+                f"  {t:8}{p['shares']:>8}{p['close']:>12.2f}{p['market_value']:>14,.2f}  {p['entry']}  {review}"
+            )
     else:
         lines.append("  no positions")
     orders = state["orders"]
     lines.append(f"  orders for the next open ({len(orders)}):" if orders else "  no orders for the next open")
     for o in orders:
-        lines.append(f"    {o['action']:4} {o['ticker']:8} {o['shares']:>6} shares (at the last close "
-                     f"{float(o['price']):.2f})  {o['reason']}" + (f", rank {o['rank']}" if o["rank"] else ""))
+        lines.append(
+            f"    {o['action']:4} {o['ticker']:8} {o['shares']:>6} shares (at the last close "
+            f"{float(o['price']):.2f})  {o['reason']}" + (f", rank {o['rank']}" if o["rank"] else "")
+        )
     return "\n".join(lines)
 
 
 # ============================================================================ command line
 def main(argv) -> int:
-    p = argparse.ArgumentParser(prog="run_backtest.py paper",
-                                description="A daily paper-trading account whose state equals the backtest "
-                                            "(docs/paper.md).")
+    p = argparse.ArgumentParser(
+        prog="run_backtest.py paper",
+        description="A daily paper-trading account whose state equals the backtest (docs/paper.md).",
+    )
     p.add_argument("--root", default=str(ACCOUNTS), help="the accounts folder (default: paper/)")
     sub = p.add_subparsers(dest="command", required=True)
     i = sub.add_parser("init", help="create paper/NAME with the frozen configuration, model and data source")
@@ -722,26 +903,46 @@ def main(argv) -> int:
     i.add_argument("--cash", type=float, help="starting cash (default: the config's backtest.cash)")
     i.add_argument("--preset", choices=["default", "seed"], default="default")
     i.add_argument("--config", metavar="FILE.toml")
-    i.add_argument("--model", metavar="DIR",
-                   help="a saved model artifact (default: the preset's saved or trained model)")
+    i.add_argument(
+        "--model", metavar="DIR", help="a saved model artifact (default: the preset's saved or trained model)"
+    )
     i.add_argument("--model-store", metavar="DIR", help="where the preset's model is looked up (default models/store/)")
     i.add_argument("--data", metavar="DIR", help="a CSV folder, re-read at every step")
     i.add_argument("--benchmark", metavar="TICKER")
     i.add_argument("--source", choices=["embedded", "csv", "yfinance"])
-    i.add_argument("--refit", choices=["none", "yearly"], default="none",
-                   help="scheduled refits (recorded; only 'none' is implemented: the model stays fixed)")
+    i.add_argument(
+        "--refit",
+        choices=["none", "yearly"],
+        default="none",
+        help="scheduled refits (recorded; only 'none' is implemented: the model stays fixed)",
+    )
     s = sub.add_parser("step", help="bring the data up to date and replay to the newest bar")
     s.add_argument("name")
-    s.add_argument("--rebase", action="store_true", help="start a new generation from today's book "
-                                                          "(after a configuration, model or code change)")
+    s.add_argument(
+        "--rebase",
+        action="store_true",
+        help="start a new generation from today's book (after a configuration, model or code change)",
+    )
     s.add_argument("--no-tearsheet", action="store_true", help="skip the QuantStats report (faster)")
     t = sub.add_parser("status", help="print the book, P&L against the benchmark and the next orders")
     t.add_argument("name")
     args = p.parse_args(argv)
     try:
         if args.command == "init":
-            path = init(args.root, args.name, args.start, args.cash, args.preset, args.config, args.model,
-                        args.data, args.benchmark, args.source, args.refit, args.model_store)
+            path = init(
+                args.root,
+                args.name,
+                args.start,
+                args.cash,
+                args.preset,
+                args.config,
+                args.model,
+                args.data,
+                args.benchmark,
+                args.source,
+                args.refit,
+                args.model_store,
+            )
             print(f"paper account created: {path}; next: run_backtest.py paper step {args.name}")
             return 0
         if args.command == "step":

@@ -4,6 +4,7 @@ run_backtest.py (the command line) and sweep.py (variants, Ray) call these funct
 here parses arguments or prints tables. Each function does one step and can be used alone from a
 notebook.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,19 @@ import numpy as np
 import pandas as pd
 
 import analyzers as A
-from feeds import CAVEATS, ArrayData, ConfigError, LeanBroker, DataError, Membership, PricePanel, load_embedded, series_fingerprint
 from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tearsheet
 from core.io import atomic_dir, write_json, write_text
+from feeds import (
+    CAVEATS,
+    ArrayData,
+    ConfigError,
+    DataError,
+    LeanBroker,
+    Membership,
+    PricePanel,
+    load_embedded,
+    series_fingerprint,
+)
 from models import AlphaIndicator, LSTMAlpha, ModelConfig, make_model
 from strategies import AlphaRankStrategy, ScoreAlpha
 
@@ -52,34 +63,60 @@ def load_data(config: dict) -> MarketData:
         return MarketData(prices, bench, None, [CAVEATS])
     if source == "csv":
         from feeds import load_csv_folder
+
         if not data.get("dir"):
             raise ConfigError("data.source = 'csv' needs data.dir (or --data DIR): the folder of one CSV per ticker")
         if not data.get("benchmark"):
-            raise ConfigError("a CSV folder needs --benchmark TICKER (data.benchmark): the file in that folder to use as the benchmark")
+            raise ConfigError(
+                "a CSV folder needs --benchmark TICKER (data.benchmark): "
+                "the file in that folder to use as the benchmark"
+            )
         prices, bench = load_csv_folder(data["dir"], benchmark=data["benchmark"])
-        return MarketData(prices, bench.rename(data["benchmark"]), None,
-                          [f"CSV folder {data['dir']}: whatever survivorship its ticker list has, the results have too."])
+        return MarketData(
+            prices,
+            bench.rename(data["benchmark"]),
+            None,
+            [f"CSV folder {data['dir']}: whatever survivorship its ticker list has, the results have too."],
+        )
     if source == "yfinance":
         from feeds import load_cache
+
         cache = data.get("dir") or str(ROOT / "cache" / "yfinance")
         prices, bench, vix = load_cache(cache, benchmark=data.get("benchmark") or "SPY")
-        return MarketData(prices, bench, vix, [
-            f"yfinance cache {cache}: today's index members are survivors; use a point-in-time membership "
-            "file (--universe) for a fair backtest."])
+        return MarketData(
+            prices,
+            bench,
+            vix,
+            [
+                f"yfinance cache {cache}: today's index members are survivors; use a point-in-time membership "
+                "file (--universe) for a fair backtest."
+            ],
+        )
     raise ConfigError(f"data.source = {source!r}; use 'embedded', 'csv' or 'yfinance'")
 
 
 # ----------------------------------------------------------------------------- model
-def planted_data(n_tickers: int = 150, n_days: int = 1500, planted_ic: float = 0.10, seed: int = 0,
-                 start: str = "2010-01-04") -> MarketData:
+def planted_data(
+    n_tickers: int = 150, n_days: int = 1500, planted_ic: float = 0.10, seed: int = 0, start: str = "2010-01-04"
+) -> MarketData:
     """The positive control: a synthetic close-only universe with a planted 20-day reversal whose rank
     IC against the 10-day forward excess return is about `planted_ic` (feeds/synthetic.py). Run it
     with model.split = "auto" (resolve_split gives 60/20/20 % of its dates)."""
     from feeds.synthetic import PLANTED_FEATURE, SYNTHETIC_LABEL, make_synthetic_universe
-    prices, bench = make_synthetic_universe(n_tickers=n_tickers, n_days=n_days, start=start, seed=seed,
-                                            ohlcv=False, planted_ic=planted_ic)
-    return MarketData(prices, bench, None, [SYNTHETIC_LABEL, f"planted signal: minus {PLANTED_FEATURE}, "
-                                            f"rank IC about {planted_ic:g} against 10-day forward excess returns"])
+
+    prices, bench = make_synthetic_universe(
+        n_tickers=n_tickers, n_days=n_days, start=start, seed=seed, ohlcv=False, planted_ic=planted_ic
+    )
+    return MarketData(
+        prices,
+        bench,
+        None,
+        [
+            SYNTHETIC_LABEL,
+            f"planted signal: minus {PLANTED_FEATURE}, "
+            f"rank IC about {planted_ic:g} against 10-day forward excess returns",
+        ],
+    )
 
 
 def resolve_split(config: dict, data: MarketData) -> dict:
@@ -88,6 +125,7 @@ def resolve_split(config: dict, data: MarketData) -> dict:
     artifact key and the backtest period all read these resolved dates. `split_rule` says which rule
     gave them."""
     from models.dataset import auto_split, fill_split
+
     split = config["model"]["split"]
     if isinstance(split, dict) and all(split.get(k) for k in ("train_start", "test_end")):
         return config
@@ -99,7 +137,7 @@ def resolve_split(config: dict, data: MarketData) -> dict:
         resolved = fill_split(split, data.prices.dates)
         config.setdefault("split_rule", "set dates; empty ends filled with the data's first / last date")
     else:
-        raise ConfigError(f"model.split = {split!r}: give \"auto\" or a table of dates ([model.split])")
+        raise ConfigError(f'model.split = {split!r}: give "auto" or a table of dates ([model.split])')
     config["model"]["split"] = resolved.to_dict()
     return config
 
@@ -107,10 +145,10 @@ def resolve_split(config: dict, data: MarketData) -> dict:
 def describe_split(config: dict) -> str:
     """One line for the console: the split used, the rule that gave it and the purge."""
     from models.dataset import Split
+
     split = Split(**config["model"]["split"])
     rule = config.get("split_rule", f"preset {config.get('preset', 'default')}")
-    return (f"split ({rule}): {split.describe()}; labels purged {config['model']['horizon']} days "
-            "before each boundary")
+    return f"split ({rule}): {split.describe()}; labels purged {config['model']['horizon']} days before each boundary"
 
 
 def model_config(config: dict) -> ModelConfig:
@@ -131,8 +169,9 @@ def artifact_dir(config: dict, cfg: ModelConfig, data: MarketData, store: Path =
     the fingerprints, so another model, changed data or changed hyperparameters never reuse a
     stale model."""
     kind = model_kind(config)
-    key = hashlib.sha256(f"{kind}:{cfg.fingerprint()}:{data.prices.fingerprint()}:"
-                         f"{series_fingerprint(data.benchmark)}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        f"{kind}:{cfg.fingerprint()}:{data.prices.fingerprint()}:{series_fingerprint(data.benchmark)}".encode()
+    ).hexdigest()[:12]
     return store / f"{config.get('preset', 'custom')}-{kind}-{key}"
 
 
@@ -145,14 +184,21 @@ def walk_forward_params(config: dict) -> dict | None:
     return {"first_test": split["test_start"], "last_test": split["test_end"], **wf}
 
 
-def get_model(config: dict, data: MarketData, retrain: bool = False, progress: bool = True,
-              store: Path = MODEL_STORE, ray: bool = False) -> tuple:
+def get_model(
+    config: dict,
+    data: MarketData,
+    retrain: bool = False,
+    progress: bool = True,
+    store: Path = MODEL_STORE,
+    ray: bool = False,
+) -> tuple:
     """(model, path, reused): the saved artifact whose kind, data and configuration match, or a new
     fit of the zoo model [model] kind. With walk_forward.enabled, a WalkForwardModel (a bundle of
     yearly refits of that model)."""
     from models.artifact import read_meta
-    from models.registry import load_model
     from models.dataset import check_split_covers
+    from models.registry import load_model
+
     config = resolve_split(config, data)
     cfg = model_config(config)
     check_split_covers(cfg.split, data.prices.dates)
@@ -163,9 +209,11 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
         return _get_walk_forward(config, cfg, wf, data, path, retrain, progress, ray)
     if path.exists() and not retrain:
         meta = read_meta(path)
-        if (meta.get("model", "lstm") == kind
-                and meta.get("config_fingerprint") == make_model(kind, cfg).config.fingerprint()
-                and meta.get("data_fingerprint", {}).get("prices") == data.prices.fingerprint()):
+        if (
+            meta.get("model", "lstm") == kind
+            and meta.get("config_fingerprint") == make_model(kind, cfg).config.fingerprint()
+            and meta.get("data_fingerprint", {}).get("prices") == data.prices.fingerprint()
+        ):
             return load_model(path), path, True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -179,32 +227,48 @@ def get_model(config: dict, data: MarketData, retrain: bool = False, progress: b
     return model, path, False
 
 
-def get_selection_model(config: dict, data: MarketData, selection_start="2013-01-01", holdout_end="2022-12-31",
-                        retrain: bool = False, progress: bool = True, store: Path = MODEL_STORE,
-                        ray: bool = False) -> tuple:
+def get_selection_model(
+    config: dict,
+    data: MarketData,
+    selection_start="2013-01-01",
+    holdout_end="2022-12-31",
+    retrain: bool = False,
+    progress: bool = True,
+    store: Path = MODEL_STORE,
+    ray: bool = False,
+) -> tuple:
     """(model, path, reused): the walk-forward model a sweep selects on, trained once and kept under
     `store` like get_model's. Yearly refits (the [walk_forward] table's plan: refit_every_months,
     window, valid_years) with the first fold scoring from `selection_start` and the last through
     `holdout_end`, so every score of the selection and holdout periods is out of sample
     (models.selection.check_unseen proves it for the dates a sweep uses)."""
     from models.selection import selection_walk_forward
+
     config = resolve_split(config, data)
     cfg = model_config(config)
     plan = {k: v for k, v in config.get("walk_forward", {}).items() if k not in ("enabled", "workers")}
-    plan_model = selection_walk_forward(cfg, selection_start, holdout_end, **plan)   # validates the plan
-    return _get_walk_forward(config, cfg, plan_model.params, data, artifact_dir(config, cfg, data, store),
-                             retrain, progress, ray)
+    plan_model = selection_walk_forward(cfg, selection_start, holdout_end, **plan)  # validates the plan
+    return _get_walk_forward(
+        config, cfg, plan_model.params, data, artifact_dir(config, cfg, data, store), retrain, progress, ray
+    )
 
 
 def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
     from models.walkforward import WalkForwardModel
+
     key = hashlib.sha256(json.dumps(wf, sort_keys=True).encode()).hexdigest()[:8]
     path = base_path.with_name(f"{base_path.name}-wf{key}")
     if path.exists() and not retrain:
         return WalkForwardModel.load(path), path, True
     model = WalkForwardModel(cfg, **wf, model=model_kind(config))
-    model = model.fit(data.prices, data.benchmark, vix=data.vix, progress=progress,
-                      workers=int(config["walk_forward"].get("workers", 1)), ray=ray)
+    model = model.fit(
+        data.prices,
+        data.benchmark,
+        vix=data.vix,
+        progress=progress,
+        workers=int(config["walk_forward"].get("workers", 1)),
+        ray=ray,
+    )
     model.save(path)
     return model, path, False
 
@@ -221,8 +285,10 @@ def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Ti
     if not needs_split(config, model_used=False):
         start, end = pd.Timestamp(bt_cfg["start"]), min(pd.Timestamp(bt_cfg["end"]), data.prices.dates[-1])
         if start > end:
-            raise ConfigError(f"backtest start {start.date()} is after its end {end.date()} (the data ends "
-                              f"{data.prices.dates[-1].date()}); check --start/--end")
+            raise ConfigError(
+                f"backtest start {start.date()} is after its end {end.date()} (the data ends "
+                f"{data.prices.dates[-1].date()}); check --start/--end"
+            )
         split = config["model"]["split"]
         if isinstance(split, dict) and split.get("test_start"):
             _warn_in_sample(config, start, split)
@@ -233,22 +299,36 @@ def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Ti
     end = pd.Timestamp(bt_cfg.get("end") or split["test_end"])
     end = min(end, data.prices.dates[-1])
     if start > end:
-        raise ConfigError(f"backtest start {start.date()} is after its end {end.date()} (the data ends "
-                          f"{data.prices.dates[-1].date()}); check --start/--end, or the test period: --split TRAIN_END,VALID_END")
+        raise ConfigError(
+            f"backtest start {start.date()} is after its end {end.date()} (the data ends "
+            f"{data.prices.dates[-1].date()}); check --start/--end, or the test period: --split TRAIN_END,VALID_END"
+        )
     _warn_in_sample(config, start, split)
     return start, end
 
 
 def _warn_in_sample(config, start, split) -> None:
     if start < pd.Timestamp(split["test_start"]) and config["data"].get("source", "embedded") == "embedded":
-        warnings.warn(f"the backtest starts {start.date()}, before the model's test period ({split['test_start']}): "
-                      "those days are in-sample for the model", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"the backtest starts {start.date()}, before the model's test period ({split['test_start']}): "
+            "those days are in-sample for the model",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 # ----------------------------------------------------------------------------- Cerebro
 def strategy_params(config: dict) -> dict:
-    allowed = {"top_k", "entry_threshold", "exit_threshold", "position_pct", "review_days", "review_in",
-               "min_cash", "cross_section"}
+    allowed = {
+        "top_k",
+        "entry_threshold",
+        "exit_threshold",
+        "position_pct",
+        "review_days",
+        "review_in",
+        "min_cash",
+        "cross_section",
+    }
     return {k: v for k, v in config["strategy"].items() if k in allowed}
 
 
@@ -264,13 +344,26 @@ def fed_frames(data: MarketData, start, end, min_bars: int = 2) -> dict:
 
 def check_enough_stocks(n: int, params: dict, start, end) -> None:
     if n < params.get("top_k", 5):
-        raise DataError(f"only {n} stocks have prices between {start.date()} and {end.date()}, fewer than "
-                        f"top_k={params.get('top_k', 5)}; lower top_k or widen the period")
+        raise DataError(
+            f"only {n} stocks have prices between {start.date()} and {end.date()}, fewer than "
+            f"top_k={params.get('top_k', 5)}; lower top_k or widen the period"
+        )
 
 
-def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: float, commission: float,
-                  universe: Membership | None = None, lean: bool = True, make_feed=None,
-                  strategy=AlphaRankStrategy, min_bars: int = 2) -> bt.Cerebro:
+def build_cerebro(
+    data: MarketData,
+    start,
+    end,
+    alpha_for,
+    params: dict,
+    cash: float,
+    commission: float,
+    universe: Membership | None = None,
+    lean: bool = True,
+    make_feed=None,
+    strategy=AlphaRankStrategy,
+    min_bars: int = 2,
+) -> bt.Cerebro:
     """A Cerebro fed only the backtest period (warm-up history goes to the alpha, not the feeds),
     the benchmark as a data named after it, and AlphaRankStrategy with `alpha_for(benchmark_data)`
     as its alpha. make_feed(frame_or_series) makes each feed (default ArrayData); `strategy` may be a
@@ -288,8 +381,9 @@ def build_cerebro(data: MarketData, start, end, alpha_for, params: dict, cash: f
     for ticker, frame in frames.items():
         cerebro.adddata(make_feed(frame), name=ticker)
     check_enough_stocks(len(frames), params, start, end)
-    cerebro.addstrategy(strategy, alpha=alpha_for(bench_feed), benchmark=data.benchmark_name,
-                        universe=universe, **params)
+    cerebro.addstrategy(
+        strategy, alpha=alpha_for(bench_feed), benchmark=data.benchmark_name, universe=universe, **params
+    )
     return cerebro
 
 
@@ -304,17 +398,23 @@ def model_alpha(model, data: MarketData, start):
     before = pd.Timestamp(start) - pd.Timedelta(days=1)
 
     def alpha_for(bench_feed):
-        return indicator_class(model).factory(model, benchmark=bench_feed, history=data.prices.between(None, before),
-                                              history_benchmark=data.benchmark.loc[:before])
+        return indicator_class(model).factory(
+            model,
+            benchmark=bench_feed,
+            history=data.prices.between(None, before),
+            history_benchmark=data.benchmark.loc[:before],
+        )
+
     return alpha_for
 
 
-lstm_alpha = model_alpha   # the name the LSTM-only project used
+lstm_alpha = model_alpha  # the name the LSTM-only project used
 
 
 def score_alpha(scores: pd.DataFrame):
     def alpha_for(_bench_feed):
         return ScoreAlpha.factory(scores)
+
     return alpha_for
 
 
@@ -325,6 +425,7 @@ class ProgressBar(bt.Analyzer):
 
     def start(self):
         from tqdm.auto import tqdm
+
         self.bar = tqdm(total=self.p.total, desc="backtest", unit="bar", disable=self.p.disable)
 
     def next(self):
@@ -366,18 +467,19 @@ class RunOptions:
     """What one backtest uses besides its config. Whatever the caller already has (data, a model,
     scores) is used as given; what it lacks is loaded or trained. `seconds` carries the time the
     caller already spent (e.g. {"data": 0.4, "model": 12.1}), so the run's timings stay true."""
-    scores: pd.DataFrame | None = None          # precomputed scores instead of the model (ScoreAlpha)
+
+    scores: pd.DataFrame | None = None  # precomputed scores instead of the model (ScoreAlpha)
     data: MarketData | None = None
     model: object = None
     model_path: Path | None = None
     model_reused: bool | None = None
     retrain: bool = False
     progress: bool = True
-    universe: Membership | None = None          # point-in-time membership for the strategy
-    extra_analyzers: tuple = ()                 # dotted names of more Backtrader analyzers
+    universe: Membership | None = None  # point-in-time membership for the strategy
+    extra_analyzers: tuple = ()  # dotted names of more Backtrader analyzers
     pyfolio: bool = False
     bt_plot: bool = False
-    write_extra: object = None                  # write_extra(folder): more reports into the same folder
+    write_extra: object = None  # write_extra(folder): more reports into the same folder
     seconds: dict = field(default_factory=dict)
 
 
@@ -389,7 +491,7 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
     t = time.perf_counter()
     data = opts.data or load_data(config)
     if needs_split(config, model_used=opts.scores is None):
-        config = resolve_split(config, data)   # run.json records the dates used
+        config = resolve_split(config, data)  # run.json records the dates used
     seconds.setdefault("data", time.perf_counter() - t)
     model, model_path, reused = opts.model, opts.model_path, opts.model_reused
     t = time.perf_counter()
@@ -399,32 +501,49 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
     start, end = backtest_period(config, data)
     alpha_for = score_alpha(opts.scores) if opts.scores is not None else model_alpha(model, data, start)
     bt_cfg = config["backtest"]
-    cerebro = build_cerebro(data, start, end, alpha_for, strategy_params(config), float(bt_cfg["cash"]),
-                            float(bt_cfg["commission"]), universe=opts.universe)
+    cerebro = build_cerebro(
+        data,
+        start,
+        end,
+        alpha_for,
+        strategy_params(config),
+        float(bt_cfg["cash"]),
+        float(bt_cfg["commission"]),
+        universe=opts.universe,
+    )
     with atomic_dir(out_dir) as tmp:  # a run that fails leaves no half-written results folder
         add_analyzers(cerebro, config, data, start, end, tmp, opts)
         t = time.perf_counter()
         strategy = cerebro.run()[0]
         seconds["backtest"] = time.perf_counter() - t
         metrics, results, log, equity = write_reports(strategy, data, start, end, tmp, opts)
-        write_json(tmp / "run.json", {
-            "config": config, "period": [str(start.date()), str(end.date())],
-            "model_path": str(model_path) if model_path else None, "model_reused": reused,
-            "seconds": {k: round(v, 2) for k, v in seconds.items()},
-            "rejected_orders": strategy.rejected_orders, "caveats": data.caveats,
-            "scores": "precomputed file (--scores)" if opts.scores is not None else
-                      f"{indicator_class(model).__name__} indicator ({model_kind(config)} model)",
-        })
+        write_json(
+            tmp / "run.json",
+            {
+                "config": config,
+                "period": [str(start.date()), str(end.date())],
+                "model_path": str(model_path) if model_path else None,
+                "model_reused": reused,
+                "seconds": {k: round(v, 2) for k, v in seconds.items()},
+                "rejected_orders": strategy.rejected_orders,
+                "caveats": data.caveats,
+                "scores": "precomputed file (--scores)"
+                if opts.scores is not None
+                else f"{indicator_class(model).__name__} indicator ({model_kind(config)} model)",
+            },
+        )
     alpha = strategy.analyzers.alpha_quality.get_analysis() if opts.scores is None else None
-    return RunResult(out_dir, metrics, log, equity, results, model_path, reused, seconds,
-                     strategy.rejected_orders, alpha=alpha)
+    return RunResult(
+        out_dir, metrics, log, equity, results, model_path, reused, seconds, strategy.rejected_orders, alpha=alpha
+    )
 
 
 OUR_ANALYZERS = ("progress", "tradelog", "metrics", "tearsheet", "pyfolio", "alpha_quality")
 
 
-def add_analyzers(cerebro: bt.Cerebro, config: dict, data: MarketData, start, end, folder: Path,
-                  opts: RunOptions) -> None:
+def add_analyzers(
+    cerebro: bt.Cerebro, config: dict, data: MarketData, start, end, folder: Path, opts: RunOptions
+) -> None:
     """The run's analyzers, writing into `folder`: progress, trade log, metrics, QuantStats,
     alpha quality (with a model), pyfolio positions (on request) and any extra analyzer."""
     n_bars = int(((data.benchmark.index >= start) & (data.benchmark.index <= end)).sum())
@@ -432,9 +551,14 @@ def add_analyzers(cerebro: bt.Cerebro, config: dict, data: MarketData, start, en
     cerebro.addanalyzer(ProgressBar, total=n_bars, disable=not opts.progress, _name="progress")
     cerebro.addanalyzer(A.TradeLog, path=str(folder / "trades.csv"), _name="tradelog")
     cerebro.addanalyzer(A.PortfolioMetrics, benchmark=bench_upto_end, out_dir=str(folder), _name="metrics")
-    cerebro.addanalyzer(A.QuantStatsTearsheet, benchmark=bench_upto_end, path=str(folder / "tearsheet.html"),
-                        title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
-                        strategy_title="AlphaRankStrategy", _name="tearsheet")
+    cerebro.addanalyzer(
+        A.QuantStatsTearsheet,
+        benchmark=bench_upto_end,
+        path=str(folder / "tearsheet.html"),
+        title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
+        strategy_title="AlphaRankStrategy",
+        _name="tearsheet",
+    )
     if opts.scores is None:
         cerebro.addanalyzer(A.AlphaQuality, benchmark=bench_upto_end, out_dir=str(folder), _name="alpha_quality")
     if opts.pyfolio:
@@ -452,8 +576,13 @@ def write_reports(strategy, data: MarketData, start, end, folder: Path, opts: Ru
     metrics = {**strategy.analyzers.metrics.get_analysis(), **universe_baseline(data.prices, equity.index)}
     write_json(folder / "metrics.json", metrics)
     results = A.analyzer_results(strategy)
-    write_equity_png(equity, data.benchmark, folder / "equity.png", data.benchmark_name,
-                     equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index))
+    write_equity_png(
+        equity,
+        data.benchmark,
+        folder / "equity.png",
+        data.benchmark_name,
+        equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index),
+    )
     write_json(folder / "analyzers.json", {k: v for k, v in results.items() if k not in OUR_ANALYZERS})
     if opts.pyfolio:
         rets, positions, transactions, _ = strategy.analyzers.pyfolio.get_pf_items()
@@ -473,10 +602,15 @@ def strategy_sharpe(config: dict, data: MarketData, scores: pd.DataFrame) -> flo
     """Sharpe of the configured strategy trading `scores` over the backtest period, without the
     reports: the vector engine (trade for trade Cerebro's, tests/test_vector.py)."""
     from strategies.vector import simulate_prepared
+
     start, end = backtest_period(config, data)
     bt_cfg = config["backtest"]
-    result = simulate_prepared(vector_panel(data, scores, start, end), strategy_params(config),
-                               float(bt_cfg["cash"]), float(bt_cfg["commission"]))
+    result = simulate_prepared(
+        vector_panel(data, scores, start, end),
+        strategy_params(config),
+        float(bt_cfg["cash"]),
+        float(bt_cfg["commission"]),
+    )
     sharpe = result.metrics.get("sharpe")
     return float("nan") if sharpe is None else float(sharpe)
 
@@ -487,18 +621,28 @@ def vector_panel(data: MarketData, scores: pd.DataFrame, start, end, universe: M
     feeds, the benchmark's days in the calendar (it is a data of that Cerebro), metrics against
     the benchmark up to `end` (as PortfolioMetrics gets it)."""
     from strategies.vector import prepare
+
     panel = prepare(fed_frames(data, start, end), scores, start, end, universe=universe, benchmark=data.benchmark)
     if panel.benchmark is not None:
         panel.benchmark = data.benchmark.loc[:end]
     return panel
 
 
-def run_vector(config: dict, out_dir: Path, scores: pd.DataFrame, data: MarketData, universe: Membership | None = None,
-               model_path=None, model_reused: bool | None = None, seconds: dict | None = None) -> RunResult:
+def run_vector(
+    config: dict,
+    out_dir: Path,
+    scores: pd.DataFrame,
+    data: MarketData,
+    universe: Membership | None = None,
+    model_path=None,
+    model_reused: bool | None = None,
+    seconds: dict | None = None,
+) -> RunResult:
     """The main job on the vector engine: the same rules and the same files as `run` (trades.csv,
     equity.csv, metrics.json, tearsheet.html, equity.png, run.json) from a score frame. `seconds`:
     the time the caller already spent (data, model)."""
     from strategies.vector import simulate_prepared
+
     seconds = dict(seconds or {})
     start, end = backtest_period(config, data)
     params = strategy_params(config)
@@ -518,19 +662,36 @@ def run_vector(config: dict, out_dir: Path, scores: pd.DataFrame, data: MarketDa
         returns = strategy_returns(equity.index, equity.to_numpy(), cash)
         if len(returns) >= 2:
             bench = benchmark_returns(panel.benchmark, returns.index)
-            write_tearsheet(returns, bench, tmp / "tearsheet.html",
-                            title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
-                            strategy_title="AlphaRankStrategy")
-        write_equity_png(equity, data.benchmark, tmp / "equity.png", data.benchmark_name,
-                         equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index))
+            write_tearsheet(
+                returns,
+                bench,
+                tmp / "tearsheet.html",
+                title=f"{config.get('name', 'run')}: AlphaRankStrategy vs {data.benchmark_name}",
+                strategy_title="AlphaRankStrategy",
+            )
+        write_equity_png(
+            equity,
+            data.benchmark,
+            tmp / "equity.png",
+            data.benchmark_name,
+            equal_weight=equity.iloc[0] * equal_weight_curve(data.prices, equity.index),
+        )
         if len(result.trades):
             A.trade_histogram_png(result.trades, tmp / "trade_returns.png")
-        write_json(tmp / "run.json", {
-            "config": config, "period": [str(start.date()), str(end.date())], "engine": "vector",
-            "model_path": str(model_path) if model_path else None, "model_reused": model_reused,
-            "seconds": {k: round(v, 2) for k, v in seconds.items()}, "rejected_orders": 0, "caveats": data.caveats,
-            "scores": "the model's scores (models/score_cache) traded by strategies/vector.py",
-        })
+        write_json(
+            tmp / "run.json",
+            {
+                "config": config,
+                "period": [str(start.date()), str(end.date())],
+                "engine": "vector",
+                "model_path": str(model_path) if model_path else None,
+                "model_reused": model_reused,
+                "seconds": {k: round(v, 2) for k, v in seconds.items()},
+                "rejected_orders": 0,
+                "caveats": data.caveats,
+                "scores": "the model's scores (models/score_cache) traded by strategies/vector.py",
+            },
+        )
     return RunResult(out_dir, metrics, result.trades, equity, {}, model_path, model_reused, seconds, 0)
 
 
@@ -548,24 +709,38 @@ def universe_baseline(prices: PricePanel, dates: pd.DatetimeIndex) -> dict:
     A strategy that only matches it has shown no skill at picking among these names, whatever
     it does against the index."""
     m = A.compute_metrics(equal_weight_curve(prices, dates), initial_value=1.0)
-    return {"universe_ew_total_return": m["total_return"], "universe_ew_cagr": m["cagr"],
-            "universe_ew_volatility": m["volatility"], "universe_ew_sharpe": m["sharpe"],
-            "universe_ew_max_drawdown": m["max_drawdown"]}
+    return {
+        "universe_ew_total_return": m["total_return"],
+        "universe_ew_cagr": m["cagr"],
+        "universe_ew_volatility": m["volatility"],
+        "universe_ew_sharpe": m["sharpe"],
+        "universe_ew_max_drawdown": m["max_drawdown"],
+    }
 
 
-def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_name: str,
-                     equal_weight: pd.Series | None = None) -> None:
+def write_equity_png(
+    equity: pd.Series, benchmark: pd.Series, path: Path, bench_name: str, equal_weight: pd.Series | None = None
+) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from core.io import atomic_path
+
     bench = A.align_benchmark(benchmark, equity.index, base=float(equity.iloc[0]))
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(equity.index, equity.values, label="AlphaRankStrategy", color="tab:blue")
     ax.plot(bench.index, bench.values, label=f"{bench_name} (rebased)", color="grey")
     if equal_weight is not None:
-        ax.plot(equal_weight.index, equal_weight.values, label="universe equal-weight (no costs)",
-                color="tab:orange", lw=1, alpha=0.8)
+        ax.plot(
+            equal_weight.index,
+            equal_weight.values,
+            label="universe equal-weight (no costs)",
+            color="tab:orange",
+            lw=1,
+            alpha=0.8,
+        )
     ax.set_ylabel("portfolio value")
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
@@ -578,9 +753,12 @@ def write_equity_png(equity: pd.Series, benchmark: pd.Series, path: Path, bench_
 def write_importance(importance: pd.DataFrame, out_dir: Path) -> None:
     """importance.csv and a bar chart (mean loss rise, error bars = std over repeats)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from core.io import atomic_path, write_text
+
     write_text(out_dir / "importance.csv", importance.to_csv(index=False))
     ordered = importance.iloc[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(ordered) + 1.2))
@@ -607,11 +785,14 @@ def model_diagnostics(model, data: MarketData, config: dict, scores: pd.DataFram
     may choose things); the test rank IC is an after-the-fact report. `scores`: the model's predict
     on data, when already computed."""
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
+
     if scores is None:
         scores = model.predict(data.prices, data.benchmark, vix=data.vix)
     h = model.config.horizon
-    fwd = {"": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=0),
-           "tradeable_": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=1)}
+    fwd = {
+        "": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=0),
+        "tradeable_": forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=1),
+    }
     split = model.config.split
     out = {"horizon": h}
     for name in ("valid", "test"):
@@ -619,7 +800,7 @@ def model_diagnostics(model, data: MarketData, config: dict, scores: pd.DataFram
         for kind, f in fwd.items():
             ic = daily_ic(scores.loc[s:e], f.loc[s:e], method="spearman")
             out[f"{name}_{kind}rank_ic"] = ic_summary(ic, h)
-    valid = scores.loc[split.valid_start:split.valid_end].to_numpy()
+    valid = scores.loc[split.valid_start : split.valid_end].to_numpy()
     valid = valid[np.isfinite(valid)]  # empty for a walk-forward model: it scores nothing before its first fold
     if len(valid):
         if model.config.label == "classification":

@@ -20,6 +20,7 @@ the test rank IC per model with the seeds as dots.
 The runner takes a MarketData (prices panel, benchmark) and a config whose split fits it, so a
 synthetic universe with a planted signal runs through the same code as the embedded data.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,17 @@ import pipeline
 from core.errors import ConfigError
 from models.registry import MODEL_NAMES, model_class
 
-ZOO_COLUMNS = ["model", "seed", "valid_rank_ic", "test_rank_ic", "test_rank_ic_t", "test_tradeable_rank_ic",
-               "test_quintile_spread", "test_sharpe", "fit_seconds"]
+ZOO_COLUMNS = [
+    "model",
+    "seed",
+    "valid_rank_ic",
+    "test_rank_ic",
+    "test_rank_ic_t",
+    "test_tradeable_rank_ic",
+    "test_quintile_spread",
+    "test_sharpe",
+    "fit_seconds",
+]
 DEFAULT_SEEDS = 5
 
 
@@ -75,6 +85,7 @@ def plan_tasks(models: list[str], seeds: int) -> tuple[list[ZooTask], list[str]]
 
 def task_config(config: dict, task: ZooTask) -> dict:
     import copy
+
     out = copy.deepcopy(config)
     out["model"]["kind"] = task.model
     out["model"]["seed"] = task.seed
@@ -94,30 +105,39 @@ def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.D
     """The zoo's numbers of one fitted model (everything but model, seed and fit time), plus the test
     rank IC's standard error over non-overlapping days (zoo.md's s.e. (days); not a zoo.csv column)."""
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary, quintile_returns
+
     diag = pipeline.model_diagnostics(model, data, config, scores=scores)
     split, h = model.config.split, model.config.horizon
-    test = scores.loc[split.test_start:split.test_end]
+    test = scores.loc[split.test_start : split.test_end]
     tradeable = forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=1)
     signal = forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=0)
     traded_ic = ic_summary(daily_ic(test, tradeable.loc[test.index], method="spearman"), h)
     quintiles = quintile_returns(test, signal.loc[test.index])
     test_ic = diag["test_rank_ic"]
-    return {"valid_rank_ic": diag["valid_rank_ic"]["mean"], "test_rank_ic": test_ic["mean"],
-            "test_rank_ic_t": test_ic["t_stat"], "test_rank_ic_se": se_of_days(test_ic),
-            "test_tradeable_rank_ic": traded_ic["mean"],
-            "test_quintile_spread": float(quintiles.iloc[-1] - quintiles.iloc[0]),
-            "test_sharpe": pipeline.strategy_sharpe(config, data, scores)}
+    return {
+        "valid_rank_ic": diag["valid_rank_ic"]["mean"],
+        "test_rank_ic": test_ic["mean"],
+        "test_rank_ic_t": test_ic["t_stat"],
+        "test_rank_ic_se": se_of_days(test_ic),
+        "test_tradeable_rank_ic": traded_ic["mean"],
+        "test_quintile_spread": float(quintiles.iloc[-1] - quintiles.iloc[0]),
+        "test_sharpe": pipeline.strategy_sharpe(config, data, scores),
+    }
 
 
 def run_task(task: ZooTask, config: dict, data: pipeline.MarketData, store: Path) -> dict:
     """Fit (or reuse) one model of the zoo and measure it: one row of zoo.csv, plus what it chose."""
     cfg = task_config(config, task)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # dropped close-only features: the main job reports them
+        warnings.simplefilter("ignore")  # dropped close-only features: the main job reports them
         model, path, reused = pipeline.get_model(cfg, data, progress=False, store=store)
         scores = model.predict(data.prices, data.benchmark, vix=data.vix)
-        row = {"model": task.model, "seed": task.seed, **evaluate_scores(model, data, cfg, scores),
-               "fit_seconds": float(model.report_.seconds)}
+        row = {
+            "model": task.model,
+            "seed": task.seed,
+            **evaluate_scores(model, data, cfg, scores),
+            "fit_seconds": float(model.report_.seconds),
+        }
     return {"row": row, "path": str(path), "reused": reused, "chosen": dict(model.report_.extra)}
 
 
@@ -126,6 +146,7 @@ _WORKER: dict = {}
 
 def _init_worker(config, data, store):
     import torch
+
     torch.set_num_threads(1)
     _WORKER.update(config=config, data=data, store=store)
 
@@ -138,20 +159,30 @@ def _run_in_ray(task: ZooTask, config, data, store) -> dict:
     return run_task(task, config, data, store)
 
 
-def run_tasks(tasks: list[ZooTask], config: dict, data: pipeline.MarketData, store: Path, workers: int = 2,
-              ray: bool = False, progress: bool = True) -> list[dict]:
+def run_tasks(
+    tasks: list[ZooTask],
+    config: dict,
+    data: pipeline.MarketData,
+    store: Path,
+    workers: int = 2,
+    ray: bool = False,
+    progress: bool = True,
+) -> list[dict]:
     """Every task, in `workers` spawned processes (1: in this process) or as Ray tasks."""
     from models.walkforward import _bar, _thread_env, _worker_pythonpath
+
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers {workers!r}: give a whole number >= 1")
     if ray:
         import ray as ray_module
+
         started = not ray_module.is_initialized()
         if started:
             ray_module.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         try:
             remote = ray_module.remote(num_cpus=1)(_run_in_ray).options(
-                runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath(), "OMP_NUM_THREADS": "1"}})
+                runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath(), "OMP_NUM_THREADS": "1"}}
+            )
             shared = [ray_module.put(config), ray_module.put(data), ray_module.put(store)]
             refs = [remote.remote(t, *shared) for t in tasks]
             return [ray_module.get(r) for r in _bar(refs, progress)]
@@ -162,9 +193,17 @@ def run_tasks(tasks: list[ZooTask], config: dict, data: pipeline.MarketData, sto
         return [run_task(t, config, data, store) for t in _bar(tasks, progress)]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    context = multiprocessing.get_context("spawn")   # a forked child would share torch's thread pool state
-    with _thread_env(1), ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
-                                             initializer=_init_worker, initargs=(config, data, store)) as pool:
+
+    context = multiprocessing.get_context("spawn")  # a forked child would share torch's thread pool state
+    with (
+        _thread_env(1),
+        ProcessPoolExecutor(
+            max_workers=min(workers, len(tasks)),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(config, data, store),
+        ) as pool,
+    ):
         futures = [pool.submit(_run_in_worker, t) for t in tasks]
         return [f.result() for f in _bar(futures, progress)]
 
@@ -207,8 +246,14 @@ def lstm_versus_best_baseline(table: pd.DataFrame) -> dict | None:
     paired = len(base) > 1
     diff = (lstm - base).dropna() if paired else lstm - float(base.iloc[0])
     mean, sd, se = _mean_sd_se(diff)
-    return {"baseline": best, "paired": paired, "n": int(len(diff)), "diff": mean, "sd": sd,
-            "t": mean / se if se and se > 0 else float("nan")}
+    return {
+        "baseline": best,
+        "paired": paired,
+        "n": int(len(diff)),
+        "diff": mean,
+        "sd": sd,
+        "t": mean / se if se and se > 0 else float("nan"),
+    }
 
 
 def verdict(summary: pd.DataFrame, versus: dict | None) -> str:
@@ -218,24 +263,30 @@ def verdict(summary: pd.DataFrame, versus: dict | None) -> str:
     t_days = lstm["test_rank_ic"] / lstm["test_rank_ic_se_days"] if lstm["test_rank_ic_se_days"] > 0 else float("nan")
     d, t, base = versus["diff"], versus["t"], versus["baseline"]
     if d > 0 and t > 2 and t_days > 2:
-        return (f"The LSTM beats its best baseline ({base}, chosen on validation) out of sample: test rank IC "
-                f"higher by {d:+.4f} (t over seeds {t:.1f}) and distinguishable from zero over the test days "
-                f"(t {t_days:.1f}).")
+        return (
+            f"The LSTM beats its best baseline ({base}, chosen on validation) out of sample: test rank IC "
+            f"higher by {d:+.4f} (t over seeds {t:.1f}) and distinguishable from zero over the test days "
+            f"(t {t_days:.1f})."
+        )
     if d < 0 and t < -2:
-        return (f"The LSTM does worse than its best baseline ({base}, chosen on validation) out of sample: "
-                f"test rank IC lower by {d:+.4f} (t over seeds {t:.1f}).")
-    return (f"The LSTM does not beat its baselines out of sample: its test rank IC "
-            f"({lstm['test_rank_ic']:+.4f}, s.e. over test days {lstm['test_rank_ic_se_days']:.4f}) is "
-            f"{'not ' if not abs(t_days) > 2 else ''}distinguishable from zero, and its difference from the best "
-            f"baseline ({base}, chosen on validation), {d:+.4f} (t over seeds {t:.1f}), is "
-            f"{'within' if abs(d) < 2 * lstm['test_rank_ic_se_days'] else 'outside'} two standard errors of the test "
-            "period's own noise.")
+        return (
+            f"The LSTM does worse than its best baseline ({base}, chosen on validation) out of sample: "
+            f"test rank IC lower by {d:+.4f} (t over seeds {t:.1f})."
+        )
+    return (
+        f"The LSTM does not beat its baselines out of sample: its test rank IC "
+        f"({lstm['test_rank_ic']:+.4f}, s.e. over test days {lstm['test_rank_ic_se_days']:.4f}) is "
+        f"{'not ' if not abs(t_days) > 2 else ''}distinguishable from zero, and its difference from the best "
+        f"baseline ({base}, chosen on validation), {d:+.4f} (t over seeds {t:.1f}), is "
+        f"{'within' if abs(d) < 2 * lstm['test_rank_ic_se_days'] else 'outside'} two standard errors of the test "
+        "period's own noise."
+    )
 
 
 # ---------------------------------------------------------------------- the positive control
-MUST_RECOVER = ("logistic", "lightgbm", "lstm")   # issue 11: each recovers >= RECOVERY_BAR of the planted rank IC
+MUST_RECOVER = ("logistic", "lightgbm", "lstm")  # issue 11: each recovers >= RECOVERY_BAR of the planted rank IC
 RECOVERY_BAR = 0.60
-NULL_MODEL, NULL_SES = "random", 3.0            # the null stays within NULL_SES standard errors of 0
+NULL_MODEL, NULL_SES = "random", 3.0  # the null stays within NULL_SES standard errors of 0
 
 
 def planted_feature_ic(data: pipeline.MarketData, config: dict) -> dict:
@@ -243,6 +294,7 @@ def planted_feature_ic(data: pipeline.MarketData, config: dict) -> dict:
     20-day log return (each day the same ranking as minus rel_ret_20) against the forward excess
     return over the label horizon, with its standard error from the non-overlapping days."""
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
+
     split, h = config["model"]["split"], int(config["model"]["horizon"])
     close = data.prices.close
     reversal = -np.log(close / close.shift(20))
@@ -265,9 +317,16 @@ def positive_control(table: pd.DataFrame, planted_ic: float, feature_ic: float =
         ic = g["test_rank_ic"]
         mean, sd, _ = _mean_sd_se(ic)
         se = float(g["test_rank_ic_se"].mean())
-        row = {"model": name, "runs": len(g), "test_rank_ic": mean, "test_rank_ic_sd": sd, "se_days": se,
-               "recovered": mean / planted_ic, "worst_seed": float(ic.min()) / planted_ic,
-               "of_feature": mean / feature_ic if feature_ic > 0 else float("nan")}
+        row = {
+            "model": name,
+            "runs": len(g),
+            "test_rank_ic": mean,
+            "test_rank_ic_sd": sd,
+            "se_days": se,
+            "recovered": mean / planted_ic,
+            "worst_seed": float(ic.min()) / planted_ic,
+            "of_feature": mean / feature_ic if feature_ic > 0 else float("nan"),
+        }
         if name in MUST_RECOVER:
             row["bar"], row["passed"] = f"recover >= {RECOVERY_BAR:.0%}", bool(mean >= RECOVERY_BAR * planted_ic)
         elif name == NULL_MODEL:
@@ -283,39 +342,49 @@ def positive_control_verdict(control: pd.DataFrame) -> str:
     missing = [m for m in MUST_RECOVER + (NULL_MODEL,) if m not in control.index]
     failed = [m for m, ok in control["passed"].items() if ok is not None and not ok]
     if failed:
-        return (f"FAIL: {', '.join(failed)} did not meet the bar; a model that cannot find the planted signal is a "
-                "bug to chase, not a result.")
+        return (
+            f"FAIL: {', '.join(failed)} did not meet the bar; a model that cannot find the planted signal is a "
+            "bug to chase, not a result."
+        )
     if missing:
         return f"INCOMPLETE: the bars met, but {', '.join(missing)} did not run (--models)."
-    return (f"PASS: logistic, LightGBM and the LSTM each recover >= {RECOVERY_BAR:.0%} of the planted rank IC on "
-            f"the test period, and random stays within {NULL_SES:g} standard errors of 0.")
+    return (
+        f"PASS: logistic, LightGBM and the LSTM each recover >= {RECOVERY_BAR:.0%} of the planted rank IC on "
+        f"the test period, and random stays within {NULL_SES:g} standard errors of 0."
+    )
 
 
 def positive_control_markdown(table: pd.DataFrame, planted: dict) -> list[str]:
     control = positive_control(table, planted["planted_ic"], planted["feature_ic"])
-    pct = lambda x: f"{round(100 * x)} %" if np.isfinite(x) else "–"   # noqa: E731  (round: no "-0 %")
-    lines = ["## Positive control (SYNTHETIC data: a planted signal)", "",
-             f"Planted: minus `{planted['feature']}` (the 20-day reversal) with rank IC **{planted['planted_ic']:g}** "
-             f"against the {planted['horizon']}-day forward excess return, in a SYNTHETIC universe of "
-             f"{planted['stocks']} stocks x {planted['days']} business days (data seed {planted['data_seed']}; "
-             "feeds/synthetic.py). The planted feature's own rank IC on the test days is the most a model can show "
-             "there.",
-             "",
-             "Test rank IC: mean ± sd over seeds. s.e. (days): the standard error of one run's test rank IC, its sd "
-             f"over the test days / sqrt(the non-overlapping {planted['horizon']}-day days), averaged over runs. "
-             "Recovered: the seed mean / the planted IC (worst seed: the lowest run / the planted IC). "
-             f"Bars (issue 11): logistic, LightGBM and the LSTM each recover >= {RECOVERY_BAR:.0%} of the planted "
-             f"rank IC; random stays within {NULL_SES:g} s.e. (days) of 0.", "",
-             "| model | runs | test rank IC | s.e. (days) | recovered | worst seed | of the feature's IC | bar | "
-             "result |", "|---|---|---|---|---|---|---|---|---|",
-             f"| planted feature (minus {planted['feature']}) | – | {_pm(planted['feature_ic'], float('nan'))} | "
-             f"{_num(planted['feature_se'])} | {pct(planted['feature_ic'] / planted['planted_ic'])} | – | 100 % "
-             "| – | – |"]
+    pct = lambda x: f"{round(100 * x)} %" if np.isfinite(x) else "–"  # noqa: E731  (round: no "-0 %")
+    lines = [
+        "## Positive control (SYNTHETIC data: a planted signal)",
+        "",
+        f"Planted: minus `{planted['feature']}` (the 20-day reversal) with rank IC **{planted['planted_ic']:g}** "
+        f"against the {planted['horizon']}-day forward excess return, in a SYNTHETIC universe of "
+        f"{planted['stocks']} stocks x {planted['days']} business days (data seed {planted['data_seed']}; "
+        "feeds/synthetic.py). The planted feature's own rank IC on the test days is the most a model can show "
+        "there.",
+        "",
+        "Test rank IC: mean ± sd over seeds. s.e. (days): the standard error of one run's test rank IC, its sd "
+        f"over the test days / sqrt(the non-overlapping {planted['horizon']}-day days), averaged over runs. "
+        "Recovered: the seed mean / the planted IC (worst seed: the lowest run / the planted IC). "
+        f"Bars (issue 11): logistic, LightGBM and the LSTM each recover >= {RECOVERY_BAR:.0%} of the planted "
+        f"rank IC; random stays within {NULL_SES:g} s.e. (days) of 0.",
+        "",
+        "| model | runs | test rank IC | s.e. (days) | recovered | worst seed | of the feature's IC | bar | result |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| planted feature (minus {planted['feature']}) | – | {_pm(planted['feature_ic'], float('nan'))} | "
+        f"{_num(planted['feature_se'])} | {pct(planted['feature_ic'] / planted['planted_ic'])} | – | 100 % "
+        "| – | – |",
+    ]
     for name, r in control.iterrows():
         result = "–" if r["passed"] is None else ("pass" if r["passed"] else "**FAIL**")
-        lines.append(f"| {name} | {int(r['runs'])} | {_pm(r['test_rank_ic'], r['test_rank_ic_sd'])} | "
-                     f"{_num(r['se_days'])} | {pct(r['recovered'])} | {pct(r['worst_seed'])} | "
-                     f"{pct(r['of_feature'])} | {r['bar']} | {result} |")
+        lines.append(
+            f"| {name} | {int(r['runs'])} | {_pm(r['test_rank_ic'], r['test_rank_ic_sd'])} | "
+            f"{_num(r['se_days'])} | {pct(r['recovered'])} | {pct(r['worst_seed'])} | "
+            f"{pct(r['of_feature'])} | {r['bar']} | {result} |"
+        )
     lines += ["", f"**Positive control:** {positive_control_verdict(control)}", ""]
     return lines
 
@@ -333,51 +402,64 @@ def _num(x, digits=4) -> str:
 def zoo_markdown(table: pd.DataFrame, info: dict) -> str:
     summary = summarise(table)
     versus = lstm_versus_best_baseline(table)
-    lines = [f"# Model zoo: {info['data']}", "",
-             f"Split: train {info['split']['train_start']}..{info['split']['train_end']}, validation "
-             f"{info['split']['valid_start']}..{info['split']['valid_end']}, test {info['split']['test_start']}.."
-             f"{info['split']['test_end']}. Same features, labels (beat the benchmark over {info['horizon']} days) "
-             f"and windows for every model. {len(table)} fits ({info['n_models']} models, "
-             f"up to {info['seeds']} seeds).",
-             "",
-             "Mean ± sd over seeds. s.e.(seeds) = sd / sqrt(runs): seed luck only. s.e.(days) = the test rank IC's "
-             "standard error from the non-overlapping test days of one run: the period's own noise. "
-             "Tradeable IC: from the fill day (lag 1). Spread: top minus bottom quintile's mean "
-             f"{info['horizon']}-day excess return. Sharpe: the default strategy on the model's test scores "
-             f"({info['sharpe_engine']}).", "",
-             "| model | runs | valid rank IC | test rank IC | s.e. (seeds) | s.e. (days) | tradeable IC | "
-             "quintile spread | test Sharpe | fit s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Model zoo: {info['data']}",
+        "",
+        f"Split: train {info['split']['train_start']}..{info['split']['train_end']}, validation "
+        f"{info['split']['valid_start']}..{info['split']['valid_end']}, test {info['split']['test_start']}.."
+        f"{info['split']['test_end']}. Same features, labels (beat the benchmark over {info['horizon']} days) "
+        f"and windows for every model. {len(table)} fits ({info['n_models']} models, "
+        f"up to {info['seeds']} seeds).",
+        "",
+        "Mean ± sd over seeds. s.e.(seeds) = sd / sqrt(runs): seed luck only. s.e.(days) = the test rank IC's "
+        "standard error from the non-overlapping test days of one run: the period's own noise. "
+        "Tradeable IC: from the fill day (lag 1). Spread: top minus bottom quintile's mean "
+        f"{info['horizon']}-day excess return. Sharpe: the default strategy on the model's test scores "
+        f"({info['sharpe_engine']}).",
+        "",
+        "| model | runs | valid rank IC | test rank IC | s.e. (seeds) | s.e. (days) | tradeable IC | "
+        "quintile spread | test Sharpe | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in summary.iterrows():
-        lines.append(f"| {name} | {int(r['runs'])} | {_pm(r['valid_rank_ic'], r['valid_rank_ic_sd'])} | "
-                     f"{_pm(r['test_rank_ic'], r['test_rank_ic_sd'])} | "
-                     f"{_num(r['test_rank_ic_se'])} | {_num(r['test_rank_ic_se_days'])} | "
-                     f"{_pm(r['test_tradeable_rank_ic'], r['test_tradeable_rank_ic_sd'])} | "
-                     f"{_pm(r['test_quintile_spread'], r['test_quintile_spread_sd'])} | "
-                     f"{_pm(r['test_sharpe'], r['test_sharpe_sd'], 2)} | {r['fit_seconds']:.1f} |")
+        lines.append(
+            f"| {name} | {int(r['runs'])} | {_pm(r['valid_rank_ic'], r['valid_rank_ic_sd'])} | "
+            f"{_pm(r['test_rank_ic'], r['test_rank_ic_sd'])} | "
+            f"{_num(r['test_rank_ic_se'])} | {_num(r['test_rank_ic_se_days'])} | "
+            f"{_pm(r['test_tradeable_rank_ic'], r['test_tradeable_rank_ic_sd'])} | "
+            f"{_pm(r['test_quintile_spread'], r['test_quintile_spread_sd'])} | "
+            f"{_pm(r['test_sharpe'], r['test_sharpe_sd'], 2)} | {r['fit_seconds']:.1f} |"
+        )
     lines.append("")
     for note in info.get("notes", []) + info.get("chosen", []):
         lines.append(f"- {note}")
     if versus is not None:
         how = "paired by seed" if versus["paired"] else "against its single run"
-        lines.append(f"- LSTM minus the best baseline on test rank IC: best baseline by validation rank IC = "
-                     f"**{versus['baseline']}**; difference {_pm(versus['diff'], versus['sd'])} over {versus['n']} "
-                     f"seeds ({how}), t over seeds {versus['t']:.2f}.")
+        lines.append(
+            f"- LSTM minus the best baseline on test rank IC: best baseline by validation rank IC = "
+            f"**{versus['baseline']}**; difference {_pm(versus['diff'], versus['sd'])} over {versus['n']} "
+            f"seeds ({how}), t over seeds {versus['t']:.2f}."
+        )
     lines += ["", f"**Verdict:** {verdict(summary, versus)}", ""]
     if info.get("planted"):
         lines += positive_control_markdown(table, info["planted"])
     for caveat in info.get("caveats", []):
         lines.append(f"Caveat: {caveat}")
-    lines.append(f"Choosing among {len(table)} fits costs: the best of them on test is an optimistic number; "
-                 "only the validation-chosen comparison above is honest.")
+    lines.append(
+        f"Choosing among {len(table)} fits costs: the best of them on test is an optimistic number; "
+        "only the validation-chosen comparison above is honest."
+    )
     return "\n".join(lines) + "\n"
 
 
 def zoo_png(table: pd.DataFrame, path: Path, title: str = "Model zoo", planted_ic: float | None = None) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from core.io import atomic_path
+
     names = list(dict.fromkeys(table["model"]))
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 4))
     rng = np.random.default_rng(0)
@@ -388,8 +470,9 @@ def zoo_png(table: pd.DataFrame, path: Path, title: str = "Model zoo", planted_i
     ax.axhline(0, color="grey", lw=0.8)
     if planted_ic:
         ax.axhline(planted_ic, color="tab:green", lw=1, ls="--", label=f"planted rank IC {planted_ic:g}")
-        ax.axhline(RECOVERY_BAR * planted_ic, color="tab:red", lw=1, ls=":",
-                   label=f"{RECOVERY_BAR:.0%} of it (the bar)")
+        ax.axhline(
+            RECOVERY_BAR * planted_ic, color="tab:red", lw=1, ls=":", label=f"{RECOVERY_BAR:.0%} of it (the bar)"
+        )
         ax.legend(loc="best", fontsize=8)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("test rank IC (dots: seeds, bar: mean)")
@@ -403,19 +486,33 @@ def zoo_png(table: pd.DataFrame, path: Path, title: str = "Model zoo", planted_i
 def write_zoo(table: pd.DataFrame, info: dict, out_dir: Path) -> Path:
     """zoo.csv, zoo.md and zoo.png, all at once (atomic directory)."""
     from core.io import atomic_dir, write_text
+
     with atomic_dir(out_dir) as tmp:
         write_text(tmp / "zoo.csv", table[ZOO_COLUMNS].to_csv(index=False, float_format="%.6g"))
         write_text(tmp / "zoo.md", zoo_markdown(table, info))
-        zoo_png(table, tmp / "zoo.png", title="Model zoo, " + info["data"],
-                planted_ic=(info.get("planted") or {}).get("planted_ic"))
+        zoo_png(
+            table,
+            tmp / "zoo.png",
+            title="Model zoo, " + info["data"],
+            planted_ic=(info.get("planted") or {}).get("planted_ic"),
+        )
     return out_dir
 
 
 # ---------------------------------------------------------------------- the whole run
-def run_zoo(config: dict, data: pipeline.MarketData, out_dir: Path, models: list[str] | None = None,
-            seeds: int = DEFAULT_SEEDS, workers: int = 2, ray: bool = False, store: Path | None = None,
-            progress: bool = True, data_name: str = "embedded S&P 500 data",
-            planted: dict | None = None) -> tuple[pd.DataFrame, dict]:
+def run_zoo(
+    config: dict,
+    data: pipeline.MarketData,
+    out_dir: Path,
+    models: list[str] | None = None,
+    seeds: int = DEFAULT_SEEDS,
+    workers: int = 2,
+    ray: bool = False,
+    store: Path | None = None,
+    progress: bool = True,
+    data_name: str = "embedded S&P 500 data",
+    planted: dict | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Fit and measure every (model, seed) on `data` with `config` (its split resolved), write zoo.csv,
     zoo.md and zoo.png to out_dir. `planted` (the positive control: planted_ic, feature, stocks, days,
     data_seed of pipeline.planted_data) adds the positive-control table to zoo.md."""
@@ -423,20 +520,35 @@ def run_zoo(config: dict, data: pipeline.MarketData, out_dir: Path, models: list
     tasks, notes = plan_tasks(models or list(MODEL_NAMES), seeds)
     results = run_tasks(tasks, config, data, Path(store or pipeline.MODEL_STORE), workers, ray, progress)
     table = pd.DataFrame([r["row"] for r in results], columns=ZOO_COLUMNS + ["test_rank_ic_se"])
-    chosen = [f"momentum chose **{r['chosen']['feature']}** (sign {r['chosen']['sign']:+.0f}) on validation rank IC "
-              f"{r['chosen']['valid_rank_ic'][r['chosen']['feature']]:+.4f} (purged samples); its validation "
-              "rank IC is therefore in-sample for that choice"
-              for r in results if r["row"]["model"] == "momentum" and r["chosen"].get("feature")]
+    chosen = [
+        f"momentum chose **{r['chosen']['feature']}** (sign {r['chosen']['sign']:+.0f}) on validation rank IC "
+        f"{r['chosen']['valid_rank_ic'][r['chosen']['feature']]:+.4f} (purged samples); its validation "
+        "rank IC is therefore in-sample for that choice"
+        for r in results
+        if r["row"]["model"] == "momentum" and r["chosen"].get("feature")
+    ]
     split = config["model"]["split"]
-    info = {"data": data_name, "split": split, "horizon": config["model"]["horizon"], "seeds": seeds,
-            "n_models": table["model"].nunique(), "notes": notes, "chosen": chosen, "caveats": data.caveats,
-            "sharpe_engine": "vector engine, trade for trade Cerebro's; pipeline.strategy_sharpe",
-            "seconds": time.perf_counter() - t0,
-            "reused": sum(r["reused"] for r in results), "paths": {f"{r['row']['model']}/{r['row']['seed']}": r["path"]
-                                                                     for r in results}}
+    info = {
+        "data": data_name,
+        "split": split,
+        "horizon": config["model"]["horizon"],
+        "seeds": seeds,
+        "n_models": table["model"].nunique(),
+        "notes": notes,
+        "chosen": chosen,
+        "caveats": data.caveats,
+        "sharpe_engine": "vector engine, trade for trade Cerebro's; pipeline.strategy_sharpe",
+        "seconds": time.perf_counter() - t0,
+        "reused": sum(r["reused"] for r in results),
+        "paths": {f"{r['row']['model']}/{r['row']['seed']}": r["path"] for r in results},
+    }
     if planted:
         feature = planted_feature_ic(data, config)
-        info["planted"] = {**planted, "horizon": config["model"]["horizon"], "feature_ic": feature["mean"],
-                           "feature_se": feature["se"]}
+        info["planted"] = {
+            **planted,
+            "horizon": config["model"]["horizon"],
+            "feature_ic": feature["mean"],
+            "feature_se": feature["se"],
+        }
     write_zoo(table, info, out_dir)
     return table, info

@@ -1,15 +1,16 @@
 """AlphaQuality: a Backtrader analyzer that collects every stock's score and close during a run and,
 at stop, computes the alpha report (analyzers/ic.py) and writes it (analyzers/alpha_report.py).
 The definitions of every statistic are in analyzers/ic.py."""
+
 from __future__ import annotations
 
 import backtrader as bt
 import pandas as pd
 
-from core.errors import ConfigError, DataError
-from core.io import json_safe
 from analyzers.alpha_report import write_alpha_report
 from analyzers.ic import alpha_report
+from core.errors import ConfigError, DataError
+from core.io import json_safe
 
 
 class AlphaQuality(bt.Analyzer):
@@ -25,13 +26,14 @@ class AlphaQuality(bt.Analyzer):
     get_analysis() is the JSON part of the report.
     """
 
-    params = (("benchmark", None), ("horizons", (1, 5, 10, 20)), ("out_dir", None),
-              ("alphas_attr", "alphas"))
+    params = (("benchmark", None), ("horizons", (1, 5, 10, 20)), ("out_dir", None), ("alphas_attr", "alphas"))
 
     def start(self):
         if self.p.benchmark is None:
-            raise ConfigError("AlphaQuality(benchmark=None): pass the benchmark as a pandas "
-                              "Series of prices or as the name of a data added to Cerebro.")
+            raise ConfigError(
+                "AlphaQuality(benchmark=None): pass the benchmark as a pandas "
+                "Series of prices or as the name of a data added to Cerebro."
+            )
         self._bench_data = None
         if isinstance(self.p.benchmark, str):
             self._bench_data = self.strategy.getdatabyname(self.p.benchmark)
@@ -82,7 +84,9 @@ class AlphaQuality(bt.Analyzer):
     def compute(self) -> dict:
         scores, close, bench = self.frames()
         if scores.empty:
-            raise DataError(f"AlphaQuality saw no scores: the strategy has no "
-                            f"'{self.p.alphas_attr}' dict of ticker -> indicator with a 'score' "
-                            "line, or it was empty on every bar.")
+            raise DataError(
+                f"AlphaQuality saw no scores: the strategy has no "
+                f"'{self.p.alphas_attr}' dict of ticker -> indicator with a 'score' "
+                "line, or it was empty on every bar."
+            )
         return alpha_report(scores, close, bench, horizons=self.p.horizons)

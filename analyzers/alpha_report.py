@@ -1,6 +1,7 @@
 """The alpha report's files: alpha.json (the report without its daily series), alpha.html (tables
 with the plot inlined), alpha.png (cumulative rank IC) and the daily rank IC as CSV. The numbers
 come from analyzers/ic.py."""
+
 from __future__ import annotations
 
 import html
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from core.io import atomic_path, json_safe, write_json, write_text
+
 
 def write_alpha_report(report: dict, out_dir) -> dict:
     """Write alpha.json, alpha.html (self-contained tables + the plot inlined), alpha.png and
@@ -30,7 +32,9 @@ def write_alpha_report(report: dict, out_dir) -> dict:
 
 def _plot(report, path):
     import base64
+
     from matplotlib.figure import Figure
+
     daily = report["daily_rank_ic"]
     fig = Figure(figsize=(11, 4.5))
     ax_ic, ax_q = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
@@ -45,11 +49,14 @@ def _plot(report, path):
     width = 0.8 / max(len(hs), 1)
     for j, h in enumerate(hs):
         q = report["horizons"][h]["quintile_mean_fwd_excess"]
-        ax_q.bar(np.arange(1, len(q) + 1) + (j - (len(hs) - 1) / 2) * width,
-                 [100 * v for v in q.values()], width=width, label=f"{h} d")
+        ax_q.bar(
+            np.arange(1, len(q) + 1) + (j - (len(hs) - 1) / 2) * width,
+            [100 * v for v in q.values()],
+            width=width,
+            label=f"{h} d",
+        )
     ax_q.axhline(0, color="black", lw=0.8)
-    ax_q.set(title="Mean forward excess return by score quintile", xlabel="quintile (5 = top)",
-             ylabel="%")
+    ax_q.set(title="Mean forward excess return by score quintile", xlabel="quintile (5 = top)", ylabel="%")
     ax_q.legend(title="horizon")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
@@ -76,12 +83,23 @@ def _html(report, png_b64=None) -> str:
     summary_rows = []
     for h, r in hs.items():
         trade = r.get("tradeable_rank_ic", {})
-        summary_rows.append([h, _fmt(trade.get("mean")), _fmt(trade.get("se")), _fmt(trade.get("t_stat")),
-                             _fmt(r["ic"]["mean"]), _fmt(r["rank_ic"]["mean"]), _fmt(r["rank_ic"].get("se")),
-                             _fmt(r["rank_ic"]["icir"]), _fmt(r["rank_ic"]["t_stat"]),
-                             _fmt(r["rank_ic"]["t_stat_naive"]),
-                             _fmt(r["rank_ic"]["n_independent_days"]), _fmt(r["hit_rate"], True),
-                             _fmt(r["top_minus_bottom"], True)])
+        summary_rows.append(
+            [
+                h,
+                _fmt(trade.get("mean")),
+                _fmt(trade.get("se")),
+                _fmt(trade.get("t_stat")),
+                _fmt(r["ic"]["mean"]),
+                _fmt(r["rank_ic"]["mean"]),
+                _fmt(r["rank_ic"].get("se")),
+                _fmt(r["rank_ic"]["icir"]),
+                _fmt(r["rank_ic"]["t_stat"]),
+                _fmt(r["rank_ic"]["t_stat_naive"]),
+                _fmt(r["rank_ic"]["n_independent_days"]),
+                _fmt(r["hit_rate"], True),
+                _fmt(r["top_minus_bottom"], True),
+            ]
+        )
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Alpha quality</title><style>"
         "body{font-family:sans-serif;margin:2em;max-width:1100px}"
@@ -97,22 +115,52 @@ def _html(report, png_b64=None) -> str:
         "score: the next close on close-only data); the signal IC and rank IC from the score's own "
         "close.</p>",
         "<h2>Summary</h2>",
-        _table(["horizon (days)", "tradeable rank IC", "tradeable se", "tradeable t (non-overlap)",
-                "signal IC", "signal rank IC", "signal rank se", "rank ICIR", "rank IC t (non-overlap)",
-                "rank IC t (naive)", "independent days", "hit rate", "Q5 − Q1"], summary_rows),
+        _table(
+            [
+                "horizon (days)",
+                "tradeable rank IC",
+                "tradeable se",
+                "tradeable t (non-overlap)",
+                "signal IC",
+                "signal rank IC",
+                "signal rank se",
+                "rank ICIR",
+                "rank IC t (non-overlap)",
+                "rank IC t (naive)",
+                "independent days",
+                "hit rate",
+                "Q5 − Q1",
+            ],
+            summary_rows,
+        ),
     ]
     if png_b64:
-        parts.append(f"<img alt='cumulative rank IC and quintile returns' "
-                     f"src='data:image/png;base64,{png_b64}' style='max-width:100%'>")
+        parts.append(
+            f"<img alt='cumulative rank IC and quintile returns' "
+            f"src='data:image/png;base64,{png_b64}' style='max-width:100%'>"
+        )
     parts.append("<h2>Quintile mean forward excess return</h2>")
     q_header = ["horizon"] + [f"Q{q}" for q in next(iter(hs.values()))["quintile_mean_fwd_excess"]] if hs else []
-    parts.append(_table(q_header, [[h] + [_fmt(v, True) for v in r["quintile_mean_fwd_excess"].values()]
-                                   for h, r in hs.items()]))
+    parts.append(
+        _table(q_header, [[h] + [_fmt(v, True) for v in r["quintile_mean_fwd_excess"].values()] for h, r in hs.items()])
+    )
     parts.append("<h2>Calibration (p = (score + 1) / 2)</h2>")
     for h, r in hs.items():
         parts.append(f"<h3>{html.escape(h)}-day horizon</h3>")
-        parts.append(_table(["bin", "p range", "stock-days", "mean p", "realised P(excess &gt; 0)"],
-                            [[c["bin"], f"{c['p_low']:.3f}–{c['p_high']:.3f}", c["count"],
-                              _fmt(c["mean_p"]), _fmt(c["realised"])] for c in r["calibration"]]))
+        parts.append(
+            _table(
+                ["bin", "p range", "stock-days", "mean p", "realised P(excess &gt; 0)"],
+                [
+                    [
+                        c["bin"],
+                        f"{c['p_low']:.3f}–{c['p_high']:.3f}",
+                        c["count"],
+                        _fmt(c["mean_p"]),
+                        _fmt(c["realised"]),
+                    ]
+                    for c in r["calibration"]
+                ],
+            )
+        )
     parts.append("</body></html>\n")
     return "\n".join(parts)

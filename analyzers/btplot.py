@@ -6,6 +6,7 @@ of feeds `cerebro.plot()` draws one panel per data; here only the traded stocks 
 given) are shown, at most `max_datas`, by setting `plotinfo.plot = False` on the others for the
 duration of the call (their indicators on own panels disappear with them; observers stay).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,15 +21,24 @@ def traded_datas(strategy) -> list:
     """Datas the strategy traded (a closed or open trade), most trades first, then by order added."""
     counts = []
     for i, data in enumerate(strategy.datas):
-        trades = strategy._trades.get(data, {})       # data -> {tradeid: [Trade, ...]}
+        trades = strategy._trades.get(data, {})  # data -> {tradeid: [Trade, ...]}
         n = sum(len(v) for v in trades.values())
         if n or strategy.getposition(data).size:
             counts.append((-n, i, data))
     return [d for _, _, d in sorted(counts, key=lambda t: (t[0], t[1]))]
 
 
-def save_bt_plot(run, path, tickers=None, max_datas: int = 6, width: float = 16,
-                 height: float = 9, dpi: int = 100, style: str = "line", **plot_kwargs) -> Path:
+def save_bt_plot(
+    run,
+    path,
+    tickers=None,
+    max_datas: int = 6,
+    width: float = 16,
+    height: float = 9,
+    dpi: int = 100,
+    style: str = "line",
+    **plot_kwargs,
+) -> Path:
     """Draw Backtrader's chart of a finished run and save it as a PNG.
 
     run: a Cerebro after `run()` (its first strategy is drawn) or a Strategy instance.
@@ -37,9 +47,10 @@ def save_bt_plot(run, path, tickers=None, max_datas: int = 6, width: float = 16,
     (its PlotScheme: `volume=False`, `barup=...`). Returns the path written.
     """
     strategy = _strategy_of(run)
-    import backtrader.plot as btplot           # sets TkAgg on import ...
+    import backtrader.plot as btplot  # sets TkAgg on import ...
     import matplotlib
-    matplotlib.use("Agg")                      # ... so switch to Agg after it: no display needed
+
+    matplotlib.use("Agg")  # ... so switch to Agg after it: no display needed
     import matplotlib.pyplot as plt
 
     if tickers is None:
@@ -48,13 +59,14 @@ def save_bt_plot(run, path, tickers=None, max_datas: int = 6, width: float = 16,
         by_name = {d._name: d for d in strategy.datas}
         unknown = [t for t in tickers if t not in by_name]
         if unknown:
-            raise ConfigError(f"save_bt_plot(tickers=...): no data named {unknown}; "
-                              f"the run has {sorted(by_name)[:10]}...")
+            raise ConfigError(
+                f"save_bt_plot(tickers=...): no data named {unknown}; the run has {sorted(by_name)[:10]}..."
+            )
         shown = [by_name[t] for t in tickers]
-    if not shown:                              # nothing traded: show the first data, not 500
+    if not shown:  # nothing traded: show the first data, not 500
         shown = list(strategy.datas[:1])
     shown = shown[:max_datas]
-    shown_ids = {id(d) for d in shown}         # by identity: a data's == builds a line operation
+    shown_ids = {id(d) for d in shown}  # by identity: a data's == builds a line operation
 
     saved = {d: d.plotinfo.plot for d in strategy.datas}
     try:
@@ -103,15 +115,14 @@ def _strategy_of(run):
         return run
     if isinstance(run, bt.Cerebro):
         if not getattr(run, "runstrats", None):
-            raise ConfigError("save_bt_plot(cerebro): call cerebro.run() first; "
-                              "there is no finished strategy to draw.")
+            raise ConfigError("save_bt_plot(cerebro): call cerebro.run() first; there is no finished strategy to draw.")
         first = run.runstrats[0][0]
         # Under optstrategy runstrats holds OptReturn objects, which cannot be drawn.
         if not isinstance(first, bt.Strategy):
-            raise ConfigError("save_bt_plot: the run was optimised (optreturn); pass a "
-                              "Strategy from a single run instead.")
+            raise ConfigError(
+                "save_bt_plot: the run was optimised (optreturn); pass a Strategy from a single run instead."
+            )
         return first
     if isinstance(run, (list, tuple)) and run:
         return _strategy_of(run[0])
-    raise ConfigError(f"save_bt_plot(run={type(run).__name__}): pass a Cerebro after run() "
-                      "or a Strategy instance.")
+    raise ConfigError(f"save_bt_plot(run={type(run).__name__}): pass a Cerebro after run() or a Strategy instance.")

@@ -3,6 +3,7 @@
 Backtrader analyzers return AutoOrderedDicts with datetime keys, numpy numbers and NaN; results
 files want plain JSON. `analyzer_results(strategy)` converts them all, keyed by analyzer name.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,7 +32,9 @@ def import_analyzer(dotted: str) -> type:
     Raises ConfigError naming the string when it does not resolve to a bt.Analyzer subclass.
     """
     if not isinstance(dotted, str) or not dotted.strip():
-        raise ConfigError(f"import_analyzer: {dotted!r} is not an analyzer name; use e.g. 'SQN' or 'backtrader.analyzers.SQN'.")
+        raise ConfigError(
+            f"import_analyzer: {dotted!r} is not an analyzer name; use e.g. 'SQN' or 'backtrader.analyzers.SQN'."
+        )
     name = dotted.strip()
     if ":" in name:
         candidates = [tuple(name.split(":", 1))]
@@ -55,5 +58,7 @@ def import_analyzer(dotted: str) -> type:
             f"(e.g. 'SQN', 'DrawDown') or a full path such as 'mypackage.module.MyAnalyzer'."
         )
     if not (isinstance(found, type) and issubclass(found, bt.Analyzer)):
-        raise ConfigError(f"import_analyzer: {dotted!r} resolves to {found!r}, which is not a backtrader Analyzer subclass.")
+        raise ConfigError(
+            f"import_analyzer: {dotted!r} resolves to {found!r}, which is not a backtrader Analyzer subclass."
+        )
     return found

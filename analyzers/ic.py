@@ -32,6 +32,7 @@ Definitions (Qlib / alphalens conventions):
   (`strategy="uniform"`); each bin reports its mean p and the realised frequency of forward
   excess > 0. A calibrated score has the two equal.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,8 @@ MIN_STOCKS = 3
 
 # ---------------------------------------------------------------- pure computations
 
-def forward_excess_returns_from(close: pd.DataFrame, benchmark: pd.Series, horizon: int,
-                                lag: int = 0) -> pd.DataFrame:
+
+def forward_excess_returns_from(close: pd.DataFrame, benchmark: pd.Series, horizon: int, lag: int = 0) -> pd.DataFrame:
     """Stock forward return over `horizon` rows minus the benchmark's over the same dates.
 
     At date t: close[t+lag+h] / close[t+lag] − 1 minus the same for the benchmark. ``lag=0`` is
@@ -69,8 +70,10 @@ def _aligned(scores: pd.DataFrame, fwd: pd.DataFrame) -> tuple[np.ndarray, np.nd
     index = scores.index.intersection(fwd.index)
     columns = scores.columns.intersection(fwd.columns)
     if len(columns) == 0:
-        raise DataError("scores and forward returns share no ticker column; "
-                        f"scores has {list(scores.columns)[:5]}..., fwd has {list(fwd.columns)[:5]}...")
+        raise DataError(
+            "scores and forward returns share no ticker column; "
+            f"scores has {list(scores.columns)[:5]}..., fwd has {list(fwd.columns)[:5]}..."
+        )
     s = scores.loc[index, columns].to_numpy(dtype=float)
     f = fwd.loc[index, columns].to_numpy(dtype=float)
     both = np.isfinite(s) & np.isfinite(f)
@@ -95,7 +98,7 @@ def daily_ic(scores: pd.DataFrame, fwd: pd.DataFrame, method: str = "pearson") -
         raise ConfigError(f"method={method!r}: use 'pearson' (IC) or 'spearman' (rank IC).")
     s, f, index = _aligned(scores, fwd)
     if method == "spearman":
-        s = pd.DataFrame(s).rank(axis=1).to_numpy()   # NaN stays NaN, ties averaged
+        s = pd.DataFrame(s).rank(axis=1).to_numpy()  # NaN stays NaN, ties averaged
         f = pd.DataFrame(f).rank(axis=1).to_numpy()
     ic = _rowwise_pearson(s, f)
     return pd.Series(ic, index=index, name="rank_ic" if method == "spearman" else "ic")
@@ -154,8 +157,9 @@ def hit_rate(scores: pd.DataFrame, fwd: pd.DataFrame) -> float:
     return float(np.mean((s[both] > 0) == (f[both] > 0)))
 
 
-def calibration_table(scores: pd.DataFrame, fwd: pd.DataFrame, bins: int = 10,
-                      strategy: str = "quantile") -> pd.DataFrame:
+def calibration_table(
+    scores: pd.DataFrame, fwd: pd.DataFrame, bins: int = 10, strategy: str = "quantile"
+) -> pd.DataFrame:
     """Predicted p = (score + 1) / 2 against the realised frequency of forward excess > 0."""
     s, f, _ = _aligned(scores, fwd)
     both = np.isfinite(s)
@@ -171,14 +175,22 @@ def calibration_table(scores: pd.DataFrame, fwd: pd.DataFrame, bins: int = 10,
     for b in range(len(edges) - 1):
         m = which == b
         if m.any():
-            rows.append({"bin": b + 1, "p_low": float(edges[b]), "p_high": float(edges[b + 1]),
-                         "count": int(m.sum()), "mean_p": float(p[m].mean()),
-                         "realised": float(won[m].mean())})
+            rows.append(
+                {
+                    "bin": b + 1,
+                    "p_low": float(edges[b]),
+                    "p_high": float(edges[b + 1]),
+                    "count": int(m.sum()),
+                    "mean_p": float(p[m].mean()),
+                    "realised": float(won[m].mean()),
+                }
+            )
     return pd.DataFrame(rows, columns=["bin", "p_low", "p_high", "count", "mean_p", "realised"])
 
 
-def alpha_report(scores: pd.DataFrame, close: pd.DataFrame, benchmark: pd.Series,
-                 horizons=(1, 5, 10, 20), calibration_bins: int = 10) -> dict:
+def alpha_report(
+    scores: pd.DataFrame, close: pd.DataFrame, benchmark: pd.Series, horizons=(1, 5, 10, 20), calibration_bins: int = 10
+) -> dict:
     """All of the above for each horizon, as a JSON-ready dict. `ic` / `rank_ic` are the signal ICs
     (from the close the score was made at), `tradeable_ic` / `tradeable_rank_ic` the same from the
     fill day (`fill_lag` = 1 bar later).
@@ -187,10 +199,15 @@ def alpha_report(scores: pd.DataFrame, close: pd.DataFrame, benchmark: pd.Series
     plot and the CSV that `write_alpha_report` writes; alpha.json leaves it out.
     """
     scores = scores.sort_index()
-    report = {"n_days": int(scores.notna().any(axis=1).sum()), "n_stocks": int(scores.shape[1]),
-              "start": _iso(scores.index.min()), "end": _iso(scores.index.max()), "horizons": {}}
+    report = {
+        "n_days": int(scores.notna().any(axis=1).sum()),
+        "n_stocks": int(scores.shape[1]),
+        "start": _iso(scores.index.min()),
+        "end": _iso(scores.index.max()),
+        "horizons": {},
+    }
     daily = {}
-    report["fill_lag"] = 1   # tradeable_*: forward returns from the fill day, one bar after the score
+    report["fill_lag"] = 1  # tradeable_*: forward returns from the fill day, one bar after the score
     for h in horizons:
         fwd = forward_excess_returns_from(close, benchmark, h)
         fwd_fill = forward_excess_returns_from(close, benchmark, h, lag=1)
@@ -218,6 +235,7 @@ class _quiet:
 
     def __enter__(self):
         import warnings
+
         self._w = warnings.catch_warnings()
         self._w.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)

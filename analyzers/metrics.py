@@ -12,6 +12,7 @@ in Backtrader's own analyzers agree (the tests check all three):
 - CAGR = (V_end / V_start) ** (periods_per_year / number of returns) - 1, QuantStats' convention
   (years counted in trading periods, not calendar days).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,9 +27,26 @@ from core.errors import ConfigError
 from core.io import json_safe, write_json, write_text
 
 METRIC_KEYS = (
-    "final_value", "total_return", "cagr", "volatility", "sharpe", "psr", "sortino", "max_drawdown",
-    "n_trades", "win_rate", "exposure", "turnover", "benchmark_total_return", "benchmark_cagr",
-    "benchmark_volatility", "benchmark_sharpe", "benchmark_max_drawdown", "start", "end", "days",
+    "final_value",
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "psr",
+    "sortino",
+    "max_drawdown",
+    "n_trades",
+    "win_rate",
+    "exposure",
+    "turnover",
+    "benchmark_total_return",
+    "benchmark_cagr",
+    "benchmark_volatility",
+    "benchmark_sharpe",
+    "benchmark_max_drawdown",
+    "start",
+    "end",
+    "days",
 )
 
 
@@ -236,8 +254,16 @@ def _benchmark_metrics(benchmark, dates, periods_per_year, from_day_before: bool
     starts at its last level before the first date, if it has one, as the tearsheet does, and the
     CAGR uses as many periods as the strategy has returns.
     """
-    empty = {k: float("nan") for k in ("benchmark_total_return", "benchmark_cagr", "benchmark_volatility",
-                                       "benchmark_sharpe", "benchmark_max_drawdown")}
+    empty = {
+        k: float("nan")
+        for k in (
+            "benchmark_total_return",
+            "benchmark_cagr",
+            "benchmark_volatility",
+            "benchmark_sharpe",
+            "benchmark_max_drawdown",
+        )
+    }
     if benchmark is None:
         return empty
     bench = _naive_sorted(pd.Series(benchmark, dtype="float64")).dropna()
@@ -254,10 +280,13 @@ def _benchmark_metrics(benchmark, dates, periods_per_year, from_day_before: bool
     total = float(levels.iloc[-1] / start_level - 1.0)
     # the same formulas as the strategy's, on the benchmark's buy-and-hold curve
     returns = daily_returns(levels, initial_value=start_level if from_day_before else None)
-    return {"benchmark_total_return": total, "benchmark_cagr": cagr(total, n_periods, periods_per_year),
-            "benchmark_volatility": float(returns.std(ddof=1) * np.sqrt(periods_per_year)),
-            "benchmark_sharpe": sharpe_ratio(returns, periods_per_year=periods_per_year),
-            "benchmark_max_drawdown": max_drawdown(levels, initial_value=start_level if from_day_before else None)}
+    return {
+        "benchmark_total_return": total,
+        "benchmark_cagr": cagr(total, n_periods, periods_per_year),
+        "benchmark_volatility": float(returns.std(ddof=1) * np.sqrt(periods_per_year)),
+        "benchmark_sharpe": sharpe_ratio(returns, periods_per_year=periods_per_year),
+        "benchmark_max_drawdown": max_drawdown(levels, initial_value=start_level if from_day_before else None),
+    }
 
 
 def _naive_index(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
@@ -323,13 +352,15 @@ class PortfolioMetrics(bt.Analyzer):
 
     def next(self):
         broker = self.strategy.broker
-        self._rows.append((
-            self.strategy.datetime.datetime(0),
-            float(broker.getvalue()),
-            float(broker.getcash()),
-            _open_positions(broker, self.strategy.datas),
-            self._traded_pending,
-        ))
+        self._rows.append(
+            (
+                self.strategy.datetime.datetime(0),
+                float(broker.getvalue()),
+                float(broker.getcash()),
+                _open_positions(broker, self.strategy.datas),
+                self._traded_pending,
+            )
+        )
         self._traded_pending = 0.0
 
     def stop(self):
@@ -369,13 +400,16 @@ class PortfolioMetrics(bt.Analyzer):
         source = self._trade_log()
         trades = source.to_frame() if source is not None else None
         metrics = compute_metrics(
-            records["value"], benchmark=self.p.benchmark, trades=trades,
-            exposure=records["positions"], turnover=records["traded"],
-            periods_per_year=self.p.periods_per_year, risk_free=self.p.risk_free,
+            records["value"],
+            benchmark=self.p.benchmark,
+            trades=trades,
+            exposure=records["positions"],
+            turnover=records["traded"],
+            periods_per_year=self.p.periods_per_year,
+            risk_free=self.p.risk_free,
             initial_value=self.initial_value,
         )
         return json_safe(metrics)
-
 
     def _trade_log(self):
         source = self.p.trades_from

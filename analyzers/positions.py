@@ -15,6 +15,7 @@ Formats (pyfolio-reloaded 0.10.1):
 - gross_lev: Series, sum of |position values| / broker value.
 Daily data is assumed (the index is the bar's date); with intraday bars the last bar of a day wins.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,8 @@ class PyFolioPositions(bt.Analyzer):
     def start(self):
         self._names = [d._name or f"data{i}" for i, d in enumerate(self.datas)]
         self._start_value = self.strategy.broker.getvalue()
-        self._rows = {}          # date -> list of position values (one per data) + [cash, value]
-        self._txns = []          # [date, amount, price, symbol, value]
+        self._rows = {}  # date -> list of position values (one per data) + [cash, value]
+        self._txns = []  # [date, amount, price, symbol, value]
 
     def notify_order(self, order):
         if order.status not in (order.Partial, order.Completed):
@@ -52,16 +53,15 @@ class PyFolioPositions(bt.Analyzer):
         # get_value([d]) = size × close[0]; a data that has not started has no position, and its
         # close[0] (with preload, the series' last value) must not be read.
         values = [broker.get_value([d]) if len(d) else 0.0 for d in self.datas]
-        self._rows[_day(self.strategy.datetime.datetime())] = values + [broker.get_cash(),
-                                                                         broker.getvalue()]
+        self._rows[_day(self.strategy.datetime.datetime())] = values + [broker.get_cash(), broker.getvalue()]
 
     def stop(self):
         returns, positions, transactions, gross_lev = self.get_pf_items()
         self.rets["returns"] = {k.date().isoformat(): float(v) for k, v in returns.items()}
-        self.rets["positions"] = {k.date().isoformat(): row.to_dict()
-                                  for k, row in positions.iterrows()}
-        self.rets["transactions"] = transactions.reset_index().assign(
-            date=lambda f: f["date"].dt.date.astype(str)).to_dict("records")
+        self.rets["positions"] = {k.date().isoformat(): row.to_dict() for k, row in positions.iterrows()}
+        self.rets["transactions"] = (
+            transactions.reset_index().assign(date=lambda f: f["date"].dt.date.astype(str)).to_dict("records")
+        )
         self.rets["gross_lev"] = {k.date().isoformat(): float(v) for k, v in gross_lev.items()}
 
     def get_pf_items(self):
@@ -74,11 +74,9 @@ class PyFolioPositions(bt.Analyzer):
         prev = value.shift(1)
         prev.iloc[:1] = self._start_value
         returns = (value / prev - 1.0).rename("return")
-        gross_lev = (positions.drop(columns=self.p.cash_column).abs().sum(axis=1) / value)
-        transactions = pd.DataFrame(self._txns,
-                                    columns=["date", "amount", "price", "symbol", "value"])
-        transactions = transactions.set_index(pd.DatetimeIndex(transactions.pop("date"),
-                                                               name="date"))
+        gross_lev = positions.drop(columns=self.p.cash_column).abs().sum(axis=1) / value
+        transactions = pd.DataFrame(self._txns, columns=["date", "amount", "price", "symbol", "value"])
+        transactions = transactions.set_index(pd.DatetimeIndex(transactions.pop("date"), name="date"))
         if transactions.index.tz is None:
             transactions.index = transactions.index.tz_localize("UTC")
         return returns, positions, transactions, gross_lev.rename("gross_lev")
@@ -92,13 +90,13 @@ def _day(dt) -> pd.Timestamp:
 def _to_utc(obj):
     obj = obj.copy()
     obj.index = pd.DatetimeIndex(obj.index)
-    obj.index = (obj.index.tz_localize("UTC") if obj.index.tz is None
-                 else obj.index.tz_convert("UTC")).normalize()
+    obj.index = (obj.index.tz_localize("UTC") if obj.index.tz is None else obj.index.tz_convert("UTC")).normalize()
     return obj
 
 
-def write_pyfolio_tearsheet(returns, positions=None, transactions=None, benchmark_returns=None,
-                            path_png="pyfolio.png", round_trips=True) -> list[Path]:
+def write_pyfolio_tearsheet(
+    returns, positions=None, transactions=None, benchmark_returns=None, path_png="pyfolio.png", round_trips=True
+) -> list[Path]:
     """Save pyfolio-reloaded's tear sheets as PNGs; return the paths written.
 
     `create_full_tear_sheet` returns no figure, so the sheets it is made of are called one by one
@@ -108,6 +106,7 @@ def write_pyfolio_tearsheet(returns, positions=None, transactions=None, benchmar
     taken as UTC. Printed tables pyfolio shows in a notebook are not saved.
     """
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pyfolio as pf
@@ -122,23 +121,47 @@ def write_pyfolio_tearsheet(returns, positions=None, transactions=None, benchmar
     path_png = Path(path_png)
     stem, suffix = path_png.with_suffix(""), path_png.suffix or ".png"
 
-    sheets = [("returns", lambda: pf.create_returns_tear_sheet(
-        returns, positions=positions, transactions=transactions,
-        benchmark_rets=benchmark_returns, return_fig=True))]
+    sheets = [
+        (
+            "returns",
+            lambda: pf.create_returns_tear_sheet(
+                returns,
+                positions=positions,
+                transactions=transactions,
+                benchmark_rets=benchmark_returns,
+                return_fig=True,
+            ),
+        )
+    ]
     if positions is not None:
-        sheets.append(("positions", lambda: pf.create_position_tear_sheet(
-            returns, positions, estimate_intraday=False, return_fig=True)))
+        sheets.append(
+            (
+                "positions",
+                lambda: pf.create_position_tear_sheet(returns, positions, estimate_intraday=False, return_fig=True),
+            )
+        )
         if transactions is not None:
-            sheets.append(("transactions", lambda: pf.create_txn_tear_sheet(
-                returns, positions, transactions, estimate_intraday=False, return_fig=True)))
+            sheets.append(
+                (
+                    "transactions",
+                    lambda: pf.create_txn_tear_sheet(
+                        returns, positions, transactions, estimate_intraday=False, return_fig=True
+                    ),
+                )
+            )
             if round_trips:
-                sheets.append(("round_trips", lambda: pf.create_round_trip_tear_sheet(
-                    returns, positions, transactions, estimate_intraday=False,
-                    return_fig=True)))
+                sheets.append(
+                    (
+                        "round_trips",
+                        lambda: pf.create_round_trip_tear_sheet(
+                            returns, positions, transactions, estimate_intraday=False, return_fig=True
+                        ),
+                    )
+                )
     written = []
     for name, make in sheets:
         fig = make()
-        if fig is None:         # e.g. fewer than 5 round trips: pyfolio warns and draws nothing
+        if fig is None:  # e.g. fewer than 5 round trips: pyfolio warns and draws nothing
             continue
         target = Path(f"{stem}_{name}{suffix}")
         with atomic_path(target, suffix=suffix) as tmp:

@@ -20,6 +20,7 @@ ratios, and an annualised Sharpe fed into them gives nonsense. Annualise for dis
 - pbo, Bailey, Borwein, López de Prado & Zhu (2015), "The Probability of Backtest Overfitting":
   combinatorially symmetric cross-validation (CSCV) over a days x variants return matrix.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,18 +45,25 @@ def _vector(returns, name: str) -> np.ndarray:
         raise ConfigError(f"{name} has {len(x)} return(s); a Sharpe ratio needs at least 2")
     bad = ~np.isfinite(x)
     if bad.any():
-        raise ConfigError(f"{name} has {int(bad.sum())} NaN or infinite value(s) (first at position "
-                          f"{int(np.flatnonzero(bad)[0])}); drop or fill them first (e.g. returns.dropna())")
+        raise ConfigError(
+            f"{name} has {int(bad.sum())} NaN or infinite value(s) (first at position "
+            f"{int(np.flatnonzero(bad)[0])}); drop or fill them first (e.g. returns.dropna())"
+        )
     return x
 
 
 def _trials(n_trials, sr_variance) -> tuple[int, float]:
     if isinstance(n_trials, bool) or not isinstance(n_trials, (int, np.integer)) or n_trials < 1:
         raise ConfigError(f"n_trials={n_trials!r}: give the number of variants tried, a whole number >= 1")
-    if not isinstance(sr_variance, (int, float, np.floating, np.integer)) or not math.isfinite(sr_variance) \
-            or sr_variance < 0:
-        raise ConfigError(f"sr_variance={sr_variance!r}: give the variance of the trials' per-period Sharpe "
-                          "ratios, a finite number >= 0")
+    if (
+        not isinstance(sr_variance, (int, float, np.floating, np.integer))
+        or not math.isfinite(sr_variance)
+        or sr_variance < 0
+    ):
+        raise ConfigError(
+            f"sr_variance={sr_variance!r}: give the variance of the trials' per-period Sharpe "
+            "ratios, a finite number >= 0"
+        )
     return int(n_trials), float(sr_variance)
 
 
@@ -84,16 +92,19 @@ def return_moments(returns) -> dict:
     NOT excess: 3 for a normal). A constant series gets skew 0 and kurtosis 3."""
     x = _vector(returns, "returns")
     d = x - x.mean()
-    m2 = float(np.mean(d ** 2))
+    m2 = float(np.mean(d**2))
     if m2 <= 0:
         return {"sr": 0.0, "n_obs": len(x), "skew": 0.0, "kurtosis": 3.0}
-    return {"sr": sharpe(x), "n_obs": len(x), "skew": float(np.mean(d ** 3) / m2 ** 1.5),
-            "kurtosis": float(np.mean(d ** 4) / m2 ** 2)}
+    return {
+        "sr": sharpe(x),
+        "n_obs": len(x),
+        "skew": float(np.mean(d**3) / m2**1.5),
+        "kurtosis": float(np.mean(d**4) / m2**2),
+    }
 
 
 # ----------------------------------------------------------------------------- PSR, DSR
-def psr_from_stats(sr: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0,
-                   sr_benchmark: float = 0.0) -> float:
+def psr_from_stats(sr: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0, sr_benchmark: float = 0.0) -> float:
     """PSR = Phi((sr - sr_benchmark) sqrt(n_obs - 1) / sqrt(1 - skew sr + (kurtosis - 1)/4 sr^2)).
 
     sr and sr_benchmark per period; kurtosis not excess (3 = normal). NaN when the variance term
@@ -103,7 +114,7 @@ def psr_from_stats(sr: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3
     for name, value in (("sr", sr), ("skew", skew), ("kurtosis", kurtosis), ("sr_benchmark", sr_benchmark)):
         if not math.isfinite(value):
             raise ConfigError(f"{name}={value!r} must be a finite number")
-    spread = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr ** 2
+    spread = 1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr**2
     if spread <= 0:
         return float("nan")
     return float(ndtr((sr - sr_benchmark) * math.sqrt(n_obs - 1) / math.sqrt(spread)))
@@ -131,8 +142,9 @@ def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
     return float(math.sqrt(v) * z)
 
 
-def deflated_sharpe_from_stats(sr: float, n_obs: int, skew: float, kurtosis: float, n_trials: int,
-                               sr_variance: float) -> float:
+def deflated_sharpe_from_stats(
+    sr: float, n_obs: int, skew: float, kurtosis: float, n_trials: int, sr_variance: float
+) -> float:
     """DSR = PSR(SR*) with SR* = expected_max_sharpe(n_trials, sr_variance).
 
     sr: the chosen trial's per-period Sharpe (not annualised) over n_obs returns; skew and
@@ -167,13 +179,13 @@ class PBOResult:
     prob_oos_loss: float
     slope: float
     intercept: float
-    is_sharpe: np.ndarray          # per split: IS Sharpe of the IS-best
-    oos_sharpe: np.ndarray         # per split: OOS Sharpe of the same variant
-    oos_rank: np.ndarray           # per split: its OOS rank, 1..N (average for ties)
-    chosen: np.ndarray             # per split: column index of the IS-best
+    is_sharpe: np.ndarray  # per split: IS Sharpe of the IS-best
+    oos_sharpe: np.ndarray  # per split: OOS Sharpe of the same variant
+    oos_rank: np.ndarray  # per split: its OOS rank, 1..N (average for ties)
+    chosen: np.ndarray  # per split: column index of the IS-best
     n_splits: int
     n_variants: int
-    n_obs_used: int                # rows used: the oldest T mod S rows are dropped
+    n_obs_used: int  # rows used: the oldest T mod S rows are dropped
     n_combinations: int = field(init=False)
 
     def __post_init__(self):
@@ -181,10 +193,17 @@ class PBOResult:
 
     def summary(self) -> dict:
         """JSON-ready numbers (no per-split arrays)."""
-        return {"pbo": self.pbo, "prob_oos_loss": self.prob_oos_loss, "slope": _finite(self.slope),
-                "intercept": _finite(self.intercept), "logit_median": float(np.median(self.logits)),
-                "n_splits": self.n_splits, "n_combinations": self.n_combinations,
-                "n_variants": self.n_variants, "n_obs_used": self.n_obs_used}
+        return {
+            "pbo": self.pbo,
+            "prob_oos_loss": self.prob_oos_loss,
+            "slope": _finite(self.slope),
+            "intercept": _finite(self.intercept),
+            "logit_median": float(np.median(self.logits)),
+            "n_splits": self.n_splits,
+            "n_combinations": self.n_combinations,
+            "n_variants": self.n_variants,
+            "n_obs_used": self.n_obs_used,
+        }
 
 
 def _finite(x: float):
@@ -207,7 +226,7 @@ def _block_sharpes(n: np.ndarray, total: np.ndarray, sq: np.ndarray) -> np.ndarr
     """Per-period Sharpe from counts [C], sums [C, N] and sums of squares [C, N] of the returns;
     0 where the variance is zero or only rounding noise (a constant column)."""
     mean = total / n[:, None]
-    m2 = sq - n[:, None] * mean ** 2
+    m2 = sq - n[:, None] * mean**2
     flat = m2 <= 1e-10 * sq
     sd = np.sqrt(np.where(flat, 1.0, m2) / (n[:, None] - 1))
     return np.where(flat, 0.0, mean / sd)
@@ -233,30 +252,34 @@ def pbo(returns_matrix, n_splits: int = 16, chunk: int | None = None) -> PBOResu
     if n_var < 2:
         raise ConfigError(f"returns_matrix has {n_var} variant column(s); PBO compares at least 2")
     if t < 2 * n_splits:
-        raise ConfigError(f"returns_matrix has {t} rows; n_splits={n_splits} needs at least {2 * n_splits} "
-                          "(2 days a block): lower n_splits or give a longer period")
+        raise ConfigError(
+            f"returns_matrix has {t} rows; n_splits={n_splits} needs at least {2 * n_splits} "
+            "(2 days a block): lower n_splits or give a longer period"
+        )
     bad = ~np.isfinite(x)
     if bad.any():
         rows, cols = np.nonzero(bad)
-        raise ConfigError(f"returns_matrix has {int(bad.sum())} NaN or infinite value(s) (first at row {rows[0]}, "
-                          f"column {cols[0]}); fill them (a day without a position returns 0.0)")
-    x = x[t % n_splits:]
+        raise ConfigError(
+            f"returns_matrix has {int(bad.sum())} NaN or infinite value(s) (first at row {rows[0]}, "
+            f"column {cols[0]}); fill them (a day without a position returns 0.0)"
+        )
+    x = x[t % n_splits :]
     block = x.shape[0] // n_splits
     blocks = x.reshape(n_splits, block, n_var)
-    b_mean = blocks.mean(axis=1)                                         # [S, N]
+    b_mean = blocks.mean(axis=1)  # [S, N]
     b_sum = b_mean * block
-    b_sq = (blocks ** 2).sum(axis=1)
+    b_sq = (blocks**2).sum(axis=1)
     mask = cscv_splits(n_splits)
-    chunk = chunk or max(1, (1 << 21) // n_var)   # splits per pass: ~2M Sharpe values per array in memory
+    chunk = chunk or max(1, (1 << 21) // n_var)  # splits per pass: ~2M Sharpe values per array in memory
     is_best, is_sr, oos_sr, oos_rank = [], [], [], []
     for start in range(0, len(mask), chunk):
-        m_is = mask[start:start + chunk].astype("float64")
+        m_is = mask[start : start + chunk].astype("float64")
         m_oos = 1.0 - m_is
         n_is = m_is.sum(axis=1) * block
         n_oos = m_oos.sum(axis=1) * block
         r_is = _block_sharpes(n_is, m_is @ b_sum, m_is @ b_sq)
         r_oos = _block_sharpes(n_oos, m_oos @ b_sum, m_oos @ b_sq)
-        best = np.argmax(r_is, axis=1)                                   # first on ties
+        best = np.argmax(r_is, axis=1)  # first on ties
         rows = np.arange(len(best))
         v = r_oos[rows, best]
         # average rank of v among the OOS Sharpes: (# below) + (# equal + 1) / 2
@@ -272,7 +295,17 @@ def pbo(returns_matrix, n_splits: int = 16, chunk: int | None = None) -> PBOResu
         slope, intercept = np.polyfit(is_sr, oos_sr, 1)
     else:
         slope, intercept = float("nan"), float("nan")
-    return PBOResult(pbo=float(np.mean(logits <= 0)), logits=logits, prob_oos_loss=float(np.mean(oos_sr < 0)),
-                     slope=float(slope), intercept=float(intercept), is_sharpe=is_sr, oos_sharpe=oos_sr,
-                     oos_rank=rank, chosen=best, n_splits=int(n_splits), n_variants=n_var,
-                     n_obs_used=int(x.shape[0]))
+    return PBOResult(
+        pbo=float(np.mean(logits <= 0)),
+        logits=logits,
+        prob_oos_loss=float(np.mean(oos_sr < 0)),
+        slope=float(slope),
+        intercept=float(intercept),
+        is_sharpe=is_sr,
+        oos_sharpe=oos_sr,
+        oos_rank=rank,
+        chosen=best,
+        n_splits=int(n_splits),
+        n_variants=n_var,
+        n_obs_used=int(x.shape[0]),
+    )

@@ -16,6 +16,7 @@ the statistics (variance of the trials' Sharpes, expected maximum, DSR, PBO) are
 per-period (daily) Sharpe ratios, as their formulas require, and selection.json names the unit
 of every number. Everything but write_selection is pure.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,7 @@ from core.errors import ConfigError
 from core.io import atomic_path, write_json
 
 PERIODS_PER_YEAR = 252
-DSR_BAR = 0.95          # the usual confidence bar (Bailey & López de Prado 2014)
+DSR_BAR = 0.95  # the usual confidence bar (Bailey & López de Prado 2014)
 DSR_WEAK = 0.50
 
 
@@ -76,8 +77,10 @@ def _matrix(returns, names: list[str], arg: str) -> np.ndarray:
     bad = ~np.isfinite(x)
     if bad.any():
         rows, cols = np.nonzero(bad)
-        raise ConfigError(f"{arg} has {int(bad.sum())} NaN or infinite value(s) (first: variant {names[cols[0]]!r}, "
-                          f"day {rows[0]}); a day without a position returns 0.0")
+        raise ConfigError(
+            f"{arg} has {int(bad.sum())} NaN or infinite value(s) (first: variant {names[cols[0]]!r}, "
+            f"day {rows[0]}); a day without a position returns 0.0"
+        )
     return x
 
 
@@ -99,25 +102,35 @@ def rank_correlation(a, b) -> float:
     return float(stats.spearmanr(a, b).statistic)
 
 
-def rank_variants(names, selection_daily_sharpe, holdout_daily_sharpe, params=None,
-                  periods_per_year: int = PERIODS_PER_YEAR) -> pd.DataFrame:
+def rank_variants(
+    names, selection_daily_sharpe, holdout_daily_sharpe, params=None, periods_per_year: int = PERIODS_PER_YEAR
+) -> pd.DataFrame:
     """One row per variant, best selection Sharpe first: rank 1 = best; ties keep the table's
     order. `chosen` marks the top of the selection ranking; the holdout rank only reports."""
-    table = pd.DataFrame({
-        "name": list(names), "params": list(params) if params is not None else [""] * len(names),
-        "selection_sharpe": np.asarray(selection_daily_sharpe) * math.sqrt(periods_per_year),
-        "holdout_sharpe": np.asarray(holdout_daily_sharpe) * math.sqrt(periods_per_year),
-        "selection_sharpe_daily": np.asarray(selection_daily_sharpe, dtype="float64"),
-        "holdout_sharpe_daily": np.asarray(holdout_daily_sharpe, dtype="float64"),
-    })
+    table = pd.DataFrame(
+        {
+            "name": list(names),
+            "params": list(params) if params is not None else [""] * len(names),
+            "selection_sharpe": np.asarray(selection_daily_sharpe) * math.sqrt(periods_per_year),
+            "holdout_sharpe": np.asarray(holdout_daily_sharpe) * math.sqrt(periods_per_year),
+            "selection_sharpe_daily": np.asarray(selection_daily_sharpe, dtype="float64"),
+            "holdout_sharpe_daily": np.asarray(holdout_daily_sharpe, dtype="float64"),
+        }
+    )
     table["selection_rank"] = table["selection_sharpe_daily"].rank(ascending=False, method="first").astype(int)
     table["holdout_rank"] = table["holdout_sharpe_daily"].rank(ascending=False, method="first").astype(int)
     table["chosen"] = table["selection_rank"] == 1
     return table.sort_values("selection_rank", kind="stable").reset_index(drop=True)
 
 
-def verdict(n_trials: int, chosen: str, dsr: float, holdout_sharpe: float, over: str | None = None,
-            holdout_excess_sharpe: float | None = None) -> str:
+def verdict(
+    n_trials: int,
+    chosen: str,
+    dsr: float,
+    holdout_sharpe: float,
+    over: str | None = None,
+    holdout_excess_sharpe: float | None = None,
+) -> str:
     """One plain sentence from the chosen variant's deflated Sharpe (thresholds 0.95 and 0.5) and
     its holdout Sharpe (annualised), the honest estimate of what it will do. Without `over` the
     DSR is about its Sharpe above zero (a long-only book in a rising market clears that without
@@ -144,19 +157,27 @@ def verdict(n_trials: int, chosen: str, dsr: float, holdout_sharpe: float, over:
 
 @dataclass
 class SelectionReport:
-    table: pd.DataFrame          # rank_variants(...) output
-    summary: dict                # selection.json content (JSON-safe)
+    table: pd.DataFrame  # rank_variants(...) output
+    summary: dict  # selection.json content (JSON-safe)
     verdict: str
-    pbo_result: object | None    # analyzers.selection.PBOResult, or None when PBO cannot be computed
+    pbo_result: object | None  # analyzers.selection.PBOResult, or None when PBO cannot be computed
 
     @property
     def chosen(self) -> str:
         return str(self.table.loc[self.table["chosen"], "name"].iloc[0])
 
 
-def selection_report(variants, selection_returns, holdout_returns, selection_period=None, holdout_period=None,
-                     n_splits: int = 16, periods_per_year: int = PERIODS_PER_YEAR, benchmark=None,
-                     benchmark_name: str = "benchmark") -> SelectionReport:
+def selection_report(
+    variants,
+    selection_returns,
+    holdout_returns,
+    selection_period=None,
+    holdout_period=None,
+    n_splits: int = 16,
+    periods_per_year: int = PERIODS_PER_YEAR,
+    benchmark=None,
+    benchmark_name: str = "benchmark",
+) -> SelectionReport:
     """Rank the variants on the selection period only, judge the chosen one on the holdout.
 
     variants: a DataFrame with 'name' (and optionally 'params') or a list of names.
@@ -186,39 +207,55 @@ def selection_report(variants, selection_returns, holdout_returns, selection_per
     excess = None
     if benchmark is not None:
         excess = _excess_block(sel, hold, benchmark, col, n, annual, benchmark_name)
-        sentence = verdict(n, chosen, excess["chosen"]["deflated_sharpe"], hold_sharpe, benchmark_name,
-                           excess["chosen"]["holdout_sharpe"])
+        sentence = verdict(
+            n,
+            chosen,
+            excess["chosen"]["deflated_sharpe"],
+            hold_sharpe,
+            benchmark_name,
+            excess["chosen"]["holdout_sharpe"],
+        )
     else:
         sentence = verdict(n, chosen, dsr, hold_sharpe)
     chosen_row = table.iloc[0]
-    summary = json_safe({
-        "periods": {"selection": sel_period, "holdout": hold_period,
-                    "selection_days": int(sel.shape[0]), "holdout_days": int(hold.shape[0])},
-        "n_trials": n,
-        "sharpe_units": {"annualised": f"daily Sharpe x sqrt({periods_per_year})", "daily": "mean / std (ddof=1)"},
-        "selection_sharpe_variance_daily": variance,
-        "selection_sharpe_variance_annualised": variance * periods_per_year,
-        "expected_max_sharpe_daily": expected_max_sharpe(n, variance),
-        "expected_max_sharpe_annualised": expected_max_sharpe(n, variance) * annual,
-        "chosen": {
-            "name": chosen, "params": chosen_row["params"],
-            "selection_sharpe": float(chosen_row["selection_sharpe"]),
-            "selection_sharpe_daily": float(chosen_row["selection_sharpe_daily"]),
-            "selection_days": moments["n_obs"], "selection_skew": moments["skew"],
-            "selection_kurtosis": moments["kurtosis"],
-            "selection_psr": probabilistic_sharpe(sel[:, col]),
-            "deflated_sharpe": dsr,
-            "holdout_sharpe": hold_sharpe, "holdout_rank": int(chosen_row["holdout_rank"]),
-            "holdout_psr": probabilistic_sharpe(hold[:, col]),
-        },
-        "excess": excess,
-        "rank_correlation_spearman": rho,
-        "pbo": pbo_result.summary() if pbo_result is not None else None,
-        "pbo_note": pbo_note,
-        "verdict": sentence,
-        "variants": table[["name", "params", "selection_sharpe", "holdout_sharpe", "selection_rank",
-                           "holdout_rank"]].to_dict(orient="records"),
-    })
+    summary = json_safe(
+        {
+            "periods": {
+                "selection": sel_period,
+                "holdout": hold_period,
+                "selection_days": int(sel.shape[0]),
+                "holdout_days": int(hold.shape[0]),
+            },
+            "n_trials": n,
+            "sharpe_units": {"annualised": f"daily Sharpe x sqrt({periods_per_year})", "daily": "mean / std (ddof=1)"},
+            "selection_sharpe_variance_daily": variance,
+            "selection_sharpe_variance_annualised": variance * periods_per_year,
+            "expected_max_sharpe_daily": expected_max_sharpe(n, variance),
+            "expected_max_sharpe_annualised": expected_max_sharpe(n, variance) * annual,
+            "chosen": {
+                "name": chosen,
+                "params": chosen_row["params"],
+                "selection_sharpe": float(chosen_row["selection_sharpe"]),
+                "selection_sharpe_daily": float(chosen_row["selection_sharpe_daily"]),
+                "selection_days": moments["n_obs"],
+                "selection_skew": moments["skew"],
+                "selection_kurtosis": moments["kurtosis"],
+                "selection_psr": probabilistic_sharpe(sel[:, col]),
+                "deflated_sharpe": dsr,
+                "holdout_sharpe": hold_sharpe,
+                "holdout_rank": int(chosen_row["holdout_rank"]),
+                "holdout_psr": probabilistic_sharpe(hold[:, col]),
+            },
+            "excess": excess,
+            "rank_correlation_spearman": rho,
+            "pbo": pbo_result.summary() if pbo_result is not None else None,
+            "pbo_note": pbo_note,
+            "verdict": sentence,
+            "variants": table[
+                ["name", "params", "selection_sharpe", "holdout_sharpe", "selection_rank", "holdout_rank"]
+            ].to_dict(orient="records"),
+        }
+    )
     return SelectionReport(table, summary, sentence, pbo_result)
 
 
@@ -226,9 +263,11 @@ def _separate_periods(selection_period, holdout_period) -> tuple:
     """The two periods as labels; ConfigError when they share a day (a holdout chooses nothing)."""
     sel_period, hold_period = _period(selection_period, "selection_period"), _period(holdout_period, "holdout_period")
     if sel_period and hold_period and sel_period[1] >= hold_period[0] and hold_period[1] >= sel_period[0]:
-        raise ConfigError(f"selection_period {sel_period[0]} .. {sel_period[1]} overlaps holdout_period "
-                          f"{hold_period[0]} .. {hold_period[1]}: a holdout chooses nothing, so it must not share days "
-                          "with the selection; move one of them")
+        raise ConfigError(
+            f"selection_period {sel_period[0]} .. {sel_period[1]} overlaps holdout_period "
+            f"{hold_period[0]} .. {hold_period[1]}: a holdout chooses nothing, so it must not share days "
+            "with the selection; move one of them"
+        )
     return sel_period, hold_period
 
 
@@ -244,33 +283,43 @@ def _pbo_or_why_not(sel: np.ndarray, n_splits: int) -> tuple:
 def _excess_block(sel: np.ndarray, hold: np.ndarray, benchmark, col: int, n: int, annual: float, name: str) -> dict:
     """The chosen variant judged on its returns in excess of a benchmark, per period."""
     if not isinstance(benchmark, (tuple, list)) or len(benchmark) != 2:
-        raise ConfigError("benchmark must be a (selection, holdout) pair of daily return series on the same days "
-                          "as the return matrices")
+        raise ConfigError(
+            "benchmark must be a (selection, holdout) pair of daily return series on the same days "
+            "as the return matrices"
+        )
     pair = []
     for label, matrix, series in (("selection", sel, benchmark[0]), ("holdout", hold, benchmark[1])):
         b = np.asarray(series, dtype="float64").ravel()
         if len(b) != matrix.shape[0] or not np.isfinite(b).all():
-            raise ConfigError(f"benchmark's {label} series has {len(b)} values (finite: {bool(np.isfinite(b).all())}); "
-                              f"it needs one finite daily return per {label} day ({matrix.shape[0]})")
+            raise ConfigError(
+                f"benchmark's {label} series has {len(b)} values (finite: {bool(np.isfinite(b).all())}); "
+                f"it needs one finite daily return per {label} day ({matrix.shape[0]})"
+            )
         pair.append(matrix - b[:, None])
     ex_sel, ex_hold = pair
     ex_sr, ex_hold_sr = sharpe_columns(ex_sel), sharpe_columns(ex_hold)
     variance = float(np.var(ex_sr, ddof=1)) if n > 1 else 0.0
-    return {"over": name, "sharpe_variance_daily": variance,
-            "expected_max_sharpe_annualised": expected_max_sharpe(n, variance) * annual,
-            "chosen": {"selection_sharpe": float(ex_sr[col]) * annual,
-                       "selection_psr": probabilistic_sharpe(ex_sel[:, col]),
-                       "deflated_sharpe": deflated_sharpe(ex_sel[:, col], n, variance),
-                       "holdout_sharpe": float(ex_hold_sr[col]) * annual,
-                       "holdout_psr": probabilistic_sharpe(ex_hold[:, col])}}
+    return {
+        "over": name,
+        "sharpe_variance_daily": variance,
+        "expected_max_sharpe_annualised": expected_max_sharpe(n, variance) * annual,
+        "chosen": {
+            "selection_sharpe": float(ex_sr[col]) * annual,
+            "selection_psr": probabilistic_sharpe(ex_sel[:, col]),
+            "deflated_sharpe": deflated_sharpe(ex_sel[:, col], n, variance),
+            "holdout_sharpe": float(ex_hold_sr[col]) * annual,
+            "holdout_psr": probabilistic_sharpe(ex_hold[:, col]),
+        },
+    }
 
 
 def comparison_columns(report: SelectionReport, selection_metrics=None, holdout_metrics=None) -> pd.DataFrame:
     """The comparison.csv columns of the selection: name, params, selection_sharpe, holdout_sharpe,
     selection_rank, holdout_rank, chosen, then every other per-period metric as selection_<key> /
     holdout_<key>. *_metrics: {variant name: metrics dict} or a DataFrame indexed by name."""
-    out = report.table[["name", "params", "selection_sharpe", "holdout_sharpe", "selection_rank",
-                        "holdout_rank", "chosen"]].copy()
+    out = report.table[
+        ["name", "params", "selection_sharpe", "holdout_sharpe", "selection_rank", "holdout_rank", "chosen"]
+    ].copy()
     for prefix, metrics in (("selection", selection_metrics), ("holdout", holdout_metrics)):
         if metrics is None:
             continue
@@ -291,38 +340,59 @@ def selection_markdown(report: SelectionReport, top: int = 10) -> str:
     periods = s["periods"]
     sel = " .. ".join(periods["selection"]) if periods["selection"] else "selection period"
     hold = " .. ".join(periods["holdout"]) if periods["holdout"] else "holdout period"
-    lines = ["## Selection: chosen on the selection period, judged on the holdout", "",
-             f"**{report.verdict[0].upper() + report.verdict[1:]}**", "",
-             (f"- Ranked on {sel} ({periods['selection_days']} days) only; {hold} ({periods['holdout_days']} days) "
-             "is held out: the chosen variant's holdout Sharpe is the honest estimate, the others' are context."),
-             (f"- Trials: {s['n_trials']}; variance of their selection Sharpes "
-             f"{_fmt(s['selection_sharpe_variance_annualised'], 4)} annualised "
-             f"({s['selection_sharpe_variance_daily']:.3g} daily); best Sharpe expected from luck alone "
-             f"{_fmt(s['expected_max_sharpe_annualised'])} annualised."),
-             (f"- Chosen: `{c['name']}`: selection Sharpe {_fmt(c['selection_sharpe'])}, deflated Sharpe "
-             f"{_fmt(c['deflated_sharpe'])}, holdout Sharpe {_fmt(c['holdout_sharpe'])} "
-             f"(holdout rank {c['holdout_rank']} of {s['n_trials']})."),
-             (f"- Spearman rank correlation of selection and holdout Sharpe across variants: "
-             f"{_fmt(s['rank_correlation_spearman'])}.")]
+    lines = [
+        "## Selection: chosen on the selection period, judged on the holdout",
+        "",
+        f"**{report.verdict[0].upper() + report.verdict[1:]}**",
+        "",
+        (
+            f"- Ranked on {sel} ({periods['selection_days']} days) only; {hold} ({periods['holdout_days']} days) "
+            "is held out: the chosen variant's holdout Sharpe is the honest estimate, the others' are context."
+        ),
+        (
+            f"- Trials: {s['n_trials']}; variance of their selection Sharpes "
+            f"{_fmt(s['selection_sharpe_variance_annualised'], 4)} annualised "
+            f"({s['selection_sharpe_variance_daily']:.3g} daily); best Sharpe expected from luck alone "
+            f"{_fmt(s['expected_max_sharpe_annualised'])} annualised."
+        ),
+        (
+            f"- Chosen: `{c['name']}`: selection Sharpe {_fmt(c['selection_sharpe'])}, deflated Sharpe "
+            f"{_fmt(c['deflated_sharpe'])}, holdout Sharpe {_fmt(c['holdout_sharpe'])} "
+            f"(holdout rank {c['holdout_rank']} of {s['n_trials']})."
+        ),
+        (
+            f"- Spearman rank correlation of selection and holdout Sharpe across variants: "
+            f"{_fmt(s['rank_correlation_spearman'])}."
+        ),
+    ]
     if s.get("excess"):
         e = s["excess"]
-        lines.append(f"- Over the {e['over']}: the chosen variant's excess Sharpe "
-                     f"{_fmt(e['chosen']['selection_sharpe'])} on selection, deflated Sharpe "
-                     f"{_fmt(e['chosen']['deflated_sharpe'])}, holdout excess Sharpe "
-                     f"{_fmt(e['chosen']['holdout_sharpe'])}.")
+        lines.append(
+            f"- Over the {e['over']}: the chosen variant's excess Sharpe "
+            f"{_fmt(e['chosen']['selection_sharpe'])} on selection, deflated Sharpe "
+            f"{_fmt(e['chosen']['deflated_sharpe'])}, holdout excess Sharpe "
+            f"{_fmt(e['chosen']['holdout_sharpe'])}."
+        )
     if s["pbo"]:
         p = s["pbo"]
-        lines.append(f"- PBO (CSCV, {p['n_splits']} blocks, {p['n_combinations']} splits of the selection period): "
-                     f"{_fmt(p['pbo'])}; the in-sample best lost out of sample in "
-                     f"{_fmt(100 * p['prob_oos_loss'], 0)} % of splits; slope of OOS on IS Sharpe {_fmt(p['slope'])}.")
+        lines.append(
+            f"- PBO (CSCV, {p['n_splits']} blocks, {p['n_combinations']} splits of the selection period): "
+            f"{_fmt(p['pbo'])}; the in-sample best lost out of sample in "
+            f"{_fmt(100 * p['prob_oos_loss'], 0)} % of splits; slope of OOS on IS Sharpe {_fmt(p['slope'])}."
+        )
     else:
         lines.append(f"- PBO: not computed ({s['pbo_note']}).")
-    lines += ["", "| selection rank | variant | selection Sharpe | holdout Sharpe | holdout rank |",
-              "|---:|---|---:|---:|---:|"]
+    lines += [
+        "",
+        "| selection rank | variant | selection Sharpe | holdout Sharpe | holdout rank |",
+        "|---:|---|---:|---:|---:|",
+    ]
     for row in report.table.head(top).itertuples():
         mark = " (chosen)" if row.chosen else ""
-        lines.append(f"| {row.selection_rank} | `{row.name}`{mark} | {_fmt(row.selection_sharpe)} | "
-                     f"{_fmt(row.holdout_sharpe)} | {row.holdout_rank} |")
+        lines.append(
+            f"| {row.selection_rank} | `{row.name}`{mark} | {_fmt(row.selection_sharpe)} | "
+            f"{_fmt(row.holdout_sharpe)} | {row.holdout_rank} |"
+        )
     if len(report.table) > top:
         lines.append(f"\n({len(report.table) - top} more in comparison.csv and selection.json.)")
     return "\n".join(lines) + "\n"
@@ -332,14 +402,23 @@ def selection_markdown(report: SelectionReport, top: int = 10) -> str:
 def selection_png(report: SelectionReport, path) -> Path:
     """Selection against holdout Sharpe (annualised), one point per variant, the chosen one marked."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     t = report.table
     fig, ax = plt.subplots(figsize=(6.5, 5))
     ax.scatter(t["selection_sharpe"], t["holdout_sharpe"], s=14, alpha=0.6, color="tab:blue", label="variant")
     chosen = t[t["chosen"]]
-    ax.scatter(chosen["selection_sharpe"], chosen["holdout_sharpe"], s=120, marker="*", color="tab:red",
-               zorder=3, label=f"chosen: {report.chosen}"[:60])
+    ax.scatter(
+        chosen["selection_sharpe"],
+        chosen["holdout_sharpe"],
+        s=120,
+        marker="*",
+        color="tab:red",
+        zorder=3,
+        label=f"chosen: {report.chosen}"[:60],
+    )
     lo = float(np.nanmin([t["selection_sharpe"].min(), t["holdout_sharpe"].min(), 0.0]))
     hi = float(np.nanmax([t["selection_sharpe"].max(), t["holdout_sharpe"].max(), 0.0]))
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="holdout = selection")
@@ -347,16 +426,22 @@ def selection_png(report: SelectionReport, path) -> Path:
     ax.axvline(0, color="black", lw=0.5)
     s = report.summary
     periods = s["periods"]
-    ax.set_xlabel("selection Sharpe (annualised)" + (f", {periods['selection'][0][:4]}–{periods['selection'][1][:4]}"
-                                                     if periods["selection"] else ""))
-    ax.set_ylabel("holdout Sharpe (annualised)" + (f", {periods['holdout'][0][:4]}–{periods['holdout'][1][:4]}"
-                                                   if periods["holdout"] else ""))
+    ax.set_xlabel(
+        "selection Sharpe (annualised)"
+        + (f", {periods['selection'][0][:4]}–{periods['selection'][1][:4]}" if periods["selection"] else "")
+    )
+    ax.set_ylabel(
+        "holdout Sharpe (annualised)"
+        + (f", {periods['holdout'][0][:4]}–{periods['holdout'][1][:4]}" if periods["holdout"] else "")
+    )
     pbo_text = _fmt(s["pbo"]["pbo"]) if s["pbo"] else "n/a"
     dsr_text = _fmt(s["chosen"]["deflated_sharpe"])
     if s.get("excess"):
         dsr_text += f" ({_fmt(s['excess']['chosen']['deflated_sharpe'])} over the {s['excess']['over']})"
-    ax.set_title(f"{s['n_trials']} variants: Spearman {_fmt(s['rank_correlation_spearman'])}, "
-                 f"DSR {dsr_text}, PBO {pbo_text}", fontsize=10)
+    ax.set_title(
+        f"{s['n_trials']} variants: Spearman {_fmt(s['rank_correlation_spearman'])}, DSR {dsr_text}, PBO {pbo_text}",
+        fontsize=10,
+    )
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     with atomic_path(path, suffix=".png") as tmp:
@@ -368,5 +453,7 @@ def selection_png(report: SelectionReport, path) -> Path:
 def write_selection(out_dir, report: SelectionReport) -> dict:
     """selection.json and selection.png in `out_dir`, each written atomically; returns their paths."""
     out_dir = Path(out_dir)
-    return {"json": str(write_json(out_dir / "selection.json", report.summary)),
-            "png": str(selection_png(report, out_dir / "selection.png"))}
+    return {
+        "json": str(write_json(out_dir / "selection.json", report.summary)),
+        "png": str(selection_png(report, out_dir / "selection.png")),
+    }

@@ -4,6 +4,7 @@ Offline by construction: quantstats 0.0.86 turns a benchmark *string* into a yfi
 (and, without network, silently into an all-zero benchmark), so only a pandas Series is accepted,
 and the download function is blocked while the report is built.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,8 @@ def benchmark_returns(benchmark: pd.Series, dates: pd.DatetimeIndex, kind: str =
         levels = pd.concat([pd.Series([1.0], index=[first]), levels])
     dates = _naive_days(pd.DatetimeIndex(dates))
     values = levels.to_numpy()
-    at = levels.index.searchsorted(dates, side="right") - 1           # as of each date
-    before = levels.index.searchsorted(dates[:1], side="left") - 1    # strictly before the first
+    at = levels.index.searchsorted(dates, side="right") - 1  # as of each date
+    before = levels.index.searchsorted(dates[:1], side="left") - 1  # strictly before the first
     prev_positions = np.concatenate([before, at[:-1]])
     now = np.where(at >= 0, values[np.clip(at, 0, None)], np.nan)
     prev = np.where(prev_positions >= 0, values[np.clip(prev_positions, 0, None)], np.nan)
@@ -112,8 +113,13 @@ class QuantStatsTearsheet(bt.Analyzer):
         if self.p.benchmark is not None:
             bench = benchmark_returns(self.p.benchmark, returns.index, self.p.benchmark_kind)
         path = write_tearsheet(
-            returns, bench, self.p.path, title=self.p.title, strategy_title=self.p.strategy_title,
-            periods_per_year=self.p.periods_per_year, risk_free=self.p.risk_free,
+            returns,
+            bench,
+            self.p.path,
+            title=self.p.title,
+            strategy_title=self.p.strategy_title,
+            periods_per_year=self.p.periods_per_year,
+            risk_free=self.p.risk_free,
             match_dates=self.p.match_dates,
         )
         self._result = {"path": str(path), "returns": int(len(returns))}
@@ -126,9 +132,16 @@ class QuantStatsTearsheet(bt.Analyzer):
         return dict(self._result)
 
 
-def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title="Strategy Tearsheet",
-                    strategy_title="Strategy", periods_per_year=252, risk_free=0.0,
-                    match_dates=False) -> Path:
+def write_tearsheet(
+    returns: pd.Series,
+    benchmark: pd.Series | None,
+    path,
+    title="Strategy Tearsheet",
+    strategy_title="Strategy",
+    periods_per_year=252,
+    risk_free=0.0,
+    match_dates=False,
+) -> Path:
     """Render QuantStats' HTML report of `returns` (and `benchmark` returns) to `path`, atomically."""
     import quantstats as qs
 
@@ -136,14 +149,19 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series | None, path, title
     kwargs = {"strategy_title": strategy_title}
     if benchmark is not None:
         kwargs["benchmark_title"] = str(benchmark.name or "Benchmark")
-    with _headless_matplotlib(), _no_downloads(qs), warnings.catch_warnings(), \
-            atomic_path(path, suffix=".html") as tmp:
+    with _headless_matplotlib(), _no_downloads(qs), warnings.catch_warnings(), atomic_path(path, suffix=".html") as tmp:
         # cosmetic warnings from inside quantstats' and seaborn's plotting, not about our data
         warnings.filterwarnings("ignore", category=UserWarning, module=r"quantstats\.")
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"seaborn\.")
         qs.reports.html(
-            returns, benchmark=benchmark, rf=risk_free, title=title, output=str(tmp),
-            periods_per_year=periods_per_year, match_dates=match_dates, **kwargs,
+            returns,
+            benchmark=benchmark,
+            rf=risk_free,
+            title=title,
+            output=str(tmp),
+            periods_per_year=periods_per_year,
+            match_dates=match_dates,
+            **kwargs,
         )
     return Path(path)
 
@@ -187,6 +205,7 @@ def _naive_days(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
 @contextlib.contextmanager
 def _no_downloads(qs):
     """Make any attempt of quantstats to fetch data fail loudly instead of reaching the network."""
+
     def refuse(ticker, *args, **kwargs):
         raise ConfigError(f"QuantStatsTearsheet: quantstats tried to download {ticker!r}; pass a Series instead.")
 

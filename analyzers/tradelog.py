@@ -4,6 +4,7 @@ Columns: Date, Action, Ticker, Price, Shares, Score, Amount, Rank, Reason, PnL_P
 Commission. Works on any Cerebro; Score / Rank / Reason are read from ``order.info``, which a
 strategy fills with ``order.addinfo(score=..., rank=..., reason=...)``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,18 @@ import pandas as pd
 from core.io import write_text
 
 COLUMNS = (
-    "Date", "Action", "Ticker", "Price", "Shares", "Score", "Amount", "Rank", "Reason",
-    "PnL_Pct", "Days", "Commission",
+    "Date",
+    "Action",
+    "Ticker",
+    "Price",
+    "Shares",
+    "Score",
+    "Amount",
+    "Rank",
+    "Reason",
+    "PnL_Pct",
+    "Days",
+    "Commission",
 )
 INFO_KEYS = {"Score": "score", "Rank": "rank", "Reason": "reason"}
 
@@ -26,9 +37,9 @@ INFO_KEYS = {"Score": "score", "Rank": "rank", "Reason": "reason"}
 class _Book:
     """What the log needs to know about one ticker's open position."""
 
-    size: float = 0.0          # signed: > 0 long, < 0 short
-    avg_price: float = 0.0     # average entry price of the open size (fill prices, no commission)
-    opened: object = None      # date of the first fill of the open position
+    size: float = 0.0  # signed: > 0 long, < 0 short
+    avg_price: float = 0.0  # average entry price of the open size (fill prices, no commission)
+    opened: object = None  # date of the first fill of the open position
 
 
 def fill_row(book: _Book, when, action: str, price: float, shares: float) -> tuple[dict, _Book]:
@@ -52,9 +63,9 @@ def fill_row(book: _Book, when, action: str, price: float, shares: float) -> tup
     new_size = book.size + signed
     if new_size == 0:
         return row, _Book()
-    if (new_size > 0) == (book.size > 0):          # partly closed: entry price and date stay
+    if (new_size > 0) == (book.size > 0):  # partly closed: entry price and date stay
         return row, _Book(new_size, book.avg_price, book.opened)
-    return row, _Book(new_size, price, when)        # flipped through zero
+    return row, _Book(new_size, price, when)  # flipped through zero
 
 
 class TradeLog(bt.Analyzer):

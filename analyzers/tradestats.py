@@ -17,6 +17,7 @@ because entry = Price / (1 + r). Summed cumulatively by exit date, this is the r
 the account's PnL (before commissions, open positions excluded), needs no guess about position
 weights, and is the quantity the seed plotted as "cumulative realised PnL".
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,10 @@ def read_trade_log(path) -> pd.DataFrame:
 def _check(log: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in log.columns]
     if missing:
-        raise DataError(f"trade log lacks column(s) {missing}; it has {list(log.columns)}. "
-                        f"Expected a TradeLog trades.csv or the seed's backtest_trades.csv.")
+        raise DataError(
+            f"trade log lacks column(s) {missing}; it has {list(log.columns)}. "
+            f"Expected a TradeLog trades.csv or the seed's backtest_trades.csv."
+        )
     log = log.copy()
     log["Date"] = pd.to_datetime(log["Date"])
     for c in ("Price", "Shares", "PnL_Pct", "Days"):
@@ -59,7 +62,7 @@ def detect_pnl_unit(log: pd.DataFrame) -> str:
     """
     log = _check(log)
     errs = {"fraction": [], "percent": []}
-    book = {}                                   # ticker -> (shares, average entry price)
+    book = {}  # ticker -> (shares, average entry price)
     for row in log.sort_values("Date", kind="stable").itertuples(index=False):
         shares, avg = book.get(row.Ticker, (0.0, 0.0))
         if row.Action == "BUY":
@@ -110,8 +113,9 @@ def trade_stats(log: pd.DataFrame, pnl_unit: str = "auto") -> dict:
         "worst_pnl_pct": float(p.min()) if len(p) else nan,
         "avg_win_pct": float(wins.mean()) if len(wins) else nan,
         "avg_loss_pct": float(losses.mean()) if len(losses) else nan,
-        "profit_factor": (float(wins.sum() / abs(losses.sum())) if len(losses)
-                          else (float("inf") if len(wins) else nan)),
+        "profit_factor": (
+            float(wins.sum() / abs(losses.sum())) if len(losses) else (float("inf") if len(wins) else nan)
+        ),
         "avg_holding_days": float(days.mean()) if len(days) else nan,
         "open_positions_at_end": int(_open_at_end(_check(log))),
     }
@@ -138,8 +142,7 @@ def trade_histogram_png(log: pd.DataFrame, path, pnl_unit: str = "auto", bins: i
     ax.hist(p, bins=bins, color="#4477aa", edgecolor="white")
     ax.axvline(0, color="black", lw=0.8)
     ax.axvline(p.mean(), color="#cc3311", ls="--", label=f"mean {p.mean():.2f} %")
-    ax.set(xlabel="closed-trade return (%)", ylabel="trades",
-           title=f"Closed-trade returns ({len(p)} trades)")
+    ax.set(xlabel="closed-trade return (%)", ylabel="trades", title=f"Closed-trade returns ({len(p)} trades)")
     ax.legend()
     return _save(fig, path)
 
@@ -148,13 +151,15 @@ def realized_pnl_png(log: pd.DataFrame, path, pnl_unit: str = "auto") -> Path:
     """Step plot of cumulative realised dollar PnL (closed trades only, before commissions)."""
     curve = realized_pnl(log, pnl_unit)
     start = _check(log)["Date"].min()
-    if len(curve) and start < curve.index[0]:      # the curve starts at 0 on the first fill
+    if len(curve) and start < curve.index[0]:  # the curve starts at 0 on the first fill
         curve = pd.concat([pd.Series([0.0], index=[start]), curve])
     fig, ax = _figure()
     ax.step(curve.index, curve.to_numpy(), where="post", color="#228833")
     ax.axhline(0, color="black", lw=0.8)
-    ax.set(ylabel="cumulative realised PnL ($)",
-           title="Realised PnL of closed trades (open positions and commissions excluded)")
+    ax.set(
+        ylabel="cumulative realised PnL ($)",
+        title="Realised PnL of closed trades (open positions and commissions excluded)",
+    )
     fig.autofmt_xdate()
     return _save(fig, path)
 
@@ -162,6 +167,7 @@ def realized_pnl_png(log: pd.DataFrame, path, pnl_unit: str = "auto") -> Path:
 def _figure(figsize=(9, 4.5)):
     # A bare Figure renders with Agg whatever backend pyplot uses: headless, no global state.
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize)
     return fig, fig.subplots()
 

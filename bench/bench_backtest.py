@@ -9,6 +9,7 @@ an untrained LSTM of the default preset's shape (speed, not skill).
 Prints microseconds per data-bar (a data-bar = one stock on one day), the speed-up over the
 baseline and the process's peak RSS. Targets: <= 8 us per data-bar, >= 6x, peak < 2 GB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,14 @@ def untrained_model(hidden: int = 32, seq_len: int = 30, seed: int = 0, threads:
     from models import features as F
     from models.dataset import Scaler
     from models.lstm import AlphaLSTM
+
     names = [n for n in F.DEFAULT_FEATURES]
     model = AlphaModel(ModelConfig(hidden=hidden, seq_len=seq_len, seed=seed, threads=threads, features=tuple(names)))
     torch.manual_seed(seed)
     model.features_ = names
-    model.scaler_ = Scaler(np.zeros(len(names), np.float32), np.ones(len(names), np.float32), ("untrained", "untrained"))
+    model.scaler_ = Scaler(
+        np.zeros(len(names), np.float32), np.ones(len(names), np.float32), ("untrained", "untrained")
+    )
     model.net_ = AlphaLSTM(len(names), hidden).eval()
     return model
 
@@ -50,6 +54,7 @@ def build(panel, bench, model, lean: bool, top_k: int = 10, scores=None) -> bt.C
     from feeds.broker import LeanBroker
     from models import LSTMAlpha
     from strategies import AlphaRankStrategy
+
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
     if lean:
         cerebro.broker = LeanBroker()
@@ -64,9 +69,9 @@ def build(panel, bench, model, lean: bool, top_k: int = 10, scores=None) -> bt.C
         for ticker, frame in panel.items():
             cerebro.adddata(bt.feeds.PandasData(dataname=feed_frame(frame)), name=ticker)
     from strategies import ScoreAlpha
+
     alpha = LSTMAlpha.factory(model, benchmark=bench_feed) if scores is None else ScoreAlpha.factory(scores)
-    cerebro.addstrategy(AlphaRankStrategy, alpha=alpha,
-                        benchmark="SYNTH_INDEX", top_k=top_k, position_pct=1.0 / top_k)
+    cerebro.addstrategy(AlphaRankStrategy, alpha=alpha, benchmark="SYNTH_INDEX", top_k=top_k, position_pct=1.0 / top_k)
     return cerebro
 
 
@@ -99,8 +104,10 @@ def main(argv=None) -> list[dict]:
     panel, bench = make_synthetic_universe(n_tickers=args.tickers, n_days=args.days, seed=0)
     data_bars = int(panel.close.notna().to_numpy().sum())
     model = untrained_model(hidden=args.hidden)
-    print(f"{SYNTHETIC_LABEL}\n{panel!r}: {data_bars:,} data-bars; untrained LSTM (hidden {args.hidden}, "
-          f"{len(model.features_)} features); fast: median of {args.repeats}, baseline: {args.baseline_repeats}")
+    print(
+        f"{SYNTHETIC_LABEL}\n{panel!r}: {data_bars:,} data-bars; untrained LSTM (hidden {args.hidden}, "
+        f"{len(model.features_)} features); fast: median of {args.repeats}, baseline: {args.baseline_repeats}"
+    )
 
     predict_s, scores = timed(lambda: model.predict(panel, bench))
     cached_s, cached_value = timed(lambda: run_backtest(panel, bench, model, lean=True, scores=scores))
@@ -119,17 +126,32 @@ def main(argv=None) -> list[dict]:
     us, base_us = 1e6 * fast_s / data_bars, 1e6 * slow_s / data_bars
     rows = [
         {"run": "ArrayData lean + LeanBroker", "seconds": fast_s, "us/data-bar": us, "speed-up": slow_s / fast_s},
-        {"run": "  of which features + LSTM (one predict)", "seconds": predict_s, "us/data-bar": 1e6 * predict_s / data_bars,
-         "speed-up": ""},
-        {"run": "  the rest (feeds, strategy, broker)", "seconds": fast_s - predict_s,
-         "us/data-bar": 1e6 * (fast_s - predict_s) / data_bars, "speed-up": ""},
+        {
+            "run": "  of which features + LSTM (one predict)",
+            "seconds": predict_s,
+            "us/data-bar": 1e6 * predict_s / data_bars,
+            "speed-up": "",
+        },
+        {
+            "run": "  the rest (feeds, strategy, broker)",
+            "seconds": fast_s - predict_s,
+            "us/data-bar": 1e6 * (fast_s - predict_s) / data_bars,
+            "speed-up": "",
+        },
         {"run": "PandasData + stock broker (baseline)", "seconds": slow_s, "us/data-bar": base_us, "speed-up": 1.0},
-        {"run": "lean, ScoreAlpha on cached scores (a sweep's run)", "seconds": cached_s,
-         "us/data-bar": 1e6 * cached_s / data_bars, "speed-up": slow_s / cached_s},
+        {
+            "run": "lean, ScoreAlpha on cached scores (a sweep's run)",
+            "seconds": cached_s,
+            "us/data-bar": 1e6 * cached_s / data_bars,
+            "speed-up": slow_s / cached_s,
+        },
     ]
     print_table(rows)
-    print(f"final values agree (lean == stock == cached scores): {values == {round(cached_value, 4)}}; peak RSS after the fast runs "
-          f"{peak_fast:.0f} MB, after all {process_peak_rss_mb():.0f} MB")
+    print(
+        f"final values agree (lean == stock == cached scores): {values == {round(cached_value, 4)}}; "
+        "peak RSS after the fast runs "
+        f"{peak_fast:.0f} MB, after all {process_peak_rss_mb():.0f} MB"
+    )
     met = us <= TARGET_US and slow_s / fast_s >= TARGET_SPEEDUP and peak_fast < TARGET_RSS_MB
     if args.profile or not met:
         print("where the fast run's time goes (cProfile, by own time):")
@@ -137,14 +159,33 @@ def main(argv=None) -> list[dict]:
     size = f"{args.tickers}x{args.days}, hidden {args.hidden}"
     cached_us = 1e6 * cached_s / data_bars
     return [
-        {"benchmark": f"backtest {size}", "measure": "us/data-bar", "value": us, "baseline": base_us,
-         "ratio": slow_s / fast_s, "target": f"<= {TARGET_US} us, >= {TARGET_SPEEDUP}x",
-         "met": us <= TARGET_US and slow_s / fast_s >= TARGET_SPEEDUP},
-        {"benchmark": f"backtest {size}, cached scores", "measure": "us/data-bar", "value": cached_us,
-         "baseline": base_us, "ratio": slow_s / cached_s, "target": f"<= {TARGET_US} us, >= {TARGET_SPEEDUP}x",
-         "met": cached_us <= TARGET_US and slow_s / cached_s >= TARGET_SPEEDUP},
-        {"benchmark": f"backtest {size}", "measure": "peak RSS MB", "value": peak_fast, "baseline": "",
-         "ratio": "", "target": f"< {TARGET_RSS_MB:.0f} MB", "met": peak_fast < TARGET_RSS_MB},
+        {
+            "benchmark": f"backtest {size}",
+            "measure": "us/data-bar",
+            "value": us,
+            "baseline": base_us,
+            "ratio": slow_s / fast_s,
+            "target": f"<= {TARGET_US} us, >= {TARGET_SPEEDUP}x",
+            "met": us <= TARGET_US and slow_s / fast_s >= TARGET_SPEEDUP,
+        },
+        {
+            "benchmark": f"backtest {size}, cached scores",
+            "measure": "us/data-bar",
+            "value": cached_us,
+            "baseline": base_us,
+            "ratio": slow_s / cached_s,
+            "target": f"<= {TARGET_US} us, >= {TARGET_SPEEDUP}x",
+            "met": cached_us <= TARGET_US and slow_s / cached_s >= TARGET_SPEEDUP,
+        },
+        {
+            "benchmark": f"backtest {size}",
+            "measure": "peak RSS MB",
+            "value": peak_fast,
+            "baseline": "",
+            "ratio": "",
+            "target": f"< {TARGET_RSS_MB:.0f} MB",
+            "met": peak_fast < TARGET_RSS_MB,
+        },
     ]
 
 

@@ -7,6 +7,7 @@ the ratio against PandasData measured in this same process.
     python -m bench.bench_feed                     # 500 tickers x 2520 days (~2 min)
     python -m bench.bench_feed --tickers 100 --days 500 --repeats 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,15 +81,21 @@ def main(argv=None) -> list[dict]:
     values = set()
     for _ in range(max(1, args.repeats)):
         for label, feed_cls, broker_cls in VARIANTS:
-            seconds, value = timed(lambda: run_once(frames, feed_cls, broker_cls))
+            seconds, value = timed(lambda f=feed_cls, b=broker_cls: run_once(frames, f, b))
             timings[label].append(seconds)
             values.add(round(value, 6))
     baseline = statistics.median(timings[VARIANTS[0][0]])
     rows = []
     for label, times in timings.items():
         seconds = statistics.median(times)
-        rows.append({"feed": label, "seconds": seconds, "us/data-bar": 1e6 * seconds / data_bars,
-                     "speed-up vs PandasData": baseline / seconds})
+        rows.append(
+            {
+                "feed": label,
+                "seconds": seconds,
+                "us/data-bar": 1e6 * seconds / data_bars,
+                "speed-up vs PandasData": baseline / seconds,
+            }
+        )
     print_table(rows)
     print(f"final broker values agree: {len(values) == 1}; peak RSS {process_peak_rss_mb():.0f} MB")
     return rows

@@ -5,6 +5,7 @@ series in the same process. Both paths must give the same scores (checked). Targ
     python -m bench.bench_inference                    # 5 tickers x 400 days (next() takes minutes)
     python -m bench.bench_inference --tickers 2 --days 260
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,7 @@ class ReadScores(bt.Strategy):
 
 def score_lines(panel, bench, model, runonce: bool) -> dict:
     from models import LSTMAlpha
+
     cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
     bench_feed = cerebro.adddata(ArrayData(dataname=bench), name="SYNTH_INDEX")
     for ticker, frame in panel.items():
@@ -63,15 +65,28 @@ def main(argv=None) -> list[dict]:
     diff = max(float(np.nanmax(np.abs(once_scores[t] - next_scores[t]))) for t in once_scores)
     same_nan = all((np.isnan(once_scores[t]) == np.isnan(next_scores[t])).all() for t in once_scores)
     rows = [
-        {"path": "once(): batched, runonce", "seconds": once_s, "scores/s": n_scores / once_s, "speed-up": per_bar_s / once_s},
+        {
+            "path": "once(): batched, runonce",
+            "seconds": once_s,
+            "scores/s": n_scores / once_s,
+            "speed-up": per_bar_s / once_s,
+        },
         {"path": "next(): one window per bar", "seconds": per_bar_s, "scores/s": n_scores / per_bar_s, "speed-up": 1.0},
     ]
     print_table(rows)
     print(f"{n_scores:,} scores; once vs next: max |difference| {diff:.2g}, same missing bars: {same_nan}")
     ratio = per_bar_s / once_s
-    return [{"benchmark": f"inference {args.tickers}x{args.days}", "measure": "scores/s batched",
-             "value": n_scores / once_s, "baseline": n_scores / per_bar_s, "ratio": ratio,
-             "target": f">= {TARGET:.0f}x", "met": ratio >= TARGET and diff < 1e-5 and same_nan}]
+    return [
+        {
+            "benchmark": f"inference {args.tickers}x{args.days}",
+            "measure": "scores/s batched",
+            "value": n_scores / once_s,
+            "baseline": n_scores / per_bar_s,
+            "ratio": ratio,
+            "target": f">= {TARGET:.0f}x",
+            "met": ratio >= TARGET and diff < 1e-5 and same_nan,
+        }
+    ]
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ shape (speed, not skill).
 
 Prints median seconds of each and their ratio, and microseconds per data-bar of the replay.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ def main(argv=None) -> int:
     params = {"top_k": 5, "close_at_end": False}
 
     def runonce():
-        cerebro = pipeline.build_cerebro(data, start, end, pipeline.lstm_alpha(model, data, start), params,
-                                         100_000.0, 0.0005)
+        cerebro = pipeline.build_cerebro(
+            data, start, end, pipeline.lstm_alpha(model, data, start), params, 100_000.0, 0.0005
+        )
         return cerebro.run()[0]
 
     def live():
@@ -50,12 +52,23 @@ def main(argv=None) -> int:
     assert abs(run.value - ref.broker.getvalue()) < 1e-6, "the replay and the backtest disagree"
     bars = len(bench.loc[start:end])
     data_bars = bars * (len(prices.tickers) + 1)
-    print_table([
-        {"run": "backtest, runonce (baseline)", "median s": base, "all s": [round(t, 2) for t in base_times],
-         "us/data-bar": 1e6 * base / data_bars},
-        {"run": "paper replay, live mode", "median s": paper, "all s": [round(t, 2) for t in paper_times],
-         "us/data-bar": 1e6 * paper / data_bars},
-    ], title=f"{len(prices.tickers)} stocks x {bars} bars ({start.date()}..{end.date()}), embedded data")
+    print_table(
+        [
+            {
+                "run": "backtest, runonce (baseline)",
+                "median s": base,
+                "all s": [round(t, 2) for t in base_times],
+                "us/data-bar": 1e6 * base / data_bars,
+            },
+            {
+                "run": "paper replay, live mode",
+                "median s": paper,
+                "all s": [round(t, 2) for t in paper_times],
+                "us/data-bar": 1e6 * paper / data_bars,
+            },
+        ],
+        title=f"{len(prices.tickers)} stocks x {bars} bars ({start.date()}..{end.date()}), embedded data",
+    )
     print(f"paper replay / runonce backtest: {paper / base:.2f}x")
     return 0
 

@@ -10,6 +10,7 @@ Prints the compile time on its own line (a fresh numba cache in a subprocess), t
 of the simulator after compile and of the lean Cerebro run (target >= 100x), the grid's wall time
 (target <= 60 s for 1,000 variants) and variant-data-bars per second, and the peak RSS (< 3 GB).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,20 @@ from feeds.synthetic import SYNTHETIC_LABEL, make_synthetic_universe
 
 TARGET_SPEEDUP, TARGET_GRID_S, TARGET_RSS_MB = 100.0, 60.0, 3072.0
 ROOT = Path(__file__).resolve().parents[1]
-GRID = dict(top_k=[3, 5, 8, 10, 20], entry_threshold=[0.0, 0.2, 0.4, 0.6, 0.8], exit_threshold=[-0.4, -0.2, 0.0, 0.2],
-            review_days=[1, 5, 7, 10, 21], position_pct=[0.05, 0.1])
-QUICK_GRID = dict(top_k=[3, 5, 10, 20], entry_threshold=[0.2, 0.6], exit_threshold=[-0.2, 0.0],
-                  review_days=[5, 10], position_pct=[0.05, 0.1])
+GRID = dict(
+    top_k=[3, 5, 8, 10, 20],
+    entry_threshold=[0.0, 0.2, 0.4, 0.6, 0.8],
+    exit_threshold=[-0.4, -0.2, 0.0, 0.2],
+    review_days=[1, 5, 7, 10, 21],
+    position_pct=[0.05, 0.1],
+)
+QUICK_GRID = dict(
+    top_k=[3, 5, 10, 20],
+    entry_threshold=[0.2, 0.6],
+    exit_threshold=[-0.2, 0.0],
+    review_days=[5, 10],
+    position_pct=[0.05, 0.1],
+)
 PARAMS = dict(top_k=10, position_pct=0.1)  # bench_backtest.build's variant
 CASH, COMMISSION = 1_000_000.0, 0.0005
 
@@ -57,8 +68,9 @@ print(t1 - t0, (t2 - t1) - (t3 - t2))
 def compile_seconds(cache_dir: str) -> tuple[float, float]:
     """(import seconds, first-call seconds beyond a warm call) in a fresh process using `cache_dir`."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-    out = subprocess.run([sys.executable, "-c", _COMPILE.format(root=str(ROOT))], env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _COMPILE.format(root=str(ROOT))], env=env, capture_output=True, text=True, check=True
+    )
     first, compile_s = (float(x) for x in out.stdout.split())
     return first, compile_s
 
@@ -70,6 +82,7 @@ def grid_variants(grid: dict) -> list[dict]:
 
 def cerebro_run(panel, bench, scores):
     from bench.bench_backtest import build
+
     strategy = build(panel, bench, None, lean=True, top_k=PARAMS["top_k"], scores=scores).run()[0]
     return strategy
 
@@ -102,30 +115,52 @@ def main(argv=None) -> list[dict]:
     prepare_s, shared = timed(lambda: prepare(frames, scores, benchmark=bench))
     simulate_prepared(shared, PARAMS, CASH, COMMISSION)  # load the compiled loop
     full_s, _, full = median_time(lambda: simulate_prepared(shared, PARAMS, CASH, COMMISSION), args.repeats)
-    lean_s, _, _ = median_time(lambda: simulate_prepared(shared, PARAMS, CASH, COMMISSION, trade_log=False),
-                               args.repeats)
+    lean_s, _, _ = median_time(
+        lambda: simulate_prepared(shared, PARAMS, CASH, COMMISSION, trade_log=False), args.repeats
+    )
     from strategies.vector import run_arrays
+
     loop_s, _, _ = median_time(lambda: run_arrays(shared, PARAMS, CASH, COMMISSION), args.repeats)
     cerebro_s, strategy = timed(lambda: cerebro_run(panel, bench, scores))
     value = strategy.broker.getvalue()
     same = abs(full.equity.iloc[-1] - value) <= 1e-9 * abs(value)
     rows = [
-        {"run": "lean Cerebro, ScoreAlpha (baseline)", "seconds": cerebro_s, "us/data-bar": 1e6 * cerebro_s / data_bars,
-         "speed-up": 1.0},
-        {"run": "vector: loop + metrics + trade log", "seconds": full_s, "us/data-bar": 1e6 * full_s / data_bars,
-         "speed-up": cerebro_s / full_s},
-        {"run": "vector: loop + metrics (a sweep's variant)", "seconds": lean_s,
-         "us/data-bar": 1e6 * lean_s / data_bars,
-         "speed-up": cerebro_s / lean_s},
-        {"run": "vector: the compiled loop alone", "seconds": loop_s, "us/data-bar": 1e6 * loop_s / data_bars,
-         "speed-up": cerebro_s / loop_s},
-        {"run": "vector: prepare (once per score set)", "seconds": prepare_s,
-         "us/data-bar": 1e6 * prepare_s / data_bars,
-         "speed-up": ""},
+        {
+            "run": "lean Cerebro, ScoreAlpha (baseline)",
+            "seconds": cerebro_s,
+            "us/data-bar": 1e6 * cerebro_s / data_bars,
+            "speed-up": 1.0,
+        },
+        {
+            "run": "vector: loop + metrics + trade log",
+            "seconds": full_s,
+            "us/data-bar": 1e6 * full_s / data_bars,
+            "speed-up": cerebro_s / full_s,
+        },
+        {
+            "run": "vector: loop + metrics (a sweep's variant)",
+            "seconds": lean_s,
+            "us/data-bar": 1e6 * lean_s / data_bars,
+            "speed-up": cerebro_s / lean_s,
+        },
+        {
+            "run": "vector: the compiled loop alone",
+            "seconds": loop_s,
+            "us/data-bar": 1e6 * loop_s / data_bars,
+            "speed-up": cerebro_s / loop_s,
+        },
+        {
+            "run": "vector: prepare (once per score set)",
+            "seconds": prepare_s,
+            "us/data-bar": 1e6 * prepare_s / data_bars,
+            "speed-up": "",
+        },
     ]
     print_table(rows, title=f"one variant {PARAMS}, medians of {args.repeats} (Cerebro: 1 run)")
-    print(f"final value vector {full.equity.iloc[-1]:,.4f} vs Cerebro {value:,.4f}: equal {same}; "
-          f"fills {len(full.trades)}")
+    print(
+        f"final value vector {full.equity.iloc[-1]:,.4f} vs Cerebro {value:,.4f}: equal {same}; "
+        f"fills {len(full.trades)}"
+    )
 
     grid = grid_variants(QUICK_GRID if args.quick else GRID)
     panels = {"bench": (shared, panel_benchmark_metrics(shared))}
@@ -136,25 +171,57 @@ def main(argv=None) -> list[dict]:
     sharpes = [m["sharpe"] for m, _, e in found.values() if not e and m.get("sharpe") is not None]
     rate = len(grid) * data_bars / grid_s
     peak = process_peak_rss_mb()
-    print(f"grid: {len(grid)} variants in {grid_s:.1f} s wall ({args.workers} processes), "
-          f"{grid_s / len(grid) * 1e3:.1f} ms/variant, {rate:,.0f} variant-data-bars/s; errors {len(errors)}; "
-          f"Sharpe range {min(sharpes):.2f}..{max(sharpes):.2f}")
+    print(
+        f"grid: {len(grid)} variants in {grid_s:.1f} s wall ({args.workers} processes), "
+        f"{grid_s / len(grid) * 1e3:.1f} ms/variant, {rate:,.0f} variant-data-bars/s; errors {len(errors)}; "
+        f"Sharpe range {min(sharpes):.2f}..{max(sharpes):.2f}"
+    )
     import resource
+
     workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"peak RSS: {peak:.0f} MB this process, {workers_peak:.0f} MB the largest worker "
-          f"(forked: it shares the panel's pages with this process)")
+    print(
+        f"peak RSS: {peak:.0f} MB this process, {workers_peak:.0f} MB the largest worker "
+        f"(forked: it shares the panel's pages with this process)"
+    )
     speedup = cerebro_s / lean_s
     size = f"{args.tickers}x{args.days}"
     return [
-        {"benchmark": f"vector {size}", "measure": "s/variant", "value": lean_s, "baseline": cerebro_s,
-         "ratio": speedup, "target": f">= {TARGET_SPEEDUP:.0f}x", "met": speedup >= TARGET_SPEEDUP and same},
-        {"benchmark": f"vector {size}, {len(grid)}-variant grid", "measure": "s wall", "value": grid_s,
-         "baseline": "", "ratio": "", "target": f"<= {TARGET_GRID_S:.0f} s (1,000 variants)",
-         "met": grid_s * 1000 / len(grid) <= TARGET_GRID_S and not errors},
-        {"benchmark": "vector compile (once per machine)", "measure": "s", "value": compile_s, "baseline": "",
-         "ratio": "", "target": "", "met": True},
-        {"benchmark": f"vector {size}", "measure": "peak RSS MB", "value": max(peak, workers_peak), "baseline": "",
-         "ratio": "", "target": f"< {TARGET_RSS_MB:.0f} MB", "met": max(peak, workers_peak) < TARGET_RSS_MB},
+        {
+            "benchmark": f"vector {size}",
+            "measure": "s/variant",
+            "value": lean_s,
+            "baseline": cerebro_s,
+            "ratio": speedup,
+            "target": f">= {TARGET_SPEEDUP:.0f}x",
+            "met": speedup >= TARGET_SPEEDUP and same,
+        },
+        {
+            "benchmark": f"vector {size}, {len(grid)}-variant grid",
+            "measure": "s wall",
+            "value": grid_s,
+            "baseline": "",
+            "ratio": "",
+            "target": f"<= {TARGET_GRID_S:.0f} s (1,000 variants)",
+            "met": grid_s * 1000 / len(grid) <= TARGET_GRID_S and not errors,
+        },
+        {
+            "benchmark": "vector compile (once per machine)",
+            "measure": "s",
+            "value": compile_s,
+            "baseline": "",
+            "ratio": "",
+            "target": "",
+            "met": True,
+        },
+        {
+            "benchmark": f"vector {size}",
+            "measure": "peak RSS MB",
+            "value": max(peak, workers_peak),
+            "baseline": "",
+            "ratio": "",
+            "target": f"< {TARGET_RSS_MB:.0f} MB",
+            "met": max(peak, workers_peak) < TARGET_RSS_MB,
+        },
     ]
 
 

@@ -2,6 +2,7 @@
 
 Every benchmark measures its baseline in the same process and prints ratios against it, so the
 numbers survive a busy or different machine."""
+
 from __future__ import annotations
 
 import gc

@@ -11,6 +11,7 @@ real stocks.
     python -m bench.positive_control --planted 0 --seeds 1 # the null: no planted signal
     python -m bench.positive_control --fast                # hidden 16, 3 epochs, stride 2 (the slow test's model)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,6 +30,7 @@ def control_row(n_tickers: int, n_days: int, planted: float, seed: int, fast: bo
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
     from configs import load_config
     from models import AlphaModel
+
     data = pipeline.planted_data(n_tickers=n_tickers, n_days=n_days, planted_ic=planted, seed=seed)
     model_keys = {"split": "auto", "seed": seed, **(FAST if fast else {})}
     config = pipeline.resolve_split(load_config("default", overrides={"model": model_keys}), data)
@@ -42,12 +44,19 @@ def control_row(n_tickers: int, n_days: int, planted: float, seed: int, fast: bo
     fwd = forward_excess_returns_from(close, data.benchmark, 10)
     feature = ic_summary(daily_ic(reversal.loc[start:end], fwd.loc[start:end], "spearman"), 10)
     test, trade = d["test_rank_ic"], d["test_tradeable_rank_ic"]
-    return {"seed": seed, "planted": planted,
-            "feature_ic": round(feature["mean"], 4), "feature_se": round(feature["se"], 4),
-            "lstm_ic": round(test["mean"], 4), "lstm_se": round(test["se"], 4),
-            "lstm_tradeable_ic": round(trade["mean"], 4), "tradeable_se": round(trade["se"], 4),
-            "recovered_%": round(100 * test["mean"] / planted, 1) if planted else None,
-            "best_epoch": model.report_.best_epoch, "fit_s": round(fit_seconds, 1)}
+    return {
+        "seed": seed,
+        "planted": planted,
+        "feature_ic": round(feature["mean"], 4),
+        "feature_se": round(feature["se"], 4),
+        "lstm_ic": round(test["mean"], 4),
+        "lstm_se": round(test["se"], 4),
+        "lstm_tradeable_ic": round(trade["mean"], 4),
+        "tradeable_se": round(trade["se"], 4),
+        "recovered_%": round(100 * test["mean"] / planted, 1) if planted else None,
+        "best_epoch": model.report_.best_epoch,
+        "fit_s": round(fit_seconds, 1),
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -56,12 +65,15 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--days", type=int, default=1500)
     parser.add_argument("--planted", type=float, default=0.10)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--fast", action="store_true",
-                        help="a small LSTM: " + ", ".join(f"{k} {v}" for k, v in FAST.items()))
+    parser.add_argument(
+        "--fast", action="store_true", help="a small LSTM: " + ", ".join(f"{k} {v}" for k, v in FAST.items())
+    )
     args = parser.parse_args(argv)
     rows = [control_row(args.stocks, args.days, args.planted, seed, args.fast) for seed in range(args.seeds)]
-    print(f"SYNTHETIC positive control: {args.stocks} stocks x {args.days} days, planted rank IC {args.planted}, "
-          f"{'fast' if args.fast else 'default-preset'} LSTM; test = last 20 % of the dates")
+    print(
+        f"SYNTHETIC positive control: {args.stocks} stocks x {args.days} days, planted rank IC {args.planted}, "
+        f"{'fast' if args.fast else 'default-preset'} LSTM; test = last 20 % of the dates"
+    )
     print_table(rows)
     return rows
 

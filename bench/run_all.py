@@ -5,6 +5,7 @@ the same process (the machine may be shared: the ratios hold up better than the 
     python -m bench.run_all --full     # the issue's sizes: 500 tickers x 10 years, a 50-variant sweep
     python -m bench.run_all --only backtest features
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,14 +17,26 @@ from bench.common import print_table
 
 # name -> (module, quick arguments, full arguments)
 BENCHMARKS = {
-    "backtest": ("bench.bench_backtest", ["--tickers", "100", "--days", "1000", "--repeats", "2"],
-                 ["--tickers", "500", "--days", "2520", "--repeats", "3"]),
-    "inference": ("bench.bench_inference", ["--tickers", "2", "--days", "260", "--repeats", "3"],
-                  ["--tickers", "5", "--days", "400", "--repeats", "3"]),
-    "features": ("bench.bench_features", ["--tickers", "100", "--days", "2520", "--repeats", "3"],
-                 ["--tickers", "500", "--days", "2520", "--repeats", "3"]),
-    "sweep": ("bench.bench_sweep", ["--variants", "8", "--tickers", "40", "--days", "500"],
-              ["--variants", "50", "--tickers", "60", "--days", "750"]),
+    "backtest": (
+        "bench.bench_backtest",
+        ["--tickers", "100", "--days", "1000", "--repeats", "2"],
+        ["--tickers", "500", "--days", "2520", "--repeats", "3"],
+    ),
+    "inference": (
+        "bench.bench_inference",
+        ["--tickers", "2", "--days", "260", "--repeats", "3"],
+        ["--tickers", "5", "--days", "400", "--repeats", "3"],
+    ),
+    "features": (
+        "bench.bench_features",
+        ["--tickers", "100", "--days", "2520", "--repeats", "3"],
+        ["--tickers", "500", "--days", "2520", "--repeats", "3"],
+    ),
+    "sweep": (
+        "bench.bench_sweep",
+        ["--variants", "8", "--tickers", "40", "--days", "500"],
+        ["--variants", "50", "--tickers", "60", "--days", "750"],
+    ),
     "train": ("bench.bench_train", [], []),
     "vector": ("bench.bench_vector", ["--quick"], []),
 }
@@ -48,8 +61,11 @@ def main(argv=None) -> list[dict]:
     for row in rows:
         row["met"] = "yes" if row.get("met") else "NO"
     print()
-    print_table(rows, title=f"Benchmark summary ({'full' if args.full else 'quick'} sizes; ratio = against the "
-                            "baseline measured in the same process)")
+    print_table(
+        rows,
+        title=f"Benchmark summary ({'full' if args.full else 'quick'} sizes; ratio = against the "
+        "baseline measured in the same process)",
+    )
     return rows
 
 

@@ -9,6 +9,7 @@ The split: `[model.split]` holds dates (the default preset's fit the embedded da
 data is loaded). "auto" is the default for every source but the embedded data, unless the preset,
 the file or the command line sets the split.
 """
+
 from __future__ import annotations
 
 import copy
@@ -95,5 +96,5 @@ def load_config(preset: str = "default", path=None, overrides: dict | None = Non
     config["preset"] = preset
     split_set = any("split" in layer.get("model", {}) for layer in (preset_config, file_config, overrides or {}))
     if config["data"].get("source", "embedded") != "embedded" and not split_set:
-        config["model"]["split"] = AUTO   # the preset's dates fit the embedded data only
+        config["model"]["split"] = AUTO  # the preset's dates fit the embedded data only
     return config

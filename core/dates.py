@@ -1,11 +1,12 @@
 """Backtrader's day numbers: datetimes stored as float days since 0001-01-01 (= 1.0, matplotlib's
 old epoch). The integer part is the calendar day; 1970-01-01 is day 719163."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-EPOCH_DAYNUM = 719163   # Backtrader's day number of 1970-01-01, numpy's day 0
+EPOCH_DAYNUM = 719163  # Backtrader's day number of 1970-01-01, numpy's day 0
 
 
 def day_numbers(index) -> np.ndarray:

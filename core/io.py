@@ -4,6 +4,7 @@ Write to a temporary sibling, then os.replace (atomic on POSIX), so an interrupt
 leaves a half-written cache entry, result file or model artifact behind. JSON has no NaN, no
 numpy numbers and no dates: `json_safe` turns a result into plain JSON values (NaN -> null).
 """
+
 from __future__ import annotations
 
 import contextlib

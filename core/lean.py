@@ -7,6 +7,7 @@ they keep the stock behaviour for anything but plain unbounded buffers (exactbar
 They lean on Backtrader 1.9.78.123 internals (LineBuffer._idx, lencount, mode); the pinned version
 and the tests that compare them with the stock classes keep them honest.
 """
+
 from __future__ import annotations
 
 from backtrader.linebuffer import LineBuffer

@@ -14,6 +14,7 @@ lean on Backtrader 1.9.78.123 internals (``LineBuffer._idx``, ``lencount``, ``ar
 ``extension``); they switch themselves off for resampled/replayed/filtered feeds and for
 memory-saving (``exactbars``) runs, and tests/test_arraydata.py checks them against the stock feed.
 """
+
 from __future__ import annotations
 
 import array
@@ -53,7 +54,8 @@ def feed_frame(dataname, name: str = "") -> pd.DataFrame:
         if "close" not in lower:
             raise DataError(
                 f"ArrayData {label!r}: no 'close' column (columns are {list(dataname.columns)}); "
-                "give a frame with lowercase open/high/low/close/volume columns, as PricePanel.frame(ticker) does")
+                "give a frame with lowercase open/high/low/close/volume columns, as PricePanel.frame(ticker) does"
+            )
         given = {f: numbers(dataname[lower[f]]) for f in _FIELDS if f in lower}
         zeros = np.zeros(len(dataname))
         cols = {f: given.get(f, given["close"]) for f in _PRICE_LINES}
@@ -62,12 +64,14 @@ def feed_frame(dataname, name: str = "") -> pd.DataFrame:
     else:
         raise DataError(
             f"ArrayData {label!r}: dataname is a {type(dataname).__name__}; give a per-ticker OHLCV "
-            "DataFrame (PricePanel.frame(ticker)) or a pandas Series of closes")
+            "DataFrame (PricePanel.frame(ticker)) or a pandas Series of closes"
+        )
     frame = pd.DataFrame(cols, index=dataname.index)
     if not isinstance(frame.index, pd.DatetimeIndex):
         raise DataError(
             f"ArrayData {label!r}: the index is a {type(frame.index).__name__}, not dates; "
-            "set a DatetimeIndex (e.g. frame.index = pd.to_datetime(frame.index))")
+            "set a DatetimeIndex (e.g. frame.index = pd.to_datetime(frame.index))"
+        )
     return frame
 
 
@@ -114,7 +118,8 @@ class ArrayData(bt.feeds.DataBase):
         for column in extra:
             if column not in frame.columns:
                 frame[column] = pd.to_numeric(self.p.dataname[column], errors="coerce").to_numpy(
-                    dtype="float64", na_value=np.nan)
+                    dtype="float64", na_value=np.nan
+                )
         self._arrays = _bar_arrays(frame, self.getlinealiases())
         self._nbars = len(frame)
         self._lean_active = False
@@ -127,15 +132,23 @@ class ArrayData(bt.feeds.DataBase):
         self._line_values = None
         # Lean switches off where tick_* may differ from the bar (resample/replay/filters).
         self._lean_active = bool(self.p.lean) and not (
-            self._filters or self._ffilters or self.resampling or self.replaying)
+            self._filters or self._ffilters or self.resampling or self.replaying
+        )
         self._lean_fast = False
 
     def preload(self):
         lines = list(self.lines)
         simple = (
-            not self._filters and not self._ffilters and not self._tzinput
-            and all(isinstance(line, LineBuffer) and line.mode == LineBuffer.UnBounded
-                    and len(line.array) == 0 and line.extension == 0 for line in lines)
+            not self._filters
+            and not self._ffilters
+            and not self._tzinput
+            and all(
+                isinstance(line, LineBuffer)
+                and line.mode == LineBuffer.UnBounded
+                and len(line.array) == 0
+                and line.extension == 0
+                for line in lines
+            )
         )
         if not simple:
             super().preload()
@@ -148,7 +161,8 @@ class ArrayData(bt.feeds.DataBase):
             self._idx = self._nbars  # the source is consumed: a later load() (runonce=False) ends
             self.home()
         self._lean_fast = self._lean_active and all(
-            isinstance(line, LineBuffer) and line.mode == LineBuffer.UnBounded for line in lines)
+            isinstance(line, LineBuffer) and line.mode == LineBuffer.UnBounded for line in lines
+        )
         if self._lean_fast:
             self._buffers = lines
             self._dtbuffer = self.lines.datetime
@@ -167,8 +181,9 @@ class ArrayData(bt.feeds.DataBase):
         if self._idx >= self._nbars:
             return False
         if self._line_values is None:
-            self._line_values = [(getattr(self.lines, alias), self._arrays[alias].tolist())
-                                 for alias in self.getlinealiases()]
+            self._line_values = [
+                (getattr(self.lines, alias), self._arrays[alias].tolist()) for alias in self.getlinealiases()
+            ]
         i = self._idx
         for line, values in self._line_values:
             line[0] = values[i]

@@ -9,6 +9,7 @@ fills against the stock broker.
 
 Usage: ``cerebro.broker = LeanBroker(cash=100_000)`` (params are BackBroker's).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,7 @@ class LeanBroker(bt.brokers.BackBroker):
 
             if dvalue > 0:  # long position - unlever
                 dvalue -= dunrealized
-                pos_value_unlever += (dvalue / comminfo.get_leverage())
+                pos_value_unlever += dvalue / comminfo.get_leverage()
                 pos_value_unlever += dunrealized
             else:
                 pos_value_unlever += dvalue

@@ -9,6 +9,7 @@ Every file is checked by feeds.validate; the first problem raises DataError nami
 line and the column. Repairs (dropped exact duplicates, reversed newest-first files, ...) are shown
 as DataRepairWarning.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,9 +23,15 @@ from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit,
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
 
-def load_csv_folder(directory, benchmark: str | None = None, tickers=None, *,
-                    max_gap_days: float | None = DEFAULT_MAX_GAP_DAYS, min_rows: int = DEFAULT_MIN_ROWS,
-                    on_error: str = "raise") -> tuple[PricePanel, pd.Series | None]:
+def load_csv_folder(
+    directory,
+    benchmark: str | None = None,
+    tickers=None,
+    *,
+    max_gap_days: float | None = DEFAULT_MAX_GAP_DAYS,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    on_error: str = "raise",
+) -> tuple[PricePanel, pd.Series | None]:
     """Load every TICKER.csv of `directory` into a PricePanel; return (prices, benchmark close).
 
     benchmark: ticker whose file is taken out of the panel and returned as a close Series.
@@ -37,11 +44,15 @@ def load_csv_folder(directory, benchmark: str | None = None, tickers=None, *,
     wanted = list(files) if tickers is None else [str(t) for t in tickers]
     missing = [t for t in wanted if t not in files]
     if missing:
-        raise DataError(f"{directory}: no CSV file for ticker(s) {missing[:10]}; the folder has "
-                        f"{_listing(files)}; add TICKER.csv files or drop those tickers")
+        raise DataError(
+            f"{directory}: no CSV file for ticker(s) {missing[:10]}; the folder has "
+            f"{_listing(files)}; add TICKER.csv files or drop those tickers"
+        )
     if benchmark is not None and benchmark not in files:
-        raise DataError(f"{directory}: benchmark {benchmark!r} has no file {benchmark}.csv; the folder has "
-                        f"{_listing(files)}; add it or pass one of those as the benchmark")
+        raise DataError(
+            f"{directory}: benchmark {benchmark!r} has no file {benchmark}.csv; the folder has "
+            f"{_listing(files)}; add it or pass one of those as the benchmark"
+        )
     stock_tickers = [t for t in wanted if t != benchmark]
     if not stock_tickers:
         raise DataError(f"{directory}: no stock files besides the benchmark {benchmark!r}; add TICKER.csv files")
@@ -89,14 +100,18 @@ def csv_files(directory) -> dict[str, Path]:
         files[ticker] = path
     if not files:
         found = f"it holds only {clutter[:10]}" if clutter else "it is empty"
-        raise DataError(f"{folder}: no .csv files ({found}); export each ticker as TICKER.csv with "
-                        f"Date,Open,High,Low,Close,Volume or Date,Close columns")
+        raise DataError(
+            f"{folder}: no .csv files ({found}); export each ticker as TICKER.csv with "
+            f"Date,Open,High,Low,Close,Volume or Date,Close columns"
+        )
     if clutter:
         emit([f"{folder}: ignored {len(clutter)} non-CSV entr{'y' if len(clutter) == 1 else 'ies'}: {clutter[:10]}"])
     return files
 
 
-def read_price_csv(path, *, max_gap_days=DEFAULT_MAX_GAP_DAYS, min_rows=DEFAULT_MIN_ROWS) -> tuple[pd.DataFrame, list[str]]:
+def read_price_csv(
+    path, *, max_gap_days=DEFAULT_MAX_GAP_DAYS, min_rows=DEFAULT_MIN_ROWS
+) -> tuple[pd.DataFrame, list[str]]:
     """Read and validate one ticker's CSV; return (clean OHLCV frame, repair notes)."""
     path = Path(path)
     source = str(path)
@@ -113,21 +128,28 @@ def read_price_csv(path, *, max_gap_days=DEFAULT_MAX_GAP_DAYS, min_rows=DEFAULT_
             raw = pd.read_csv(path, skipinitialspace=True)
             first_line = 2
     except pd.errors.EmptyDataError:
-        raise DataError(f"{source}: the file is empty; the ticker has no data (remove the file or export it again)") from None
+        raise DataError(
+            f"{source}: the file is empty; the ticker has no data (remove the file or export it again)"
+        ) from None
     except UnicodeDecodeError as error:
-        raise DataError(f"{source}: not a text CSV file ({error.reason} at byte {error.start}); "
-                        f"export it again as a UTF-8 CSV") from None
+        raise DataError(
+            f"{source}: not a text CSV file ({error.reason} at byte {error.start}); export it again as a UTF-8 CSV"
+        ) from None
     except pd.errors.ParserError as error:
-        raise DataError(f"{source}: cannot parse the CSV ({str(error).strip()}); every row needs the same "
-                        f"number of comma-separated fields as the header") from None
+        raise DataError(
+            f"{source}: cannot parse the CSV ({str(error).strip()}); every row needs the same "
+            f"number of comma-separated fields as the header"
+        ) from None
     except OSError as error:
-        raise DataError(f"{source}: cannot read the file ({error.strerror or error}); check that it exists "
-                        f"and is readable") from None
+        raise DataError(
+            f"{source}: cannot read the file ({error.strerror or error}); check that it exists and is readable"
+        ) from None
     return validate_ohlcv(raw, source, max_gap_days=max_gap_days, min_rows=min_rows, first_line=first_line)
 
 
 def _first_lines(path: Path, n: int) -> list[str]:
     import gzip
+
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
         return [line.strip() for _, line in zip(range(n), handle)]
@@ -143,13 +165,22 @@ def frames_to_panel(frames: dict[str, pd.DataFrame], name: str = "") -> tuple[Pr
     common = set.intersection(*fields_of.values())
     notes = []
     if any(f != common for f in fields_of.values()):
-        lacking = {field: [t for t, f in fields_of.items() if field not in f]
-                   for field in FIELDS if field not in common and any(field in f for f in fields_of.values())}
-        notes.append(f"{name}: files disagree on their fields; kept only {sorted(common, key=FIELDS.index)} "
-                     "(" + "; ".join(f"{field} missing in {ts[:5]}{'...' if len(ts) > 5 else ''}"
-                                     for field, ts in lacking.items()) + ")")
-    wide = {field: pd.concat({t: f[field] for t, f in frames.items()}, axis=1).sort_index()
-            for field in FIELDS if field in common}
+        lacking = {
+            field: [t for t, f in fields_of.items() if field not in f]
+            for field in FIELDS
+            if field not in common and any(field in f for f in fields_of.values())
+        }
+        notes.append(
+            f"{name}: files disagree on their fields; kept only {sorted(common, key=FIELDS.index)} "
+            "("
+            + "; ".join(f"{field} missing in {ts[:5]}{'...' if len(ts) > 5 else ''}" for field, ts in lacking.items())
+            + ")"
+        )
+    wide = {
+        field: pd.concat({t: f[field] for t, f in frames.items()}, axis=1).sort_index()
+        for field in FIELDS
+        if field in common
+    }
     for frame in wide.values():
         frame.index.name = "date"
     return PricePanel(wide, available=common, name=name), notes

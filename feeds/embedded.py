@@ -6,6 +6,7 @@ Caveats that every result on it must carry: close only (open = high = low = clos
 20 survivor-picked names (chosen with hindsight, so any backtest on them is flattered), and the
 index is price only (no dividends), so the benchmark is understated by ~2 %/year.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,5 +35,5 @@ def load_embedded(start=None, end=None) -> tuple[PricePanel, pd.Series]:
     bench = index.astype("float64").rename(BENCHMARK_NAME)
     if start is not None or end is not None:
         prices = prices.between(start, end)
-        bench = bench.loc[pd.Timestamp(start) if start else None: pd.Timestamp(end) if end else None]
+        bench = bench.loc[pd.Timestamp(start) if start else None : pd.Timestamp(end) if end else None]
     return prices, bench

@@ -5,6 +5,7 @@ that has not started yet, or has no bar that day, is NaN in every field. ``avail
 fields are real data: for close-only data it is {"close"}, open = high = low = close and volume is
 NaN, so that features needing OHLC or volume can be left out honestly.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,9 @@ class PricePanel:
         close = fields["close"]
         index = pd.DatetimeIndex(close.index, name="date")
         if index.tz is not None:
-            raise DataError(f"price panel {name!r}: dates are timezone-aware; convert them to naive dates (tz_localize(None))")
+            raise DataError(
+                f"price panel {name!r}: dates are timezone-aware; convert them to naive dates (tz_localize(None))"
+            )
         if not index.is_monotonic_increasing or index.has_duplicates:
             raise DataError(f"price panel {name!r}: dates must be sorted and unique")
         columns = pd.Index([str(c) for c in close.columns], name="ticker")
@@ -69,7 +72,9 @@ class PricePanel:
     def frame(self, ticker: str) -> pd.DataFrame:
         """OHLCV of one ticker on the days it traded (rows with a close), columns lowercase."""
         if ticker not in self:
-            raise DataError(f"ticker {ticker!r} is not in the price panel {self.name!r}; tickers are {self.tickers[:10]}...")
+            raise DataError(
+                f"ticker {ticker!r} is not in the price panel {self.name!r}; tickers are {self.tickers[:10]}..."
+            )
         frame = pd.DataFrame({f: self._frames[f][ticker] for f in FIELDS})
         return frame[frame["close"].notna()]
 
@@ -107,7 +112,8 @@ class PricePanel:
     def __repr__(self) -> str:
         d = self.dates
         span = f"{d[0].date()}..{d[-1].date()}" if len(d) else "empty"
-        return f"PricePanel({self.name!r}, {len(self.tickers)} tickers, {len(d)} days {span}, fields={sorted(self.available)})"
+        fields = sorted(self.available)
+        return f"PricePanel({self.name!r}, {len(self.tickers)} tickers, {len(d)} days {span}, fields={fields})"
 
 
 def series_fingerprint(series: pd.Series) -> str:

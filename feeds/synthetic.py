@@ -26,6 +26,7 @@ planted 0.05 -> rank IC 0.051, 0.10 -> 0.101, 0.20 -> 0.194 (standard errors ~0.
 
 None of this is market data: show ``SYNTHETIC_LABEL`` wherever results computed on it appear.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,10 +37,10 @@ from feeds.panel import PricePanel
 
 SYNTHETIC_LABEL = "SYNTHETIC data: seeded factor-model prices, not a market; numbers say nothing about real stocks"
 BENCHMARK_NAME = "SYNTH_INDEX"
-MARKET_VOL, SECTOR_VOL = 0.011, 0.006   # daily volatility of the market and of each sector factor
-PLANTED_FEATURE = "rel_ret_20"          # the planted signal is minus this feature (20-day reversal)
-PLANTED_LOOKBACK = 20                   # days of the reversal feature
-PLANTED_HORIZON = 10                    # the forward horizon its rank IC is calibrated for
+MARKET_VOL, SECTOR_VOL = 0.011, 0.006  # daily volatility of the market and of each sector factor
+PLANTED_FEATURE = "rel_ret_20"  # the planted signal is minus this feature (20-day reversal)
+PLANTED_LOOKBACK = 20  # days of the reversal feature
+PLANTED_HORIZON = 10  # the forward horizon its rank IC is calibrated for
 # Sum over lags k = 0..9 of the autocorrelation (1 - k/20) of a 20-day return: the g[t]-units of
 # drift a 10-day forward return collects.
 _DRIFT_UNITS = sum(1 - k / PLANTED_LOOKBACK for k in range(PLANTED_HORIZON))
@@ -57,8 +58,9 @@ def _unit_noise(rng: np.random.Generator, shape, fat_tails: bool) -> np.ndarray:
     return rng.standard_t(df, shape) / np.sqrt(df / (df - 2.0))
 
 
-def factor_log_returns(rng: np.random.Generator, n_days: int, n_tickers: int, n_sectors: int,
-                       fat_tails: bool) -> tuple[np.ndarray, dict]:
+def factor_log_returns(
+    rng: np.random.Generator, n_days: int, n_tickers: int, n_sectors: int, fat_tails: bool
+) -> tuple[np.ndarray, dict]:
     """(n_days x n_tickers) daily log returns of the factor model and its drawn parameters."""
     market = 0.0003 + MARKET_VOL * _unit_noise(rng, n_days, fat_tails)
     sectors = SECTOR_VOL * _unit_noise(rng, (n_days, n_sectors), fat_tails)
@@ -75,7 +77,7 @@ def factor_log_returns(rng: np.random.Generator, n_days: int, n_tickers: int, n_
 def residual_vol(params: dict) -> np.ndarray:
     """Each stock's daily volatility apart from the market: idiosyncratic, its sector, and its
     beta's distance from 1 (the benchmark's own beta)."""
-    return np.sqrt(params["idio_vol"] ** 2 + SECTOR_VOL ** 2 + (params["beta"] - 1.0) ** 2 * MARKET_VOL ** 2)
+    return np.sqrt(params["idio_vol"] ** 2 + SECTOR_VOL**2 + (params["beta"] - 1.0) ** 2 * MARKET_VOL**2)
 
 
 def drift_scale(planted_ic: float) -> float:
@@ -96,8 +98,9 @@ def uniform_scores(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def plant_reversal(log_ret: np.ndarray, alive: np.ndarray, first: np.ndarray, scale: np.ndarray,
-                   lookback: int = PLANTED_LOOKBACK) -> np.ndarray:
+def plant_reversal(
+    log_ret: np.ndarray, alive: np.ndarray, first: np.ndarray, scale: np.ndarray, lookback: int = PLANTED_LOOKBACK
+) -> np.ndarray:
     """log_ret plus the planted drift: day t+1 of stock i gets scale[i] * g[t, i], where g[t] is the
     uniform score of minus the `lookback`-day log return at t (prices up to t, drift included).
 
@@ -105,7 +108,7 @@ def plant_reversal(log_ret: np.ndarray, alive: np.ndarray, first: np.ndarray, sc
     the cross-section once they have `lookback` returns since listing."""
     out = log_ret.copy()
     n_days = out.shape[0]
-    log_price = np.zeros_like(out)   # log(close / first close), built as the drift is added
+    log_price = np.zeros_like(out)  # log(close / first close), built as the drift is added
     for t in range(n_days):
         log_price[t] = (log_price[t - 1] if t else 0.0) + out[t]
         if t + 1 >= n_days or t < lookback:
@@ -128,8 +131,9 @@ def start_rows(rng: np.random.Generator, n_days: int, n_tickers: int, late_start
     return first
 
 
-def ohlcv_from_closes(rng: np.random.Generator, close: np.ndarray, log_ret: np.ndarray,
-                      idio_vol: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def ohlcv_from_closes(
+    rng: np.random.Generator, close: np.ndarray, log_ret: np.ndarray, idio_vol: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Open/high/low/volume consistent with the closes (NaN where close is NaN)."""
     prev_close = np.vstack([np.full((1, close.shape[1]), np.nan), close[:-1]])
     # Overnight gap: a share of the day's move plus its own noise; first day gaps from its close.
@@ -140,8 +144,7 @@ def ohlcv_from_closes(rng: np.random.Generator, close: np.ndarray, log_ret: np.n
     high = np.maximum(open_, close) * np.exp(np.abs(rng.standard_normal(close.shape)) * wick)
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.standard_normal(close.shape)) * wick)
     shares = np.exp(rng.normal(13.5, 1.0, close.shape[1]))  # typical daily shares per ticker
-    volume = np.round(shares * np.exp(0.3 * rng.standard_normal(close.shape))
-                      * (1.0 + 20.0 * np.abs(log_ret)))
+    volume = np.round(shares * np.exp(0.3 * rng.standard_normal(close.shape)) * (1.0 + 20.0 * np.abs(log_ret)))
     missing = np.isnan(close)
     for arr in (open_, high, low, volume):
         arr[missing] = np.nan
@@ -162,10 +165,17 @@ def cap_weighted_index(close: pd.DataFrame, shares_outstanding: np.ndarray, leve
     return pd.Series(level * np.cumprod(1.0 + ret), index=close.index, name=BENCHMARK_NAME)
 
 
-def make_synthetic_universe(n_tickers: int = 500, n_days: int = 2520, start: str = "2010-01-04",
-                            n_sectors: int = 10, seed: int = 0, late_start_share: float = 0.2,
-                            ohlcv: bool = True, fat_tails: bool = True,
-                            planted_ic: float = 0.0) -> tuple[PricePanel, pd.Series]:
+def make_synthetic_universe(
+    n_tickers: int = 500,
+    n_days: int = 2520,
+    start: str = "2010-01-04",
+    n_sectors: int = 10,
+    seed: int = 0,
+    late_start_share: float = 0.2,
+    ohlcv: bool = True,
+    fat_tails: bool = True,
+    planted_ic: float = 0.0,
+) -> tuple[PricePanel, pd.Series]:
     """A seeded synthetic universe: (PricePanel named 'synthetic-<n>', cap-weighted 'SYNTH_INDEX').
 
     Same arguments, identical data. Business-day dates from ``start``; tickers SYN0001...;
@@ -173,15 +183,18 @@ def make_synthetic_universe(n_tickers: int = 500, n_days: int = 2520, start: str
     20-day reversal whose population rank IC against the 10-day forward excess return is about
     ``planted_ic`` (see the module doc); the panel is then named 'synthetic-<n>-planted<ic>'."""
     if n_tickers < 1 or n_days < 2:
-        raise ConfigError(f"make_synthetic_universe: n_tickers={n_tickers}, n_days={n_days}; "
-                          "need n_tickers >= 1 and n_days >= 2")
+        raise ConfigError(
+            f"make_synthetic_universe: n_tickers={n_tickers}, n_days={n_days}; need n_tickers >= 1 and n_days >= 2"
+        )
     if n_sectors < 1:
         raise ConfigError(f"make_synthetic_universe: n_sectors={n_sectors}; need at least 1")
     if not 0.0 <= late_start_share <= 1.0:
         raise ConfigError(f"make_synthetic_universe: late_start_share={late_start_share}; give a share in [0, 1]")
     if not 0.0 <= planted_ic < 0.5:
-        raise ConfigError(f"make_synthetic_universe: planted_ic={planted_ic}; give a rank IC in [0, 0.5) "
-                          "(0 = no planted signal; 0.10 is already a strong daily alpha)")
+        raise ConfigError(
+            f"make_synthetic_universe: planted_ic={planted_ic}; give a rank IC in [0, 0.5) "
+            "(0 = no planted signal; 0.10 is already a strong daily alpha)"
+        )
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range(start=start, periods=n_days, name="date")
     tickers = ticker_names(n_tickers)

@@ -12,6 +12,7 @@ point-in-time file is at hand:
 Both `start` and `end` are inclusive: `end` is the last day the ticker was a member. A ticker may
 have several rows (left and rejoined).
 """
+
 from __future__ import annotations
 
 import io
@@ -43,7 +44,13 @@ def load_constituents(path=CONSTITUENTS_FILE) -> tuple[list[str], str]:
     frame, meta = _read_commented_csv(Path(path))
     if "ticker" not in frame.columns:
         raise DataError(f"{path}: no 'ticker' column; found {list(frame.columns)}")
-    as_of = frame["as_of"].iloc[0] if "as_of" in frame.columns else meta.get("as_of", "").split()[0] if meta.get("as_of") else ""
+    as_of = (
+        frame["as_of"].iloc[0]
+        if "as_of" in frame.columns
+        else meta.get("as_of", "").split()[0]
+        if meta.get("as_of")
+        else ""
+    )
     return [t.strip() for t in frame["ticker"] if t.strip()], as_of
 
 
@@ -75,8 +82,10 @@ class Membership:
         frame.columns = [str(c).strip().lower() for c in frame.columns]
         missing = [c for c in ("ticker", "start", "end") if c not in frame.columns]
         if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}; expected "
-                            f"ticker,start,end (end empty = still a member)")
+            raise DataError(
+                f"{path}: missing column(s) {missing}; found {list(frame.columns)}; expected "
+                f"ticker,start,end (end empty = still a member)"
+            )
         if frame.empty:
             raise DataError(f"{path}: no rows; give one row per membership span: ticker,start,end")
         line_of = _line_numbers(path)
@@ -91,8 +100,10 @@ class Membership:
                 raise DataError(f"{line}, column start: empty start date; give the first day {ticker} was a member")
             end = _parse_date(row.end, line, "end") or pd.Timestamp.max.normalize()
             if start > end:
-                raise DataError(f"{line}: start {start.date()} is after end {end.date()} for {ticker}; "
-                                f"swap them or fix the dates (end is the last day as a member)")
+                raise DataError(
+                    f"{line}: start {start.date()} is after end {end.date()} for {ticker}; "
+                    f"swap them or fix the dates (end is the last day as a member)"
+                )
             spans.setdefault(ticker, []).append((start, end))
         return cls(spans, source=str(path))
 

@@ -14,6 +14,7 @@ the documented reading: with an Adj Close column, OHLC are multiplied by Adj Clo
 is kept). Everything else (unsorted dates, conflicting duplicates, bad, empty, infinite or
 non-positive prices, negative volume, long gaps, too few rows, timezones, intraday times) raises.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -39,9 +40,19 @@ EXPECTED_HINT = "expected Date,Open,High,Low,Close,Volume (Adj Close optional) o
 
 # Accepted spellings, compared after lowercasing and dropping spaces, '_' and '-'.
 _ALIASES = {
-    "date": "date", "datetime": "date", "timestamp": "date", "time": "date", "day": "date",
-    "open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume",
-    "adjclose": "adj_close", "adjustedclose": "adj_close", "adjclose*": "adj_close",
+    "date": "date",
+    "datetime": "date",
+    "timestamp": "date",
+    "time": "date",
+    "day": "date",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+    "adjclose": "adj_close",
+    "adjustedclose": "adj_close",
+    "adjclose*": "adj_close",
 }
 # Columns that appear in yfinance/vendor exports and are safely ignored.
 _IGNORED = {"dividends", "stocksplits", "capitalgains", "repaireddata", "ticker", "symbol"}
@@ -73,8 +84,10 @@ def canonical_columns(columns, source: str) -> tuple[dict, list[str]]:
         if key in _ALIASES:
             canon = _ALIASES[key]
             if canon in mapping.values():
-                raise DataError(f"{source}: columns {[c for c in columns if _ALIASES.get(_key(c)) == canon]} "
-                                f"all mean {canon!r}; keep only one of them")
+                raise DataError(
+                    f"{source}: columns {[c for c in columns if _ALIASES.get(_key(c)) == canon]} "
+                    f"all mean {canon!r}; keep only one of them"
+                )
             mapping[col] = canon
         elif key in _IGNORED or key.startswith("unnamed"):
             notes.append(f"{source}: ignored column {col!r}")
@@ -84,8 +97,10 @@ def canonical_columns(columns, source: str) -> tuple[dict, list[str]]:
     for col in unknown:
         close = difflib.get_close_matches(_key(col), list(_ALIASES), n=1, cutoff=0.6)
         if close:
-            raise DataError(f"{source}: column {col!r} is not recognised (did you mean "
-                            f"{_pretty(_ALIASES[close[0]])!r}?); found {found}; {EXPECTED_HINT}")
+            raise DataError(
+                f"{source}: column {col!r} is not recognised (did you mean "
+                f"{_pretty(_ALIASES[close[0]])!r}?); found {found}; {EXPECTED_HINT}"
+            )
         notes.append(f"{source}: ignored unrecognised column {col!r}")
     missing = [_pretty(c) for c in ("date", "close") if c not in mapping.values()]
     if "close" in missing and "adj_close" in mapping.values():
@@ -99,9 +114,15 @@ def _pretty(canon: str) -> str:
     return "Adj Close" if canon == "adj_close" else canon.capitalize()
 
 
-def validate_ohlcv(raw: pd.DataFrame, source: str, *, max_gap_days: float | None = DEFAULT_MAX_GAP_DAYS,
-                   min_rows: int = DEFAULT_MIN_ROWS, first_line: int | None = None,
-                   adjust: bool = True) -> tuple[pd.DataFrame, list[str]]:
+def validate_ohlcv(
+    raw: pd.DataFrame,
+    source: str,
+    *,
+    max_gap_days: float | None = DEFAULT_MAX_GAP_DAYS,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    first_line: int | None = None,
+    adjust: bool = True,
+) -> tuple[pd.DataFrame, list[str]]:
     """Check and clean one ticker's prices. See the module docstring for what is repaired.
 
     raw: the frame as read. Its dates are a column (Date/Datetime/..., any case) or the index.
@@ -153,8 +174,10 @@ def _canonical_frame(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list
     mapping, notes = canonical_columns(list(frame.columns), source)
     frame = frame[list(mapping)].rename(columns=mapping)
     if len(frame) == 0:
-        raise DataError(f"{source}: has column names but no rows of prices; the ticker has no data "
-                        f"(remove the file or download its prices again)")
+        raise DataError(
+            f"{source}: has column names but no rows of prices; the ticker has no data "
+            f"(remove the file or download its prices again)"
+        )
     return frame, notes
 
 
@@ -166,26 +189,33 @@ def _check_values(values: dict, source: str, line) -> tuple[np.ndarray, list[str
     # Rows with no price at all are placeholders (holidays in old Yahoo CSVs): drop them.
     all_empty = np.logical_and.reduce([np.isnan(values[c]) for c in prices])
     if all_empty.any():
-        notes.append(f"{source}: dropped {int(all_empty.sum())} row(s) with no prices "
-                     f"({', '.join(line(i) for i in np.flatnonzero(all_empty)[:5])})")
+        notes.append(
+            f"{source}: dropped {int(all_empty.sum())} row(s) with no prices "
+            f"({', '.join(line(i) for i in np.flatnonzero(all_empty)[:5])})"
+        )
     keep = ~all_empty
     for col in prices:
         bad = np.flatnonzero(keep & np.isnan(values[col]))
         if len(bad):
-            raise DataError(f"{source}, {line(bad[0])}, column {_pretty(col)}: empty price while other "
-                            f"prices of that row are given; fill it in or remove the row")
+            raise DataError(
+                f"{source}, {line(bad[0])}, column {_pretty(col)}: empty price while other "
+                f"prices of that row are given; fill it in or remove the row"
+            )
     for col in values:
         v = values[col]
         bad_inf = np.flatnonzero(keep & np.isinf(v))
         if len(bad_inf):
-            raise DataError(f"{source}, {line(bad_inf[0])}, column {_pretty(col)}: infinite value; "
-                            f"replace it with the real {_pretty(col).lower()}")
+            raise DataError(
+                f"{source}, {line(bad_inf[0])}, column {_pretty(col)}: infinite value; "
+                f"replace it with the real {_pretty(col).lower()}"
+            )
         floor_ok = (v >= 0) if col == "volume" else (v > 0)
         bad = np.flatnonzero(keep & ~np.isnan(v) & ~floor_ok)
         if len(bad):
             what = "negative volume" if col == "volume" else "price must be positive"
-            raise DataError(f"{source}, {line(bad[0])}, column {_pretty(col)}: {v[bad[0]]:g} ({what}); "
-                            f"correct or remove the row")
+            raise DataError(
+                f"{source}, {line(bad[0])}, column {_pretty(col)}: {v[bad[0]]:g} ({what}); correct or remove the row"
+            )
     if "volume" in values and np.isnan(values["volume"][keep]).any():
         notes.append(f"{source}: {int(np.isnan(values['volume'][keep]).sum())} row(s) without volume")
     return keep, notes
@@ -197,14 +227,18 @@ def _check_length(dates: pd.DatetimeIndex, rows: np.ndarray, source: str, line, 
         gaps = np.diff(dates.asi8) / 86_400e9
         worst = int(np.argmax(gaps))
         if gaps[worst] > max_gap_days:
-            raise DataError(f"{source}: gap of {gaps[worst]:.0f} calendar days between {dates[worst].date()} "
-                            f"({line(rows[worst])}) and {dates[worst + 1].date()} ({line(rows[worst + 1])}) "
-                            f"exceeds max_gap_days={max_gap_days}; fill in the missing bars or raise max_gap_days")
+            raise DataError(
+                f"{source}: gap of {gaps[worst]:.0f} calendar days between {dates[worst].date()} "
+                f"({line(rows[worst])}) and {dates[worst + 1].date()} ({line(rows[worst + 1])}) "
+                f"exceeds max_gap_days={max_gap_days}; fill in the missing bars or raise max_gap_days"
+            )
     if len(dates) == 0:
         raise DataError(f"{source}: no row has a price; the ticker has no data (remove it or get its prices again)")
     if len(dates) < min_rows:
-        raise DataError(f"{source}: only {len(dates)} rows of prices, fewer than min_rows={min_rows} "
-                        f"needed for warm-up; give a longer history or lower min_rows")
+        raise DataError(
+            f"{source}: only {len(dates)} rows of prices, fewer than min_rows={min_rows} "
+            f"needed for warm-up; give a longer history or lower min_rows"
+        )
 
 
 # A time of day followed by a zone: "2020-01-02 00:00:00-05:00", "2020-01-02T00:00Z", "... UTC".
@@ -214,8 +248,10 @@ _TZ_SUFFIX = r"\d\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d\d:?\d\d)$"
 def _parse_dates(column: pd.Series, source: str, line) -> pd.DatetimeIndex:
     name = lambda i: line(i) if line else f"row {i}"  # noqa: E731
     if isinstance(column.dtype, pd.DatetimeTZDtype):
-        raise DataError(f"{source}, column Date: dates carry the timezone {column.dt.tz}; "
-                        f"give plain dates (YYYY-MM-DD) or convert with .tz_localize(None)")
+        raise DataError(
+            f"{source}, column Date: dates carry the timezone {column.dt.tz}; "
+            f"give plain dates (YYYY-MM-DD) or convert with .tz_localize(None)"
+        )
     text, original = None, column
     if not pd.api.types.is_datetime64_any_dtype(column):
         text = column.astype(str).str.strip()
@@ -226,8 +262,10 @@ def _parse_dates(column: pd.Series, source: str, line) -> pd.DatetimeIndex:
         column = text
     if text is not None and has_tz.any():
         i = int(np.flatnonzero(has_tz)[0])
-        raise DataError(f"{source}, {name(i)}, column Date: {text.iloc[i]!r} carries a timezone; give plain "
-                        f"dates (YYYY-MM-DD) in the exchange's local calendar")
+        raise DataError(
+            f"{source}, {name(i)}, column Date: {text.iloc[i]!r} carries a timezone; give plain "
+            f"dates (YYYY-MM-DD) in the exchange's local calendar"
+        )
     try:
         parsed = pd.to_datetime(column, errors="coerce", format="ISO8601" if text is not None else None)
     except (ValueError, TypeError):
@@ -241,16 +279,22 @@ def _parse_dates(column: pd.Series, source: str, line) -> pd.DatetimeIndex:
             parsed = retry
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
-        raise DataError(f"{source}, {name(bad[0])}, column Date: cannot read {_shown(original.iloc[bad[0]])!r} as a date; "
-                        f"write dates as YYYY-MM-DD")
+        raise DataError(
+            f"{source}, {name(bad[0])}, column Date: cannot read {_shown(original.iloc[bad[0]])!r} as a date; "
+            f"write dates as YYYY-MM-DD"
+        )
     index = pd.DatetimeIndex(parsed)
     if index.tz is not None:
-        raise DataError(f"{source}, column Date: dates carry the timezone {index.tz}; "
-                        f"give plain dates (YYYY-MM-DD) or convert with .tz_localize(None)")
+        raise DataError(
+            f"{source}, column Date: dates carry the timezone {index.tz}; "
+            f"give plain dates (YYYY-MM-DD) or convert with .tz_localize(None)"
+        )
     intraday = np.flatnonzero(index != index.normalize())
     if len(intraday):
-        raise DataError(f"{source}, {name(intraday[0])}, column Date: {index[intraday[0]]} has a time of day; "
-                        f"this project reads daily bars, one row per date")
+        raise DataError(
+            f"{source}, {name(intraday[0])}, column Date: {index[intraday[0]]} has a time of day; "
+            f"this project reads daily bars, one row per date"
+        )
     return index.as_unit("ns")
 
 
@@ -282,8 +326,10 @@ def _parse_numbers(column: pd.Series, col: str, source: str, line) -> np.ndarray
         except ValueError:
             bad.append(i)
     if len(bad):
-        raise DataError(f"{source}, {line(bad[0])}, column {_pretty(col)}: {column.iloc[bad[0]]!r} is not a number; "
-                        f"write plain numbers such as 123.45")
+        raise DataError(
+            f"{source}, {line(bad[0])}, column {_pretty(col)}: {column.iloc[bad[0]]!r} is not a number; "
+            f"write plain numbers such as 123.45"
+        )
     return numbers
 
 
@@ -296,8 +342,10 @@ def _check_order(dates: pd.DatetimeIndex, source: str, line_of):
         return [f"{source}: dates run newest-first; reversed them to oldest-first"], order
     step = np.diff(dates.asi8)
     i = int(np.flatnonzero(step < 0)[0])
-    raise DataError(f"{source}, {line_of(i + 1)}, column Date: {dates[i + 1].date()} comes after "
-                    f"{dates[i].date()} ({line_of(i)}); sort the rows by date, oldest first")
+    raise DataError(
+        f"{source}, {line_of(i + 1)}, column Date: {dates[i + 1].date()} comes after "
+        f"{dates[i].date()} ({line_of(i)}); sort the rows by date, oldest first"
+    )
 
 
 def _check_duplicates(dates: pd.DatetimeIndex, values: dict, source: str, line_of):
@@ -309,12 +357,13 @@ def _check_duplicates(dates: pd.DatetimeIndex, values: dict, source: str, line_o
         for col, v in values.items():
             a, b = v[j - 1], v[j]
             if not (a == b or (np.isnan(a) and np.isnan(b))):
-                raise DataError(f"{source}, {line_of(j - 1)} and {line_of(j)}, column {_pretty(col)}: the date "
-                                f"{dates[j].date()} appears twice with different values ({a:g} vs {b:g}); "
-                                f"keep only the right row")
+                raise DataError(
+                    f"{source}, {line_of(j - 1)} and {line_of(j)}, column {_pretty(col)}: the date "
+                    f"{dates[j].date()} appears twice with different values ({a:g} vs {b:g}); "
+                    f"keep only the right row"
+                )
         keep[j] = False
-    return keep, [f"{source}: dropped {len(dup)} exact duplicate row(s) "
-                  f"({', '.join(line_of(j) for j in dup[:5])})"]
+    return keep, [f"{source}: dropped {len(dup)} exact duplicate row(s) ({', '.join(line_of(j) for j in dup[:5])})"]
 
 
 def _apply_adj_close(clean: pd.DataFrame, source: str, adjust: bool):
@@ -342,7 +391,11 @@ def read_each(tickers, read, on_error: str, where) -> tuple[dict, list[str]]:
             if on_error == "raise":
                 raise
             skipped.append(str(error))
-    notes = [f"{where}: left out {len(skipped)} ticker(s) that failed validation: " + " | ".join(skipped)] if skipped else []
+    notes = (
+        [f"{where}: left out {len(skipped)} ticker(s) that failed validation: " + " | ".join(skipped)]
+        if skipped
+        else []
+    )
     if not frames:
         first = skipped[0] if skipped else "none given"
         raise DataError(f"{where}: no usable stock prices; first problem: {first}")

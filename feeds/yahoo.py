@@ -21,6 +21,7 @@ Rules, because yfinance does not raise when it cannot connect (it logs and retur
 - `end=None` means "through yesterday": today's bar may still be forming and is never cached.
 - A run whose cache is already checked through the requested end makes no network call.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -36,33 +37,42 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from feeds.csv_folder import frames_to_panel
 from core.errors import DataError, DownloadError
 from core.io import atomic_path
+from feeds.csv_folder import frames_to_panel
 from feeds.panel import PricePanel
 from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, read_each, validate_ohlcv
 
 VIX = "^VIX"
-RESCALE_RTOL = 1e-4          # 0.01 %: far below any dividend adjustment, far above float noise
-BATCH_SIZE = 50              # tickers per yf.download call (it threads within a call)
+RESCALE_RTOL = 1e-4  # 0.01 %: far below any dividend adjustment, far above float noise
+BATCH_SIZE = 50  # tickers per yf.download call (it threads within a call)
 META_KEY = b"feeds.yahoo"
-_COLUMN_NAMES = {"open": "open", "high": "high", "low": "low", "close": "close", "volume": "volume",
-                 "adj close": "adj_close"}
+_COLUMN_NAMES = {
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+    "adj close": "adj_close",
+}
 
 
 @dataclass
 class DownloadReport:
     """What a download_to_cache run did. `ok` = updated + unchanged (usable and checked this run)."""
+
     ok: list = field(default_factory=list)
-    failed: dict = field(default_factory=dict)      # ticker -> reason (cached data, if any, was kept)
-    updated: list = field(default_factory=list)     # file written with new or replaced rows
-    unchanged: list = field(default_factory=list)   # nothing new (or already checked through `end`)
-    notes: dict = field(default_factory=dict)       # ticker -> what happened besides (e.g. rescaled)
-    calls: int = 0                                   # downloader calls made
+    failed: dict = field(default_factory=dict)  # ticker -> reason (cached data, if any, was kept)
+    updated: list = field(default_factory=list)  # file written with new or replaced rows
+    unchanged: list = field(default_factory=list)  # nothing new (or already checked through `end`)
+    notes: dict = field(default_factory=dict)  # ticker -> what happened besides (e.g. rescaled)
+    calls: int = 0  # downloader calls made
 
     def summary(self) -> str:
-        lines = [f"yfinance: {len(self.ok)} ok ({len(self.updated)} updated, {len(self.unchanged)} unchanged), "
-                 f"{len(self.failed)} failed, {self.calls} download call(s)"]
+        lines = [
+            f"yfinance: {len(self.ok)} ok ({len(self.updated)} updated, {len(self.unchanged)} unchanged), "
+            f"{len(self.failed)} failed, {self.calls} download call(s)"
+        ]
         lines += [f"  failed {t}: {r}" for t, r in self.failed.items()]
         lines += [f"  note {t}: {n}" for t, n in self.notes.items()]
         return "\n".join(lines)
@@ -125,8 +135,10 @@ def read_cached(cache_dir, ticker: str) -> tuple[pd.DataFrame, dict]:
     try:
         table = pq.read_table(path)
     except Exception as error:  # pyarrow raises several types for a truncated or foreign file
-        raise DataError(f"{path}: unreadable Parquet file ({type(error).__name__}: {error}); delete it and run "
-                        f"download_to_cache again") from None
+        raise DataError(
+            f"{path}: unreadable Parquet file ({type(error).__name__}: {error}); delete it and run "
+            f"download_to_cache again"
+        ) from None
     meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
     frame = table.to_pandas()
     frame.index = pd.DatetimeIndex(frame.index, name="date").as_unit("ns")
@@ -187,7 +199,10 @@ def answer_problem(frame: pd.DataFrame | None, ticker: str) -> tuple[pd.DataFram
     if frame is None:
         return None, "the answer does not contain this ticker"
     if frame.empty:
-        return None, "empty answer (yfinance returns an empty frame when it cannot reach Yahoo or does not know the symbol)"
+        return (
+            None,
+            "empty answer (yfinance returns an empty frame when it cannot reach Yahoo or does not know the symbol)",
+        )
     missing = [c for c in FIELDS if c not in frame.columns]
     if missing:
         return None, f"partial answer: column(s) {missing} missing"
@@ -203,8 +218,10 @@ def answer_problem(frame: pd.DataFrame | None, ticker: str) -> tuple[pd.DataFram
     if holes.any().any():
         first = holes.any(axis=1).idxmax()
         column = holes.loc[first].idxmax()
-        return None, (f"partial answer: {int(holes.any(axis=1).sum())} row(s) with missing prices "
-                      f"(first {first.date()}, column {column})")
+        return None, (
+            f"partial answer: {int(holes.any(axis=1).sum())} row(s) with missing prices "
+            f"(first {first.date()}, column {column})"
+        )
     try:
         clean, _ = validate_ohlcv(frame, f"yfinance:{ticker}", max_gap_days=None, min_rows=1)
     except DataError as error:
@@ -221,7 +238,10 @@ def _overlap_disagrees(cached: pd.DataFrame, new: pd.DataFrame) -> tuple[bool, s
     day = common[-1]
     old, now = cached.at[day, "close"], new.at[day, "close"]
     if abs(now - old) > RESCALE_RTOL * abs(old):
-        return True, f"close on {day.date()} was {old:.6g} in the cache and is {now:.6g} now (split or dividend re-adjustment)"
+        return (
+            True,
+            f"close on {day.date()} was {old:.6g} in the cache and is {now:.6g} now (split or dividend re-adjustment)",
+        )
     return False, ""
 
 
@@ -230,19 +250,31 @@ def _overlap_disagrees(cached: pd.DataFrame, new: pd.DataFrame) -> tuple[bool, s
 class _Job:
     ticker: str
     symbol: str
-    start: pd.Timestamp      # requested (inclusive)
-    end: pd.Timestamp        # exclusive
+    start: pd.Timestamp  # requested (inclusive)
+    end: pd.Timestamp  # exclusive
     fetch_from: pd.Timestamp
     cached: pd.DataFrame | None
-    mode: str                # "full" | "incremental" | "refetch"
+    mode: str  # "full" | "incremental" | "refetch"
     failures: int = 0
     reason: str = ""
 
 
-def download_to_cache(tickers, start, end=None, cache_dir="cache/yfinance", benchmark: str | None = "SPY",
-                      vix: bool = False, retries: int = 3, backoff: float = 1.0, downloader: Callable | None = None,
-                      *, symbols: dict | None = None, sleep: Callable[[float], None] = time.sleep,
-                      batch_size: int = BATCH_SIZE, today=None) -> DownloadReport:
+def download_to_cache(
+    tickers,
+    start,
+    end=None,
+    cache_dir="cache/yfinance",
+    benchmark: str | None = "SPY",
+    vix: bool = False,
+    retries: int = 3,
+    backoff: float = 1.0,
+    downloader: Callable | None = None,
+    *,
+    symbols: dict | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    batch_size: int = BATCH_SIZE,
+    today=None,
+) -> DownloadReport:
     """Bring the Parquet cache of `tickers` (+ benchmark, + ^VIX if vix) up to date; see module docs.
 
     start, end: requested dates (end exclusive, as in yf.download; None = through yesterday).
@@ -291,9 +323,11 @@ def download_to_cache(tickers, start, end=None, cache_dir="cache/yfinance", benc
     report.ok = [t for t in names if t in report.updated or t in report.unchanged]
     if not report.ok and not any(cache_file(cache_dir, t).exists() for t in names):
         first = next(iter(report.failed.values()), "no answer")
-        raise DownloadError(f"yfinance returned no usable data for any of {len(names)} ticker(s) "
-                            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) and {cache_dir} holds none: "
-                            f"check the network connection or use CSV files instead; first reason: {first}")
+        raise DownloadError(
+            f"yfinance returned no usable data for any of {len(names)} ticker(s) "
+            f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) and {cache_dir} holds none: "
+            f"check the network connection or use CSV files instead; first reason: {first}"
+        )
     return report
 
 
@@ -315,6 +349,7 @@ def _remove_stale_temporaries(cache_dir, older_than_s: float = 3600) -> None:
 def _default_symbols() -> dict:
     try:
         from feeds.universe import yahoo_symbols
+
         return yahoo_symbols()
     except Exception:  # the shipped list is a convenience, never a reason to fail a download
         return {}
@@ -329,7 +364,9 @@ def _plan(ticker, symbol, start, end, cache_dir, report) -> _Job | None:
         report.notes[ticker] = f"{error}; fetching the full history again"
         return _Job(ticker, symbol, start, end, start, None, "full")
     cached_start = pd.Timestamp(meta.get("start", cached.index[0] if len(cached) else start))
-    checked_end = pd.Timestamp(meta.get("checked_end", cached.index[-1] + pd.Timedelta(days=1) if len(cached) else start))
+    checked_end = pd.Timestamp(
+        meta.get("checked_end", cached.index[-1] + pd.Timedelta(days=1) if len(cached) else start)
+    )
     if start < cached_start:  # earlier history wanted: fetch it all
         return _Job(ticker, symbol, start, end, start, cached, "refetch")
     if checked_end >= end or not len(cached):
@@ -344,7 +381,7 @@ def _batches(jobs, size):
         by_request.setdefault((job.fetch_from, job.end), []).append(job)
     for group in by_request.values():
         for i in range(0, len(group), size):
-            yield group[i:i + size]
+            yield group[i : i + size]
 
 
 def _run_batch(group: list[_Job], downloader, cache_dir, report) -> list[_Job]:
@@ -353,8 +390,13 @@ def _run_batch(group: list[_Job], downloader, cache_dir, report) -> list[_Job]:
     fetch_from, end = group[0].fetch_from, group[0].end
     report.calls += 1
     try:
-        answer = downloader(symbols[0] if len(symbols) == 1 else symbols, start=fetch_from.strftime("%Y-%m-%d"),
-                            end=end.strftime("%Y-%m-%d"), auto_adjust=True, progress=False)
+        answer = downloader(
+            symbols[0] if len(symbols) == 1 else symbols,
+            start=fetch_from.strftime("%Y-%m-%d"),
+            end=end.strftime("%Y-%m-%d"),
+            auto_adjust=True,
+            progress=False,
+        )
         parts = split_answer(answer, symbols)
         call_error = None
     except Exception as error:  # a custom downloader may raise; yfinance itself does not
@@ -378,9 +420,15 @@ def _run_batch(group: list[_Job], downloader, cache_dir, report) -> list[_Job]:
 
 def _store(job: _Job, frame: pd.DataFrame, cache_dir, report) -> _Job | None:
     """Merge a good answer into the cache. Returns a follow-up job (refetch/failure) or None."""
-    meta = {"ticker": job.ticker, "symbol": job.symbol, "start": str(job.start.date()), "checked_end": str(job.end.date()),
-            "fetched_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "auto_adjust": True, "yfinance": _yf_version()}
+    meta = {
+        "ticker": job.ticker,
+        "symbol": job.symbol,
+        "start": str(job.start.date()),
+        "checked_end": str(job.end.date()),
+        "fetched_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "auto_adjust": True,
+        "yfinance": _yf_version(),
+    }
     frame = frame[frame.index < job.end]
     cached = job.cached
     if frame.empty:
@@ -398,8 +446,10 @@ def _store(job: _Job, frame: pd.DataFrame, cache_dir, report) -> _Job | None:
         return None
     if cached is not None and (len(frame) < len(cached) or frame.index[0] > cached.index[0]):
         job.failures += 1
-        job.reason = (f"full answer ({len(frame)} rows from {frame.index[0].date()}) is shorter than the cache "
-                      f"({len(cached)} rows from {cached.index[0].date()})")
+        job.reason = (
+            f"full answer ({len(frame)} rows from {frame.index[0].date()}) is shorter than the cache "
+            f"({len(cached)} rows from {cached.index[0].date()})"
+        )
         return job
     write_cached(cache_dir, job.ticker, frame, meta)
     report.updated.append(job.ticker)
@@ -415,15 +465,22 @@ def _kept(job: _Job) -> str:
 def _yf_version() -> str:
     try:
         from importlib.metadata import version
+
         return version("yfinance")
     except Exception:
         return "unknown"
 
 
 # --- reading the cache -------------------------------------------------------------------------
-def load_cache(cache_dir="cache/yfinance", tickers=None, benchmark: str = "SPY", *,
-               max_gap_days: float | None = DEFAULT_MAX_GAP_DAYS, min_rows: int = DEFAULT_MIN_ROWS,
-               on_error: str = "raise") -> tuple[PricePanel, pd.Series, pd.Series | None]:
+def load_cache(
+    cache_dir="cache/yfinance",
+    tickers=None,
+    benchmark: str = "SPY",
+    *,
+    max_gap_days: float | None = DEFAULT_MAX_GAP_DAYS,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    on_error: str = "raise",
+) -> tuple[PricePanel, pd.Series, pd.Series | None]:
     """(prices, benchmark close, VIX close or None) from the cache, validated; no network.
 
     tickers: which stocks (default: every cached file except the benchmark and ^VIX).
@@ -439,7 +496,9 @@ def load_cache(cache_dir="cache/yfinance", tickers=None, benchmark: str = "SPY",
 
     def read(ticker):
         frame, _ = read_cached(cache_dir, ticker)
-        clean, more = validate_ohlcv(frame, str(cache_file(cache_dir, ticker)), max_gap_days=max_gap_days, min_rows=min_rows)
+        clean, more = validate_ohlcv(
+            frame, str(cache_file(cache_dir, ticker)), max_gap_days=max_gap_days, min_rows=min_rows
+        )
         notes.extend(more)
         return clean
 
@@ -449,7 +508,9 @@ def load_cache(cache_dir="cache/yfinance", tickers=None, benchmark: str = "SPY",
     vix_close = None
     if cache_file(cache_dir, VIX).exists():
         frame, _ = read_cached(cache_dir, VIX)
-        vix_close = validate_ohlcv(frame, str(cache_file(cache_dir, VIX)), max_gap_days=max_gap_days, min_rows=1)[0]["close"].rename(VIX)
+        vix_close = validate_ohlcv(frame, str(cache_file(cache_dir, VIX)), max_gap_days=max_gap_days, min_rows=1)[0][
+            "close"
+        ].rename(VIX)
     prices, more = frames_to_panel(frames, name=f"yfinance:{folder.name}")
     emit(notes + more)
     return prices, bench, vix_close

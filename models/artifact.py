@@ -7,6 +7,7 @@ directory and renamed, so an interrupted save never leaves half an artifact.
 The same manifest and files travel between processes (walk-forward folds, the zoo's workers) as
 plain dicts and bytes: a model's `state()` / `from_state()`, with `with_checksums` / `checked`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,15 +33,25 @@ def _sha256(data: bytes) -> str:
 def package_versions() -> dict:
     import backtrader
     import torch
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "backtrader": backtrader.__version__}
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "backtrader": backtrader.__version__,
+    }
 
 
 def with_checksums(state: dict) -> dict:
     """The state as written: its meta gains the format version, the package versions and the
     sha256 of every state file."""
-    meta = {"format_version": FORMAT_VERSION, **state["meta"], "versions": package_versions(),
-            "files": {name: _sha256(data) for name, data in state["files"].items()}}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        **state["meta"],
+        "versions": package_versions(),
+        "files": {name: _sha256(data) for name, data in state["files"].items()},
+    }
     return {"meta": meta, "files": state["files"]}
 
 
@@ -51,8 +62,10 @@ def checked(state: dict, where: str = "state") -> dict:
         if name not in files:
             raise ArtifactError(f"{where}: {name} missing; the artifact is incomplete, retrain it")
         if _sha256(files[name]) != digest:
-            raise ArtifactError(f"{where}: {name}: checksum differs from the one recorded in {META}; the file is "
-                                "damaged or was replaced. Retrain (--retrain) rather than trust it")
+            raise ArtifactError(
+                f"{where}: {name}: checksum differs from the one recorded in {META}; the file is "
+                "damaged or was replaced. Retrain (--retrain) rather than trust it"
+            )
     return state
 
 
@@ -83,8 +96,10 @@ def read_manifest(path, filename: str, kind, version, writer: str) -> dict:
         raise ArtifactError(f"{file}: damaged JSON ({exc}); retrain with --retrain or restore the file") from exc
     if found.get("format_version") not in versions or (kinds is not None and found.get("kind") not in kinds):
         expected = " / ".join(kinds) if kinds else "a saved model"
-        raise ArtifactError(f"{file}: format {found.get('kind')!r} v{found.get('format_version')!r} is not "
-                            f"{expected} v{versions[-1]}; retrain with this version of the project")
+        raise ArtifactError(
+            f"{file}: format {found.get('kind')!r} v{found.get('format_version')!r} is not "
+            f"{expected} v{versions[-1]}; retrain with this version of the project"
+        )
     return found
 
 

@@ -15,6 +15,7 @@ MLP); INPUT = "last_day" gives [n, F], the scaled features of the window's last 
 LightGBM, momentum). Either way the same windows are scored, so every model scores the same
 (date, ticker) cells and warms up over the same bars.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,8 +48,14 @@ class AlphaModelLike(Protocol):
 
     def fit(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None): ...
 
-    def predict(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None,
-                last_only: bool = False, start=None) -> pd.DataFrame: ...
+    def predict(
+        self,
+        prices: PricePanel,
+        benchmark: pd.Series,
+        vix: pd.Series | None = None,
+        last_only: bool = False,
+        start=None,
+    ) -> pd.DataFrame: ...
 
     def save(self, path) -> Path: ...
 
@@ -68,13 +75,13 @@ def score_from_output(output: np.ndarray, label: str) -> np.ndarray:
 
 @dataclass
 class FitReport:
-    history: list = field(default_factory=list)   # [{"epoch", "train_loss", "valid_loss"}]
+    history: list = field(default_factory=list)  # [{"epoch", "train_loss", "valid_loss"}]
     best_epoch: int = 0
     n_samples: dict = field(default_factory=dict)
-    windows: dict = field(default_factory=dict)   # name -> [first sample date, last sample date]
+    windows: dict = field(default_factory=dict)  # name -> [first sample date, last sample date]
     dropped_features: list = field(default_factory=list)
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)     # what a model chose and wants reported (e.g. momentum's feature)
+    extra: dict = field(default_factory=dict)  # what a model chose and wants reported (e.g. momentum's feature)
 
 
 @dataclass
@@ -122,8 +129,10 @@ def check_columns(features, prices: PricePanel, vix) -> None:
     missing = [n for n in features if not F.FEATURES[n].needs <= available]
     if missing:
         needs = sorted(set().union(*(F.FEATURES[n].needs for n in missing)) - available)
-        raise ArtifactError(f"the model uses features {missing}, which need {needs}; the data {prices!r} lacks them: "
-                            "give data with those columns or retrain on this data")
+        raise ArtifactError(
+            f"the model uses features {missing}, which need {needs}; the data {prices!r} lacks them: "
+            "give data with those columns or retrain on this data"
+        )
 
 
 def feature_windows(prices: PricePanel, benchmark: pd.Series, names, seq_len: int, vix=None) -> WindowIndex:
@@ -144,8 +153,9 @@ def select_ends(index: WindowIndex, last_only: bool = False, start=None) -> np.n
     return ends
 
 
-def scatter_scores(prices: PricePanel, index: WindowIndex, ends: np.ndarray, values: np.ndarray,
-                   out: np.ndarray | None = None) -> np.ndarray:
+def scatter_scores(
+    prices: PricePanel, index: WindowIndex, ends: np.ndarray, values: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Put each window's score on its (date, ticker) cell of a prices-shaped array."""
     out = np.full(prices.close.shape, np.nan) if out is None else out
     rows = prices.dates.get_indexer(pd.DatetimeIndex(index.row_dates[ends]))
@@ -154,12 +164,18 @@ def scatter_scores(prices: PricePanel, index: WindowIndex, ends: np.ndarray, val
 
 
 def data_fingerprint(prices: PricePanel, benchmark: pd.Series) -> dict:
-    return {"prices": prices.fingerprint(), "benchmark": series_fingerprint(benchmark), "tickers": prices.tickers,
-            "first_date": str(prices.dates[0].date()), "last_date": str(prices.dates[-1].date())}
+    return {
+        "prices": prices.fingerprint(),
+        "benchmark": series_fingerprint(benchmark),
+        "tickers": prices.tickers,
+        "first_date": str(prices.dates[0].date()),
+        "last_date": str(prices.dates[-1].date()),
+    }
 
 
 def set_threads(threads: int) -> None:
     import torch
+
     torch.set_num_threads(threads)
 
 
@@ -174,14 +190,16 @@ class BaseAlphaModel:
     INPUT = "window"
     SEED_DEPENDENT = True
     LABELS = ("classification", "regression")
-    SCORE = "2p-1"   # what the score means; "2p-1" classifiers keep the project's fixed meaning
+    SCORE = "2p-1"  # what the score means; "2p-1" classifiers keep the project's fixed meaning
 
     def __init__(self, config: ModelConfig | None = None, **config_params):
         self.config = resolve_config(config, config_params, type(self).__name__)
         if self.config.label not in self.LABELS:
-            raise ConfigError(f"{type(self).__name__} supports label {self.LABELS}, not label={self.config.label!r}; "
-                              "use the default preset's classification label or another model")
-        self.params: dict = {}   # the model's own hyperparameters (explicit __init__ keywords)
+            raise ConfigError(
+                f"{type(self).__name__} supports label {self.LABELS}, not label={self.config.label!r}; "
+                "use the default preset's classification label or another model"
+            )
+        self.params: dict = {}  # the model's own hyperparameters (explicit __init__ keywords)
         self.features_: list | None = None
         self.scaler_: Scaler | None = None
         self.report_: FitReport | None = None
@@ -227,7 +245,9 @@ class BaseAlphaModel:
         if dropped:
             warnings.warn(
                 f"features {dropped} need columns this data does not have ({sorted(prices.available)}); "
-                f"training without them on {kept}", stacklevel=3)
+                f"training without them on {kept}",
+                stacklevel=3,
+            )
         if not kept:
             raise DataError(f"none of the features {list(cfg.features)} can be computed from {prices!r}")
         index = self._windows(prices, benchmark, kept, vix)
@@ -237,8 +257,10 @@ class BaseAlphaModel:
         for name in ("train", "valid"):
             if len(samples[name]) == 0:
                 s, e = cfg.split.period(name)
-                raise DataError(f"no {name} samples between {s.date()} and {e.date()}: the data {prices!r} does not "
-                                f"cover that period (after the feature warm-up and the label purge); {SPLIT_FIX}")
+                raise DataError(
+                    f"no {name} samples between {s.date()} and {e.date()}: the data {prices!r} does not "
+                    f"cover that period (after the feature warm-up and the label purge); {SPLIT_FIX}"
+                )
         scaler = Scaler.fit(index.rows, index.row_dates, cfg.split.train_start, cfg.split.train_end)
         return Prepared(kept, dropped, index, samples, y, scaler, label_ends, prices, benchmark)
 
@@ -255,17 +277,16 @@ class BaseAlphaModel:
         out = np.empty(len(ends), dtype=np.float64)
         scaled = self.scaler_.transform(index.rows) if self.INPUT == "window" else None
         for start in range(0, len(ends), INFERENCE_BATCH):
-            chunk = ends[start:start + INFERENCE_BATCH]
+            chunk = ends[start : start + INFERENCE_BATCH]
             x = index.gather(chunk, scaled) if scaled is not None else self._inputs(index, chunk)
-            out[start:start + len(chunk)] = self._output(x)
+            out[start : start + len(chunk)] = self._output(x)
         return out
 
     def scores_for(self, index: WindowIndex, ends: np.ndarray) -> np.ndarray:
         return self._to_score(self.raw_output(index, ends))
 
     # ------------------------------------------------------------------ fit / predict
-    def fit(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None,
-            progress: bool = True):
+    def fit(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None, progress: bool = True):
         t0 = time.perf_counter()
         set_threads(self.config.threads)
         prep = self._prepare(prices, benchmark, vix)
@@ -292,11 +313,19 @@ class BaseAlphaModel:
 
     def _check_fitted(self):
         if self.features_ is None or not self._is_fitted():
-            raise ConfigError(f"this {type(self).__name__} is not fitted: call fit(prices, benchmark) or "
-                              f"{type(self).__name__}.load(path)")
+            raise ConfigError(
+                f"this {type(self).__name__} is not fitted: call fit(prices, benchmark) or "
+                f"{type(self).__name__}.load(path)"
+            )
 
-    def predict(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None,
-                last_only: bool = False, start=None) -> pd.DataFrame:
+    def predict(
+        self,
+        prices: PricePanel,
+        benchmark: pd.Series,
+        vix: pd.Series | None = None,
+        last_only: bool = False,
+        start=None,
+    ) -> pd.DataFrame:
         """Scores on prices.dates x prices.tickers (NaN where no full window exists yet).
 
         Pure: the score dated t depends on prices and benchmark up to t only. last_only scores
@@ -365,8 +394,10 @@ class BaseAlphaModel:
         meta, files = state["meta"], state["files"]
         if meta.get("model", "lstm") != cls.NAME:
             held = next((c.__name__ for c in _subclasses(BaseAlphaModel) if c.NAME == meta.get("model")), "?")
-            raise ArtifactError(f"{where}: holds the {meta.get('model')!r} model ({held}), not {cls.NAME!r} "
-                                f"({cls.__name__}); load it with models.load_any(path) or {held}.load(path)")
+            raise ArtifactError(
+                f"{where}: holds the {meta.get('model')!r} model ({held}), not {cls.NAME!r} "
+                f"({cls.__name__}); load it with models.load_any(path) or {held}.load(path)"
+            )
         try:
             config = ModelConfig.from_dict(meta["config"])
             model = cls(config, **meta.get("params", {}))
@@ -377,12 +408,18 @@ class BaseAlphaModel:
         except ArtifactError:
             raise
         except Exception as exc:  # a state that does not fit the recorded architecture, a bad key...
-            raise ArtifactError(f"{where}: cannot rebuild the model from its files ({type(exc).__name__}: {exc}); "
-                                "retrain it") from exc
-        model.report_ = FitReport(history=meta.get("history", []), best_epoch=meta.get("best_epoch") or 0,
-                                  n_samples=meta.get("n_samples", {}), windows=meta.get("fit_windows", {}),
-                                  dropped_features=meta.get("dropped_features", []),
-                                  seconds=meta.get("fit_seconds") or 0.0, extra=meta.get("chosen", {}))
+            raise ArtifactError(
+                f"{where}: cannot rebuild the model from its files ({type(exc).__name__}: {exc}); retrain it"
+            ) from exc
+        model.report_ = FitReport(
+            history=meta.get("history", []),
+            best_epoch=meta.get("best_epoch") or 0,
+            n_samples=meta.get("n_samples", {}),
+            windows=meta.get("fit_windows", {}),
+            dropped_features=meta.get("dropped_features", []),
+            seconds=meta.get("fit_seconds") or 0.0,
+            extra=meta.get("chosen", {}),
+        )
         model.data_fingerprint_ = meta.get("data_fingerprint", {})
         model.meta_ = meta
         return model
@@ -390,17 +427,21 @@ class BaseAlphaModel:
     def save(self, path) -> Path:
         """Write the artifact directory (models.artifact: checksums, versions, atomic)."""
         from models.artifact import write_artifact
+
         return write_artifact(self.state(), path)
 
     @classmethod
     def load(cls, path):
         from models.artifact import read_artifact
+
         return cls.from_state(read_artifact(path), where=str(path))
 
     def __repr__(self):
         state = "fitted" if self.features_ is not None and self._is_fitted() else "not fitted"
-        return (f"{type(self).__name__}({state}, label={self.config.label}, "
-                f"features={self.features_ or list(self.config.features)})")
+        return (
+            f"{type(self).__name__}({state}, label={self.config.label}, "
+            f"features={self.features_ or list(self.config.features)})"
+        )
 
 
 def _subclasses(cls) -> list:

@@ -14,6 +14,7 @@ adds only its own learner and its own file format (never pickle):
 - RandomModel:    seeded noise, the null: a hash of (seed, ticker, date) mapped to [-1, 1], so
                   a cell's score is the same whatever panel it is scored in.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,6 +54,7 @@ def last_day_samples(prep: Prepared, name: str, model: BaseAlphaModel) -> tuple[
 
 def _valid_loss(model: BaseAlphaModel, prep: Prepared) -> float:
     import torch
+
     raw = model.raw_output(prep.index, prep.ends("valid")).astype(np.float32)
     y = prep.labels("valid").astype(np.float32)
     return float(loss_function(model.config.label)(torch.from_numpy(raw), torch.from_numpy(y)))
@@ -63,7 +65,7 @@ class LogisticModel(BaseAlphaModel):
     NAME = "logistic"
     KIND = "logistic-alpha"
     INPUT = "last_day"
-    SEED_DEPENDENT = False     # lbfgs on a convex loss: the same fit whatever the seed
+    SEED_DEPENDENT = False  # lbfgs on a convex loss: the same fit whatever the seed
     LABELS = ("classification",)
     FILE = "coefficients.json"
 
@@ -76,6 +78,7 @@ class LogisticModel(BaseAlphaModel):
 
     def _fit_state(self, prep: Prepared, progress: bool) -> None:
         from sklearn.linear_model import LogisticRegression
+
         x, y = last_day_samples(prep, "train", self)
         clf = LogisticRegression(C=self.params["C"], max_iter=self.params["max_iter"])
         clf.fit(x.astype(np.float64), y.astype(int))
@@ -89,8 +92,11 @@ class LogisticModel(BaseAlphaModel):
         return self.coef_ is not None
 
     def _state_files(self) -> dict:
-        return {self.FILE: _json_bytes({"features": self.features_, "coef": self.coef_.tolist(),
-                                        "intercept": self.intercept_})}
+        return {
+            self.FILE: _json_bytes(
+                {"features": self.features_, "coef": self.coef_.tolist(), "intercept": self.intercept_}
+            )
+        }
 
     def _load_state(self, files: dict, meta: dict) -> None:
         state = _read_json(files, self.FILE, self.KIND)
@@ -107,34 +113,71 @@ class LightGBMModel(BaseAlphaModel):
     LABELS = ("classification",)
     FILE = "booster.txt"
 
-    def __init__(self, config=None, n_estimators: int = 300, learning_rate: float = 0.05, num_leaves: int = 15,
-                 min_child_samples: int = 200, subsample: float = 0.8, colsample_bytree: float = 0.8,
-                 early_stopping_rounds: int = 20, max_train_rows: int = 100_000, **config_params):
+    def __init__(
+        self,
+        config=None,
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 200,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        early_stopping_rounds: int = 20,
+        max_train_rows: int = 100_000,
+        **config_params,
+    ):
         super().__init__(config, **config_params)
-        _check_positive("LightGBMModel", n_estimators=n_estimators, learning_rate=learning_rate,
-                        num_leaves=num_leaves, min_child_samples=min_child_samples, subsample=subsample,
-                        colsample_bytree=colsample_bytree, early_stopping_rounds=early_stopping_rounds,
-                        max_train_rows=max_train_rows)
-        self.params = {"n_estimators": int(n_estimators), "learning_rate": float(learning_rate),
-                       "num_leaves": int(num_leaves), "min_child_samples": int(min_child_samples),
-                       "subsample": float(subsample), "colsample_bytree": float(colsample_bytree),
-                       "early_stopping_rounds": int(early_stopping_rounds), "max_train_rows": int(max_train_rows)}
+        _check_positive(
+            "LightGBMModel",
+            n_estimators=n_estimators,
+            learning_rate=learning_rate,
+            num_leaves=num_leaves,
+            min_child_samples=min_child_samples,
+            subsample=subsample,
+            colsample_bytree=colsample_bytree,
+            early_stopping_rounds=early_stopping_rounds,
+            max_train_rows=max_train_rows,
+        )
+        self.params = {
+            "n_estimators": int(n_estimators),
+            "learning_rate": float(learning_rate),
+            "num_leaves": int(num_leaves),
+            "min_child_samples": int(min_child_samples),
+            "subsample": float(subsample),
+            "colsample_bytree": float(colsample_bytree),
+            "early_stopping_rounds": int(early_stopping_rounds),
+            "max_train_rows": int(max_train_rows),
+        }
         self.booster_ = None
 
     def _fit_state(self, prep: Prepared, progress: bool) -> None:
         import lightgbm as lgb
+
         p, cfg = self.params, self.config
         x, y = last_day_samples(prep, "train", self)
-        if len(x) > p["max_train_rows"]:   # a bound on fit time for big universes; seeded
+        if len(x) > p["max_train_rows"]:  # a bound on fit time for big universes; seeded
             keep = np.sort(np.random.default_rng(cfg.seed).choice(len(x), p["max_train_rows"], replace=False))
             x, y = x[keep], y[keep]
         xv, yv = last_day_samples(prep, "valid", self)
         clf = lgb.LGBMClassifier(
-            n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], num_leaves=p["num_leaves"],
-            min_child_samples=p["min_child_samples"], subsample=p["subsample"], subsample_freq=1,
-            colsample_bytree=p["colsample_bytree"], random_state=cfg.seed, n_jobs=cfg.threads, verbose=-1)
-        clf.fit(x, y.astype(int), eval_set=[(xv, yv.astype(int))], eval_metric="binary_logloss",
-                callbacks=[lgb.early_stopping(p["early_stopping_rounds"], verbose=False)])
+            n_estimators=p["n_estimators"],
+            learning_rate=p["learning_rate"],
+            num_leaves=p["num_leaves"],
+            min_child_samples=p["min_child_samples"],
+            subsample=p["subsample"],
+            subsample_freq=1,
+            colsample_bytree=p["colsample_bytree"],
+            random_state=cfg.seed,
+            n_jobs=cfg.threads,
+            verbose=-1,
+        )
+        clf.fit(
+            x,
+            y.astype(int),
+            eval_set=[(xv, yv.astype(int))],
+            eval_metric="binary_logloss",
+            callbacks=[lgb.early_stopping(p["early_stopping_rounds"], verbose=False)],
+        )
         best = int(clf.best_iteration_ or clf.n_estimators_)
         # predict through the saved text from the start, so a loaded model gives the same numbers
         self.booster_ = lgb.Booster(model_str=clf.booster_.model_to_string(num_iteration=best))
@@ -152,12 +195,15 @@ class LightGBMModel(BaseAlphaModel):
 
     def _load_state(self, files: dict, meta: dict) -> None:
         import lightgbm as lgb
+
         if self.FILE not in files:
             raise ArtifactError(f"the {self.KIND} artifact has no {self.FILE}; retrain it")
         self.booster_ = lgb.Booster(model_str=files[self.FILE].decode())
         if self.booster_.num_feature() != len(self.features_):
-            raise ArtifactError(f"{self.FILE}: a booster on {self.booster_.num_feature()} features, the manifest "
-                                f"names {len(self.features_)}; retrain it")
+            raise ArtifactError(
+                f"{self.FILE}: a booster on {self.booster_.num_feature()} features, the manifest "
+                f"names {len(self.features_)}; retrain it"
+            )
 
 
 # ---------------------------------------------------------------------- MLP
@@ -166,8 +212,9 @@ class AlphaMLP(nn.Module):
 
     def __init__(self, n_inputs: int, hidden: int = 32, dropout: float = 0.0):
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, 1))
+        self.body = nn.Sequential(
+            nn.Flatten(), nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
 
     def forward(self, x):
         return self.body(x).squeeze(-1)
@@ -193,7 +240,7 @@ def daily_rank_ic(values: np.ndarray, target: np.ndarray, dates: np.ndarray, min
     centred = ranks - ranks.groupby(frame["date"]).transform("mean")
     x, t = centred.drop(columns="target"), centred["target"]
     num = x.mul(t, axis=0).groupby(frame["date"]).sum()
-    den = np.sqrt((x ** 2).groupby(frame["date"]).sum().mul((t ** 2).groupby(frame["date"]).sum(), axis=0))
+    den = np.sqrt((x**2).groupby(frame["date"]).sum().mul((t**2).groupby(frame["date"]).sum(), axis=0))
     ic = num / den.where(den > 0)
     ic = ic[by_day.size() >= min_stocks]
     return ic.mean(axis=0).to_numpy()
@@ -214,15 +261,18 @@ class MomentumModel(BaseAlphaModel):
 
     def _fit_state(self, prep: Prepared, progress: bool) -> None:
         cfg, index = self.config, prep.index
-        ends = prep.ends("valid")   # purged: every label ends inside validation
+        ends = prep.ends("valid")  # purged: every label ends inside validation
         fwd = L.forward_excess_returns(prep.prices, prep.benchmark, cfg.horizon)
         ic = daily_rank_ic(index.rows[ends], lookup(fwd, index, ends), index.row_dates[ends])
         if not np.isfinite(ic).any():
             raise ConfigError("MomentumModel: no feature has a finite validation rank IC (fewer than 3 stocks a day?)")
         best = int(np.nanargmax(np.abs(ic)))
         self.feature_, self.sign_ = prep.features[best], float(np.sign(ic[best]) or 1.0)
-        self.report_.extra = {"feature": self.feature_, "sign": self.sign_,
-                              "valid_rank_ic": {n: float(v) for n, v in zip(prep.features, ic)}}
+        self.report_.extra = {
+            "feature": self.feature_,
+            "sign": self.sign_,
+            "valid_rank_ic": {n: float(v) for n, v in zip(prep.features, ic)},
+        }
 
     def _output(self, x: np.ndarray) -> np.ndarray:
         return self.sign_ * x[:, self.features_.index(self.feature_)].astype(np.float64)
@@ -239,8 +289,10 @@ class MomentumModel(BaseAlphaModel):
     def _load_state(self, files: dict, meta: dict) -> None:
         state = _read_json(files, self.FILE, self.KIND)
         if state.get("feature") not in self.features_ or state.get("sign") not in (1.0, -1.0):
-            raise ArtifactError(f"{self.FILE}: feature {state.get('feature')!r} / sign {state.get('sign')!r} do not "
-                                f"fit the features {self.features_}; retrain it")
+            raise ArtifactError(
+                f"{self.FILE}: feature {state.get('feature')!r} / sign {state.get('sign')!r} do not "
+                f"fit the features {self.features_}; retrain it"
+            )
         self.feature_, self.sign_ = state["feature"], float(state["sign"])
 
 

@@ -1,4 +1,5 @@
 """ModelConfig: every hyperparameter of the alpha model, explicit, with its default."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,11 +15,13 @@ LABEL_KINDS = ("classification", "regression")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    features: tuple = ()          # empty = models.features.DEFAULT_FEATURES
-    seq_len: int = 30             # window length in trading days
-    horizon: int = 10             # label horizon in trading days
-    label: str = "classification" # "classification": P(beat benchmark); "regression": the seed's z-scored excess return
-    stride: int = 1               # take every stride-th training window per ticker
+    features: tuple = ()  # empty = models.features.DEFAULT_FEATURES
+    seq_len: int = 30  # window length in trading days
+    horizon: int = 10  # label horizon in trading days
+    label: str = (
+        "classification"  # "classification": P(beat benchmark); "regression": the seed's z-scored excess return
+    )
+    stride: int = 1  # take every stride-th training window per ticker
     hidden: int = 32
     layers: int = 1
     dropout: float = 0.1
@@ -26,22 +29,33 @@ class ModelConfig:
     weight_decay: float = 1e-4
     batch_size: int = 512
     epochs: int = 15
-    patience: int = 3             # early stopping on the validation loss
+    patience: int = 3  # early stopping on the validation loss
     seed: int = 0
-    threads: int = 1              # torch threads; 1 is as fast on 2 cores and 20x faster when they are busy;
-                                  # predictions differ at ~1e-6 between counts, so it is recorded
+    threads: int = 1  # torch threads; 1 is as fast on 2 cores and 20x faster when they are busy;
+    # predictions differ at ~1e-6 between counts, so it is recorded
     split: Split = field(default_factory=Split)
 
     def __post_init__(self):
         checks = {
-            "seq_len": self.seq_len >= 1, "horizon": self.horizon >= 1, "stride": self.stride >= 1,
-            "hidden": self.hidden >= 1, "layers": self.layers >= 1, "batch_size": self.batch_size >= 1,
-            "epochs": self.epochs >= 1, "patience": self.patience >= 1, "threads": self.threads >= 1,
-            "dropout": 0.0 <= self.dropout < 1.0, "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
+            "seq_len": self.seq_len >= 1,
+            "horizon": self.horizon >= 1,
+            "stride": self.stride >= 1,
+            "hidden": self.hidden >= 1,
+            "layers": self.layers >= 1,
+            "batch_size": self.batch_size >= 1,
+            "epochs": self.epochs >= 1,
+            "patience": self.patience >= 1,
+            "threads": self.threads >= 1,
+            "dropout": 0.0 <= self.dropout < 1.0,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
         }
         for name, ok in checks.items():
             if not ok:
-                raise ConfigError(f"model parameter {name}={getattr(self, name)!r} is out of range; see models/config.py for valid values")
+                raise ConfigError(
+                    f"model parameter {name}={getattr(self, name)!r} is out of range; "
+                    "see models/config.py for valid values"
+                )
         if self.label not in LABEL_KINDS:
             raise ConfigError(f"model parameter label={self.label!r}: use one of {LABEL_KINDS}")
         object.__setattr__(self, "features", tuple(self.features))

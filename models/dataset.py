@@ -8,6 +8,7 @@ materialised [samples, seq_len, features] tensor.
 Purge: a training (validation) sample whose label horizon ends after the training (validation)
 period is dropped, so no fitted thing ever sees a price of a later period through its label.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ import pandas as pd
 from core.errors import ConfigError, DataError
 
 # What every split error tells the user to change.
-SPLIT_FIX = ("set the split with --split TRAIN_END,VALID_END (run_backtest.py) or [model.split] in a config file; "
-             "split = \"auto\" takes 60/20/20 % of the data's dates")
+SPLIT_FIX = (
+    "set the split with --split TRAIN_END,VALID_END (run_backtest.py) or [model.split] in a config file; "
+    'split = "auto" takes 60/20/20 % of the data\'s dates'
+)
 AUTO_SHARES = (0.6, 0.2, 0.2)
 
 
@@ -40,8 +43,10 @@ class Split:
         dates = [pd.Timestamp(getattr(self, f)) for f in names]
         for i in range(len(names) - 1):
             if dates[i] > dates[i + 1]:
-                raise ConfigError(f"split dates must be in order: {names[i]}={dates[i].date()} comes after "
-                                  f"{names[i + 1]}={dates[i + 1].date()}; {SPLIT_FIX}")
+                raise ConfigError(
+                    f"split dates must be in order: {names[i]}={dates[i].date()} comes after "
+                    f"{names[i + 1]}={dates[i + 1].date()}; {SPLIT_FIX}"
+                )
 
     def period(self, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         return pd.Timestamp(getattr(self, f"{name}_start")), pd.Timestamp(getattr(self, f"{name}_end"))
@@ -50,8 +55,10 @@ class Split:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     def describe(self) -> str:
-        return ", ".join(f"{name} {self.period(name)[0].date()} .. {self.period(name)[1].date()}"
-                         for name in ("train", "valid", "test"))
+        return ", ".join(
+            f"{name} {self.period(name)[0].date()} .. {self.period(name)[1].date()}"
+            for name in ("train", "valid", "test")
+        )
 
 
 def _day(ts) -> str:
@@ -70,16 +77,26 @@ def auto_split(dates, horizon: int, shares=AUTO_SHARES) -> Split:
     n_train = int(np.floor(shares[0] * n))
     n_valid = int(np.floor((shares[0] + shares[1]) * n)) - n_train
     n_test = n - n_train - n_valid
-    short = {name: k for name, k in (("train", n_train), ("valid", n_valid), ("test", n_test))
-             if k <= (h if name != "test" else 0)}
+    short = {
+        name: k
+        for name, k in (("train", n_train), ("valid", n_valid), ("test", n_test))
+        if k <= (h if name != "test" else 0)
+    }
     if short:
-        raise DataError(f"the data has {n} dates; the auto split ({'/'.join(f'{100 * x:.0f}' for x in shares)} %) "
-                        f"gives {', '.join(f'{k} {name}' for name, k in short.items())} dates, which a "
-                        f"{h}-day label purge leaves empty: give more history, or {SPLIT_FIX}")
+        raise DataError(
+            f"the data has {n} dates; the auto split ({'/'.join(f'{100 * x:.0f}' for x in shares)} %) "
+            f"gives {', '.join(f'{k} {name}' for name, k in short.items())} dates, which a "
+            f"{h}-day label purge leaves empty: give more history, or {SPLIT_FIX}"
+        )
     cut_train, cut_valid = n_train, n_train + n_valid
-    return Split(train_start=_day(dates[0]), train_end=_day(dates[cut_train - 1]),
-                 valid_start=_day(dates[cut_train]), valid_end=_day(dates[cut_valid - 1]),
-                 test_start=_day(dates[cut_valid]), test_end=_day(dates[-1]))
+    return Split(
+        train_start=_day(dates[0]),
+        train_end=_day(dates[cut_train - 1]),
+        valid_start=_day(dates[cut_train]),
+        valid_end=_day(dates[cut_valid - 1]),
+        test_start=_day(dates[cut_valid]),
+        test_end=_day(dates[-1]),
+    )
 
 
 def split_from_ends(train_end, valid_end, train_start="", test_end="") -> dict:
@@ -91,11 +108,19 @@ def split_from_ends(train_end, valid_end, train_start="", test_end="") -> dict:
     except (ValueError, TypeError):
         raise ConfigError(f"--split {train_end},{valid_end}: give two dates YYYY-MM-DD, TRAIN_END,VALID_END") from None
     if pd.isna(a) or pd.isna(b) or not a < b:
-        raise ConfigError(f"--split {train_end},{valid_end}: TRAIN_END must come before VALID_END "
-                          "(validation runs from the day after TRAIN_END to VALID_END, test after it)")
+        raise ConfigError(
+            f"--split {train_end},{valid_end}: TRAIN_END must come before VALID_END "
+            "(validation runs from the day after TRAIN_END to VALID_END, test after it)"
+        )
     one = pd.Timedelta(days=1)
-    return {"train_start": train_start, "train_end": _day(a), "valid_start": _day(a + one), "valid_end": _day(b),
-            "test_start": _day(b + one), "test_end": test_end}
+    return {
+        "train_start": train_start,
+        "train_end": _day(a),
+        "valid_start": _day(a + one),
+        "valid_end": _day(b),
+        "test_start": _day(b + one),
+        "test_end": test_end,
+    }
 
 
 def fill_split(split: dict, dates) -> Split:
@@ -109,7 +134,9 @@ def fill_split(split: dict, dates) -> Split:
         filled["test_end"] = _day(dates[-1])
     missing = [k for k, v in filled.items() if not v]
     if missing:
-        raise ConfigError(f"split keys {missing} are empty; only train_start and test_end may be left empty; {SPLIT_FIX}")
+        raise ConfigError(
+            f"split keys {missing} are empty; only train_start and test_end may be left empty; {SPLIT_FIX}"
+        )
     return Split(**filled)
 
 
@@ -119,8 +146,10 @@ def check_split_covers(split: Split, dates) -> None:
     for name in ("train", "valid", "test"):
         start, end = split.period(name)
         if not ((dates >= start) & (dates <= end)).any():
-            raise DataError(f"the {name} period {start.date()} .. {end.date()} holds none of the data's dates "
-                            f"({dates[0].date()} .. {dates[-1].date()}): {SPLIT_FIX}")
+            raise DataError(
+                f"the {name} period {start.date()} .. {end.date()} holds none of the data's dates "
+                f"({dates[0].date()} .. {dates[-1].date()}): {SPLIT_FIX}"
+            )
 
 
 @dataclass
@@ -128,10 +157,10 @@ class WindowIndex:
     """Flat feature rows of all tickers, compacted to each ticker's own trading days, and the
     samples (windows) that can be drawn from them."""
 
-    rows: np.ndarray          # [R, F] float32 features, ticker after ticker
-    row_dates: np.ndarray     # [R] datetime64 date of each row
-    row_ticker: np.ndarray    # [R] int ticker index of each row
-    ends: np.ndarray          # [S] flat row index where each valid window ends
+    rows: np.ndarray  # [R, F] float32 features, ticker after ticker
+    row_dates: np.ndarray  # [R] datetime64 date of each row
+    row_ticker: np.ndarray  # [R] int ticker index of each row
+    ends: np.ndarray  # [S] flat row index where each valid window ends
     seq_len: int
     tickers: list
 
@@ -145,7 +174,9 @@ class WindowIndex:
         return source[ends[:, None] + offsets[None, :]]
 
 
-def build_windows(features: np.ndarray, traded: np.ndarray, dates: pd.DatetimeIndex, tickers, seq_len: int) -> WindowIndex:
+def build_windows(
+    features: np.ndarray, traded: np.ndarray, dates: pd.DatetimeIndex, tickers, seq_len: int
+) -> WindowIndex:
     """features [T, N, F] on the panel calendar; traded [T, N] bool (the stock has a bar that day).
 
     Each ticker's rows are compacted to its own trading days; a window is valid when all of its
@@ -187,7 +218,9 @@ def lookup(frame: pd.DataFrame, index: WindowIndex, ends: np.ndarray) -> np.ndar
     return frame.to_numpy()[rows, cols]
 
 
-def split_samples(index: WindowIndex, labels: pd.DataFrame, label_ends: pd.DataFrame, split: Split, stride: int = 1) -> dict:
+def split_samples(
+    index: WindowIndex, labels: pd.DataFrame, label_ends: pd.DataFrame, split: Split, stride: int = 1
+) -> dict:
     """Sample positions (into index.ends) for train / valid / test.
 
     train and valid: label known, label horizon ends inside the period (purge); every `stride`-th
@@ -228,13 +261,18 @@ class Scaler:
         x = rows[mask]
         finite_rows = x[np.isfinite(x).all(axis=1)]
         if len(finite_rows) == 0:
-            raise ConfigError(f"no training rows between {start} and {end}: check the split dates against the data; "
-                              f"{SPLIT_FIX}")
+            raise ConfigError(
+                f"no training rows between {start} and {end}: check the split dates against the data; {SPLIT_FIX}"
+            )
         center = np.median(finite_rows, axis=0)
         q75, q25 = np.percentile(finite_rows, [75, 25], axis=0)
         scale = np.where(q75 - q25 > 1e-12, q75 - q25, 1.0)
         seen = row_dates[mask]
-        return cls(center.astype(np.float32), scale.astype(np.float32), (str(pd.Timestamp(seen.min()).date()), str(pd.Timestamp(seen.max()).date())))
+        return cls(
+            center.astype(np.float32),
+            scale.astype(np.float32),
+            (str(pd.Timestamp(seen.min()).date()), str(pd.Timestamp(seen.max()).date())),
+        )
 
     def transform(self, rows: np.ndarray) -> np.ndarray:
         # clip: a robust z of ±10 already means "extreme"; bigger values only destabilise the LSTM

@@ -17,6 +17,7 @@ Semantics that the Backtrader indicator relies on (it calls this same code on on
 Naming follows the seed (see README): the seed's `spy_*` market features are `bench_*` here,
 because the benchmark is whatever series the user passes (the S&P 500 index on embedded data).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,8 +48,10 @@ class FeatureInputs:
 
     def take(self, rows, columns) -> "FeatureInputs":
         """The same inputs on a subset of rows (boolean mask or slice) and column positions."""
+
         def cut(frame):
             return None if frame is None else frame.iloc[rows, columns]
+
         return FeatureInputs(**{k: cut(getattr(self, k)) for k in self.__dataclass_fields__})
 
 
@@ -62,6 +65,7 @@ class Feature:
 
 
 # --- building blocks (pure, wide frames in, wide frames out) ---------------------------------------
+
 
 def _log_return(frame: pd.DataFrame, days: int) -> pd.DataFrame:
     return np.log(frame / frame.shift(days))
@@ -92,9 +96,11 @@ def _safe_ratio(num: pd.DataFrame, den: pd.DataFrame, when_zero: float) -> pd.Da
 
 # --- feature families --------------------------------------------------------------------------------
 
+
 def log_return(days: int):
     def compute(inputs: FeatureInputs) -> pd.DataFrame:
         return _log_return(inputs.close, days)
+
     return compute
 
 
@@ -130,6 +136,7 @@ def ema_gap(span: int):
     def compute(inputs: FeatureInputs) -> pd.DataFrame:
         ema = _ema(inputs.close, span)
         return (inputs.close - ema) / ema
+
     return compute
 
 
@@ -137,6 +144,7 @@ def sma_gap(window: int):
     def compute(inputs: FeatureInputs) -> pd.DataFrame:
         sma = _sma(inputs.close, window)
         return (inputs.close - sma) / sma
+
     return compute
 
 
@@ -145,12 +153,14 @@ def wilder_rsi(period: int):
 
     Written as gain / (gain + loss), which equals 1 - 1/(1 + RS) and is 1 when there was no loss;
     a window with neither gain nor loss (a flat price) is 0.5, neutral, rather than NaN."""
+
     def compute(inputs: FeatureInputs) -> pd.DataFrame:
         change = inputs.close.diff()
         smooth = dict(alpha=1.0 / period, adjust=False, min_periods=period)
         gain = change.clip(lower=0.0).ewm(**smooth).mean()
         loss = (-change).clip(lower=0.0).ewm(**smooth).mean()
         return _safe_ratio(gain, gain + loss, when_zero=0.5)
+
     return compute
 
 
@@ -206,6 +216,7 @@ def historical_vol_ratio(inputs: FeatureInputs) -> pd.DataFrame:
 def bench_return(days: int):
     def compute(inputs: FeatureInputs) -> pd.DataFrame:
         return _log_return(_need(inputs, "benchmark"), days)
+
     return compute
 
 
@@ -221,10 +232,12 @@ def vix_level(inputs: FeatureInputs) -> pd.DataFrame:
 def relative_return(days: int):
     def compute(inputs: FeatureInputs) -> pd.DataFrame:
         return _log_return(inputs.close, days) - _log_return(_need(inputs, "benchmark"), days)
+
     return compute
 
 
 # --- the registry ---------------------------------------------------------------------------------
+
 
 def _registry() -> dict[str, Feature]:
     C = frozenset({"close"})
@@ -250,7 +263,9 @@ def _registry() -> dict[str, Feature]:
     items += [
         Feature("macd_dif", C, 25, macd_dif, "(EMA12 - EMA26) / C"),
         Feature("macd_hist", C, 33, macd_hist, "2 (DIF - DEA9) / C"),
-        Feature("bb_position", C, 19, bollinger_position, "(C - lower) / (upper - lower), Bollinger 20, 2, population std"),
+        Feature(
+            "bb_position", C, 19, bollinger_position, "(C - lower) / (upper - lower), Bollinger 20, 2, population std"
+        ),
         Feature("bb_width", C, 19, bollinger_width, "(upper - lower) / mid"),
         Feature("obv_momentum", CV, 19, obv_momentum, "(OBV - MA20(OBV)) / |MA20(OBV)|"),
         Feature("hv_ratio", C, 60, historical_vol_ratio, "std of 10 daily log returns / std of 60"),
@@ -275,15 +290,30 @@ SEED_FEATURES = ["sma100_gap", "sma60_gap", "rsi14", "bb_position", "k_upper"]
 # MACD, Bollinger) rather than three near-duplicate RSIs; the volatility regime of the stock
 # (hv_ratio, bb_width) and of the market (bench_vol). Longest warm-up: sma200_gap, 199 bars.
 DEFAULT_FEATURES = [
-    "log_ret_1", "log_ret_5", "log_ret_10", "log_ret_20",
-    "rel_ret_1", "rel_ret_5", "rel_ret_10", "rel_ret_20",
-    "ema10_gap", "ema30_gap", "sma60_gap", "sma200_gap",
-    "rsi14", "macd_dif", "macd_hist", "bb_position", "bb_width",
-    "hv_ratio", "bench_vol",
+    "log_ret_1",
+    "log_ret_5",
+    "log_ret_10",
+    "log_ret_20",
+    "rel_ret_1",
+    "rel_ret_5",
+    "rel_ret_10",
+    "rel_ret_20",
+    "ema10_gap",
+    "ema30_gap",
+    "sma60_gap",
+    "sma200_gap",
+    "rsi14",
+    "macd_dif",
+    "macd_hist",
+    "bb_position",
+    "bb_width",
+    "hv_ratio",
+    "bench_vol",
 ]
 
 
 # --- public functions ----------------------------------------------------------------------------
+
 
 def _check_known(names: Iterable[str]) -> list[str]:
     names = list(names)
@@ -366,21 +396,26 @@ class OwnBars:
         return out
 
 
-def compute_features(panel: PricePanel, benchmark: pd.Series | None, names, vix: pd.Series | None = None
-                     ) -> dict[str, pd.DataFrame]:
+def compute_features(
+    panel: PricePanel, benchmark: pd.Series | None, names, vix: pd.Series | None = None
+) -> dict[str, pd.DataFrame]:
     """{name: DataFrame on panel.dates x panel.tickers} for each feature in `names`.
 
     Raises DataError when a feature needs an input that is not real data here (e.g. k_upper on a
     close-only panel); use usable_features() first to leave those out."""
     names = _check_known(names)
-    available = set(panel.available) | ({"benchmark"} if benchmark is not None else set()) | (
-        {"vix"} if vix is not None else set())
+    available = (
+        set(panel.available)
+        | ({"benchmark"} if benchmark is not None else set())
+        | ({"vix"} if vix is not None else set())
+    )
     for name in names:
         missing = sorted(FEATURES[name].needs - available)
         if missing:
             raise DataError(
                 f"feature {name!r} needs {missing}, which the data {panel.name!r} does not have "
-                f"(available: {sorted(available)}); leave it out (see usable_features) or load data with {missing}")
+                f"(available: {sorted(available)}); leave it out (see usable_features) or load data with {missing}"
+            )
     own_bars = OwnBars(panel_inputs(panel, benchmark, vix))
     result = {}
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -400,11 +435,19 @@ def feature_array(features: Mapping[str, pd.DataFrame], names) -> np.ndarray:
     return np.stack([features[n].to_numpy(dtype=np.float32) for n in names], axis=-1)
 
 
-def stock_features(frame: pd.DataFrame, benchmark: pd.Series | None, names, vix: pd.Series | None = None,
-                   available=None, ticker: str = "stock") -> pd.DataFrame:
+def stock_features(
+    frame: pd.DataFrame,
+    benchmark: pd.Series | None,
+    names,
+    vix: pd.Series | None = None,
+    available=None,
+    ticker: str = "stock",
+) -> pd.DataFrame:
     """Features of one stock from its own OHLCV frame (lowercase columns, its trading days):
     a DataFrame date x feature, the same numbers compute_features gives for that stock."""
-    fields = {f: frame[[f]].set_axis([ticker], axis=1) for f in ("open", "high", "low", "close", "volume") if f in frame}
+    fields = {
+        f: frame[[f]].set_axis([ticker], axis=1) for f in ("open", "high", "low", "close", "volume") if f in frame
+    }
     if available is None:
         available = {f for f, fr in fields.items() if fr[ticker].notna().any()}
     panel = PricePanel(fields, available=available, name=ticker)

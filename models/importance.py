@@ -5,6 +5,7 @@ features and its label), score again, and record how much the loss rises. Repeat
 times with different shuffles; the mean and spread of the rise are reported. The test period is
 never touched: importance measured there would be one more way of choosing a model on it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,9 +20,10 @@ from models.dataset import split_samples
 def _loss(model, windows: np.ndarray, y: np.ndarray) -> float:
     loss_fn = nn.BCEWithLogitsLoss() if model.config.label == "classification" else nn.MSELoss()
     from models.train import net_output
+
     out = np.empty(len(windows), dtype=np.float32)
-    for start in range(0, len(windows), 8192):   # eval mode (dropout off), as predict
-        out[start:start + 8192] = net_output(model.net_, windows[start:start + 8192])
+    for start in range(0, len(windows), 8192):  # eval mode (dropout off), as predict
+        out[start : start + 8192] = net_output(model.net_, windows[start : start + 8192])
     return float(loss_fn(torch.from_numpy(out), torch.from_numpy(y.astype(np.float32))))
 
 
@@ -51,6 +53,14 @@ def permutation_importance(model, prices, benchmark, vix=None, repeats: int = 5,
             shuffled = windows.copy()
             shuffled[:, :, f] = windows[rng.permutation(len(windows)), :, f]
             rises.append(_loss(model, shuffled, y) - base)
-        rows.append({"feature": name, "loss_increase": float(np.mean(rises)), "std": float(np.std(rises, ddof=1)) if repeats > 1 else 0.0,
-                     "base_loss": base, "repeats": repeats, "n_samples": len(windows)})
+        rows.append(
+            {
+                "feature": name,
+                "loss_increase": float(np.mean(rises)),
+                "std": float(np.std(rises, ddof=1)) if repeats > 1 else 0.0,
+                "base_loss": base,
+                "repeats": repeats,
+                "n_samples": len(windows),
+            }
+        )
     return pd.DataFrame(rows).sort_values("loss_increase", ascending=False, ignore_index=True)

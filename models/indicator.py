@@ -15,6 +15,7 @@ Two paths, same numbers (tested):
 - `next()` (runonce=False, live feeds): scores only the newest window, from the last bars that
   the data has delivered so far (never from preloaded future bars).
 """
+
 from __future__ import annotations
 
 import backtrader as bt
@@ -87,14 +88,20 @@ class BatchScorer:
 
     def scores(self) -> pd.DataFrame:
         if self._scores is None:
-            frames = {ind.ticker: with_history(data_frame(ind.data), self.stock_history(ind.ticker)) for ind in self.members}
+            frames = {
+                ind.ticker: with_history(data_frame(ind.data), self.stock_history(ind.ticker)) for ind in self.members
+            }
             fields = {f: pd.DataFrame({t: fr[f] for t, fr in frames.items()}).sort_index() for f in FIELDS}
             panel = PricePanel(fields, available=set(FIELDS), name="cerebro")
             bench = None
             if self.benchmark is not None:
                 bench = with_history(benchmark_series(self.benchmark).to_frame(), self.bench_history())["close"]
             # score only the feeds' own days; the history before them is warm-up
-            first_fed = min(bt_dates(ind.data.lines.datetime.array[:1])[0] for ind in self.members if len(ind.data.lines.datetime.array))
+            first_fed = min(
+                bt_dates(ind.data.lines.datetime.array[:1])[0]
+                for ind in self.members
+                if len(ind.data.lines.datetime.array)
+            )
             self._scores = self.model.predict(panel, bench, start=first_fed)
         return self._scores
 
@@ -116,8 +123,10 @@ class AlphaIndicator(LeanLinesMixin, bt.Indicator):
         self.bench = self.datas[1] if len(self.datas) > 1 else None
         needs_bench = any("benchmark" in _needs(n) for n in self.p.model.features_)
         if needs_bench and self.bench is None:
-            raise ConfigError(f"{name}({self.ticker}): the model's features use the benchmark; "
-                              f"pass it as the second data: {name}(stock, benchmark, model=model)")
+            raise ConfigError(
+                f"{name}({self.ticker}): the model's features use the benchmark; "
+                f"pass it as the second data: {name}(stock, benchmark, model=model)"
+            )
         self.scorer = self.p.scorer or BatchScorer(self.p.model, self.bench)
         self.scorer.register(self)
         self._history = self.p.model.warmup + EWM_MARGIN_BARS
@@ -159,13 +168,15 @@ class AlphaIndicator(LeanLinesMixin, bt.Indicator):
             return
         self._last_len = n
         size = min(n, self._history)
-        frame = with_history(data_frame(self.data, size), self.scorer.stock_history(self.ticker)).iloc[-self._history:]
+        frame = with_history(data_frame(self.data, size), self.scorer.stock_history(self.ticker)).iloc[-self._history :]
         bench = None
         if self.bench is not None:
             # as of the stock's date: the benchmark may already hold the next day's bar
             recent = benchmark_series(self.bench, size=min(len(self.bench), size + 50)).to_frame()
-            bench = with_history(recent, self.scorer.bench_history())["close"].loc[:frame.index[-1]]
-        panel = PricePanel({f: frame[[f]].set_axis([self.ticker], axis=1) for f in FIELDS}, available=set(FIELDS), name=self.ticker)
+            bench = with_history(recent, self.scorer.bench_history())["close"].loc[: frame.index[-1]]
+        panel = PricePanel(
+            {f: frame[[f]].set_axis([self.ticker], axis=1) for f in FIELDS}, available=set(FIELDS), name=self.ticker
+        )
         self.lines.score[0] = float(self.p.model.predict(panel, bench, last_only=True).iloc[-1, 0])
 
 
@@ -177,4 +188,5 @@ class LSTMAlpha(AlphaIndicator):
 
 def _needs(feature_name: str) -> frozenset:
     from models.features import FEATURES
+
     return FEATURES[feature_name].needs

@@ -6,6 +6,7 @@ benchmark as of each date, past values only). A label dated t is known only on i
 (`label_end_dates`), later than t: the dataset purges samples whose end date crosses a split
 boundary.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,9 @@ def forward_excess_returns(panel: PricePanel, benchmark: pd.Series, horizon: int
     return stock - bench
 
 
-def make_labels(panel: PricePanel, benchmark: pd.Series, horizon: int = 10, kind: str = "classification"
-                ) -> pd.DataFrame:
+def make_labels(
+    panel: PricePanel, benchmark: pd.Series, horizon: int = 10, kind: str = "classification"
+) -> pd.DataFrame:
     """Label panel (date x ticker), NaN where unknown.
 
     - "classification": 1.0 if the stock beat the benchmark over the next `horizon` own bars, else
@@ -81,7 +83,9 @@ def label_end_dates(panel: PricePanel, horizon: int) -> pd.DataFrame:
     horizon = _check_horizon(horizon)
     positions = pd.DataFrame(
         np.broadcast_to(np.arange(len(panel.dates), dtype="float64")[:, None], panel.close.shape),
-        index=panel.dates, columns=panel.close.columns).where(panel.close.notna())
+        index=panel.dates,
+        columns=panel.close.columns,
+    ).where(panel.close.notna())
     own = OwnBars(FeatureInputs(close=positions))
     end = own.apply(lambda x: x.close.shift(-horizon))
     known = np.isfinite(end)

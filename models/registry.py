@@ -6,6 +6,7 @@
 To add a model: subclass models.base.BaseAlphaModel (or models.train.TorchNetModel), give it a
 NAME and KIND, and list it in ZOO below.
 """
+
 from __future__ import annotations
 
 from core.errors import ArtifactError, ConfigError
@@ -14,6 +15,7 @@ from core.errors import ArtifactError, ConfigError
 def zoo() -> dict:
     from models.baselines import LightGBMModel, LogisticModel, MLPModel, MomentumModel, RandomModel
     from models.train import AlphaModel
+
     return {cls.NAME: cls for cls in (AlphaModel, LogisticModel, LightGBMModel, MLPModel, MomentumModel, RandomModel)}
 
 
@@ -23,10 +25,13 @@ MODEL_NAMES = ("lstm", "logistic", "lightgbm", "mlp", "momentum", "random")
 def model_class(name: str | None, where: str = "") -> type:
     classes = zoo()
     if name is None:
-        name = "lstm"   # artifacts written before the zoo hold the LSTM
+        name = "lstm"  # artifacts written before the zoo hold the LSTM
     if name not in classes:
-        raise ArtifactError(f"{where}: model {name!r} is not one of the zoo's {sorted(classes)}") if where else \
-            ConfigError(f"model {name!r} is unknown; choose one of {', '.join(MODEL_NAMES)}")
+        raise (
+            ArtifactError(f"{where}: model {name!r} is not one of the zoo's {sorted(classes)}")
+            if where
+            else ConfigError(f"model {name!r} is unknown; choose one of {', '.join(MODEL_NAMES)}")
+        )
     return classes[name]
 
 
@@ -48,4 +53,5 @@ def model_from_state(state: dict, where: str = "state"):
 def load_model(path):
     """Any zoo model from its saved directory (models.artifact checks the files)."""
     from models.artifact import read_artifact
+
     return model_from_state(read_artifact(path, artifact_kinds()), where=str(path))

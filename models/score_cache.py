@@ -19,6 +19,7 @@ set of windows scored together, so to reproduce an LSTMAlpha run exactly, score 
 Cerebro sees (the fed tickers, up to the backtest's end) with start = its first day, as
 sweep.period_scores does; LSTMAlpha's BatchScorer makes the same model.predict call.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,10 +42,13 @@ def model_fingerprint(model) -> str:
     if not hasattr(model, "folds"):
         return model.fingerprint()
     model._check_fitted()
-    h = hashlib.sha256()   # a walk-forward bundle: its plan, its model's name, each fold's period and model
+    h = hashlib.sha256()  # a walk-forward bundle: its plan, its model's name, each fold's period and model
     h.update(json.dumps(getattr(model, "params", {}), sort_keys=True, default=str).encode())
-    h.update(json.dumps([getattr(model, "model_name", "lstm"), getattr(model, "model_params", {})],
-                        sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            [getattr(model, "model_name", "lstm"), getattr(model, "model_params", {})], sort_keys=True, default=str
+        ).encode()
+    )
     for fold in model.folds:
         h.update(repr(fold.split).encode())
         h.update(fold.model.fingerprint().encode())
@@ -52,18 +56,20 @@ def model_fingerprint(model) -> str:
 
 
 def data_fingerprint(prices: PricePanel, benchmark: pd.Series | None, vix: pd.Series | None = None) -> str:
-    parts = [prices.fingerprint(),
-             series_fingerprint(benchmark) if benchmark is not None else "no-benchmark",
-             series_fingerprint(vix) if vix is not None else "no-vix"]
+    parts = [
+        prices.fingerprint(),
+        series_fingerprint(benchmark) if benchmark is not None else "no-benchmark",
+        series_fingerprint(vix) if vix is not None else "no-vix",
+    ]
     return ":".join(parts)
 
 
-def score_key(model, prices: PricePanel, benchmark: pd.Series | None, vix: pd.Series | None = None,
-              start=None) -> str:
+def score_key(model, prices: PricePanel, benchmark: pd.Series | None, vix: pd.Series | None = None, start=None) -> str:
     """The cache key of model.predict(prices, benchmark, vix, start=start): 24 hex digits."""
     import torch
 
     from models.train import INFERENCE_BATCH
+
     first = "all" if start is None else str(pd.Timestamp(start).date())
     # the batch size and torch build change the last float bits of a score: part of the key
     engine = f"torch{torch.__version__}:batch{INFERENCE_BATCH}"
@@ -87,8 +93,10 @@ class ScoreCache:
         try:
             return pd.read_parquet(path)
         except Exception as exc:  # a damaged file: say which, and how to fix it
-            raise ArtifactError(f"score cache {path}: unreadable ({type(exc).__name__}: {exc}); "
-                                f"delete the file and it will be recomputed") from exc
+            raise ArtifactError(
+                f"score cache {path}: unreadable ({type(exc).__name__}: {exc}); "
+                f"delete the file and it will be recomputed"
+            ) from exc
 
     def write(self, key: str, scores: pd.DataFrame) -> Path:
         path = self.path(key)
@@ -96,8 +104,9 @@ class ScoreCache:
             scores.to_parquet(tmp)
         return path
 
-    def get_or_compute(self, model, prices: PricePanel, benchmark: pd.Series | None,
-                       vix: pd.Series | None = None, start=None) -> tuple[pd.DataFrame, bool]:
+    def get_or_compute(
+        self, model, prices: PricePanel, benchmark: pd.Series | None, vix: pd.Series | None = None, start=None
+    ) -> tuple[pd.DataFrame, bool]:
         """(scores, hit): the cached model.predict(prices, benchmark, vix, start=start), computed on a miss."""
         key = score_key(model, prices, benchmark, vix, start)
         cached = self.read(key)
@@ -109,8 +118,14 @@ class ScoreCache:
         return self.read(key), False
 
 
-def cached_scores(model, prices: PricePanel, benchmark: pd.Series | None, vix: pd.Series | None = None,
-                  start=None, cache_dir=DEFAULT_CACHE_DIR) -> tuple[pd.DataFrame, bool]:
+def cached_scores(
+    model,
+    prices: PricePanel,
+    benchmark: pd.Series | None,
+    vix: pd.Series | None = None,
+    start=None,
+    cache_dir=DEFAULT_CACHE_DIR,
+) -> tuple[pd.DataFrame, bool]:
     """(scores, hit): model.predict(prices, benchmark, vix, start=start) from cache_dir, or
     computed and stored. `start` scores only windows ending on or after it (earlier rows are warm-up)."""
     return ScoreCache(cache_dir).get_or_compute(model, prices, benchmark, vix, start)

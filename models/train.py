@@ -12,6 +12,7 @@ before that rule: three training-mode scorings of one set of weights gave valida
 0.6920 / 0.6933 / 0.6926 against epoch-to-epoch changes of ~3e-4, so the epoch choice followed
 dropout noise.
 """
+
 from __future__ import annotations
 
 import io
@@ -99,9 +100,10 @@ def fit_network(model: "TorchNetModel", net: nn.Module, prep: Prepared, progress
     bar = tqdm(range(1, cfg.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in bar:
         order = rng.permutation(len(train_ends))
-        batches = (order[start:start + cfg.batch_size] for start in range(0, len(order), cfg.batch_size))
-        train_loss = train_one_epoch(net, optimiser, loss_fn, batches,
-                                     lambda batch: index.gather(train_ends[batch], scaled), y_train)
+        batches = (order[start : start + cfg.batch_size] for start in range(0, len(order), cfg.batch_size))
+        train_loss = train_one_epoch(
+            net, optimiser, loss_fn, batches, lambda batch: index.gather(train_ends[batch], scaled), y_train
+        )
         valid_loss = evaluate(model, prep, loss_fn, y_valid)
         report.history.append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss})
         bar.set_postfix(train=f"{train_loss:.4f}", valid=f"{valid_loss:.4f}")

@@ -12,15 +12,17 @@ Fold i, refit on date d_i (first_test, first_test + refit_every_months, ...):
 - training: from the config's train_start ("expanding") or d_i - valid_years - rolling_years
   ("rolling") to the day before validation starts;
 - scores: the dates in [d_i, d_i+1); the last fold also scores everything after it.
-Each fold is an ordinary fit of a zoo model (models.registry; the LSTM by default) with that Split, so labels whose horizon crosses the end
-of training (validation) are purged, and its `report_.windows["last_label_date"]` (the last date
-any label it learned from reached) lies before d_i. Each fold is also handed only the prices up to
-the end of its validation period, so it could not see a later price even by mistake.
+Each fold is an ordinary fit of a zoo model (models.registry; the LSTM by default) with that Split,
+so labels whose horizon crosses the end of training (validation) are purged, and its
+`report_.windows["last_label_date"]` (the last date any label it learned from reached) lies before
+d_i. Each fold is also handed only the prices up to the end of its validation period, so it could
+not see a later price even by mistake.
 
 WalkForwardModel has the one model interface (models.base: predict, warmup, features_, config, save,
 load), so the alpha indicators and the rest of the project use it unchanged; windows, column checks,
 the last_only / start filters and batched scoring are models.base's, shared with every zoo model.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from core.errors import ArtifactError, ConfigError
 from core.io import atomic_dir
 from feeds.panel import PricePanel, series_fingerprint
@@ -64,8 +67,15 @@ def refit_dates(first_test, last_test, refit_every_months: int) -> list[pd.Times
     return dates
 
 
-def plan_folds(train_start, first_test, last_test, refit_every_months: int = 12, window: str = "expanding",
-               rolling_years: int = 10, valid_years: int = 3) -> list[Split]:
+def plan_folds(
+    train_start,
+    first_test,
+    last_test,
+    refit_every_months: int = 12,
+    window: str = "expanding",
+    rolling_years: int = 10,
+    valid_years: int = 3,
+) -> list[Split]:
     """One Split per refit date; its test period is the range of dates that fold scores."""
     checks = {"refit_every_months": refit_every_months, "rolling_years": rolling_years, "valid_years": valid_years}
     for name, value in checks.items():
@@ -80,16 +90,26 @@ def plan_folds(train_start, first_test, last_test, refit_every_months: int = 12,
     splits = []
     for i, d in enumerate(dates):
         valid_start = d - pd.DateOffset(years=valid_years)
-        train_start = (pd.Timestamp(train_start) if window == "expanding"
-                       else d - pd.DateOffset(years=valid_years + rolling_years))
+        train_start = (
+            pd.Timestamp(train_start) if window == "expanding" else d - pd.DateOffset(years=valid_years + rolling_years)
+        )
         test_end = dates[i + 1] - one_day if i + 1 < len(dates) else pd.Timestamp(last_test)
         if train_start >= valid_start:
-            raise ConfigError(f"WalkForwardModel fold {i} (refit {_day(d)}): the training period would start on "
-                              f"{_day(train_start)}, not before validation starts on {_day(valid_start)}; move "
-                              "split.train_start earlier, first_test later, or lower valid_years")
-        splits.append(Split(train_start=_day(train_start), train_end=_day(valid_start - one_day),
-                            valid_start=_day(valid_start), valid_end=_day(d - one_day),
-                            test_start=_day(d), test_end=_day(test_end)))
+            raise ConfigError(
+                f"WalkForwardModel fold {i} (refit {_day(d)}): the training period would start on "
+                f"{_day(train_start)}, not before validation starts on {_day(valid_start)}; move "
+                "split.train_start earlier, first_test later, or lower valid_years"
+            )
+        splits.append(
+            Split(
+                train_start=_day(train_start),
+                train_end=_day(valid_start - one_day),
+                valid_start=_day(valid_start),
+                valid_end=_day(d - one_day),
+                test_start=_day(d),
+                test_end=_day(test_end),
+            )
+        )
     return splits
 
 
@@ -127,8 +147,9 @@ def _fit_payload(task: tuple, prices: PricePanel, benchmark: pd.Series, vix) -> 
     cut = pd.Timestamp(config.split.valid_end)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dropped features are reported once by the parent
-        model = make_model(kind, config, **params).fit(prices.between(None, cut), benchmark.loc[:cut],
-                                                       None if vix is None else vix.loc[:cut], progress=False)
+        model = make_model(kind, config, **params).fit(
+            prices.between(None, cut), benchmark.loc[:cut], None if vix is None else vix.loc[:cut], progress=False
+        )
     return with_checksums(model.state())
 
 
@@ -183,19 +204,42 @@ class WalkForwardModel:
     the first fold's train/valid periods and test = [first_test, last_test], the span where every
     score is out of sample. The folds' own Splits are in `self.folds[i].split`."""
 
-    def __init__(self, config: ModelConfig | None = None, first_test="2017-01-01", last_test="2022-12-31",
-                 refit_every_months: int = 12, window: str = "expanding", rolling_years: int = 10,
-                 valid_years: int = 3, model: str = "lstm", model_params: dict | None = None):
+    def __init__(
+        self,
+        config: ModelConfig | None = None,
+        first_test="2017-01-01",
+        last_test="2022-12-31",
+        refit_every_months: int = 12,
+        window: str = "expanding",
+        rolling_years: int = 10,
+        valid_years: int = 3,
+        model: str = "lstm",
+        model_params: dict | None = None,
+    ):
         self.model_name, self.model_params = model, dict(model_params or {})
-        base = make_model(model, config or ModelConfig(), **self.model_params).config   # resolves the feature list
-        splits = plan_folds(base.split.train_start, first_test, last_test, refit_every_months, window,
-                            rolling_years, valid_years)
-        self.params = {"first_test": _day(first_test), "last_test": _day(last_test),
-                       "refit_every_months": int(refit_every_months), "window": window,
-                       "rolling_years": int(rolling_years), "valid_years": int(valid_years)}
+        base = make_model(model, config or ModelConfig(), **self.model_params).config  # resolves the feature list
+        splits = plan_folds(
+            base.split.train_start, first_test, last_test, refit_every_months, window, rolling_years, valid_years
+        )
+        self.params = {
+            "first_test": _day(first_test),
+            "last_test": _day(last_test),
+            "refit_every_months": int(refit_every_months),
+            "window": window,
+            "rolling_years": int(rolling_years),
+            "valid_years": int(valid_years),
+        }
         first = splits[0]
-        self.config = base.replace(split=Split(first.train_start, first.train_end, first.valid_start,
-                                               first.valid_end, self.params["first_test"], self.params["last_test"]))
+        self.config = base.replace(
+            split=Split(
+                first.train_start,
+                first.train_end,
+                first.valid_start,
+                first.valid_end,
+                self.params["first_test"],
+                self.params["last_test"],
+            )
+        )
         self.folds = [Fold(i, split) for i, split in enumerate(splits)]
         self.data_fingerprint_: dict = {}
         self.meta_: dict = {}
@@ -205,8 +249,15 @@ class WalkForwardModel:
         return self.config.replace(split=fold.split)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None, progress: bool = True,
-            workers: int = 1, ray: bool = False) -> "WalkForwardModel":
+    def fit(
+        self,
+        prices: PricePanel,
+        benchmark: pd.Series,
+        vix: pd.Series | None = None,
+        progress: bool = True,
+        workers: int = 1,
+        ray: bool = False,
+    ) -> "WalkForwardModel":
         """Fit every fold. workers > 1: a process pool ('spawn'); ray=True: Ray tasks. The same
         seeds and thread count give the same weights whichever engine trains them."""
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -219,16 +270,25 @@ class WalkForwardModel:
             payloads = self._fit_processes(configs, prices, benchmark, vix, progress, workers)
         else:
             payloads = [_fit_payload(c, prices, benchmark, vix) for c in _bar(configs, progress)]
-        models = [model_from_state(checked(p, f"walk-forward fold {i}"), where=f"walk-forward fold {i}")
-                  for i, p in enumerate(payloads)]
+        models = [
+            model_from_state(checked(p, f"walk-forward fold {i}"), where=f"walk-forward fold {i}")
+            for i, p in enumerate(payloads)
+        ]
         self._attach(models)
         dropped = sorted({n for m in models for n in m.report_.dropped_features})
         if dropped:
-            warnings.warn(f"features {dropped} need columns this data does not have ({sorted(prices.available)}); "
-                          f"the folds were trained without them, on {self.features_}", stacklevel=2)
-        self.data_fingerprint_ = {"prices": prices.fingerprint(), "benchmark": series_fingerprint(benchmark),
-                                  "tickers": prices.tickers, "first_date": _day(prices.dates[0]),
-                                  "last_date": _day(prices.dates[-1])}
+            warnings.warn(
+                f"features {dropped} need columns this data does not have ({sorted(prices.available)}); "
+                f"the folds were trained without them, on {self.features_}",
+                stacklevel=2,
+            )
+        self.data_fingerprint_ = {
+            "prices": prices.fingerprint(),
+            "benchmark": series_fingerprint(benchmark),
+            "tickers": prices.tickers,
+            "first_date": _day(prices.dates[0]),
+            "last_date": _day(prices.dates[-1]),
+        }
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
@@ -238,9 +298,15 @@ class WalkForwardModel:
 
         # spawn: a forked child would inherit torch's thread pool state from the parent
         context = multiprocessing.get_context("spawn")
-        with _thread_env(self.config.threads), ProcessPoolExecutor(max_workers=min(workers, len(configs)), mp_context=context,
-                                 initializer=_init_worker,
-                                 initargs=(prices, benchmark, vix, self.config.threads)) as pool:
+        with (
+            _thread_env(self.config.threads),
+            ProcessPoolExecutor(
+                max_workers=min(workers, len(configs)),
+                mp_context=context,
+                initializer=_init_worker,
+                initargs=(prices, benchmark, vix, self.config.threads),
+            ) as pool,
+        ):
             futures = [pool.submit(_fit_in_worker, c) for c in configs]
             return [f.result() for f in _bar(futures, progress)]
 
@@ -254,7 +320,8 @@ class WalkForwardModel:
             # workers find the project through PYTHONPATH whatever directory they start in; Ray
             # merges this with the job's own runtime_env (a cluster's working_dir still applies)
             task = ray_module.remote(num_cpus=1)(_fit_in_ray).options(
-                runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath()}})
+                runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath()}}
+            )
             shared = [ray_module.put(prices), ray_module.put(benchmark), ray_module.put(vix)]
             refs = [task.remote(c, *shared) for c in configs]
             return [ray_module.get(r) for r in _bar(refs, progress)]
@@ -265,16 +332,19 @@ class WalkForwardModel:
     def _attach(self, models: list[BaseAlphaModel]) -> None:
         features = [list(m.features_) for m in models]
         if any(f != features[0] for f in features):
-            raise ConfigError(f"the walk-forward folds were trained on different features {features}: "
-                              "every fold must see the same columns; give data that has them in every period")
+            raise ConfigError(
+                f"the walk-forward folds were trained on different features {features}: "
+                "every fold must see the same columns; give data that has them in every period"
+            )
         for fold, model in zip(self.folds, models):
             fold.model = model
 
     # ------------------------------------------------------------------ the model interface
     def _check_fitted(self):
         if any(f.model is None for f in self.folds):
-            raise ConfigError("this WalkForwardModel is not fitted: call fit(prices, benchmark) or "
-                              "WalkForwardModel.load(path)")
+            raise ConfigError(
+                "this WalkForwardModel is not fitted: call fit(prices, benchmark) or WalkForwardModel.load(path)"
+            )
 
     @property
     def features_(self) -> list[str] | None:
@@ -291,16 +361,28 @@ class WalkForwardModel:
         per-fold windows are in fold_table() and folds[i].windows."""
         self._check_fitted()
         reports = [f.model.report_ for f in self.folds]
-        span = lambda name: [min(r.windows[name][0] for r in reports), max(r.windows[name][1] for r in reports)]
-        return FitReport(history=[], best_epoch=reports[-1].best_epoch,
-                         n_samples={k: sum(r.n_samples[k] for r in reports) for k in ("train", "valid")},
-                         windows={"train": span("train"), "valid": span("valid"), "folds": len(reports),
-                                  "last_label_date": max(r.windows["last_label_date"] for r in reports)},
-                         dropped_features=reports[0].dropped_features, seconds=self.fit_seconds_)
+
+        def span(name):
+            return [min(r.windows[name][0] for r in reports), max(r.windows[name][1] for r in reports)]
+
+        return FitReport(
+            history=[],
+            best_epoch=reports[-1].best_epoch,
+            n_samples={k: sum(r.n_samples[k] for r in reports) for k in ("train", "valid")},
+            windows={
+                "train": span("train"),
+                "valid": span("valid"),
+                "folds": len(reports),
+                "last_label_date": max(r.windows["last_label_date"] for r in reports),
+            },
+            dropped_features=reports[0].dropped_features,
+            seconds=self.fit_seconds_,
+        )
 
     def fingerprint(self) -> str:
         """sha256 over the plan, the model name and every fold's period and fitted state."""
         from models.score_cache import model_fingerprint
+
         return model_fingerprint(self)
 
     def fold_index(self, dates) -> np.ndarray:
@@ -308,8 +390,14 @@ class WalkForwardModel:
         starts = np.array([f.score_start for f in self.folds], dtype="datetime64[ns]")
         return np.searchsorted(starts, np.asarray(pd.DatetimeIndex(dates), dtype="datetime64[ns]"), side="right") - 1
 
-    def predict(self, prices: PricePanel, benchmark: pd.Series, vix: pd.Series | None = None,
-                last_only: bool = False, start=None) -> pd.DataFrame:
+    def predict(
+        self,
+        prices: PricePanel,
+        benchmark: pd.Series,
+        vix: pd.Series | None = None,
+        last_only: bool = False,
+        start=None,
+    ) -> pd.DataFrame:
         """Scores on prices.dates x prices.tickers; each date scored by the fold whose test period
         holds it, NaN before the first fold's. Features are computed once; every window runs through
         exactly one fold's scaler and network. last_only and start as in AlphaModel.predict."""
@@ -333,13 +421,18 @@ class WalkForwardModel:
         for f in self.folds:
             s, r = f.split, (f.model.report_ if f.model is not None else None)
             last = f is self.folds[-1]
-            rows.append({"fold": f.number, "train": f"{s.train_start}..{s.train_end}",
-                         "valid": f"{s.valid_start}..{s.valid_end}",
-                         "test": f"{s.test_start}..{s.test_end}" + (" and later" if last else ""),
-                         "last_label_date": r.windows.get("last_label_date") if r else None,
-                         "best_epoch": r.best_epoch if r else None,
-                         "n_train": r.n_samples.get("train") if r else None,
-                         "n_valid": r.n_samples.get("valid") if r else None})
+            rows.append(
+                {
+                    "fold": f.number,
+                    "train": f"{s.train_start}..{s.train_end}",
+                    "valid": f"{s.valid_start}..{s.valid_end}",
+                    "test": f"{s.test_start}..{s.test_end}" + (" and later" if last else ""),
+                    "last_label_date": r.windows.get("last_label_date") if r else None,
+                    "best_epoch": r.best_epoch if r else None,
+                    "n_train": r.n_samples.get("train") if r else None,
+                    "n_valid": r.n_samples.get("valid") if r else None,
+                }
+            )
         return pd.DataFrame(rows).set_index("fold")
 
     # ------------------------------------------------------------------ persistence
@@ -355,14 +448,27 @@ class WalkForwardModel:
             for f in self.folds:
                 name = f"fold_{f.number:02d}"
                 f.model.save(tmp / name)
-                entries.append({"dir": name, "split": _split_dict(f.split),
-                                "last_label_date": f.windows.get("last_label_date"),
-                                "model_json_sha256": _sha256(tmp / name / META)})
-            bundle = {"format_version": FORMAT_VERSION, "kind": KIND, "params": self.params,
-                      "model": self.model_name, "model_params": self.model_params,
-                      "config": self.config.to_dict(), "features": self.features_, "folds": entries,
-                      "fit_seconds": round(self.fit_seconds_, 2), "data_fingerprint": self.data_fingerprint_,
-                      "versions": package_versions()}
+                entries.append(
+                    {
+                        "dir": name,
+                        "split": _split_dict(f.split),
+                        "last_label_date": f.windows.get("last_label_date"),
+                        "model_json_sha256": _sha256(tmp / name / META),
+                    }
+                )
+            bundle = {
+                "format_version": FORMAT_VERSION,
+                "kind": KIND,
+                "params": self.params,
+                "model": self.model_name,
+                "model_params": self.model_params,
+                "config": self.config.to_dict(),
+                "features": self.features_,
+                "folds": entries,
+                "fit_seconds": round(self.fit_seconds_, 2),
+                "data_fingerprint": self.data_fingerprint_,
+                "versions": package_versions(),
+            }
             (tmp / BUNDLE).write_text(json.dumps(bundle, indent=2) + "\n")
         return path
 
@@ -373,20 +479,28 @@ class WalkForwardModel:
         path = Path(path)
         bundle = read_bundle(path)
         try:
-            model = cls(ModelConfig.from_dict(bundle["config"]), **bundle["params"],
-                        model=bundle.get("model", "lstm"), model_params=bundle.get("model_params"))
+            model = cls(
+                ModelConfig.from_dict(bundle["config"]),
+                **bundle["params"],
+                model=bundle.get("model", "lstm"),
+                model_params=bundle.get("model_params"),
+            )
         except (KeyError, TypeError) as exc:
             raise ArtifactError(f"{path / BUNDLE}: cannot rebuild the walk-forward plan ({exc}); retrain it") from exc
         entries = bundle.get("folds", [])
         if [e.get("split") for e in entries] != [_split_dict(f.split) for f in model.folds]:
-            raise ArtifactError(f"{path / BUNDLE}: the recorded folds do not match the plan its params give; "
-                                "the file was edited or written by another version: retrain it")
+            raise ArtifactError(
+                f"{path / BUNDLE}: the recorded folds do not match the plan its params give; "
+                "the file was edited or written by another version: retrain it"
+            )
         models = []
         for entry in entries:
             fold_dir = path / entry["dir"]
             if not (fold_dir / META).is_file() or _sha256(fold_dir / META) != entry.get("model_json_sha256"):
-                raise ArtifactError(f"{fold_dir}: missing, or not the fold recorded in {BUNDLE} (checksum differs); "
-                                    "the bundle is damaged: retrain it")
+                raise ArtifactError(
+                    f"{fold_dir}: missing, or not the fold recorded in {BUNDLE} (checksum differs); "
+                    "the bundle is damaged: retrain it"
+                )
             fold_model = load_model(fold_dir)
             if _split_dict(fold_model.config.split) != entry["split"]:
                 raise ArtifactError(f"{fold_dir}: its split differs from the one recorded in {BUNDLE}; retrain it")
@@ -400,9 +514,11 @@ class WalkForwardModel:
     def __repr__(self):
         state = "fitted" if all(f.model is not None for f in self.folds) else "not fitted"
         p = self.params
-        return (f"WalkForwardModel({self.model_name}, {state}, {len(self.folds)} folds "
-                f"{p['first_test']}..{p['last_test']}, "
-                f"refit every {p['refit_every_months']} months, {p['window']} window)")
+        return (
+            f"WalkForwardModel({self.model_name}, {state}, {len(self.folds)} folds "
+            f"{p['first_test']}..{p['last_test']}, "
+            f"refit every {p['refit_every_months']} months, {p['window']} window)"
+        )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -410,6 +526,7 @@ def _bar(items, progress: bool):
     if not progress:
         return items
     from tqdm.auto import tqdm
+
     return tqdm(items, desc="walk-forward folds", unit="fold")
 
 
@@ -434,5 +551,7 @@ def load_any(path):
         return WalkForwardModel.load(path)
     if (path / META).is_file():
         return load_model(path)
-    raise ArtifactError(f"{path}: neither {META} (a model's save()) nor {BUNDLE} (WalkForwardModel.save) is there; "
-                        "give the directory a model was saved to, or train one")
+    raise ArtifactError(
+        f"{path}: neither {META} (a model's save()) nor {BUNDLE} (WalkForwardModel.save) is there; "
+        "give the directory a model was saved to, or train one"
+    )

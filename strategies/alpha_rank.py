@@ -12,6 +12,7 @@ The strategy turns cheat-on-open on for its Cerebro (it is the same as bt.Cerebr
 without it a buy sized at the close of t is rejected (Margin) whenever the stock gaps up and cash
 is short. Nothing here imports models/: the alpha is a param.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,8 +22,8 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError
 from core.dates import EPOCH_DAYNUM
+from core.errors import ConfigError
 
 REVIEW_UNITS = ("calendar", "bars")
 CROSS_SECTIONS = ("rank", "none")
@@ -161,18 +162,24 @@ class AlphaRankStrategy(bt.Strategy):
         self._validate_params()
         names = [d._name for d in self.datas]
         if self.p.benchmark is not None and self.p.benchmark not in names:
-            raise ConfigError(f"AlphaRankStrategy param 'benchmark': no data named {self.p.benchmark!r} "
-                              f"(data names: {', '.join(map(repr, names))}); add it with "
-                              f"cerebro.adddata(feed, name={self.p.benchmark!r}) or set benchmark=None")
+            raise ConfigError(
+                f"AlphaRankStrategy param 'benchmark': no data named {self.p.benchmark!r} "
+                f"(data names: {', '.join(map(repr, names))}); add it with "
+                f"cerebro.adddata(feed, name={self.p.benchmark!r}) or set benchmark=None"
+            )
         self.stocks = [d for d in self.datas if self.p.benchmark is None or d._name != self.p.benchmark]
         if not self.stocks:
-            raise ConfigError("AlphaRankStrategy: no tradable data (only the benchmark was added); "
-                              "add stock feeds with cerebro.adddata(feed, name=ticker)")
+            raise ConfigError(
+                "AlphaRankStrategy: no tradable data (only the benchmark was added); "
+                "add stock feeds with cerebro.adddata(feed, name=ticker)"
+            )
         seen = set()
         for d in self.stocks:
             if not d._name:
-                raise ConfigError("AlphaRankStrategy: every data needs a name (the ticker); add feeds "
-                                  "with cerebro.adddata(feed, name='TICKER')")
+                raise ConfigError(
+                    "AlphaRankStrategy: every data needs a name (the ticker); add feeds "
+                    "with cerebro.adddata(feed, name='TICKER')"
+                )
             if d._name in seen:
                 raise ConfigError(f"AlphaRankStrategy: two datas are named {d._name!r}; tickers must be unique")
             seen.add(d._name)
@@ -181,9 +188,11 @@ class AlphaRankStrategy(bt.Strategy):
         for d in self.stocks:
             indicator = self.p.alpha(d)
             if not hasattr(getattr(indicator, "lines", None), "score"):
-                raise ConfigError(f"AlphaRankStrategy param 'alpha': what it made for {d._name!r} "
-                                  f"({type(indicator).__name__}) has no 'score' line; the alpha must be "
-                                  f"an indicator with lines = ('score',)")
+                raise ConfigError(
+                    f"AlphaRankStrategy param 'alpha': what it made for {d._name!r} "
+                    f"({type(indicator).__name__}) has no 'score' line; the alpha must be "
+                    f"an indicator with lines = ('score',)"
+                )
             self.alphas[d._name] = indicator
         # (data, its datetime line, its alpha's score line): the daily loop reads the lines directly
         self._watch = [(d, d.lines.datetime, self.alphas[d._name].lines.score) for d in self.stocks]
@@ -196,16 +205,18 @@ class AlphaRankStrategy(bt.Strategy):
         self.rejected_orders = 0
         # holdings this strategy opened: data -> {"entry": day, "review_day": day, "review_bar": len}
         self._book: dict = {}
-        self._pending: dict = {}      # data -> live order
-        self._to_sell: dict = {}      # data -> (reason, score), sold at the next open with a bar
-        self._to_buy: list = []       # [(data, score, rank)], decided at the close, sized at the open
+        self._pending: dict = {}  # data -> live order
+        self._to_sell: dict = {}  # data -> (reason, score), sold at the next open with a bar
+        self._to_buy: list = []  # [(data, score, rank)], decided at the close, sized at the open
 
     def _validate_params(self):
         p = self.p
         if p.alpha is None or not callable(p.alpha):
-            raise ConfigError("AlphaRankStrategy param 'alpha' is required: an indicator class with a "
-                              "'score' line, or a callable make(data) returning one "
-                              "(e.g. ScoreAlpha.factory(scores))")
+            raise ConfigError(
+                "AlphaRankStrategy param 'alpha' is required: an indicator class with a "
+                "'score' line, or a callable make(data) returning one "
+                "(e.g. ScoreAlpha.factory(scores))"
+            )
         _check_number("top_k", p.top_k, integer=True, low=1)
         _check_number("entry_threshold", p.entry_threshold, low=-1.0, high=1.0)
         _check_number("exit_threshold", p.exit_threshold, low=-1.0, high=1.0)
@@ -213,14 +224,19 @@ class AlphaRankStrategy(bt.Strategy):
         _check_number("review_days", p.review_days, integer=True, low=1)
         _check_number("min_cash", p.min_cash, low=0.0)
         if p.review_in not in REVIEW_UNITS:
-            raise ConfigError(f"AlphaRankStrategy param 'review_in' is {p.review_in!r}; valid values: "
-                              f"'calendar' (calendar days) or 'bars' (the stock's trading bars)")
+            raise ConfigError(
+                f"AlphaRankStrategy param 'review_in' is {p.review_in!r}; valid values: "
+                f"'calendar' (calendar days) or 'bars' (the stock's trading bars)"
+            )
         if p.cross_section not in CROSS_SECTIONS:
-            raise ConfigError(f"AlphaRankStrategy param 'cross_section' is {p.cross_section!r}; valid "
-                              f"values: 'rank' (percentile rank in [-1, 1]) or 'none' (scores as given)")
+            raise ConfigError(
+                f"AlphaRankStrategy param 'cross_section' is {p.cross_section!r}; valid "
+                f"values: 'rank' (percentile rank in [-1, 1]) or 'none' (scores as given)"
+            )
         if p.universe is not None and not callable(getattr(p.universe, "is_member", None)):
-            raise ConfigError("AlphaRankStrategy param 'universe' must have a method "
-                              "is_member(ticker, date) -> bool, or be None")
+            raise ConfigError(
+                "AlphaRankStrategy param 'universe' must have a method is_member(ticker, date) -> bool, or be None"
+            )
         if p.start is not None:
             _daynum(p.start)  # raises ConfigError when it is not a date
 
@@ -228,8 +244,10 @@ class AlphaRankStrategy(bt.Strategy):
         # Orders are sized in next_open at the known open; the broker must fill them at that open.
         broker = self.broker
         if not hasattr(broker, "set_coo"):
-            raise ConfigError(f"AlphaRankStrategy needs a broker with cheat-on-open (set_coo); "
-                              f"{type(broker).__name__} has none. Use Backtrader's BackBroker")
+            raise ConfigError(
+                f"AlphaRankStrategy needs a broker with cheat-on-open (set_coo); "
+                f"{type(broker).__name__} has none. Use Backtrader's BackBroker"
+            )
         self.env.p.cheat_on_open = True
         broker.set_coo(True)
         # the backtest's last day: the end the user chose, the only end known in advance
@@ -263,8 +281,7 @@ class AlphaRankStrategy(bt.Strategy):
             if self._member_grid is None:
                 days = self._grid[0]
                 dates = pd.to_datetime(days - EPOCH_DAYNUM, unit="D")
-                self._member_grid = np.asarray(self.p.universe.mask(dates, [d._name for d in self.stocks]),
-                                               dtype=bool)
+                self._member_grid = np.asarray(self.p.universe.mask(dates, [d._name for d in self.stocks]), dtype=bool)
             return self._member_grid[self._grid_row, self._grid_columns]
         date = pd.Timestamp(bt.num2date(float(today)).date())
         return np.array([bool(self.p.universe.is_member(d._name, date)) for d in ready], dtype=bool)
@@ -468,26 +485,31 @@ class AlphaRankStrategy(bt.Strategy):
     def book_state(self) -> dict:
         """The book and the plan for the next open as plain values, after the last bar's close:
         holdings (shares, entry date, last and next review), planned sells and buys (not sized)."""
+
         def iso(day):
             return bt.num2date(float(day)).date().isoformat()
+
         holdings = {}
         for d, entry in self._book.items():
             calendar = self.p.review_in == "calendar"
             holdings[d._name] = {
-                "shares": self.getposition(d).size, "entry": iso(entry["entry"]),
+                "shares": self.getposition(d).size,
+                "entry": iso(entry["entry"]),
                 "last_review": iso(entry["review_day"]),
                 "next_review": iso(entry["review_day"] + self.p.review_days) if calendar else None,
                 "review_in_bars": None if calendar else max(0, self.p.review_days - (len(d) - entry["review_bar"])),
             }
-        return {"date": iso(self.datetime[0]) if len(self) else None, "holdings": holdings,
-                "sell": [{"ticker": d._name, "reason": r, "score": s} for d, (r, s) in self._to_sell.items()],
-                "buy": [{"ticker": d._name, "score": s, "rank": k} for d, s, k in self._to_buy]}
+        return {
+            "date": iso(self.datetime[0]) if len(self) else None,
+            "holdings": holdings,
+            "sell": [{"ticker": d._name, "reason": r, "score": s} for d, (r, s) in self._to_sell.items()],
+            "buy": [{"ticker": d._name, "score": s, "rank": k} for d, s, k in self._to_buy],
+        }
 
     def _log(self, text):
         if self.p.verbose:
             when = self.datetime.date(0) if len(self) else "-"
             print(f"{when} {text}")
-
 
     def _ends_next_bar(self, d) -> bool:
         """True when the data's next bar is the backtest's last bar (preloaded datas only). A data
@@ -497,13 +519,16 @@ class AlphaRankStrategy(bt.Strategy):
 
 # ---------------------------------------------------------------------- helpers
 
+
 def _daynum(value) -> int:
     """Backtrader's integer day number of a date-like value; ConfigError naming 'start' if it is none."""
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"AlphaRankStrategy param 'start' is {value!r}, not a date; give a date "
-                          f"such as '2017-01-03' or datetime.date(2017, 1, 3)") from exc
+        raise ConfigError(
+            f"AlphaRankStrategy param 'start' is {value!r}, not a date; give a date "
+            f"such as '2017-01-03' or datetime.date(2017, 1, 3)"
+        ) from exc
     if stamp is pd.NaT:
         raise ConfigError(f"AlphaRankStrategy param 'start' is {value!r}, not a date")
     return int(bt.date2num(_dt.datetime(stamp.year, stamp.month, stamp.day)))

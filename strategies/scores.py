@@ -6,6 +6,7 @@ without touching models/. The score on bar t is the frame's value on bar t's own
 frame does not have gives NaN (no score, so the strategy does not act on the stock that day), not
 a stale older value, unless ``asof=True`` is asked for.
 """
+
 from __future__ import annotations
 
 import array
@@ -20,6 +21,7 @@ from core.dates import day_numbers  # noqa: F401 (re-exported: strategies.scores
 from core.errors import ConfigError, DataError
 from core.lean import LeanLinesMixin
 
+
 class _PreparedScores:
     """A score frame converted once to (sorted day numbers, float columns) for fast look-ups."""
 
@@ -27,15 +29,20 @@ class _PreparedScores:
         if not isinstance(scores, pd.DataFrame):
             raise ConfigError(
                 f"ScoreAlpha param 'scores' must be a pandas DataFrame (index dates, one column per "
-                f"ticker), got {type(scores).__name__}; load a file with load_scores_csv(path)")
+                f"ticker), got {type(scores).__name__}; load a file with load_scores_csv(path)"
+            )
         try:
             days = day_numbers(scores.index)
         except (TypeError, ValueError) as exc:
-            raise DataError(f"ScoreAlpha scores: the index must be dates ({exc}); "
-                            f"set a DatetimeIndex, e.g. frame.set_index(pd.to_datetime(frame['Date']))") from exc
+            raise DataError(
+                f"ScoreAlpha scores: the index must be dates ({exc}); "
+                f"set a DatetimeIndex, e.g. frame.set_index(pd.to_datetime(frame['Date']))"
+            ) from exc
         if len(days) > 1 and not np.all(np.diff(days) > 0):
-            raise DataError("ScoreAlpha scores: dates must be sorted and unique (one row per day); "
-                            "sort the frame and drop duplicate dates")
+            raise DataError(
+                "ScoreAlpha scores: dates must be sorted and unique (one row per day); "
+                "sort the frame and drop duplicate dates"
+            )
         self.frame = scores
         self.days = days
         self._columns: dict[str, np.ndarray] = {}
@@ -47,7 +54,8 @@ class _PreparedScores:
                 raise DataError(
                     f"ScoreAlpha: no score column for ticker {ticker!r} (columns: {shown}"
                     f"{', ...' if len(self.frame.columns) > 10 else ''}); add the column or pass "
-                    f"ticker=<column name>")
+                    f"ticker=<column name>"
+                )
             values = pd.to_numeric(self.frame[ticker], errors="coerce").to_numpy(dtype="float64")
             self._columns[ticker] = values
         return self._columns[ticker]
@@ -89,13 +97,17 @@ class ScoreAlpha(LeanLinesMixin, bt.Indicator):
         prepared = self.p.prepared
         if prepared is None:
             if self.p.scores is None:
-                raise ConfigError("ScoreAlpha needs param 'scores': a DataFrame of dates x tickers "
-                                  "(use ScoreAlpha.factory(scores) with AlphaRankStrategy)")
+                raise ConfigError(
+                    "ScoreAlpha needs param 'scores': a DataFrame of dates x tickers "
+                    "(use ScoreAlpha.factory(scores) with AlphaRankStrategy)"
+                )
             prepared = _PreparedScores(self.p.scores)
         ticker = self.p.ticker if self.p.ticker is not None else getattr(self.data, "_name", "")
         if not ticker:
-            raise ConfigError("ScoreAlpha: the data has no name; add it with cerebro.adddata(feed, "
-                              "name='TICKER') or pass ticker='TICKER'")
+            raise ConfigError(
+                "ScoreAlpha: the data has no name; add it with cerebro.adddata(feed, "
+                "name='TICKER') or pass ticker='TICKER'"
+            )
         self.ticker = str(ticker)
         self._prepared = prepared
         prepared.column(self.ticker)  # fail now, with the ticker's name, if the column is missing
@@ -143,8 +155,10 @@ def load_scores_csv(path) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"scores file {path}: not a readable CSV ({exc})") from exc
     if "Date" not in raw.columns:
-        raise DataError(f"scores file {path}: no 'Date' column (columns: {', '.join(raw.columns)}); "
-                        f"the first column must be named Date")
+        raise DataError(
+            f"scores file {path}: no 'Date' column (columns: {', '.join(raw.columns)}); "
+            f"the first column must be named Date"
+        )
     tickers = [c for c in raw.columns if c != "Date"]
     if not tickers:
         raise DataError(f"scores file {path}: no ticker columns beside 'Date'; add one column per ticker")
@@ -154,8 +168,10 @@ def load_scores_csv(path) -> pd.DataFrame:
     bad = dates.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"scores file {path}, column 'Date', data row {row + 1}: cannot parse "
-                        f"{text_dates.iloc[row]!r} as a date; write dates as YYYY-MM-DD")
+        raise DataError(
+            f"scores file {path}, column 'Date', data row {row + 1}: cannot parse "
+            f"{text_dates.iloc[row]!r} as a date; write dates as YYYY-MM-DD"
+        )
     index = pd.DatetimeIndex(dates, name="date")
     if index.tz is not None:
         index = index.tz_localize(None)
@@ -163,25 +179,32 @@ def load_scores_csv(path) -> pd.DataFrame:
     if (steps <= 0).any():
         row = int(np.flatnonzero(steps <= 0)[0]) + 1
         what = "duplicate" if steps[row - 1] == 0 else "unsorted"
-        raise DataError(f"scores file {path}, column 'Date', data row {row + 1}: {what} date "
-                        f"{text_dates.iloc[row]!r} after {text_dates.iloc[row - 1]!r}; dates must be "
-                        f"sorted ascending and unique")
+        raise DataError(
+            f"scores file {path}, column 'Date', data row {row + 1}: {what} date "
+            f"{text_dates.iloc[row]!r} after {text_dates.iloc[row - 1]!r}; dates must be "
+            f"sorted ascending and unique"
+        )
 
     columns = {}
     for ticker in tickers:
         text = raw[ticker].str.strip()
-        values = pd.to_numeric(text.replace({"": None, "nan": None, "NaN": None, "NA": None}),
-                               errors="coerce").to_numpy(dtype="float64")
+        values = pd.to_numeric(
+            text.replace({"": None, "nan": None, "NaN": None, "NA": None}), errors="coerce"
+        ).to_numpy(dtype="float64")
         non_numeric = np.isnan(values) & ~text.isin(["", "nan", "NaN", "NA"]).to_numpy()
         if non_numeric.any():
             row = int(np.flatnonzero(non_numeric)[0])
-            raise DataError(f"scores file {path}, column {ticker!r}, data row {row + 1}: "
-                            f"{text.iloc[row]!r} is not a number; leave the cell empty for no score")
+            raise DataError(
+                f"scores file {path}, column {ticker!r}, data row {row + 1}: "
+                f"{text.iloc[row]!r} is not a number; leave the cell empty for no score"
+            )
         outside = ~np.isnan(values) & ((values < -1.0) | (values > 1.0) | ~np.isfinite(values))
         if outside.any():
             row = int(np.flatnonzero(outside)[0])
-            raise DataError(f"scores file {path}, column {ticker!r}, data row {row + 1}: score "
-                            f"{values[row]} is outside [-1, 1]; scores must lie in [-1, 1]")
+            raise DataError(
+                f"scores file {path}, column {ticker!r}, data row {row + 1}: score "
+                f"{values[row]} is outside [-1, 1]; scores must lie in [-1, 1]"
+            )
         columns[ticker] = values
     return pd.DataFrame(columns, index=index)
 

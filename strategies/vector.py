@@ -15,6 +15,7 @@ the day's ranks among the universe's members, the order of the day's candidates)
 ``simulate_prepared`` runs one variant on them in a numba-compiled loop (``cache=True``: compiled
 once per machine). Nothing here imports models/: scores are a plain frame, as for ScoreAlpha.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,14 +26,24 @@ from numba import njit
 
 from analyzers.metrics import compute_metrics, json_safe_metrics
 from analyzers.tradelog import COLUMNS, _Book, fill_row
-from feeds.arraydata import feed_frame
 from core.errors import ConfigError, DataError
+from feeds.arraydata import feed_frame
 from strategies.alpha_rank import AlphaRankStrategy, _check_number, _daynum
 from strategies.scores import _PreparedScores, day_numbers
 
 REASONS = ("entry", "review_exit", "end")
-PARAM_KEYS = ("top_k", "entry_threshold", "exit_threshold", "position_pct", "review_days", "review_in",
-              "min_cash", "cross_section", "start", "close_at_end")
+PARAM_KEYS = (
+    "top_k",
+    "entry_threshold",
+    "exit_threshold",
+    "position_pct",
+    "review_days",
+    "review_in",
+    "min_cash",
+    "cross_section",
+    "start",
+    "close_at_end",
+)
 DEFAULTS = {name: value for name, value in AlphaRankStrategy.params._getitems() if name in PARAM_KEYS}
 
 
@@ -45,16 +56,16 @@ class Panel:
 
     dates: pd.DatetimeIndex
     tickers: list
-    daynum: np.ndarray     # int64 [T]: Backtrader's day numbers (calendar-day arithmetic for reviews)
-    open: np.ndarray       # float64 [T, N]: the open, NaN without a bar that day
-    close: np.ndarray      # float64 [T, N]: the last close on or before the day (NaN before the first bar)
-    has_bar: np.ndarray    # bool [T, N]
-    raw: np.ndarray        # float64 [T, N]: the score of a ready stock (bar and finite score), else NaN
-    rank: np.ndarray       # float64 [T, N]: rank in [-1, 1] among the day's members, NaN elsewhere
-    member: np.ndarray     # bool [T, N]: ready and a member of the universe that day
-    order: np.ndarray      # int32 [T, N]: the day's members, best score first (ties: ticker order)
-    n_order: np.ndarray    # int32 [T]: how many of `order` are used
-    barcount: np.ndarray   # int32 [T, N]: the stock's bars so far (len(data) in Cerebro)
+    daynum: np.ndarray  # int64 [T]: Backtrader's day numbers (calendar-day arithmetic for reviews)
+    open: np.ndarray  # float64 [T, N]: the open, NaN without a bar that day
+    close: np.ndarray  # float64 [T, N]: the last close on or before the day (NaN before the first bar)
+    has_bar: np.ndarray  # bool [T, N]
+    raw: np.ndarray  # float64 [T, N]: the score of a ready stock (bar and finite score), else NaN
+    rank: np.ndarray  # float64 [T, N]: rank in [-1, 1] among the day's members, NaN elsewhere
+    member: np.ndarray  # bool [T, N]: ready and a member of the universe that day
+    order: np.ndarray  # int32 [T, N]: the day's members, best score first (ties: ticker order)
+    n_order: np.ndarray  # int32 [T]: how many of `order` are used
+    barcount: np.ndarray  # int32 [T, N]: the stock's bars so far (len(data) in Cerebro)
     ends_next: np.ndarray  # bool [T, N]: the stock's next bar is the backtest's last (close_at_end)
     benchmark: pd.Series | None = None
 
@@ -99,7 +110,7 @@ def prepare(prices, scores: pd.DataFrame, start=None, end=None, universe=None, b
         has_bar[rows, j] = True
         # AlphaRankStrategy._ends_next_bar: len(d) == buflen - 1 and its last bar is the final day
         if len(rows) >= 2 and daynum[rows[-1]] >= final_day:
-            ends_next[rows[-2]:rows[-1], j] = True
+            ends_next[rows[-2] : rows[-1], j] = True
     close = pd.DataFrame(close).ffill().to_numpy()  # a stock without a bar is held at its last close
     barcount = np.cumsum(has_bar, axis=0, dtype=np.int32)
 
@@ -113,9 +124,22 @@ def prepare(prices, scores: pd.DataFrame, start=None, end=None, universe=None, b
     masked = np.where(member, -raw, np.nan)  # argsort puts NaN (non-members) last
     order = np.ascontiguousarray(np.argsort(masked, axis=1, kind="stable").astype(np.int32))
     n_order = member.sum(axis=1).astype(np.int32)
-    return Panel(dates, tickers, daynum, np.ascontiguousarray(open_), np.ascontiguousarray(close), has_bar, raw,
-                 rank, member, order, n_order, barcount, ends_next,
-                 None if benchmark is None else pd.Series(benchmark).loc[:hi])
+    return Panel(
+        dates,
+        tickers,
+        daynum,
+        np.ascontiguousarray(open_),
+        np.ascontiguousarray(close),
+        has_bar,
+        raw,
+        rank,
+        member,
+        order,
+        n_order,
+        barcount,
+        ends_next,
+        None if benchmark is None else pd.Series(benchmark).loc[:hi],
+    )
 
 
 def _membership(universe, dates, tickers) -> np.ndarray:
@@ -124,10 +148,12 @@ def _membership(universe, dates, tickers) -> np.ndarray:
     if hasattr(universe, "mask"):  # feeds.Membership: one vectorized pass
         return universe.mask(dates, tickers).to_numpy(dtype=bool)
     if not callable(getattr(universe, "is_member", None)):
-        raise ConfigError("vector engine param 'universe' must have a method is_member(ticker, date) -> bool, "
-                          "or be None")
+        raise ConfigError(
+            "vector engine param 'universe' must have a method is_member(ticker, date) -> bool, or be None"
+        )
     return np.array([[bool(universe.is_member(t, d)) for t in tickers] for d in dates], dtype=bool).reshape(
-        len(dates), len(tickers))
+        len(dates), len(tickers)
+    )
 
 
 def day_ranks(values: np.ndarray) -> np.ndarray:
@@ -146,12 +172,12 @@ def day_ranks(values: np.ndarray) -> np.ndarray:
 @dataclass
 class VectorResult:
     trades: pd.DataFrame | None  # trades.csv's columns (None when not asked for)
-    trade_rows: list | None      # the same rows as dicts (TradeLog's rows: analyzers.tradelog.trade_rows_csv)
-    equity: pd.Series            # the broker's value at each day's close
-    metrics: dict                # metrics.json's keys
-    positions: np.ndarray        # open positions at each close
-    traded: np.ndarray           # traded value (shares x price, buys and sells) each day
-    rejected_orders: int = 0     # orders the broker would refuse: always 0 (the sizing rule), as Cerebro
+    trade_rows: list | None  # the same rows as dicts (TradeLog's rows: analyzers.tradelog.trade_rows_csv)
+    equity: pd.Series  # the broker's value at each day's close
+    metrics: dict  # metrics.json's keys
+    positions: np.ndarray  # open positions at each close
+    traded: np.ndarray  # traded value (shares x price, buys and sells) each day
+    rejected_orders: int = 0  # orders the broker would refuse: always 0 (the sizing rule), as Cerebro
 
 
 def check_params(params: dict) -> dict:
@@ -173,15 +199,30 @@ def check_params(params: dict) -> dict:
     return p
 
 
-def simulate(prices, scores, params: dict, cash: float = 100_000.0, commission: float = 0.0, start=None, end=None,
-             universe=None, benchmark=None) -> VectorResult:
+def simulate(
+    prices,
+    scores,
+    params: dict,
+    cash: float = 100_000.0,
+    commission: float = 0.0,
+    start=None,
+    end=None,
+    universe=None,
+    benchmark=None,
+) -> VectorResult:
     """One variant: ``prepare`` then ``simulate_prepared`` (see both). `params` are
     AlphaRankStrategy's (its ``start`` param is the warm-up: no decision before that date)."""
     return simulate_prepared(prepare(prices, scores, start, end, universe, benchmark), params, cash, commission)
 
 
-def simulate_prepared(panel: Panel, params: dict, cash: float = 100_000.0, commission: float = 0.0,
-                      trade_log: bool = True, benchmark_metrics: dict | None = None) -> VectorResult:
+def simulate_prepared(
+    panel: Panel,
+    params: dict,
+    cash: float = 100_000.0,
+    commission: float = 0.0,
+    trade_log: bool = True,
+    benchmark_metrics: dict | None = None,
+) -> VectorResult:
     """One variant on shared arrays. trade_log=False skips the trades frame (metrics still count
     the trades): what a sweep of thousands of variants wants. `benchmark_metrics`: the benchmark_*
     metrics of the panel's calendar when already computed (``panel_benchmark_metrics``); they do
@@ -191,9 +232,14 @@ def simulate_prepared(panel: Panel, params: dict, cash: float = 100_000.0, commi
     rows = trade_rows(panel, out) if trade_log else None
     closing = pd.DataFrame({"PnL_Pct": out["pnl"][out["size"] < 0]})
     benchmark = panel.benchmark if benchmark_metrics is None else None
-    metrics = compute_metrics(equity, benchmark=benchmark, trades=closing,
-                              exposure=pd.Series(out["positions"], index=panel.dates),
-                              turnover=pd.Series(out["traded"], index=panel.dates), initial_value=float(cash))
+    metrics = compute_metrics(
+        equity,
+        benchmark=benchmark,
+        trades=closing,
+        exposure=pd.Series(out["positions"], index=panel.dates),
+        turnover=pd.Series(out["traded"], index=panel.dates),
+        initial_value=float(cash),
+    )
     if benchmark_metrics is not None:
         metrics.update(benchmark_metrics)
     trades = None if rows is None else rows_frame(rows)
@@ -203,8 +249,11 @@ def simulate_prepared(panel: Panel, params: dict, cash: float = 100_000.0, commi
 def panel_benchmark_metrics(panel: Panel) -> dict:
     """The benchmark_* metrics over the panel's calendar: the same for every variant."""
     flat = pd.Series(1.0, index=panel.dates)
-    return {k: v for k, v in compute_metrics(flat, benchmark=panel.benchmark, initial_value=1.0).items()
-            if k.startswith("benchmark_")}
+    return {
+        k: v
+        for k, v in compute_metrics(flat, benchmark=panel.benchmark, initial_value=1.0).items()
+        if k.startswith("benchmark_")
+    }
 
 
 def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> dict:
@@ -225,37 +274,81 @@ def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> di
         equity = np.empty(t_count)
         positions = np.empty(t_count, dtype=np.int32)
         traded = np.empty(t_count)
-        fills = np.empty((capacity, 4), dtype=np.int64)   # day, stock, signed size, reason
-        values = np.empty((capacity, 5))                 # price, commission, score, rank, pnl
-        count = _day_loop(panel.daynum, panel.open, panel.close, panel.has_bar, panel.raw, used, panel.member,
-                          panel.order, panel.n_order, panel.barcount, panel.ends_next,
-                          int(p["top_k"]), float(p["entry_threshold"]), float(p["exit_threshold"]),
-                          float(p["position_pct"]), int(p["review_days"]), p["review_in"] == "bars",
-                          float(p["min_cash"]), rank_mode, bool(p["close_at_end"]), start_idx, float(cash),
-                          float(commission), equity, positions, traded, fills, values)
+        fills = np.empty((capacity, 4), dtype=np.int64)  # day, stock, signed size, reason
+        values = np.empty((capacity, 5))  # price, commission, score, rank, pnl
+        count = _day_loop(
+            panel.daynum,
+            panel.open,
+            panel.close,
+            panel.has_bar,
+            panel.raw,
+            used,
+            panel.member,
+            panel.order,
+            panel.n_order,
+            panel.barcount,
+            panel.ends_next,
+            int(p["top_k"]),
+            float(p["entry_threshold"]),
+            float(p["exit_threshold"]),
+            float(p["position_pct"]),
+            int(p["review_days"]),
+            p["review_in"] == "bars",
+            float(p["min_cash"]),
+            rank_mode,
+            bool(p["close_at_end"]),
+            start_idx,
+            float(cash),
+            float(commission),
+            equity,
+            positions,
+            traded,
+            fills,
+            values,
+        )
         if count <= capacity:
             break
         capacity = count  # the loop counted past the end: run again with room for every fill
-    return {"equity": equity, "positions": positions, "traded": traded, "day": fills[:count, 0],
-            "stock": fills[:count, 1], "size": fills[:count, 2], "reason": fills[:count, 3],
-            "price": values[:count, 0], "commission": values[:count, 1], "score": values[:count, 2],
-            "rank": values[:count, 3], "pnl": values[:count, 4]}
+    return {
+        "equity": equity,
+        "positions": positions,
+        "traded": traded,
+        "day": fills[:count, 0],
+        "stock": fills[:count, 1],
+        "size": fills[:count, 2],
+        "reason": fills[:count, 3],
+        "price": values[:count, 0],
+        "commission": values[:count, 1],
+        "score": values[:count, 2],
+        "rank": values[:count, 3],
+        "pnl": values[:count, 4],
+    }
 
 
 def trade_rows(panel: Panel, out: dict) -> list[dict]:
     """The fills as trades.csv rows, PnL_Pct and Days by TradeLog's own fill_row."""
     rows, books = [], {}
     for day, stock, size, reason, price, comm, score, rank in zip(
-            out["day"], out["stock"], out["size"], out["reason"], out["price"], out["commission"],
-            out["score"], out["rank"]):
+        out["day"], out["stock"], out["size"], out["reason"], out["price"], out["commission"], out["score"], out["rank"]
+    ):
         when = panel.dates[day].date()
         ticker = panel.tickers[stock]
         action = "BUY" if size > 0 else "SELL"
         shares = int(abs(size))
         outcome, books[ticker] = fill_row(books.get(ticker, _Book()), when, action, float(price), shares)
-        row = {"Date": when.isoformat(), "Action": action, "Ticker": ticker, "Price": float(price), "Shares": shares,
-               "Score": float(score), "Amount": float(price) * shares, "Rank": int(rank) if size > 0 else None,
-               "Reason": REASONS[reason], "Commission": float(comm), **outcome}
+        row = {
+            "Date": when.isoformat(),
+            "Action": action,
+            "Ticker": ticker,
+            "Price": float(price),
+            "Shares": shares,
+            "Score": float(score),
+            "Amount": float(price) * shares,
+            "Rank": int(rank) if size > 0 else None,
+            "Reason": REASONS[reason],
+            "Commission": float(comm),
+            **outcome,
+        }
         rows.append({c: row[c] for c in COLUMNS})
     return rows
 
@@ -307,9 +400,36 @@ def _score_of(t, j, raw, used, member, rank_mode):
 
 
 @njit(cache=True)
-def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, barcount, ends_next,
-              top_k, entry, exit_, pct, review_days, review_bars, min_cash, rank_mode, close_at_end, start_idx,
-              cash, c, equity, positions, traded, fills, values):
+def _day_loop(
+    daynum,
+    open_,
+    close,
+    has_bar,
+    raw,
+    used,
+    member,
+    order,
+    n_order,
+    barcount,
+    ends_next,
+    top_k,
+    entry,
+    exit_,
+    pct,
+    review_days,
+    review_bars,
+    min_cash,
+    rank_mode,
+    close_at_end,
+    start_idx,
+    cash,
+    c,
+    equity,
+    positions,
+    traded,
+    fills,
+    values,
+):
     """The compiled day loop: AlphaRankStrategy's next (decide at the close) and next_open (size and
     fill at the open) for every bar, in the strategy's order of operations.
 
@@ -328,16 +448,16 @@ def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, 
     flagged = np.zeros(n, dtype=np.bool_)
     flag_reason = np.zeros(n, dtype=np.int64)
     flag_score = np.zeros(n)
-    book = np.empty(n, dtype=np.int64)      # holdings in the order they were bought (the strategy's _book)
+    book = np.empty(n, dtype=np.int64)  # holdings in the order they were bought (the strategy's _book)
     n_book = 0
-    sells = np.empty(n, dtype=np.int64)     # flagged holdings in the order flagged (the strategy's _to_sell)
+    sells = np.empty(n, dtype=np.int64)  # flagged holdings in the order flagged (the strategy's _to_sell)
     n_sells = 0
-    buys = np.empty(n, dtype=np.int64)      # tonight's plan, best first (the strategy's _to_buy)
+    buys = np.empty(n, dtype=np.int64)  # tonight's plan, best first (the strategy's _to_buy)
     buy_score = np.empty(n)
     n_buys = 0
     sold_now = np.zeros(n, dtype=np.bool_)
     traded_ever = np.zeros(n, dtype=np.bool_)
-    ever = np.empty(n, dtype=np.int64)     # stocks in the order first traded (the broker's positions dict)
+    ever = np.empty(n, dtype=np.int64)  # stocks in the order first traded (the broker's positions dict)
     n_ever = 0
     count = 0
     for t in range(t_count):
@@ -364,7 +484,7 @@ def _day_loop(daynum, open_, close, has_bar, raw, used, member, order, n_order, 
                 comm = (q * c) * price
                 est += q * price - comm
                 ep = entry_price[j]
-                cash += q * ep + q * (price - ep) * 1.0   # the broker: closed value + pnl, then commission
+                cash += q * ep + q * (price - ep) * 1.0  # the broker: closed value + pnl, then commission
                 cash -= comm
                 logged = (q * price) / q  # order.executed.price: Backtrader's running average of one fill
                 traded_today += q * logged

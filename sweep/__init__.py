@@ -37,6 +37,7 @@ equity_curves.png draws the holdout curves against the benchmark.
 Workers (processes or Ray tasks) return their results and files as bytes; only the driver writes,
 so the same code works on a cluster without a shared disk.
 """
+
 from __future__ import annotations
 
 import copy
@@ -118,16 +119,16 @@ ENGINES = ("vector", "cerebro")
 @dataclass
 class SweepResult:
     out_dir: Path
-    rows: list                   # comparison rows, best Sharpe first, broken variants last
-    outcomes: dict               # variant name -> VariantOutcome
-    models: int                  # distinct models used
-    inference_runs: int          # model.predict calls (cache misses)
+    rows: list  # comparison rows, best Sharpe first, broken variants last
+    outcomes: dict  # variant name -> VariantOutcome
+    models: int  # distinct models used
+    inference_runs: int  # model.predict calls (cache misses)
     seconds: dict
     engine: str = "cerebro"
-    confirmed: list = field(default_factory=list)   # variants replayed in Cerebro on the holdout (vector engine)
-    returns: "VariantReturns | None" = None         # every working variant's daily returns, both periods
-    selection_outcomes: dict = field(default_factory=dict)   # variant name -> its selection-period outcome
-    report: object = None        # analyzers.selection_report.SelectionReport (None when no variant worked)
+    confirmed: list = field(default_factory=list)  # variants replayed in Cerebro on the holdout (vector engine)
+    returns: "VariantReturns | None" = None  # every working variant's daily returns, both periods
+    selection_outcomes: dict = field(default_factory=dict)  # variant name -> its selection-period outcome
+    report: object = None  # analyzers.selection_report.SelectionReport (None when no variant worked)
     periods: "Periods | None" = None
 
 
@@ -136,39 +137,53 @@ def default_model_for(retrain: bool = False, progress: bool = False, store: Path
     """model_for(config, data): the walk-forward selection model of the config's [model] table
     (pipeline.get_selection_model), its folds scoring from the earlier period's start through the
     later period's end; trained once and kept under `store` (models/store/)."""
+
     def model_for(config: dict, data):
         periods = sweep_periods(config)
         first = min(periods.selection[0], periods.holdout[0])
         last = max(periods.selection[1], periods.holdout[1])
-        model, _, _ = pipeline.get_selection_model(config, data, str(first.date()), str(last.date()), retrain=retrain,
-                                                   progress=progress, store=store or pipeline.MODEL_STORE)
+        model, _, _ = pipeline.get_selection_model(
+            config,
+            data,
+            str(first.date()),
+            str(last.date()),
+            retrain=retrain,
+            progress=progress,
+            store=store or pipeline.MODEL_STORE,
+        )
         return model
+
     return model_for
 
 
 def check_selection_unseen(model, data, periods: Periods, variant: str, source) -> None:
     """models.selection.check_unseen for the selection period's score dates, the error naming the sweep."""
     from models.selection import check_unseen
+
     dates = period_dates(data, periods.selection)
     if len(dates) == 0:
-        raise ConfigError(f"{source}: the data has no day in the selection period {periods.text('selection')}; "
-                          f"{PERIOD_HELP}")
+        raise ConfigError(
+            f"{source}: the data has no day in the selection period {periods.text('selection')}; {PERIOD_HELP}"
+        )
     try:
         check_unseen(model, dates)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: the model of variant {variant!r} (and of every variant with its [model] "
-                          f"table): {exc} Nothing was run or written.") from None
+        raise ConfigError(
+            f"{source}: the model of variant {variant!r} (and of every variant with its [model] "
+            f"table): {exc} Nothing was run or written."
+        ) from None
 
 
-def models_and_scores(variants: list, data, periods: Periods, model_for, variants_path, cache_dir,
-                      progress) -> tuple[dict, dict]:
+def models_and_scores(
+    variants: list, data, periods: Periods, model_for, variants_path, cache_dir, progress
+) -> tuple[dict, dict]:
     """One model per distinct [model] table, checked on the selection days before anything runs
     (a model that saw one raises: the sweep stops); one inference per (model, period), cached.
     Returns ({scores key: score frame}, {variant: {"selection": key, "holdout": key}}, the number
     of models, the number of inferences run (cache misses)); a variant
     whose model or scores cannot be made gets its .error instead."""
     models, failed, scores_by_key, key_of, misses = {}, {}, {}, {}, 0
-    period_keys: dict = {}   # variant name -> {"selection": scores key, "holdout": scores key}
+    period_keys: dict = {}  # variant name -> {"selection": scores key, "holdout": scores key}
     for v in variants:
         if v.error:
             continue
@@ -185,8 +200,10 @@ def models_and_scores(variants: list, data, periods: Periods, model_for, variant
             check_selection_unseen(model, data, periods, v.name, variants_path)  # raises: the sweep stops
             models[model_key] = model
             if progress:
-                progress(f"model {len(models)}: ready; its scores of the selection period "
-                         f"{periods.text('selection')} are out of sample (checked)")
+                progress(
+                    f"model {len(models)}: ready; its scores of the selection period "
+                    f"{periods.text('selection')} are out of sample (checked)"
+                )
         try:
             keys = {}
             for which in ("selection", "holdout"):
@@ -200,8 +217,10 @@ def models_and_scores(variants: list, data, periods: Periods, model_for, variant
                     scores_by_key[key_of[key]] = scores
                     misses += not hit
                     if progress:
-                        progress(f"scores {start.date()}..{end.date()} ({which}): "
-                                 f"{'from cache' if hit else 'computed and cached'}")
+                        progress(
+                            f"scores {start.date()}..{end.date()} ({which}): "
+                            f"{'from cache' if hit else 'computed and cached'}"
+                        )
                 keys[which] = key_of[key]
             period_keys[v.name] = keys
         except AlphaPluginError as exc:
@@ -214,12 +233,18 @@ def period_outcomes(variants: list, done: dict) -> dict:
     before running) is broken in both, with one error text."""
     outcomes = {which: {o.name: o for o in done[which]} for which in done}
     for v in variants:
-        errors = {which: outcomes[which][v.name].error for which in ("selection", "holdout")
-                  if v.name in outcomes[which] and outcomes[which][v.name].error}
+        errors = {
+            which: outcomes[which][v.name].error
+            for which in ("selection", "holdout")
+            if v.name in outcomes[which] and outcomes[which][v.name].error
+        }
         if v.error or errors:
             texts = list(dict.fromkeys(errors.values()))
-            error = v.error or (texts[0] if len(texts) == 1 and len(errors) == 2
-                                else "; ".join(f"{which} period: {e}" for which, e in errors.items()))
+            error = v.error or (
+                texts[0]
+                if len(texts) == 1 and len(errors) == 2
+                else "; ".join(f"{which} period: {e}" for which, e in errors.items())
+            )
             for which in ("selection", "holdout"):
                 outcomes[which][v.name] = VariantOutcome(v.name, error=error)
     return {which: {v.name: outcomes[which][v.name] for v in variants} for which in outcomes}
@@ -234,8 +259,9 @@ def take_replays(holdout: dict, replays: list) -> list[str]:
         problem = replay.error or metrics_mismatch(vector.metrics, replay.metrics)
         if problem:
             mismatches.append(f"{replay.name}: {problem}")
-        holdout[replay.name] = VariantOutcome(replay.name, replay.metrics or vector.metrics, replay.analyzers,
-                                              replay.files, replay.error, replay.seconds)
+        holdout[replay.name] = VariantOutcome(
+            replay.name, replay.metrics or vector.metrics, replay.analyzers, replay.files, replay.error, replay.seconds
+        )
     return mismatches
 
 
@@ -248,11 +274,24 @@ def check_sweep_options(mode: str, engine: str, confirm) -> None:
         raise ConfigError(f"--confirm {confirm!r}: give the number of variants to replay in Cerebro (0 or more)")
 
 
-def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None, preset: str = "default",
-              overrides: dict | None = None, mode: str = "sequential", workers: int = 2,
-              ray_address: str | None = None, model_for=None, data=None, cache_dir=None,
-              progress=print, universe=None, extra_analyzers=(), engine: str = "vector",
-              confirm: int = 3) -> SweepResult:
+def run_sweep(
+    variants_path,
+    out_root=pipeline.RESULTS,
+    name: str | None = None,
+    preset: str = "default",
+    overrides: dict | None = None,
+    mode: str = "sequential",
+    workers: int = 2,
+    ray_address: str | None = None,
+    model_for=None,
+    data=None,
+    cache_dir=None,
+    progress=print,
+    universe=None,
+    extra_analyzers=(),
+    engine: str = "vector",
+    confirm: int = 3,
+) -> SweepResult:
     """Run every variant of `variants_path` on the selection and the holdout period, rank them on
     the selection period only, and write results/<stem>/: comparison.csv / .md, selection.json /
     .png, equity_curves.png and the variant folders.
@@ -271,6 +310,7 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
     Long because: it is the sweep's recipe read top to bottom (set-up, models and scores, both
     periods, ranking, confirmation, files), each step one call and one timing."""
     from models.score_cache import DEFAULT_CACHE_DIR
+
     check_sweep_options(mode, engine, confirm)
     seconds = {}
     t0 = time.perf_counter()
@@ -285,13 +325,24 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
     seconds["setup"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    scores_by_key, period_keys, n_models, misses = models_and_scores(variants, data, periods, model_for, variants_path,
-                                                   cache_dir or DEFAULT_CACHE_DIR, progress)
+    scores_by_key, period_keys, n_models, misses = models_and_scores(
+        variants, data, periods, model_for, variants_path, cache_dir or DEFAULT_CACHE_DIR, progress
+    )
     seconds["models_and_scores"] = time.perf_counter() - t
 
     working = [v for v in variants if not v.error]
-    tasks = {which: [VariantTask(v.name, period_config(v.config, getattr(periods, which)), period_keys[v.name][which],
-                                 flat_params(v.overrides)) for v in working] for which in ("selection", "holdout")}
+    tasks = {
+        which: [
+            VariantTask(
+                v.name,
+                period_config(v.config, getattr(periods, which)),
+                period_keys[v.name][which],
+                flat_params(v.overrides),
+            )
+            for v in working
+        ]
+        for which in ("selection", "holdout")
+    }
     options = {"universe": universe, "extra_analyzers": tuple(extra_analyzers)}
 
     def run_cerebro(chosen):
@@ -304,8 +355,9 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
             done[which] = run_cerebro(tasks[which])
             returns[which] = cerebro_returns(done[which], tasks[which])
         else:
-            done[which], returns[which] = run_vector_variants(tasks[which], data, scores_by_key, universe, mode,
-                                                              workers, ray_address, progress, label=which)
+            done[which], returns[which] = run_vector_variants(
+                tasks[which], data, scores_by_key, universe, mode, workers, ray_address, progress, label=which
+            )
     seconds["backtests" if engine == "cerebro" else "vector"] = time.perf_counter() - t
 
     outcomes = period_outcomes(variants, done)
@@ -325,29 +377,61 @@ def run_sweep(variants_path, out_root=pipeline.RESULTS, name: str | None = None,
         seconds["confirm"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows = write_sweep(out_dir, variants, outcomes["holdout"], data, returns=returns["holdout"], confirmed=confirmed,
-                       cash=float(base["backtest"]["cash"]), selection_outcomes=outcomes["selection"], report=report,
-                       periods=periods, engine=engine)
+    rows = write_sweep(
+        out_dir,
+        variants,
+        outcomes["holdout"],
+        data,
+        returns=returns["holdout"],
+        confirmed=confirmed,
+        cash=float(base["backtest"]["cash"]),
+        selection_outcomes=outcomes["selection"],
+        report=report,
+        periods=periods,
+        engine=engine,
+    )
     seconds["write"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     if mismatches:
         raise EngineMismatchError(
-            "the vector engine and Cerebro disagree on confirmed variant(s) (holdout period): " + "; ".join(mismatches)
-            + f". Results are in {out_dir}; please report this with the variants file (docs/engines.md)")
-    return SweepResult(out_dir, rows, outcomes["holdout"], n_models, misses, seconds, engine, confirmed, combined,
-                       selection_outcomes=outcomes["selection"], report=report, periods=periods)
+            "the vector engine and Cerebro disagree on confirmed variant(s) (holdout period): "
+            + "; ".join(mismatches)
+            + f". Results are in {out_dir}; please report this with the variants file (docs/engines.md)"
+        )
+    return SweepResult(
+        out_dir,
+        rows,
+        outcomes["holdout"],
+        n_models,
+        misses,
+        seconds,
+        engine,
+        confirmed,
+        combined,
+        selection_outcomes=outcomes["selection"],
+        report=report,
+        periods=periods,
+    )
 
 
 def rank_variants(names: list, variants: list, returns: "VariantReturns", data, periods: Periods):
     """The selection report of the working variants: ranked on the selection period's returns only,
     judged on the holdout, against the equal-weight universe over the same days (analyzers.selection_report)."""
     from analyzers.selection_report import selection_report
+
     sel = returns.matrix(*periods.selection, names=names)
     hold = returns.matrix(*periods.holdout, names=names)
     yardstick = tuple(equal_weight_returns(data, m.index) for m in (sel, hold))
     table = pd.DataFrame({"name": [v.name for v in variants], "params": [v.params_text() for v in variants]})
-    report = selection_report(table, sel, hold, periods.labels("selection"), periods.labels("holdout"),
-                              benchmark=yardstick, benchmark_name=YARDSTICK)
+    report = selection_report(
+        table,
+        sel,
+        hold,
+        periods.labels("selection"),
+        periods.labels("holdout"),
+        benchmark=yardstick,
+        benchmark_name=YARDSTICK,
+    )
     report.summary["yardstick"] = YARDSTICK_WHY
     return report
 
@@ -361,6 +445,7 @@ def equal_weight_returns(data, dates: pd.DatetimeIndex) -> np.ndarray:
 def cerebro_returns(outcomes: list, tasks: list) -> "VariantReturns":
     """VariantReturns from Cerebro runs' equity.csv: the same float32 daily returns the vector engine keeps."""
     from analyzers import daily_returns
+
     cash = {task.name: float(task.config["backtest"]["cash"]) for task in tasks}
     columns = {}
     for o in outcomes:
@@ -378,5 +463,3 @@ def combine_returns(first: "VariantReturns", second: "VariantReturns") -> "Varia
         a, b = first.matrix(names=[n])[n].dropna(), second.matrix(names=[n])[n].dropna()
         columns[n] = (a.index.append(b.index), np.concatenate([a.to_numpy(), b.to_numpy()]).astype("float32"))
     return _returns_matrix(columns)
-
-

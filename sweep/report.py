@@ -1,5 +1,6 @@
 """What a sweep writes and prints: comparison.csv / comparison.md (every variant's metrics per
 period, best selection Sharpe first), equity_curves.png, and the printed summary."""
+
 from __future__ import annotations
 
 import io
@@ -13,30 +14,50 @@ import pipeline
 from core.io import atomic_dir, atomic_path, write_text
 from sweep.spec import YARDSTICK, YARDSTICK_WHY, Periods, Variant
 
-COMPARISON_METRICS = ("sharpe", "total_return", "cagr", "volatility", "max_drawdown", "sortino", "n_trades",
-                      "win_rate", "exposure", "turnover", "final_value")
+COMPARISON_METRICS = (
+    "sharpe",
+    "total_return",
+    "cagr",
+    "volatility",
+    "max_drawdown",
+    "sortino",
+    "n_trades",
+    "win_rate",
+    "exposure",
+    "turnover",
+    "final_value",
+)
 
 
 # ----------------------------------------------------------------------------- writing
-def comparison_rows(variants: list[Variant], outcomes: dict, selection_outcomes: dict | None = None,
-                    report=None) -> list[dict]:
+def comparison_rows(
+    variants: list[Variant], outcomes: dict, selection_outcomes: dict | None = None, report=None
+) -> list[dict]:
     """One row per variant: variant, status, error, params, then (analyzers.selection_report.
     comparison_columns) selection_sharpe, holdout_sharpe, selection_rank, holdout_rank, chosen and
     every other metric per period as selection_<key> / holdout_<key>. Best selection rank first,
     broken variants last. `outcomes`: the holdout period's."""
     from analyzers.selection_report import comparison_columns
+
     by_name = {v.name: v for v in variants}
     rows = []
     if report is not None:
         ok = list(report.table["name"])
-        columns = comparison_columns(report, {n: selection_outcomes[n].metrics for n in ok},
-                                     {n: outcomes[n].metrics for n in ok})
+        columns = comparison_columns(
+            report, {n: selection_outcomes[n].metrics for n in ok}, {n: outcomes[n].metrics for n in ok}
+        )
         for record in columns.to_dict(orient="records"):
             name = record.pop("name")
             record.pop("params")
-            rows.append({"variant": name, "status": "ok", "error": "", "params": by_name[name].params_text(),
-                         **{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                            for k, v in record.items()}})
+            rows.append(
+                {
+                    "variant": name,
+                    "status": "ok",
+                    "error": "",
+                    "params": by_name[name].params_text(),
+                    **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()},
+                }
+            )
     ranked = {r["variant"] for r in rows}
     for v in variants:
         if v.name not in ranked:
@@ -45,13 +66,24 @@ def comparison_rows(variants: list[Variant], outcomes: dict, selection_outcomes:
     return rows
 
 
-def write_sweep(out_dir: Path, variants: list[Variant], outcomes: dict, data, returns=None, confirmed=(),
-                cash: float = 100_000.0, selection_outcomes: dict | None = None, report=None,
-                periods: Periods | None = None, engine: str = "vector") -> list[dict]:
+def write_sweep(
+    out_dir: Path,
+    variants: list[Variant],
+    outcomes: dict,
+    data,
+    returns=None,
+    confirmed=(),
+    cash: float = 100_000.0,
+    selection_outcomes: dict | None = None,
+    report=None,
+    periods: Periods | None = None,
+    engine: str = "vector",
+) -> list[dict]:
     """Per-variant folders (the holdout run's files; a Cerebro sweep's selection run in
     <variant>/selection/; a vector sweep writes only the variants replayed in Cerebro and the broken
     ones), comparison.csv / .md of every variant, selection.json / .png, equity_curves.png (holdout)."""
     from analyzers.selection_report import write_selection
+
     out_dir.mkdir(parents=True, exist_ok=True)
     selection_outcomes = selection_outcomes or {}
     for v in variants:
@@ -75,15 +107,24 @@ def write_sweep(out_dir: Path, variants: list[Variant], outcomes: dict, data, re
         report.summary["engine"] = engine
         report.summary["confirmed_in_cerebro"] = {"period": "holdout", "variants": list(confirmed)}
         write_selection(out_dir, report)
-    curves = {o.name: equity_from_csv(o.files["equity.csv"]) for o in outcomes.values()
-              if not o.error and "equity.csv" in o.files}
+    curves = {
+        o.name: equity_from_csv(o.files["equity.csv"])
+        for o in outcomes.values()
+        if not o.error and "equity.csv" in o.files
+    }
     band = None
     if returns is not None and len(returns.names):
         growth = np.nancumprod(1.0 + returns.values.astype("float64"), axis=0) * cash
         band = pd.DataFrame({"low": np.nanmin(growth, axis=1), "high": np.nanmax(growth, axis=1)}, index=returns.dates)
     if curves or band is not None:
-        write_equity_curves_png(curves, data.benchmark, out_dir / "equity_curves.png", data.benchmark_name, band=band,
-                                n_variants=len(returns.names) if returns is not None else len(curves))
+        write_equity_curves_png(
+            curves,
+            data.benchmark,
+            out_dir / "equity_curves.png",
+            data.benchmark_name,
+            band=band,
+            n_variants=len(returns.names) if returns is not None else len(curves),
+        )
     return rows
 
 
@@ -95,36 +136,55 @@ def format_number(value, pct: bool = False) -> str:
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def comparison_markdown(rows: list[dict], data, report=None, periods: Periods | None = None, engine: str = "vector",
-                        confirmed=()) -> str:
+def comparison_markdown(
+    rows: list[dict], data, report=None, periods: Periods | None = None, engine: str = "vector", confirmed=()
+) -> str:
     from analyzers.selection_report import selection_markdown
+
     ok = [r for r in rows if r["status"] == "ok"]
     broken = [r for r in rows if r["status"] != "ok"]
     lines = ["# Variant comparison", ""]
     if periods is not None:
-        lines += [f"Ranked on the selection period {periods.text('selection')} only; the holdout period "
-                  f"{periods.text('holdout')} chose nothing (its numbers are reported after the fact). "
-                  f"Engine: {engine}.", ""]
+        lines += [
+            f"Ranked on the selection period {periods.text('selection')} only; the holdout period "
+            f"{periods.text('holdout')} chose nothing (its numbers are reported after the fact). "
+            f"Engine: {engine}.",
+            "",
+        ]
     if ok:
         first = ok[0]
-        lines += [f"Benchmark {data.benchmark_name} over the holdout: total return "
-                  f"{format_number(first.get('holdout_benchmark_total_return'), True)}, Sharpe "
-                  f"{format_number(first.get('holdout_benchmark_sharpe'))}; equal-weight universe: total return "
-                  f"{format_number(first.get('holdout_universe_ew_total_return'), True)}, Sharpe "
-                  f"{format_number(first.get('holdout_universe_ew_sharpe'))}.", "", YARDSTICK_WHY, ""]
+        lines += [
+            f"Benchmark {data.benchmark_name} over the holdout: total return "
+            f"{format_number(first.get('holdout_benchmark_total_return'), True)}, Sharpe "
+            f"{format_number(first.get('holdout_benchmark_sharpe'))}; equal-weight universe: total return "
+            f"{format_number(first.get('holdout_universe_ew_total_return'), True)}, Sharpe "
+            f"{format_number(first.get('holdout_universe_ew_sharpe'))}.",
+            "",
+            YARDSTICK_WHY,
+            "",
+        ]
         if engine == "vector":
-            lines += [f"Replayed in Cerebro on the holdout period with every report (same metrics as the vector "
-                      f"engine): {', '.join(confirmed) or 'none'}.", ""]
-        cols = [("selection_sharpe", "selection Sharpe", False), ("holdout_sharpe", "holdout Sharpe", False),
-                ("holdout_rank", "holdout rank", False), ("holdout_total_return", "holdout return", True),
-                ("holdout_max_drawdown", "holdout max DD", True), ("holdout_n_trades", "holdout trades", False)]
+            lines += [
+                f"Replayed in Cerebro on the holdout period with every report (same metrics as the vector "
+                f"engine): {', '.join(confirmed) or 'none'}.",
+                "",
+            ]
+        cols = [
+            ("selection_sharpe", "selection Sharpe", False),
+            ("holdout_sharpe", "holdout Sharpe", False),
+            ("holdout_rank", "holdout rank", False),
+            ("holdout_total_return", "holdout return", True),
+            ("holdout_max_drawdown", "holdout max DD", True),
+            ("holdout_n_trades", "holdout trades", False),
+        ]
         lines.append("| selection rank | variant | params | " + " | ".join(c[1] for c in cols) + " |")
         lines.append("|---:|---|---|" + "---:|" * len(cols))
         for r in ok:
             mark = " (chosen)" if r.get("chosen") else ""
             cells = [format_number(r.get(key), pct) for key, _, pct in cols]
-            lines.append(f"| {r['selection_rank']} | {r['variant']}{mark} | {r['params']} | "
-                         + " | ".join(cells) + " |")
+            lines.append(
+                f"| {r['selection_rank']} | {r['variant']}{mark} | {r['params']} | " + " | ".join(cells) + " |"
+            )
     if report is not None:
         lines += ["", selection_markdown(report).rstrip()]
     if broken:
@@ -139,19 +199,29 @@ def equity_from_csv(content: bytes) -> pd.Series:
     return frame["value"]
 
 
-def write_equity_curves_png(curves: dict, benchmark: pd.Series, path: Path, bench_name: str, band=None,
-                            n_variants: int = 0) -> None:
+def write_equity_curves_png(
+    curves: dict, benchmark: pd.Series, path: Path, bench_name: str, band=None, n_variants: int = 0
+) -> None:
     """The curves of `curves` (the confirmed variants, or every variant of a Cerebro sweep) and the
     benchmark; `band` (low/high per day) draws every screened variant as a faint envelope."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from analyzers import align_benchmark
+
     fig, ax = plt.subplots(figsize=(11, 5.5))
     if band is not None:
-        ax.fill_between(band.index, band["low"].values, band["high"].values, color="tab:blue", alpha=0.12,
-                        linewidth=0, label=f"all {n_variants} variants (range)")
+        ax.fill_between(
+            band.index,
+            band["low"].values,
+            band["high"].values,
+            color="tab:blue",
+            alpha=0.12,
+            linewidth=0,
+            label=f"all {n_variants} variants (range)",
+        )
     for name, equity in curves.items():
         ax.plot(equity.index, equity.values, label=name, linewidth=1.0)
     first = next(iter(curves.values())) if curves else pd.Series(band["high"].values, index=band.index)
@@ -169,15 +239,21 @@ def write_equity_curves_png(curves: dict, benchmark: pd.Series, path: Path, benc
 def print_comparison(result) -> None:
     """The sweep's summary on the console (a sweep.SweepResult)."""
     print()
-    print(f"Sweep results in {result.out_dir} ({len(result.rows)} variants, {result.models} model(s), "
-          f"{result.inference_runs} inference run(s), engine {result.engine}; {result.seconds['total']:.1f}s)")
+    print(
+        f"Sweep results in {result.out_dir} ({len(result.rows)} variants, {result.models} model(s), "
+        f"{result.inference_runs} inference run(s), engine {result.engine}; {result.seconds['total']:.1f}s)"
+    )
     print("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items() if k != "total"))
     if result.periods is not None:
-        print(f"  ranked on the selection period {result.periods.text('selection')}; "
-              f"holdout {result.periods.text('holdout')} (chooses nothing)")
+        print(
+            f"  ranked on the selection period {result.periods.text('selection')}; "
+            f"holdout {result.periods.text('holdout')} (chooses nothing)"
+        )
     if result.engine == "vector":
-        print(f"  confirmed in Cerebro on the holdout (same metrics as the vector engine): "
-              f"{', '.join(result.confirmed) or 'none'}")
+        print(
+            f"  confirmed in Cerebro on the holdout (same metrics as the vector engine): "
+            f"{', '.join(result.confirmed) or 'none'}"
+        )
     shown = 0
     print(f"  {'variant':32} {'sel. Sharpe':>11} {'holdout Sharpe':>14} {'holdout return':>14} {'trades':>7}")
     for r in result.rows:
@@ -185,16 +261,24 @@ def print_comparison(result) -> None:
             continue  # comparison.csv / .md list every variant
         shown += r["status"] == "ok"
         if r["status"] == "ok":
-            print(f"  {r['variant'][:32]:32} {format_number(r.get('selection_sharpe')):>11} {format_number(r.get('holdout_sharpe')):>14} "
-                  f"{format_number(r.get('holdout_total_return'), True):>14} {format_number(r.get('holdout_n_trades')):>7}")
+            print(
+                f"  {r['variant'][:32]:32} {format_number(r.get('selection_sharpe')):>11} "
+                f"{format_number(r.get('holdout_sharpe')):>14} "
+                f"{format_number(r.get('holdout_total_return'), True):>14} "
+                f"{format_number(r.get('holdout_n_trades')):>7}"
+            )
         else:
             print(f"  {r['variant'][:32]:32} BROKEN: {r['error']}")
     if result.report is not None:
         s = result.report.summary
         chosen = s["chosen"]
         excess = s["excess"]["chosen"] if s.get("excess") else {}
-        print(f"  chosen: {chosen['name']} (selection rank 1 of {s['n_trials']}): deflated Sharpe "
-              f"{format_number(chosen['deflated_sharpe'])} ({format_number(excess.get('deflated_sharpe'))} over the {YARDSTICK}), "
-              f"holdout Sharpe {format_number(chosen['holdout_sharpe'])}, PBO {format_number((s.get('pbo') or {}).get('pbo'))}")
+        print(
+            f"  chosen: {chosen['name']} (selection rank 1 of {s['n_trials']}): deflated Sharpe "
+            f"{format_number(chosen['deflated_sharpe'])} "
+            f"({format_number(excess.get('deflated_sharpe'))} over the {YARDSTICK}), "
+            f"holdout Sharpe {format_number(chosen['holdout_sharpe'])}, "
+            f"PBO {format_number((s.get('pbo') or {}).get('pbo'))}"
+        )
         print(f"  verdict: {result.report.verdict}")
     print(f"  comparison.csv, comparison.md, selection.json, selection.png, equity_curves.png in {result.out_dir}")

@@ -1,6 +1,7 @@
 """How a sweep's variants run: each in its own Cerebro (ScoreAlpha on cached scores) or all in the
 compiled vector engine, in one process, local processes or Ray tasks. Workers return results and
 files as bytes; only the driver writes, so the same code works on a cluster without a shared disk."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ import pipeline
 from core.errors import AlphaPluginError, DataError
 from sweep.report import format_number
 
-ROOT = Path(__file__).resolve().parents[1]   # the project folder: shipped to Ray workers
+ROOT = Path(__file__).resolve().parents[1]  # the project folder: shipped to Ray workers
 MODES = ("sequential", "processes", "ray")
 CONFIRM_RTOL = 1e-9  # a confirmed variant's Cerebro metrics must equal its vector metrics to this
 
@@ -44,10 +45,13 @@ def period_scores(model, data, start, end, cache_dir=None) -> tuple[pd.DataFrame
     """(scores, cache hit): the model's scores for a backtest of [start, end], from the score
     cache or computed once; bit for bit the scores LSTMAlpha gives in that Cerebro (tested)."""
     from models.score_cache import DEFAULT_CACHE_DIR, cached_scores
+
     panel, bench, first = period_panel(data, start, end)
     if first is None:
-        raise DataError(f"no stock has two or more prices between {pd.Timestamp(start).date()} and "
-                        f"{pd.Timestamp(end).date()}; widen the backtest period")
+        raise DataError(
+            f"no stock has two or more prices between {pd.Timestamp(start).date()} and "
+            f"{pd.Timestamp(end).date()}; widen the backtest period"
+        )
     return cached_scores(model, panel, bench, data.vix, start=first, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
 
 
@@ -57,7 +61,7 @@ class VariantTask:
     name: str
     config: dict
     scores_key: str
-    params: dict = field(default_factory=dict)   # what this variant changes, for run.json
+    params: dict = field(default_factory=dict)  # what this variant changes, for run.json
 
 
 @dataclass
@@ -65,7 +69,7 @@ class VariantOutcome:
     name: str
     metrics: dict = field(default_factory=dict)
     analyzers: dict = field(default_factory=dict)
-    files: dict = field(default_factory=dict)       # file name -> bytes
+    files: dict = field(default_factory=dict)  # file name -> bytes
     error: str | None = None
     seconds: float = 0.0
 
@@ -79,16 +83,21 @@ def run_variant(task: VariantTask, data, scores_by_key: dict, options: dict | No
         with tempfile.TemporaryDirectory(prefix="sweep-") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the driver warns once for the base config
             out = Path(tmp) / "run"
-            result = pipeline.run(task.config, out, scores=scores_by_key[task.scores_key], progress=False, data=data,
-                                  **(options or {}))
+            result = pipeline.run(
+                task.config, out, scores=scores_by_key[task.scores_key], progress=False, data=data, **(options or {})
+            )
             files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
         if "run.json" in files:  # say where the scores came from (pipeline.run assumes a --scores file)
             run_info = json.loads(files["run.json"])
-            run_info.update(scores="the model's scores, computed once for the sweep (models/score_cache)",
-                            variant=task.name, variant_params=task.params)
+            run_info.update(
+                scores="the model's scores, computed once for the sweep (models/score_cache)",
+                variant=task.name,
+                variant_params=task.params,
+            )
             files["run.json"] = (json.dumps(run_info, indent=2, default=str) + "\n").encode()
-        return VariantOutcome(task.name, dict(result.metrics), dict(result.analyzers), files,
-                              seconds=time.perf_counter() - t0)
+        return VariantOutcome(
+            task.name, dict(result.metrics), dict(result.analyzers), files, seconds=time.perf_counter() - t0
+        )
     except Exception as exc:  # noqa: BLE001 - a broken variant is reported, the others go on
         text = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, AlphaPluginError):
@@ -120,12 +129,14 @@ def run_processes(tasks, data, scores_by_key, workers: int = 2, progress=None, o
     """Local processes without Ray; each worker receives the data and scores once."""
     import concurrent.futures as cf
     import multiprocessing as mp
+
     # fork hands the panel over without pickling; the workers never run torch, so forking after
     # torch was imported is safe here
     ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
     by_name = {}
-    with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx, initializer=_init_worker,
-                                initargs=(data, scores_by_key, options)) as pool:
+    with cf.ProcessPoolExecutor(
+        max_workers=max(1, workers), mp_context=ctx, initializer=_init_worker, initargs=(data, scores_by_key, options)
+    ) as pool:
         futures = {pool.submit(_run_in_worker, t): t for t in tasks}
         for done, future in enumerate(cf.as_completed(futures), 1):
             task = futures[future]
@@ -149,16 +160,20 @@ def run_in_cerebro(tasks, data, scores_by_key, mode: str, workers: int, ray_addr
 
 def _ray_runtime_env(address: str | None) -> dict:
     if address:  # a real cluster: ship the project's code (not results, caches or models)
-        return {"working_dir": str(ROOT),
-                "excludes": ["results/", "cache/", "models/store/", ".git/", ".venv/", "**/__pycache__/"]}
+        return {
+            "working_dir": str(ROOT),
+            "excludes": ["results/", "cache/", "models/store/", ".git/", ".venv/", "**/__pycache__/"],
+        }
     return {"env_vars": {"PYTHONPATH": str(ROOT)}}
 
 
-def run_ray(tasks, data, scores_by_key, address: str | None = None, num_cpus: int = 2,
-            progress=None, options=None) -> list[VariantOutcome]:
+def run_ray(
+    tasks, data, scores_by_key, address: str | None = None, num_cpus: int = 2, progress=None, options=None
+) -> list[VariantOutcome]:
     """Ray tasks: the data and scores go into the object store once; each task builds its own
     Cerebro and returns its results and files. A local instance unless `address` is given."""
     import ray
+
     started = False
     if not ray.is_initialized():
         kwargs = dict(runtime_env=_ray_runtime_env(address), log_to_driver=False, ignore_reinit_error=True)
@@ -262,6 +277,7 @@ def vector_panels(tasks, data, scores_by_key, universe) -> dict:
             start, end = pipeline.backtest_period(task.config, data)
         panel = pipeline.vector_panel(data, scores_by_key[task.scores_key], start, end, universe)
         from strategies.vector import panel_benchmark_metrics
+
         fixed = {**panel_benchmark_metrics(panel), **pipeline.universe_baseline(data.prices, panel.dates)}
         panels[task.scores_key] = (panel, fixed)
     return panels
@@ -271,13 +287,20 @@ def run_vector_chunk(chunk: list, panels: dict) -> list:
     """Simulate a chunk of VectorTasks; [(name, metrics, float32 returns or None, error)]."""
     from analyzers import daily_returns
     from strategies.vector import simulate_prepared
+
     out = []
     for task in chunk:
         try:
             panel, fixed = panels[task.panel_key]
             pipeline.check_enough_stocks(len(panel.tickers), task.params, panel.dates[0], panel.dates[-1])
-            result = simulate_prepared(panel, task.params, task.cash, task.commission, trade_log=False,
-                                       benchmark_metrics={k: v for k, v in fixed.items() if k.startswith("benchmark_")})
+            result = simulate_prepared(
+                panel,
+                task.params,
+                task.cash,
+                task.commission,
+                trade_log=False,
+                benchmark_metrics={k: v for k, v in fixed.items() if k.startswith("benchmark_")},
+            )
             metrics = {**result.metrics, **fixed}
             metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
             returns = daily_returns(result.equity, task.cash).to_numpy(dtype="float32")
@@ -291,15 +314,23 @@ def _vector_worker_chunk(chunk):
     return run_vector_chunk(chunk, _VECTOR_STATE["panels"])
 
 
-def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential", workers=2, ray_address=None,
-                        progress=None, label: str = ""):
+def run_vector_variants(
+    tasks, data, scores_by_key, universe, mode="sequential", workers=2, ray_address=None, progress=None, label: str = ""
+):
     """Every variant on the vector engine: (outcomes, VariantReturns). The panels (prices, scores,
     ranks) are built once and shared: inherited by forked processes, or put in Ray's object store once."""
     t0 = time.perf_counter()
     panels = vector_panels(tasks, data, scores_by_key, universe)
-    vtasks = [VectorTask(task.name, task.scores_key, pipeline.strategy_params(task.config),
-                         float(task.config["backtest"]["cash"]), float(task.config["backtest"]["commission"]))
-              for task in tasks]
+    vtasks = [
+        VectorTask(
+            task.name,
+            task.scores_key,
+            pipeline.strategy_params(task.config),
+            float(task.config["backtest"]["cash"]),
+            float(task.config["backtest"]["commission"]),
+        )
+        for task in tasks
+    ]
     found = simulate_variants(vtasks, panels, mode, workers, ray_address)
     outcomes, columns = [], {}
     seconds = (time.perf_counter() - t0) / max(1, len(tasks))
@@ -310,13 +341,16 @@ def run_vector_variants(tasks, data, scores_by_key, universe, mode="sequential",
             columns[task.name] = (panels[task.scores_key][0].dates, returns)
     if progress:
         ok = sum(o.error is None for o in outcomes)
-        progress(f"vector engine{' (' + label + ' period)' if label else ''}: {len(tasks)} variants ({ok} ok) in "
-                 f"{time.perf_counter() - t0:.1f}s")
+        progress(
+            f"vector engine{' (' + label + ' period)' if label else ''}: {len(tasks)} variants ({ok} ok) in "
+            f"{time.perf_counter() - t0:.1f}s"
+        )
     return outcomes, _returns_matrix(columns)
 
 
-def simulate_variants(vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2,
-                      ray_address: str | None = None) -> dict:
+def simulate_variants(
+    vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2, ray_address: str | None = None
+) -> dict:
     """{name: (metrics, float32 returns, error)} of VectorTasks on shared panels, in chunks:
     one process, forked local processes (which inherit the panels) or Ray tasks (panels put once)."""
     n_chunks = 1 if mode == "sequential" else max(1, workers) * 4
@@ -326,18 +360,23 @@ def simulate_variants(vtasks: list, panels: dict, mode: str = "sequential", work
     elif mode == "processes":
         import concurrent.futures as cf
         import multiprocessing as mp
+
         _VECTOR_STATE["panels"] = panels  # forked workers inherit it: no pickling of the arrays
         ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
         forked = ctx.get_start_method() == "fork"
         try:
-            with cf.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx,
-                                        initializer=None if forked else _VECTOR_STATE.update,
-                                        initargs=() if forked else ({"panels": panels},)) as pool:
+            with cf.ProcessPoolExecutor(
+                max_workers=max(1, workers),
+                mp_context=ctx,
+                initializer=None if forked else _VECTOR_STATE.update,
+                initargs=() if forked else ({"panels": panels},),
+            ) as pool:
                 results = list(pool.map(_vector_worker_chunk, chunks))
         finally:
             _VECTOR_STATE.clear()
     else:
         import ray
+
         started = False
         if not ray.is_initialized():
             kwargs = dict(runtime_env=_ray_runtime_env(ray_address), log_to_driver=False, ignore_reinit_error=True)
@@ -365,5 +404,3 @@ def _returns_matrix(columns: dict) -> VariantReturns:
     for c, (index, returns) in enumerate(columns.values()):
         values[dates.get_indexer(index), c] = returns
     return VariantReturns(dates, names, values)
-
-

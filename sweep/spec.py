@@ -1,5 +1,6 @@
 """What a sweep runs: the variants of a variants file (a grid and a list, over a base preset) and
 its two periods (select on one, hold out the other). Pure parsing: no model, no backtest."""
+
 from __future__ import annotations
 
 import copy
@@ -20,9 +21,9 @@ _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 @dataclass
 class Variant:
     name: str
-    overrides: dict                  # {"strategy": {...}, "model": {...}, "backtest": {...}}
-    config: dict | None = None       # the merged config (None when it could not be built)
-    error: str | None = None         # why the variant cannot run (it is still reported)
+    overrides: dict  # {"strategy": {...}, "model": {...}, "backtest": {...}}
+    config: dict | None = None  # the merged config (None when it could not be built)
+    error: str | None = None  # why the variant cannot run (it is still reported)
 
     def params_text(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in flat_params(self.overrides).items())
@@ -44,8 +45,10 @@ def _split_params(params: dict, where: str) -> dict:
     for key, value in params.items():
         if isinstance(value, dict):
             if key not in VARIANT_SECTIONS:
-                raise ConfigError(f"{where}: '{key}.*' cannot vary; a variant changes {', '.join(VARIANT_SECTIONS)} "
-                                  f"keys (bare keys are strategy params)")
+                raise ConfigError(
+                    f"{where}: '{key}.*' cannot vary; a variant changes {', '.join(VARIANT_SECTIONS)} "
+                    f"keys (bare keys are strategy params)"
+                )
             out.setdefault(key, {}).update(value)
         else:
             out.setdefault("strategy", {})[key] = value
@@ -79,7 +82,7 @@ def list_variants(entries: list, source: str = "variants.list") -> list[Variant]
     variants = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not entry.get("name"):
-            raise ConfigError(f"{source}[{i}]: every [[variants.list]] entry needs name = \"...\"")
+            raise ConfigError(f'{source}[{i}]: every [[variants.list]] entry needs name = "..."')
         params = {k: v for k, v in entry.items() if k != "name"}
         variants.append(Variant(str(entry["name"]), _split_params(params, f"{source} '{entry['name']}'")))
     return variants
@@ -97,8 +100,9 @@ def expand_variants(spec: dict, source: str = "variants") -> list[Variant]:
     seen = set()
     for v in variants:
         if not _NAME_OK.match(v.name):
-            raise ConfigError(f"{source}: variant name {v.name!r} must be a plain folder name "
-                              "(letters, digits, . _ = + -)")
+            raise ConfigError(
+                f"{source}: variant name {v.name!r} must be a plain folder name (letters, digits, . _ = + -)"
+            )
         if v.name in seen:
             raise ConfigError(f"{source}: two variants are named {v.name!r}; names must be unique")
         seen.add(v.name)
@@ -121,18 +125,23 @@ def load_sweep(path, preset: str = "default", overrides: dict | None = None) -> 
 
 # ----------------------------------------------------------------------------- the two periods
 PERIOD_KEYS = ("selection_start", "selection_end", "holdout_start", "holdout_end")
-PERIOD_HELP = ("set them in the variants file's [selection] table (selection_start, selection_end, holdout_start, "
-               "holdout_end) or with --selection START,END --holdout START,END")
+PERIOD_HELP = (
+    "set them in the variants file's [selection] table (selection_start, selection_end, holdout_start, "
+    "holdout_end) or with --selection START,END --holdout START,END"
+)
 YARDSTICK = "equal-weight universe"
-YARDSTICK_WHY = ("Yardstick: the equal-weight portfolio of the universe's stocks (daily rebalanced, no costs) over the "
-                 "same days. Any long-only book on these 20 survivor-picked stocks beats zero without skill, so the "
-                 "verdict judges the chosen variant's returns in excess of it, not its Sharpe above zero.")
+YARDSTICK_WHY = (
+    "Yardstick: the equal-weight portfolio of the universe's stocks (daily rebalanced, no costs) over the "
+    "same days. Any long-only book on these 20 survivor-picked stocks beats zero without skill, so the "
+    "verdict judges the chosen variant's returns in excess of it, not its Sharpe above zero."
+)
 
 
 @dataclass(frozen=True)
 class Periods:
     """A sweep's selection period (it ranks the variants) and holdout period (it chooses nothing)."""
-    selection: tuple            # (first day, last day) as Timestamps
+
+    selection: tuple  # (first day, last day) as Timestamps
     holdout: tuple
 
     def text(self, which: str) -> str:
@@ -165,9 +174,11 @@ def sweep_periods(config: dict, source: str = "the sweep") -> Periods:
             raise ConfigError(f"{source}: the {which} period {periods.text(which)} starts after it ends; {PERIOD_HELP}")
     (s0, s1), (h0, h1) = periods.selection, periods.holdout
     if s0 <= h1 and h0 <= s1:
-        raise ConfigError(f"{source}: the selection period {periods.text('selection')} overlaps the holdout period "
-                          f"{periods.text('holdout')}: a holdout chooses nothing, so it must not share days with the "
-                          f"selection; {PERIOD_HELP}")
+        raise ConfigError(
+            f"{source}: the selection period {periods.text('selection')} overlaps the holdout period "
+            f"{periods.text('holdout')}: a holdout chooses nothing, so it must not share days with the "
+            f"selection; {PERIOD_HELP}"
+        )
     return periods
 
 
@@ -190,17 +201,19 @@ def parse_period(text: str, option: str) -> dict:
 def _refuse_backtest_dates(base: dict, variants: list, source) -> None:
     """A sweep trades its two periods: backtest.start / end (or --start / --end) would be ignored."""
     if base["backtest"].get("start") or base["backtest"].get("end"):
-        raise ConfigError(f"{source}: a sweep trades a selection and a holdout period, so backtest.start / "
-                          f"backtest.end (or --start / --end) cannot apply; drop them and {PERIOD_HELP}")
+        raise ConfigError(
+            f"{source}: a sweep trades a selection and a holdout period, so backtest.start / "
+            f"backtest.end (or --start / --end) cannot apply; drop them and {PERIOD_HELP}"
+        )
     for v in variants:
         if not v.error and {"start", "end"} & set(v.overrides.get("backtest", {})):
-            v.error = (f"ConfigError: variant {v.name!r} sets backtest.start / backtest.end; a sweep's periods are "
-                       f"the same for every variant: {PERIOD_HELP}")
+            v.error = (
+                f"ConfigError: variant {v.name!r} sets backtest.start / backtest.end; a sweep's periods are "
+                f"the same for every variant: {PERIOD_HELP}"
+            )
 
 
 def period_dates(data, period: tuple) -> pd.DatetimeIndex:
     """The trading days of the data in a period: the score dates a sweep uses there."""
     dates = data.prices.dates
     return dates[(dates >= period[0]) & (dates <= period[1])]
-
-

@@ -1,4 +1,5 @@
 """Alpha quality: checked against scipy, numpy and brute-force loops written here."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,15 @@ from scipy import stats
 
 from analyzers.alpha_quality import AlphaQuality
 from analyzers.alpha_report import write_alpha_report
-from analyzers.ic import (alpha_report, calibration_table, daily_ic, forward_excess_returns_from, hit_rate, ic_summary,
-                          quintile_returns)
+from analyzers.ic import (
+    alpha_report,
+    calibration_table,
+    daily_ic,
+    forward_excess_returns_from,
+    hit_rate,
+    ic_summary,
+    quintile_returns,
+)
 from feeds import load_embedded
 
 
@@ -21,12 +29,11 @@ def _random_panel(days=60, stocks=12, seed=0):
     rng = np.random.default_rng(seed)
     idx = pd.bdate_range("2021-01-04", periods=days)
     cols = [f"S{i:02d}" for i in range(stocks)]
-    close = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.02, (days, stocks)), axis=0)),
-                         index=idx, columns=cols)
+    close = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.02, (days, stocks)), axis=0)), index=idx, columns=cols)
     bench = pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, days))), index=idx)
     scores = pd.DataFrame(rng.uniform(-1, 1, (days, stocks)).round(1), index=idx, columns=cols)  # ties
-    scores.iloc[3, :4] = np.nan                 # missing scores
-    close.iloc[:5, 0] = np.nan                  # a stock that starts late
+    scores.iloc[3, :4] = np.nan  # missing scores
+    close.iloc[:5, 0] = np.nan  # a stock that starts late
     return scores, close, bench
 
 
@@ -62,7 +69,7 @@ def test_rank_ic_equals_scipy_spearman_on_each_day():
 
 def test_fewer_than_three_stocks_give_nan():
     scores, close, bench = _random_panel(stocks=4)
-    scores.iloc[7, :2] = np.nan                 # 2 stocks left that day
+    scores.iloc[7, :2] = np.nan  # 2 stocks left that day
     fwd = forward_excess_returns_from(close, bench, 1)
     ic = daily_ic(scores, fwd, "spearman")
     assert math.isnan(ic.iloc[7]) and ic.iloc[8:20].notna().all()
@@ -96,14 +103,17 @@ def test_quintiles_and_hit_rate_by_brute_force():
     per_group = {g: [] for g in range(1, 6)}
     hits = total = 0
     for day in scores.index:
-        pairs = [(scores.at[day, c], fwd.at[day, c]) for c in scores.columns
-                 if not (math.isnan(scores.at[day, c]) or math.isnan(fwd.at[day, c]))]
+        pairs = [
+            (scores.at[day, c], fwd.at[day, c])
+            for c in scores.columns
+            if not (math.isnan(scores.at[day, c]) or math.isnan(fwd.at[day, c]))
+        ]
         for s, f in pairs:
             hits += (s > 0) == (f > 0)
             total += 1
         if len(pairs) < 5:
             continue
-        ranks = stats.rankdata([s for s, _ in pairs])          # average ranks on ties
+        ranks = stats.rankdata([s for s, _ in pairs])  # average ranks on ties
         groups = {g: [] for g in range(1, 6)}
         for r, (_, f) in zip(ranks, pairs):
             groups[math.ceil(r / len(pairs) * 5)].append(f)
@@ -134,13 +144,15 @@ def test_calibration_on_synthetic_truth():
     assert t_over["mean_p"].iloc[-1] - t_over["realised"].iloc[-1] > 0.1
     assert t_over["realised"].iloc[0] - t_over["mean_p"].iloc[0] > 0.1
     uniform = calibration_table(calibrated, fwd, bins=10, strategy="uniform")
-    assert set(uniform["bin"]) == set(range(3, 9))         # p in [0.2, 0.8): bins 3..8 only
+    assert set(uniform["bin"]) == set(range(3, 9))  # p in [0.2, 0.8): bins 3..8 only
 
 
 # ------------------------------------------------------------- the analyzer in a Cerebro
 
+
 class Momentum(bt.Indicator):
     """Any indicator with a `score` line: 20-day return."""
+
     lines = ("score",)
     params = (("period", 20),)
 
@@ -171,21 +183,24 @@ def _cerebro_run(bench_as, out_dir=None, runonce=True):
         frame = pd.DataFrame({"open": bench, "high": bench, "low": bench, "close": bench})
         cerebro.adddata(bt.feeds.PandasData(dataname=frame), name="SP500")
     cerebro.addstrategy(Holder)
-    cerebro.addanalyzer(AlphaQuality, _name="aq", horizons=(1, 5),
-                        benchmark="SP500" if bench_as == "data" else bench, out_dir=out_dir)
+    cerebro.addanalyzer(
+        AlphaQuality, _name="aq", horizons=(1, 5), benchmark="SP500" if bench_as == "data" else bench, out_dir=out_dir
+    )
     return cerebro.run()[0], prices.select(TICKERS).close, bench
 
 
-@pytest.mark.parametrize("bench_as", ["series", "data"])   # not `benchmark`: pytest-benchmark owns it
+@pytest.mark.parametrize("bench_as", ["series", "data"])  # not `benchmark`: pytest-benchmark owns it
 def test_analyzer_collects_what_an_offline_computation_gives(bench_as, tmp_path):
     strat, close, bench = _cerebro_run(bench_as, out_dir=tmp_path)
     aq = strat.analyzers.aq
     scores, got_close, got_bench = aq.frames()
     offline_scores = close / close.shift(20) - 1.0
-    pd.testing.assert_frame_equal(got_close[TICKERS], close[TICKERS], check_freq=False, check_index_type=False,
-                                  check_names=False)
-    np.testing.assert_allclose(scores[TICKERS].iloc[20:].to_numpy(),
-                               offline_scores[TICKERS].iloc[20:].to_numpy(), rtol=1e-9)
+    pd.testing.assert_frame_equal(
+        got_close[TICKERS], close[TICKERS], check_freq=False, check_index_type=False, check_names=False
+    )
+    np.testing.assert_allclose(
+        scores[TICKERS].iloc[20:].to_numpy(), offline_scores[TICKERS].iloc[20:].to_numpy(), rtol=1e-9
+    )
     np.testing.assert_allclose(got_bench.to_numpy(), bench.reindex(close.index).to_numpy())
     want = alpha_report(offline_scores.iloc[20:], close, bench, horizons=(1, 5))
     got = aq.get_analysis()
@@ -200,7 +215,7 @@ def test_analyzer_collects_what_an_offline_computation_gives(bench_as, tmp_path)
 
 
 def test_write_alpha_report_json_has_no_nan(tmp_path):
-    scores, close, bench = _random_panel(days=30, stocks=4)   # < 5 stocks: quintiles are NaN
+    scores, close, bench = _random_panel(days=30, stocks=4)  # < 5 stocks: quintiles are NaN
     report = alpha_report(scores, close, bench, horizons=(1, 20))
     paths = write_alpha_report(report, tmp_path)
     text = paths["json"].read_text()
@@ -229,5 +244,6 @@ def test_tradeable_forward_returns_start_at_the_fill_day_brute_force():
             got = fwd.iat[i, j]
             assert (np.isnan(expected) and np.isnan(got)) or got == pytest.approx(expected, rel=1e-12)
     assert fwd.equals(forward_excess_returns_from(close, bench, h, lag=1))
-    pd.testing.assert_frame_equal(forward_excess_returns_from(close, bench, h, lag=0),
-                                  forward_excess_returns_from(close, bench, h))
+    pd.testing.assert_frame_equal(
+        forward_excess_returns_from(close, bench, h, lag=0), forward_excess_returns_from(close, bench, h)
+    )

@@ -2,6 +2,7 @@
 formulas over the orders a deterministic strategy is known to have made.
 
 Data: the embedded real closes (close only, so a bar's open equals its close)."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,11 @@ import quantstats as qs
 
 from analyzers.collect import analyzer_results, import_analyzer, json_safe
 from analyzers.metrics import (
-    PortfolioMetrics, align_benchmark, compute_metrics, daily_returns, max_drawdown,
+    PortfolioMetrics,
+    align_benchmark,
+    compute_metrics,
+    daily_returns,
+    max_drawdown,
 )
 from analyzers.tearsheet import QuantStatsTearsheet, benchmark_returns
 from analyzers.tradelog import COLUMNS, TradeLog, _Book, fill_row
@@ -73,8 +78,15 @@ def run(market, tmp_path_factory):
     cerebro.addanalyzer(TradeLog, path=str(out / "trades.csv"))
     cerebro.addanalyzer(PortfolioMetrics, benchmark=bench, out_dir=str(out))
     cerebro.addanalyzer(QuantStatsTearsheet, benchmark=bench, path=str(out / "tearsheet.html"), title="Plan")
-    cerebro.addanalyzer(bt.analyzers.SharpeRatio, _name="bt_sharpe", timeframe=bt.TimeFrame.Days,
-                        annualize=True, riskfreerate=0.0, stddev_sample=True, convertrate=True)
+    cerebro.addanalyzer(
+        bt.analyzers.SharpeRatio,
+        _name="bt_sharpe",
+        timeframe=bt.TimeFrame.Days,
+        annualize=True,
+        riskfreerate=0.0,
+        stddev_sample=True,
+        convertrate=True,
+    )
     cerebro.addanalyzer(bt.analyzers.DrawDown, _name="bt_drawdown")
     cerebro.addanalyzer(bt.analyzers.TimeReturn, _name="bt_returns", timeframe=bt.TimeFrame.Days)
     cerebro.addanalyzer(bt.analyzers.SQN, _name="sqn")
@@ -90,8 +102,16 @@ def _expected_orders(frames):
         for ticker, size, info in PLAN[bar]:
             frame = frames[ticker]
             fill_date = frame.index[bar]  # bar b is index b-1; its next bar is index b
-            rows.append({"bar": bar, "ticker": ticker, "size": size, "info": info,
-                         "date": fill_date, "price": float(frame["open"].iloc[bar])})
+            rows.append(
+                {
+                    "bar": bar,
+                    "ticker": ticker,
+                    "size": size,
+                    "info": info,
+                    "date": fill_date,
+                    "price": float(frame["open"].iloc[bar]),
+                }
+            )
     return rows
 
 
@@ -283,12 +303,12 @@ def test_analyzer_results_are_json(run):
     # Backtrader counts round trips (AAPL's trim + close is one trade): 4, against 5 SELL rows.
     assert results["trades"]["total"]["closed"] == 4
     assert results["bt_drawdown"]["max"]["drawdown"] == pytest.approx(
-        strategy.analyzers.bt_drawdown.get_analysis()["max"]["drawdown"])
+        strategy.analyzers.bt_drawdown.get_analysis()["max"]["drawdown"]
+    )
     assert results["sqn"]["trades"] == 4
     assert all(isinstance(k, str) for k in results["bt_returns"])
     assert len(text) > 100
-    assert json_safe({"x": np.float64("nan"), pd.Timestamp("2020-01-02"): np.int64(3)}) == {
-        "x": None, "2020-01-02": 3}
+    assert json_safe({"x": np.float64("nan"), pd.Timestamp("2020-01-02"): np.int64(3)}) == {"x": None, "2020-01-02": 3}
 
 
 def test_import_analyzer():
@@ -303,9 +323,9 @@ def test_import_analyzer():
 def test_fill_row_book_keeping():
     day = pd.Timestamp("2020-01-01").date()
     later = pd.Timestamp("2020-01-11").date()
-    row, book = fill_row(_Book(), day, "SELL", 10.0, 5)          # opens a short
+    row, book = fill_row(_Book(), day, "SELL", 10.0, 5)  # opens a short
     assert row["PnL_Pct"] is None and book.size == -5
-    row, book = fill_row(book, later, "BUY", 8.0, 8)             # covers (+20 %), flips long 3
+    row, book = fill_row(book, later, "BUY", 8.0, 8)  # covers (+20 %), flips long 3
     assert row["PnL_Pct"] == pytest.approx(20.0) and row["Days"] == 10
     assert book.size == 3 and book.avg_price == 8.0 and book.opened == later
 
@@ -313,6 +333,7 @@ def test_fill_row_book_keeping():
 def test_trade_stats_on_the_seed_log():
     # tests/fixtures/seed_backtest_trades.csv: the seed project's published trade log (Apache-2.0).
     from pathlib import Path
+
     from analyzers.metrics import trade_stats
 
     seed = pd.read_csv(Path(__file__).parent / "fixtures" / "seed_backtest_trades.csv")

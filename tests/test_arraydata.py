@@ -2,6 +2,7 @@
 
 Every test runs the same Cerebro twice, once with the stock parts, and demands identical bars,
 fills and broker values (exact float equality, NaN == NaN)."""
+
 import datetime as dt
 
 import backtrader as bt
@@ -9,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import DataError
 from feeds.arraydata import ArrayData, FastArrayData, datetime_numbers, feed_frame
 from feeds.broker import LeanBroker
-from core.errors import DataError
 from feeds.synthetic import make_synthetic_universe
 
 
@@ -75,8 +76,9 @@ def test_same_bars_as_pandasdata(frames, feed_cls, runonce, preload):
     # Whole buffers too, datetime floats included, read after the run.
     for ds, do in zip(stock.datas, ours.datas):
         for alias in ds.getlinealiases():
-            np.testing.assert_array_equal(np.asarray(getattr(do.lines, alias).array),
-                                          np.asarray(getattr(ds.lines, alias).array))
+            np.testing.assert_array_equal(
+                np.asarray(getattr(do.lines, alias).array), np.asarray(getattr(ds.lines, alias).array)
+            )
 
 
 @pytest.mark.parametrize("runonce", [True, False])
@@ -104,8 +106,9 @@ def test_tzinput_and_filters_take_the_per_bar_path(frames):
 
 def test_series_of_closes_is_a_flat_bar():
     closes = pd.Series([100.0, 101.5, np.nan, 99.25], index=pd.bdate_range("2020-01-06", periods=4), name="SPX")
-    by_hand = pd.DataFrame({"open": closes, "high": closes, "low": closes, "close": closes,
-                            "volume": 0.0, "openinterest": 0.0})
+    by_hand = pd.DataFrame(
+        {"open": closes, "high": closes, "low": closes, "close": closes, "volume": 0.0, "openinterest": 0.0}
+    )
     for runonce in (True, False):
         stock = run(RecordBars, {"SPX": by_hand}, bt.feeds.PandasData, runonce=runonce)
         ours = run(RecordBars, {"SPX": closes}, ArrayData, runonce=runonce)
@@ -138,8 +141,17 @@ def test_intraday_bars_as_pandasdata():
     index = pd.date_range("2021-03-01 09:30", periods=30, freq="5min")
     rng = np.random.default_rng(0)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, 30)))
-    frame = pd.DataFrame({"open": close, "high": close * 1.001, "low": close * 0.999, "close": close,
-                          "volume": 10.0, "openinterest": 0.0}, index=index)
+    frame = pd.DataFrame(
+        {
+            "open": close,
+            "high": close * 1.001,
+            "low": close * 0.999,
+            "close": close,
+            "volume": 10.0,
+            "openinterest": 0.0,
+        },
+        index=index,
+    )
     kwargs = dict(timeframe=bt.TimeFrame.Minutes, compression=5)
     stock = run(RecordBars, {"X": frame}, bt.feeds.PandasData, feed_kwargs=kwargs)
     ours = run(RecordBars, {"X": frame}, FastArrayData, feed_kwargs=kwargs)
@@ -192,16 +204,27 @@ class SmaTrader(bt.Strategy):
 
     def notify_order(self, order):
         if order.status in (order.Completed, order.Margin, order.Rejected):
-            self.fills.append((order.data._name, order.getstatusname(), order.executed.dt,
-                               order.executed.price, order.executed.size, order.executed.comm))
+            self.fills.append(
+                (
+                    order.data._name,
+                    order.getstatusname(),
+                    order.executed.dt,
+                    order.executed.price,
+                    order.executed.size,
+                    order.executed.comm,
+                )
+            )
 
     def notify_trade(self, trade):
         if trade.isclosed:
             self.trades.append((trade.data._name, trade.dtopen, trade.dtclose, trade.pnl, trade.pnlcomm))
 
 
-@pytest.mark.parametrize("mode", [dict(runonce=True), dict(runonce=False), dict(preload=False), dict(exactbars=1)],
-                         ids=["runonce", "next", "no-preload", "exactbars"])
+@pytest.mark.parametrize(
+    "mode",
+    [dict(runonce=True), dict(runonce=False), dict(preload=False), dict(exactbars=1)],
+    ids=["runonce", "next", "no-preload", "exactbars"],
+)
 def test_lean_feed_and_broker_trade_like_stock(frames, mode):
     def trade(feed_cls, broker_cls):
         cerebro = bt.Cerebro(stdstats=False, **mode)
@@ -215,8 +238,11 @@ def test_lean_feed_and_broker_trade_like_stock(frames, mode):
 
     stock, stock_value = trade(bt.feeds.PandasData, bt.brokers.BackBroker)
     assert len(stock.trades) > 10 and len(stock.fills) > 20
-    for feed_cls, broker_cls in [(ArrayData, bt.brokers.BackBroker), (FastArrayData, bt.brokers.BackBroker),
-                                 (FastArrayData, LeanBroker)]:
+    for feed_cls, broker_cls in [
+        (ArrayData, bt.brokers.BackBroker),
+        (FastArrayData, bt.brokers.BackBroker),
+        (FastArrayData, LeanBroker),
+    ]:
         ours, value = trade(feed_cls, broker_cls)
         assert ours.fills == stock.fills, (feed_cls.__name__, broker_cls.__name__)
         assert ours.trades == stock.trades
@@ -224,7 +250,7 @@ def test_lean_feed_and_broker_trade_like_stock(frames, mode):
         assert value == stock_value
     # Fills happen at the next bar's open: an independent check on the recorded prices.
     opens = {name: dict(zip(datetime_numbers(f.index), f["open"])) for name, f in frames.items()}
-    for name, status, when, price, size, comm in stock.fills:
+    for name, status, when, price, _size, _comm in stock.fills:
         if status == "Completed":
             assert price == pytest.approx(opens[name][when], rel=1e-12)  # executed.price is an average
 

@@ -1,4 +1,5 @@
 """core.dates against Backtrader's own date2num / num2date."""
+
 import datetime as dt
 
 import backtrader as bt

@@ -1,5 +1,6 @@
 """feeds.csv_folder and feeds.validate: good folders load exactly, every bad input gets a message
 that names the file, the line and the column. BAD_INPUTS doubles as the README's table."""
+
 from __future__ import annotations
 
 import warnings
@@ -9,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.csv_folder import load_csv_folder, read_price_csv
 from core.errors import DataError
+from feeds.csv_folder import load_csv_folder, read_price_csv
 from feeds.validate import DataRepairWarning, validate_ohlcv
 
 FIXTURE = Path(__file__).parent / "fixtures" / "feeds_yf_AAPL_MSFT.csv"
@@ -66,8 +67,9 @@ def test_adj_close_scales_ohlc_by_adj_over_close(tmp_path):
     frame = prices.frame("AAA")
     for i, r in enumerate(rows):
         factor = r[6] / r[4]
-        np.testing.assert_allclose(frame.iloc[i][["open", "high", "low", "close"]].to_numpy(float),
-                                   np.array(r[1:5], float) * factor)
+        np.testing.assert_allclose(
+            frame.iloc[i][["open", "high", "low", "close"]].to_numpy(float), np.array(r[1:5], float) * factor
+        )
         assert frame.iloc[i]["volume"] == r[5]
 
 
@@ -156,26 +158,52 @@ def _with(i, col, value):
 
 
 BAD_INPUTS = [
-    ("missing column", csv_text([r[:4] + r[5:] for r in ROWS], "Date,Open,High,Low,Volume"),
-     ["missing column(s) ['Close']", "found ['Date', 'Open', 'High', 'Low', 'Volume']", "expected Date,Open,High,Low,Close,Volume"]),
-    ("misnamed column", csv_text(ROWS, "Date,Open,Hgh,Low,Close,Volume"),
-     ["column 'Hgh' is not recognised (did you mean 'High'?)"]),
+    (
+        "missing column",
+        csv_text([r[:4] + r[5:] for r in ROWS], "Date,Open,High,Low,Volume"),
+        [
+            "missing column(s) ['Close']",
+            "found ['Date', 'Open', 'High', 'Low', 'Volume']",
+            "expected Date,Open,High,Low,Close,Volume",
+        ],
+    ),
+    (
+        "misnamed column",
+        csv_text(ROWS, "Date,Open,Hgh,Low,Close,Volume"),
+        ["column 'Hgh' is not recognised (did you mean 'High'?)"],
+    ),
     ("no date column", csv_text([r[1:] for r in ROWS], "Open,High,Low,Close,Volume"), ["missing column(s) ['Date']"]),
-    ("unparseable date", _with(6, 0, "2021-13-45"), ["line 8, column Date: cannot read '2021-13-45' as a date", "YYYY-MM-DD"]),
+    (
+        "unparseable date",
+        _with(6, 0, "2021-13-45"),
+        ["line 8, column Date: cannot read '2021-13-45' as a date", "YYYY-MM-DD"],
+    ),
     ("timezone-aware date", _with(0, 0, "2021-01-04 00:00:00-05:00"), ["line 2, column Date", "carries a timezone"]),
     ("intraday timestamp", _with(2, 0, "2021-01-06 09:30"), ["line 4, column Date", "has a time of day"]),
-    ("unsorted dates", csv_text([ROWS[0], ROWS[2], ROWS[1]] + ROWS[3:]), ["line 4, column Date: 2021-01-05 comes after 2021-01-06 (line 3)", "sort the rows"]),
-    ("conflicting duplicate dates", csv_text(ROWS[:5] + [ROWS[4][:4] + (999,) + ROWS[4][5:]] + ROWS[5:]),
-     ["line 6 and line 7, column Close", "2021-01-08 appears twice with different values (104 vs 999)"]),
+    (
+        "unsorted dates",
+        csv_text([ROWS[0], ROWS[2], ROWS[1]] + ROWS[3:]),
+        ["line 4, column Date: 2021-01-05 comes after 2021-01-06 (line 3)", "sort the rows"],
+    ),
+    (
+        "conflicting duplicate dates",
+        csv_text(ROWS[:5] + [ROWS[4][:4] + (999,) + ROWS[4][5:]] + ROWS[5:]),
+        ["line 6 and line 7, column Close", "2021-01-08 appears twice with different values (104 vs 999)"],
+    ),
     ("non-numeric price", _with(9, 4, "abc"), ["line 11, column Close: 'abc' is not a number"]),
     ("empty price in a row", _with(9, 2, ""), ["line 11, column High: empty price"]),
     ("zero price", _with(3, 1, 0), ["line 5, column Open: 0 (price must be positive)"]),
     ("negative price", _with(3, 3, -5), ["line 5, column Low: -5 (price must be positive)"]),
     ("infinite price", _with(12, 4, "inf"), ["line 14, column Close: infinite value"]),
     ("negative volume", _with(12, 5, -1), ["line 14, column Volume: -1 (negative volume)"]),
-    ("gap longer than max_gap_days", csv_text(ROWS[:10] + [(d,) + r[1:] for d, r in zip(
-        pd.bdate_range("2021-03-01", periods=20).strftime("%Y-%m-%d"), ROWS[10:])]),
-     ["gap of 45 calendar days between 2021-01-15 (line 11) and 2021-03-01 (line 12)", "max_gap_days=10"]),
+    (
+        "gap longer than max_gap_days",
+        csv_text(
+            ROWS[:10]
+            + [(d,) + r[1:] for d, r in zip(pd.bdate_range("2021-03-01", periods=20).strftime("%Y-%m-%d"), ROWS[10:])]
+        ),
+        ["gap of 45 calendar days between 2021-01-15 (line 11) and 2021-03-01 (line 12)", "max_gap_days=10"],
+    ),
     ("fewer rows than min_rows", csv_text(ROWS[:3]), ["only 3 rows of prices, fewer than min_rows=5", "warm-up"]),
     ("header but no rows (no data)", HEADER + "\n", ["has column names but no rows", "no data"]),
     ("empty file", "", ["the file is empty", "no data"]),
@@ -261,8 +289,14 @@ def test_validate_names_dates_for_frames_without_line_numbers():
 
 
 def test_validate_accepts_case_and_spelling_variants_and_is_pure():
-    raw = pd.DataFrame({"DATE": ["2021-01-04", "2021-01-05"], "close": ["10", "11"], " adj_close ": ["5", "5.5"],
-                        "Dividends": ["0", "0"]})
+    raw = pd.DataFrame(
+        {
+            "DATE": ["2021-01-04", "2021-01-05"],
+            "close": ["10", "11"],
+            " adj_close ": ["5", "5.5"],
+            "Dividends": ["0", "0"],
+        }
+    )
     before = raw.copy()
     clean, notes = validate_ohlcv(raw, "x.csv", min_rows=1, first_line=2)
     pd.testing.assert_frame_equal(raw, before)  # input untouched

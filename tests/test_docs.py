@@ -6,6 +6,7 @@ file `my_scores.csv` and a membership file `sp500_history.csv`. A block preceded
 `<!-- no-run: reason -->` is skipped and its reason must say what it needs (the network).
 The README's marked example runs in tests/test_readme.py with its own assertions.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,8 @@ class Block:
     page: str
     line: int
     code: str
-    no_run: str | None      # the reason it cannot run here
-    elsewhere: str | None   # the test that runs it instead
+    no_run: str | None  # the reason it cannot run here
+    elsewhere: str | None  # the test that runs it instead
 
 
 def page_blocks(path) -> list[Block]:
@@ -35,7 +36,7 @@ def page_blocks(path) -> list[Block]:
         marker = (m.group("marker") or "").strip()
         no_run = marker.split(":", 1)[1].strip() if marker.startswith("no-run:") else None
         elsewhere = "tests/test_readme.py" if marker == "readme-example" else None
-        line = text[:m.start("code")].count("\n") + 1
+        line = text[: m.start("code")].count("\n") + 1
         blocks.append(Block(path.relative_to(ROOT).as_posix(), line, m.group("code"), no_run, elsewhere))
     return blocks
 
@@ -56,11 +57,14 @@ def test_every_block_that_does_not_run_says_why():
 def write_user_files(folder) -> None:
     """The files the docs' examples read: what a user would have at hand."""
     from feeds import load_embedded
+
     prices, bench = load_embedded(start="2015-01-01")
     prices_dir = folder / "my_prices"
     prices_dir.mkdir()
     for ticker in ("AAPL", "MSFT", "XOM"):
-        prices.close[ticker].rename("Close").rename_axis("Date").to_csv(prices_dir / f"{ticker}.csv", float_format="%.6f")
+        prices.close[ticker].rename("Close").rename_axis("Date").to_csv(
+            prices_dir / f"{ticker}.csv", float_format="%.6f"
+        )
     bench.rename("Close").rename_axis("Date").to_csv(prices_dir / "SPY.csv", float_format="%.6f")
     momentum = prices.close.loc["2021-01-01":].pct_change(20).rank(axis=1, pct=True) * 2 - 1
     momentum.rename_axis("Date").to_csv(folder / "my_scores.csv", date_format="%Y-%m-%d", float_format="%.6f")

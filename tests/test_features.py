@@ -1,5 +1,6 @@
 """Features against independent computations: Backtrader's own indicators on the real embedded
 series, hand formulas in plain loops, and look-ahead / holes / late-start guards."""
+
 from __future__ import annotations
 
 import backtrader as bt
@@ -9,8 +10,14 @@ import pytest
 
 from feeds import ConfigError, DataError, PricePanel, load_embedded
 from models.features import (
-    DEFAULT_FEATURES, FEATURES, SEED_FEATURES, compute_features, feature_array, max_warmup,
-    stock_features, usable_features,
+    DEFAULT_FEATURES,
+    FEATURES,
+    SEED_FEATURES,
+    compute_features,
+    feature_array,
+    max_warmup,
+    stock_features,
+    usable_features,
 )
 
 ALL_INPUTS = {"open", "high", "low", "close", "volume", "benchmark", "vix"}
@@ -27,8 +34,10 @@ def synthetic_panel(n_days=400, tickers=("A", "B", "C", "D"), seed=0):
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.01, shape)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.01, shape)))
     volume = np.round(rng.lognormal(13, 0.5, shape))
-    frames = {k: pd.DataFrame(v, index=dates, columns=list(tickers))
-              for k, v in dict(open=open_, high=high, low=low, close=close, volume=volume).items()}
+    frames = {
+        k: pd.DataFrame(v, index=dates, columns=list(tickers))
+        for k, v in dict(open=open_, high=high, low=low, close=close, volume=volume).items()
+    }
     bench = pd.Series(3000 * np.exp(np.cumsum(rng.normal(0, 0.01, n_days))), index=dates, name="BENCH")
     vix = pd.Series(20 * np.exp(rng.normal(0, 0.2, n_days)), index=dates, name="VIX")
     return frames, bench, vix
@@ -46,6 +55,7 @@ def with_missing(frames, ticker, rows):
 
 
 # --- Backtrader's own indicators on real data ------------------------------------------------------
+
 
 class Recorder(bt.Strategy):
     def __init__(self):
@@ -68,12 +78,17 @@ def backtrader_values(frame):
     cerebro.addstrategy(Recorder)
     strat = cerebro.run()[0]
     ind = strat.ind["X"]
-    line = lambda obj, name: np.asarray(getattr(obj.lines, name).array)
+
+    def line(obj, name):
+        return np.asarray(getattr(obj.lines, name).array)
+
     close = frame["close"].to_numpy()
     macd, signal = line(ind["macd"], "macd"), line(ind["macd"], "signal")
     top, bot, mid = line(ind["bb"], "top"), line(ind["bb"], "bot"), line(ind["bb"], "mid")
-    out = {f"{k}_gap": (close - line(ind[k], k[:3])) / line(ind[k], k[:3])
-           for k in ("sma60", "sma100", "sma200", "ema10", "ema20", "ema30")}
+    out = {
+        f"{k}_gap": (close - line(ind[k], k[:3])) / line(ind[k], k[:3])
+        for k in ("sma60", "sma100", "sma200", "ema10", "ema20", "ema30")
+    }
     out.update({f"rsi{n}": line(ind[f"rsi{n}"], "rsi") / 100 for n in (7, 14, 26)})
     out["macd_dif"] = macd / close
     out["macd_hist"] = 2 * (macd - signal) / close
@@ -93,8 +108,13 @@ def test_indicator_features_match_backtrader(ticker):
     last = expected.index[-1000:]
     assert expected.loc[last].notna().all().all() and ours["rsi26"].loc[last, ticker].notna().all()
     for name in names:
-        np.testing.assert_allclose(ours[name].loc[last, ticker].to_numpy(), expected.loc[last, name].to_numpy(),
-                                   rtol=0, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(
+            ours[name].loc[last, ticker].to_numpy(),
+            expected.loc[last, name].to_numpy(),
+            rtol=0,
+            atol=1e-6,
+            err_msg=name,
+        )
     # SMA and Bollinger have no seed: they agree from their very first value.
     for name in ("sma200_gap", "bb_position", "bb_width"):
         valid = ours[name][ticker].notna()
@@ -103,27 +123,28 @@ def test_indicator_features_match_backtrader(ticker):
 
 # --- hand formulas for the features Backtrader has no indicator for --------------------------------
 
+
 def test_non_indicator_features_match_hand_formulas():
     frames, bench, vix = synthetic_panel(n_days=150)
     panel = make_panel(frames)
     f = compute_features(panel, bench, list(FEATURES), vix=vix)
     col = "B"
-    c, o, h, l, v = (frames[k][col].to_numpy() for k in ("close", "open", "high", "low", "volume"))
+    c, o, h, lo, v = (frames[k][col].to_numpy() for k in ("close", "open", "high", "low", "volume"))
     b = bench.to_numpy()
     obv = np.zeros(len(c))
     for t in range(1, len(c)):
         obv[t] = obv[t - 1] + np.sign(c[t] - c[t - 1]) * v[t]
     for t in (60, 99, 149):
-        r = np.log(c[1:t + 1] / c[:t])
-        rb = np.log(b[1:t + 1] / b[:t])
-        ma_obv = obv[t - 19:t + 1].mean()
+        r = np.log(c[1 : t + 1] / c[:t])
+        rb = np.log(b[1 : t + 1] / b[:t])
+        ma_obv = obv[t - 19 : t + 1].mean()
         expected = {
             "log_ret_5": np.log(c[t] / c[t - 5]),
             "vol_log_ret": np.clip(np.log(v[t] / v[t - 1]), -5, 5),
-            "vol_ratio": v[t] / v[t - 19:t + 1].mean(),
+            "vol_ratio": v[t] / v[t - 19 : t + 1].mean(),
             "k_body": (c[t] - o[t]) / o[t],
             "k_upper": (h[t] - max(o[t], c[t])) / c[t],
-            "k_lower": (min(o[t], c[t]) - l[t]) / c[t],
+            "k_lower": (min(o[t], c[t]) - lo[t]) / c[t],
             "obv_momentum": (obv[t] - ma_obv) / abs(ma_obv),
             "hv_ratio": np.std(r[-10:], ddof=1) / np.std(r[-60:], ddof=1),
             "bench_ret_10": np.log(b[t] / b[t - 10]),
@@ -148,6 +169,7 @@ def test_warmup_is_the_first_valid_row_and_counts_from_a_late_start():
 
 # --- look-ahead, holes, late start ----------------------------------------------------------------
 
+
 def test_no_feature_dated_up_to_T_changes_when_later_prices_change():
     frames, bench, vix = synthetic_panel(n_days=320, seed=1)
     frames = with_missing(frames, "D", [100, 101, 150, 290])  # holes on both sides of T
@@ -156,17 +178,18 @@ def test_no_feature_dated_up_to_T_changes_when_later_prices_change():
     rng = np.random.default_rng(7)
     noisy = {k: v.copy() for k, v in frames.items()}
     for frame in noisy.values():
-        frame.iloc[cut + 1:] *= np.exp(rng.normal(0, 0.05, frame.iloc[cut + 1:].shape))
+        frame.iloc[cut + 1 :] *= np.exp(rng.normal(0, 0.05, frame.iloc[cut + 1 :].shape))
     noisy_bench, noisy_vix = bench.copy(), vix.copy()
-    noisy_bench.iloc[cut + 1:] *= 1.1
-    noisy_vix.iloc[cut + 1:] *= 2
+    noisy_bench.iloc[cut + 1 :] *= 1.1
+    noisy_vix.iloc[cut + 1 :] *= 2
     names = list(FEATURES)
     before = compute_features(make_panel(frames), bench, names, vix=vix)
     after = compute_features(make_panel(noisy), noisy_bench, names, vix=noisy_vix)
     for name in names:
-        pd.testing.assert_frame_equal(before[name].iloc[:cut + 1], after[name].iloc[:cut + 1], check_exact=True,
-                                      obj=name)
-        assert not before[name].iloc[cut + 1:].equals(after[name].iloc[cut + 1:]), name  # the noise did bite
+        pd.testing.assert_frame_equal(
+            before[name].iloc[: cut + 1], after[name].iloc[: cut + 1], check_exact=True, obj=name
+        )
+        assert not before[name].iloc[cut + 1 :].equals(after[name].iloc[cut + 1 :]), name  # the noise did bite
 
 
 def test_no_feature_of_the_real_data_dated_up_to_T_changes():
@@ -174,13 +197,13 @@ def test_no_feature_of_the_real_data_dated_up_to_T_changes():
     cut = prices.dates.get_loc(pd.Timestamp("2019-06-28"))
     rng = np.random.default_rng(3)
     close = prices.close.copy()
-    close.iloc[cut + 1:] *= np.exp(rng.normal(0, 0.03, close.iloc[cut + 1:].shape))
+    close.iloc[cut + 1 :] *= np.exp(rng.normal(0, 0.03, close.iloc[cut + 1 :].shape))
     noisy = PricePanel({"close": close}, available={"close"})
     names, _ = usable_features(list(FEATURES), prices.available | {"benchmark"})
     before = compute_features(prices, bench, names)
     after = compute_features(noisy, bench * np.where(bench.index > prices.dates[cut], 0.9, 1.0), names)
     for name in names:
-        pd.testing.assert_frame_equal(before[name].iloc[:cut + 1], after[name].iloc[:cut + 1], obj=name)
+        pd.testing.assert_frame_equal(before[name].iloc[: cut + 1], after[name].iloc[: cut + 1], obj=name)
 
 
 def test_a_stock_with_holes_is_computed_on_its_own_compacted_bars():
@@ -206,7 +229,8 @@ def test_a_stock_with_holes_is_computed_on_its_own_compacted_bars():
     assert f["sma60_gap"]["B"].iloc[399] == pytest.approx(c.iloc[-1] / c.iloc[-60:].mean() - 1)
     b_asof = bench.reindex(c.index)
     assert f["rel_ret_1"]["B"].iloc[73] == pytest.approx(
-        np.log(c.iloc[i] / c.iloc[i - 1]) - np.log(b_asof.iloc[i] / b_asof.iloc[i - 1]))
+        np.log(c.iloc[i] / c.iloc[i - 1]) - np.log(b_asof.iloc[i] / b_asof.iloc[i - 1])
+    )
 
 
 def test_a_late_starting_stock_equals_itself_computed_alone():
@@ -230,6 +254,7 @@ def test_benchmark_is_taken_as_of_each_date_never_from_later():
 
 
 # --- availability, registry, API -------------------------------------------------------------------
+
 
 def test_close_only_panel_keeps_close_features_and_drops_ohlcv_ones():
     prices, bench = load_embedded(end="1991-12-31")

@@ -3,6 +3,7 @@ no import circle between the project's modules, and each folder imports only the
 
     python -m pytest tests/test_imports.py -q
 """
+
 from __future__ import annotations
 
 import ast
@@ -17,7 +18,7 @@ MAY_IMPORT = {
     "feeds": {"core"},
     "configs": {"core"},
     "models": {"core", "feeds"},
-    "strategies": {"core", "feeds", "analyzers"},   # the vector engine reuses the metrics and trade log
+    "strategies": {"core", "feeds", "analyzers"},  # the vector engine reuses the metrics and trade log
     "analyzers": {"core", "feeds"},
 }
 
@@ -65,7 +66,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:

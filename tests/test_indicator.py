@@ -1,4 +1,5 @@
 """LSTMAlpha in Cerebro: runonce (batched) == next (one window a bar) == model.predict(panel)."""
+
 import backtrader as bt
 import numpy as np
 import pandas as pd
@@ -22,8 +23,12 @@ def run_scores(model, panel, bench, start, end, runonce, history=True):
         if len(frame):
             cerebro.adddata(bt.feeds.PandasData(dataname=frame), name=ticker)
     before = pd.Timestamp(start) - pd.Timedelta(days=1)
-    make = LSTMAlpha.factory(model, benchmark=spx, history=panel.between(None, before) if history else None,
-                             history_benchmark=bench.loc[:before] if history else None)
+    make = LSTMAlpha.factory(
+        model,
+        benchmark=spx,
+        history=panel.between(None, before) if history else None,
+        history_benchmark=bench.loc[:before] if history else None,
+    )
 
     class Record(bt.Strategy):
         def __init__(self):
@@ -35,12 +40,17 @@ def run_scores(model, panel, bench, start, end, runonce, history=True):
 
         def next(self):
             for ticker, alpha in self.alphas.items():
-                if len(alpha.data) and bt_dates([alpha.data.datetime[0]])[0] == bt_dates([self.datas[0].datetime[0]])[0]:
+                if (
+                    len(alpha.data)
+                    and bt_dates([alpha.data.datetime[0]])[0] == bt_dates([self.datas[0].datetime[0]])[0]
+                ):
                     self.rows.append((bt_dates([alpha.data.datetime[0]])[0], ticker, alpha.score[0]))
 
     cerebro.addstrategy(Record)
     strat = cerebro.run()[0]
-    out = pd.DataFrame(strat.rows, columns=["date", "ticker", "score"]).pivot(index="date", columns="ticker", values="score")
+    out = pd.DataFrame(strat.rows, columns=["date", "ticker", "score"]).pivot(
+        index="date", columns="ticker", values="score"
+    )
     return out, make.scorer
 
 

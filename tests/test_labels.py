@@ -1,4 +1,5 @@
 """Labels against a brute-force loop over each stock's own bars, plus look-ahead and config guards."""
+
 from __future__ import annotations
 
 import statistics
@@ -16,8 +17,9 @@ def small_panel(seed=0):
     lacks two panel days and has an extra day the panel does not."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2021-03-01", periods=40, name="date")
-    close = pd.DataFrame(20 * np.exp(np.cumsum(rng.normal(0, 0.03, (40, 5)), axis=0)),
-                         index=dates, columns=["A", "B", "C", "D", "E"])
+    close = pd.DataFrame(
+        20 * np.exp(np.cumsum(rng.normal(0, 0.03, (40, 5)), axis=0)), index=dates, columns=["A", "B", "C", "D", "E"]
+    )
     close.iloc[:7, 1] = np.nan  # B starts late
     close.iloc[[10, 11, 25], 2] = np.nan  # C has holes
     close.iloc[33:, 3] = np.nan  # D stops early
@@ -28,6 +30,7 @@ def small_panel(seed=0):
 
 def brute_force(panel, bench, h):
     """Loop over each stock's own bars: (fwd return, benchmark fwd return, end date) per (date, ticker)."""
+
     def bench_as_of(day):
         past = [d for d in bench.index if d <= day]
         return bench[past[-1]] if past else np.nan
@@ -86,14 +89,14 @@ def test_no_label_changes_before_its_horizon_ends():
     h, cut = 10, 600
     rng = np.random.default_rng(5)
     close = prices.close.copy()
-    close.iloc[cut + 1:] *= np.exp(rng.normal(0, 0.03, close.iloc[cut + 1:].shape))
+    close.iloc[cut + 1 :] *= np.exp(rng.normal(0, 0.03, close.iloc[cut + 1 :].shape))
     noisy = PricePanel({"close": close}, available={"close"})
     noisy_bench = bench * np.where(bench.index > prices.dates[cut], 1.05, 1.0)
     for kind in ("classification", "regression"):
         before = make_labels(prices, bench, h, kind)
         after = make_labels(noisy, noisy_bench, h, kind)
-        pd.testing.assert_frame_equal(before.iloc[:cut - h + 1], after.iloc[:cut - h + 1], obj=kind)
-        assert not before.iloc[cut - h + 1:].equals(after.iloc[cut - h + 1:])
+        pd.testing.assert_frame_equal(before.iloc[: cut - h + 1], after.iloc[: cut - h + 1], obj=kind)
+        assert not before.iloc[cut - h + 1 :].equals(after.iloc[cut - h + 1 :])
     ends = label_end_dates(prices, h)
     assert (ends.iloc[cut - h] == prices.dates[cut]).all()  # the last unchanged row ends exactly on T
 

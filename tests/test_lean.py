@@ -1,11 +1,12 @@
 """LeanLinesMixin against the stock bookkeeping: same len() and same values on every bar."""
+
 import backtrader as bt
 import numpy as np
 import pandas as pd
 import pytest
 
-from feeds.arraydata import ArrayData
 from core.lean import LeanLinesMixin
+from feeds.arraydata import ArrayData
 
 
 class Doubled(bt.Indicator):
@@ -27,8 +28,10 @@ class LeanDoubled(LeanLinesMixin, Doubled):
 def _frame(start, n, seed):
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    return pd.DataFrame({"open": close, "high": close, "low": close, "close": close, "volume": 1.0},
-                        index=pd.bdate_range(start, periods=n))
+    return pd.DataFrame(
+        {"open": close, "high": close, "low": close, "close": close, "volume": 1.0},
+        index=pd.bdate_range(start, periods=n),
+    )
 
 
 @pytest.mark.parametrize("runonce", [True, False])
@@ -53,7 +56,7 @@ def test_lean_indicator_and_feed_match_the_stock_ones(runonce):
     cerebro.adddata(ArrayData(dataname=_frame("2020-02-03", 30, 2), lean=True), name="LATE")
     cerebro.addstrategy(Record)
     cerebro.run()
-    assert len(seen["A"]) == 60 and len(seen["LATE"]) >= 30   # LATE ends first and keeps its last bar
+    assert len(seen["A"]) == 60 and len(seen["LATE"]) >= 30  # LATE ends first and keeps its last bar
     for rows in seen.values():
         stock, lean = np.array(rows).T
         np.testing.assert_array_equal(stock, lean)

@@ -1,4 +1,5 @@
 """The research core: leak-free splits, the scaler's window, determinism, look-ahead, artifact."""
+
 import json
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_scaler_sees_only_training_rows():
     rows = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
     dates = pd.date_range("2000-01-01", periods=10).values
     scaler = Scaler.fit(rows, dates, "2000-01-01", "2000-01-05")
-    assert scaler.center.tolist() == [2.0, 2.0]           # median of 0..4, not of 0..9
+    assert scaler.center.tolist() == [2.0, 2.0]  # median of 0..4, not of 0..9
     assert scaler.fitted_on == ("2000-01-01", "2000-01-05")
 
 
@@ -87,8 +88,12 @@ def test_a_score_does_not_change_when_future_prices_change(embedded, tiny_model)
     assert before.notna().sum().sum() > 50_000
     pd.testing.assert_frame_equal(before, after)
     # and the future scores did change, so the test can fail
-    assert not tiny_model.predict(prices, bench).loc[T:].iloc[1:].equals(
-        tiny_model.predict(PricePanel({"close": close}, available={"close"}), bench2).loc[T:].iloc[1:])
+    assert (
+        not tiny_model.predict(prices, bench)
+        .loc[T:]
+        .iloc[1:]
+        .equals(tiny_model.predict(PricePanel({"close": close}, available={"close"}), bench2).loc[T:].iloc[1:])
+    )
 
 
 def test_scores_are_2p_minus_1_and_p_sits_near_half(embedded, tiny_model):
@@ -102,12 +107,14 @@ def test_scores_are_2p_minus_1_and_p_sits_near_half(embedded, tiny_model):
 def test_windows_skip_warmup_and_compact_holes():
     T, N, Fn = 12, 2, 1
     x = np.arange(T * N, dtype=np.float32).reshape(T, N, Fn)
-    x[:3, 0] = np.nan                           # warm-up of ticker 0
+    x[:3, 0] = np.nan  # warm-up of ticker 0
     traded = np.ones((T, N), bool)
-    traded[5, 1] = False                        # ticker 1 misses day 5
+    traded[5, 1] = False  # ticker 1 misses day 5
     idx = build_windows(x, traded, pd.date_range("2020-01-01", periods=T), ["A", "B"], seq_len=4)
     a_ends = idx.ends[idx.row_ticker[idx.ends] == 0]
-    assert pd.Timestamp(idx.row_dates[a_ends[0]]) == pd.Timestamp("2020-01-07")   # rows 3..6: day 6 ends the first full window
+    assert pd.Timestamp(idx.row_dates[a_ends[0]]) == pd.Timestamp(
+        "2020-01-07"
+    )  # rows 3..6: day 6 ends the first full window
     b_windows = idx.gather(idx.ends[idx.row_ticker[idx.ends] == 1])
     # the window of ticker 1 ending on day 7 spans its own days 3, 4, 6, 7 (day 5 is skipped)
     day7 = [w for w in b_windows if w[-1, 0] == x[7, 1, 0]][0]
@@ -131,7 +138,17 @@ def test_artifact_round_trip(tmp_path, embedded, tiny_model):
     prices, bench = embedded
     path = tiny_model.save(tmp_path / "m")
     meta = json.loads((path / "model.json").read_text())
-    for key in ("features", "seq_len", "horizon", "label", "scaler", "fit_windows", "data_fingerprint", "versions", "threads"):
+    for key in (
+        "features",
+        "seq_len",
+        "horizon",
+        "label",
+        "scaler",
+        "fit_windows",
+        "data_fingerprint",
+        "versions",
+        "threads",
+    ):
         assert key in meta
     assert meta["fit_windows"]["scaler"][1] <= "2012-12-31"
     loaded = AlphaModel.load(path)
@@ -161,6 +178,7 @@ def test_interrupted_save_leaves_no_half_artifact(tmp_path, tiny_model, monkeypa
 
     def boom(*a, **k):
         raise KeyboardInterrupt("killed while saving")
+
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(KeyboardInterrupt):
         tiny_model.save(target)
@@ -170,8 +188,9 @@ def test_interrupted_save_leaves_no_half_artifact(tmp_path, tiny_model, monkeypa
 
 def test_model_whose_features_the_data_lacks(tmp_path, embedded):
     prices, bench = embedded
-    ohlc = PricePanel({"close": prices.close, "open": prices.close * 0.99, "high": prices.close * 1.01,
-                       "low": prices.close * 0.98})
+    ohlc = PricePanel(
+        {"close": prices.close, "open": prices.close * 0.99, "high": prices.close * 1.01, "low": prices.close * 0.98}
+    )
     model = AlphaModel(ModelConfig(features=("k_upper", "rsi14"), **TINY)).fit(ohlc, bench, progress=False)
     assert model.features_ == ["k_upper", "rsi14"]
     with pytest.raises(ArtifactError, match="k_upper"):
@@ -181,13 +200,16 @@ def test_model_whose_features_the_data_lacks(tmp_path, embedded):
 def test_close_only_data_drops_ohlc_features_with_a_warning(embedded):
     prices, bench = embedded
     with pytest.warns(UserWarning, match="k_upper"):
-        model = AlphaModel(ModelConfig(features=("k_upper", "rsi14", "sma60_gap"), **TINY)).fit(prices, bench, progress=False)
+        model = AlphaModel(ModelConfig(features=("k_upper", "rsi14", "sma60_gap"), **TINY)).fit(
+            prices, bench, progress=False
+        )
     assert model.features_ == ["rsi14", "sma60_gap"]
 
 
 # ----------------------------------------------------------------------------- importance
 def test_permutation_importance_uses_validation_only(embedded, tiny_model):
     from models.importance import permutation_importance, validation_windows
+
     prices, bench = embedded
     _, _, dates = validation_windows(tiny_model, prices, bench)
     split = tiny_model.config.split
@@ -206,11 +228,13 @@ def test_permutation_importance_uses_validation_only(embedded, tiny_model):
 def test_permutation_importance_finds_the_feature_the_model_uses(embedded, tiny_model):
     """Shuffling a feature whose weights are zeroed cannot change the loss; a used one does."""
     from models.importance import permutation_importance
+
     prices, bench = embedded
     import copy
+
     model = copy.deepcopy(tiny_model)
     with torch.no_grad():
-        model.net_.lstm.weight_ih_l0[:, 0] = 0.0      # the first feature no longer reaches the network
+        model.net_.lstm.weight_ih_l0[:, 0] = 0.0  # the first feature no longer reaches the network
     imp = permutation_importance(model, prices, bench, repeats=2).set_index("feature")
     assert imp.loc[model.features_[0], "loss_increase"] == 0.0
     assert imp["loss_increase"].abs().max() > 0

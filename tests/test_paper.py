@@ -1,6 +1,7 @@
 """Paper trading (papertrade.py): the account's state after every daily step equals one backtest
 over the same period with the same model; steps are idempotent, atomic under SIGKILL, and never
 rewrite history silently."""
+
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from feeds import ConfigError
 from models import AlphaModel
 
 ROOT = Path(__file__).resolve().parents[1]
-START = "2020-10-01"          # the account's first day: a short replay before the 30 days of 2021
+START = "2020-10-01"  # the account's first day: a short replay before the 30 days of 2021
 FIRST_CSV_DAY = "2016-01-01"  # the CSV folder's history (warm-up for the model's features)
 TICKERS = ["AAPL", "AMD", "BAC", "CVX", "GE", "KO", "MSFT", "XOM"]  # 8 of the 20: a lean test
 
@@ -47,8 +48,15 @@ def write_csv_folder(folder: Path, embedded, end, tickers=TICKERS, open_at_last_
         frame = close.rename("Close").rename_axis("Date").to_frame()
         if open_at_last_close:
             opens = close.shift(1).fillna(close)
-            frame = pd.DataFrame({"Open": opens, "High": np.maximum(opens, close), "Low": np.minimum(opens, close),
-                                  "Close": close, "Volume": 1e6}).rename_axis("Date")
+            frame = pd.DataFrame(
+                {
+                    "Open": opens,
+                    "High": np.maximum(opens, close),
+                    "Low": np.minimum(opens, close),
+                    "Close": close,
+                    "Volume": 1e6,
+                }
+            ).rename_axis("Date")
         frame.to_csv(folder / f"{t}.csv")
     bench.loc[FIRST_CSV_DAY:end].rename("Close").rename_axis("Date").to_csv(folder / "SP500.csv")
     return folder
@@ -69,8 +77,15 @@ def reference_backtest(account_path: Path, model_dir: Path, end):
     model = AlphaModel.load(model_dir)
     start, end = pd.Timestamp(START), pd.Timestamp(end)
     params = {**pipeline.strategy_params(config), "close_at_end": False}
-    cerebro = pipeline.build_cerebro(data, start, end, pipeline.lstm_alpha(model, data, start), params,
-                                     float(config["backtest"]["cash"]), float(config["backtest"]["commission"]))
+    cerebro = pipeline.build_cerebro(
+        data,
+        start,
+        end,
+        pipeline.lstm_alpha(model, data, start),
+        params,
+        float(config["backtest"]["cash"]),
+        float(config["backtest"]["commission"]),
+    )
     cerebro.addanalyzer(Submitted, _name="submitted")
     return cerebro.run()[0]
 
@@ -86,10 +101,12 @@ def assert_book_equals_backtest(path: Path, ref):
     assert book["date"] == want["date"]
     assert abs(book["cash"] - ref.broker.getcash()) <= 1e-9
     assert abs(book["value"] - ref.broker.getvalue()) <= 1e-9
-    got_positions = {t: {k: p[k] for k in ("shares", "entry", "last_review", "next_review")}
-                     for t, p in book["positions"].items()}
-    want_positions = {t: {k: h[k] for k in ("shares", "entry", "last_review", "next_review")}
-                      for t, h in want["holdings"].items()}
+    got_positions = {
+        t: {k: p[k] for k in ("shares", "entry", "last_review", "next_review")} for t, p in book["positions"].items()
+    }
+    want_positions = {
+        t: {k: h[k] for k in ("shares", "entry", "last_review", "next_review")} for t, h in want["holdings"].items()
+    }
     assert got_positions == want_positions
     # every share in the broker is in the book
     held = {d._name: ref.getposition(d).size for d in ref.stocks if ref.getposition(d).size}
@@ -97,14 +114,23 @@ def assert_book_equals_backtest(path: Path, ref):
 
 
 def order_decisions(rows):
-    return [(r["ticker"], r["action"], r["reason"], round(float(r["score"]), 6) if r["score"] != "" else None,
-             int(r["rank"]) if r["rank"] not in ("", None) else None) for r in rows]
+    return [
+        (
+            r["ticker"],
+            r["action"],
+            r["reason"],
+            round(float(r["score"]), 6) if r["score"] != "" else None,
+            int(r["rank"]) if r["rank"] not in ("", None) else None,
+        )
+        for r in rows
+    ]
 
 
 def reference_decisions(ref):
     state = ref.book_state()
-    return ([(o["ticker"], "SELL", o["reason"], round(o["score"], 6), None) for o in state["sell"]]
-            + [(o["ticker"], "BUY", "entry", round(o["score"], 6), o["rank"]) for o in state["buy"]])
+    return [(o["ticker"], "SELL", o["reason"], round(o["score"], 6), None) for o in state["sell"]] + [
+        (o["ticker"], "BUY", "entry", round(o["score"], 6), o["rank"]) for o in state["buy"]
+    ]
 
 
 # ------------------------------------------------------------------------------------ the live bar
@@ -149,9 +175,17 @@ class Submitted(bt.Analyzer):
 
     def notify_order(self, order):
         if order.status == order.Submitted:
-            self.orders.append((str(bt.num2date(order.created.dt).date()), order.data._name,
-                                "BUY" if order.isbuy() else "SELL", order.info.reason,
-                                round(order.info.score, 6), order.info.rank, abs(int(order.created.size))))
+            self.orders.append(
+                (
+                    str(bt.num2date(order.created.dt).date()),
+                    order.data._name,
+                    "BUY" if order.isbuy() else "SELL",
+                    order.info.reason,
+                    round(order.info.score, 6),
+                    order.info.rank,
+                    abs(int(order.created.size)),
+                )
+            )
 
 
 @pytest.mark.slow
@@ -187,17 +221,17 @@ def test_thirty_daily_steps_equal_one_backtest_each(tmp_path, model_dir, embedde
             assert alpha.live_bars == 1
         # the journal only grows: one new line per new day, the old lines byte for byte
         journal = papertrade.read_csv_rows(path / "journal.csv")
-        assert journal[:len(previous_journal)] == previous_journal
-        assert [r["date"] for r in journal[len(previous_journal):]] == (
-            [str(day.date())] if previous_journal else [d["date"] for d in result.replay.days])
+        assert journal[: len(previous_journal)] == previous_journal
+        assert [r["date"] for r in journal[len(previous_journal) :]] == (
+            [str(day.date())] if previous_journal else [d["date"] for d in result.replay.days]
+        )
         previous_journal = journal
     assert n_orders > 5 and n_checked_fills > 5  # the 30 days did make decisions to compare
     assert "paper account acct" in (path / "tearsheet.html").read_text()
 
 
 @pytest.mark.slow
-def test_order_shares_are_the_backtests_fills_when_the_open_is_the_last_close(tmp_path, model_dir, embedded,
-                                                                               days_2021):
+def test_order_shares_are_the_backtests_fills_when_the_open_is_the_last_close(tmp_path, model_dir, embedded, days_2021):
     """Sized at the last close, the listed shares are exactly what the backtest buys and sells at
     the next open when that open equals the last close (OHLC files with open = previous close)."""
     csv = write_csv_folder(tmp_path / "csv", embedded, days_2021[0], open_at_last_close=True)
@@ -208,8 +242,10 @@ def test_order_shares_are_the_backtests_fills_when_the_open_is_the_last_close(tm
     for day, next_day in zip(days_2021[:8], days_2021[1:9]):
         write_csv_folder(csv, embedded, day, open_at_last_close=True)
         papertrade.step(root, "acct", tearsheet=False)
-        listed = [(o["ticker"], o["action"], int(o["shares"]))
-                  for o in papertrade.read_csv_rows(path / "orders_next_open.csv")]
+        listed = [
+            (o["ticker"], o["action"], int(o["shares"]))
+            for o in papertrade.read_csv_rows(path / "orders_next_open.csv")
+        ]
         write_csv_folder(csv, embedded, next_day, open_at_last_close=True)
         ref = reference_backtest(path, model_dir, next_day)
         filled = [(o[1], o[2], o[6]) for o in ref.analyzers.submitted.orders if o[0] == str(next_day.date())]
@@ -289,8 +325,9 @@ def test_sigkill_during_a_step_leaves_the_previous_state_whole(tmp_path, model_d
 
 # ------------------------------------------------------------------------------------ revised history
 @pytest.mark.slow
-def test_revised_past_close_reports_the_divergence_and_keeps_the_journal(tmp_path, model_dir, embedded, days_2021,
-                                                                          capsys):
+def test_revised_past_close_reports_the_divergence_and_keeps_the_journal(
+    tmp_path, model_dir, embedded, days_2021, capsys
+):
     root, path, csv = new_account(tmp_path, model_dir, embedded, days_2021[5])
     papertrade.step(root, "acct", tearsheet=False)
     journal = papertrade.read_csv_rows(path / "journal.csv")
@@ -321,8 +358,10 @@ def test_revised_past_close_reports_the_divergence_and_keeps_the_journal(tmp_pat
     ref = reference_backtest(path, model_dir, buy_day["date"])
 
     def by_ticker(text):
-        return {item.split(" ")[1]: item.split(" ")[0] + " " + item.split(" ", 2)[2]
-                for item in text.split("|") if item}
+        return {
+            item.split(" ")[1]: item.split(" ")[0] + " " + item.split(" ", 2)[2] for item in text.split("|") if item
+        }
+
     old, new = by_ticker(buy_day["decisions"]), by_ticker(papertrade.decisions_text(ref.book_state()))
     want = {t: (old.get(t, "(none)"), new.get(t, "(none)")) for t in set(old) | set(new) if old.get(t) != new.get(t)}
     got = {d["ticker"]: (d["old"], d["new"]) for d in result.divergences if d["date"] == buy_day["date"]}
@@ -341,7 +380,7 @@ def test_revision_that_changes_no_decision_is_journalled_not_rewritten(tmp_path,
     result = papertrade.step(root, "acct", tearsheet=False)
     assert result.status == "stepped" and "decisions unchanged" in result.messages[0]
     after = papertrade.read_csv_rows(path / "journal.csv")
-    assert after[:len(journal)] == journal and len(after) == len(journal) + 1
+    assert after[: len(journal)] == journal and len(after) == len(journal) + 1
     assert after[-1]["date"] == journal[-1]["date"] and after[-1]["decisions"] == journal[-1]["decisions"]
     assert after[-1]["data_fingerprint"] != journal[-1]["data_fingerprint"]
     assert papertrade.step(root, "acct", tearsheet=False).status == "unchanged"
@@ -363,14 +402,16 @@ class FakeYahoo:
         for symbol in symbols:
             close = self.bench if symbol == "SP500" else self.prices.close[symbol]
             close = close[(close.index >= start) & (close.index < end) & (close.index <= self.until)]
-            parts[symbol] = pd.DataFrame({"Open": close, "High": close, "Low": close, "Close": close,
-                                          "Adj Close": close, "Volume": 1e6}).rename_axis("Date")
+            parts[symbol] = pd.DataFrame(
+                {"Open": close, "High": close, "Low": close, "Close": close, "Adj Close": close, "Volume": 1e6}
+            ).rename_axis("Date")
         return pd.concat(parts, axis=1, names=["Ticker", "Price"]).swaplevel(0, 1, axis=1).sort_index(axis=1)
 
 
 @pytest.mark.slow
 def test_yfinance_account_updates_its_cache_and_steps(tmp_path, model_dir, embedded, days_2021):
     from feeds import download_to_cache
+
     cache = tmp_path / "cache"
     fake = FakeYahoo(embedded, days_2021[0])
     today = days_2021[0] + pd.Timedelta(days=1)
@@ -438,7 +479,7 @@ def test_rebase_starts_a_new_generation_from_todays_book(tmp_path, model_dir, em
     assert account["generation"] == 2 and account["generations"][-1]["cash"] == old_book["value"]
     assert json.loads((path / "current" / "config.json").read_text())["strategy"]["top_k"] == 2
     journal = papertrade.read_csv_rows(path / "journal.csv")
-    assert journal[:len(old_journal)] == old_journal and journal[-1]["generation"] == "2"
+    assert journal[: len(old_journal)] == old_journal and journal[-1]["generation"] == "2"
     orders = papertrade.read_csv_rows(path / "orders_next_open.csv")
     assert {o["ticker"] for o in orders if o["reason"] == "rebase"} == {t for t, p in old_book["positions"].items()}
     assert len([o for o in orders if o["action"] == "BUY"]) <= 2

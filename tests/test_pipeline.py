@@ -1,5 +1,6 @@
 """The wiring and the command line: metrics agree with Backtrader and QuantStats, --scores runs,
 bad options get one clear error, the main job writes what the README promises."""
+
 import json
 import math
 import subprocess
@@ -24,12 +25,20 @@ def test_metrics_agree_with_backtrader_and_quantstats(embedded, tiny_model):
     prices, bench = embedded
     data = pipeline.MarketData(prices, bench)
     params = pipeline.strategy_params(load_config("default"))
-    cerebro = pipeline.build_cerebro(data, START, END, pipeline.lstm_alpha(tiny_model, data, START), params,
-                                     cash=100_000, commission=0.0005)
+    cerebro = pipeline.build_cerebro(
+        data, START, END, pipeline.lstm_alpha(tiny_model, data, START), params, cash=100_000, commission=0.0005
+    )
     cerebro.addanalyzer(A.PortfolioMetrics, benchmark=bench, _name="metrics")
     cerebro.addanalyzer(A.TradeLog, _name="tradelog")
-    cerebro.addanalyzer(bt.analyzers.SharpeRatio, timeframe=bt.TimeFrame.Days, annualize=True, riskfreerate=0.0,
-                        stddev_sample=True, convertrate=True, _name="bt_sharpe")
+    cerebro.addanalyzer(
+        bt.analyzers.SharpeRatio,
+        timeframe=bt.TimeFrame.Days,
+        annualize=True,
+        riskfreerate=0.0,
+        stddev_sample=True,
+        convertrate=True,
+        _name="bt_sharpe",
+    )
     cerebro.addanalyzer(bt.analyzers.DrawDown, _name="bt_drawdown")
     cerebro.addanalyzer(bt.analyzers.TimeReturn, timeframe=bt.TimeFrame.Days, _name="bt_returns")
     strat = cerebro.run()[0]
@@ -37,7 +46,9 @@ def test_metrics_agree_with_backtrader_and_quantstats(embedded, tiny_model):
     assert m["n_trades"] > 10 and strat.rejected_orders == 0
     bt_returns = pd.Series(strat.analyzers.bt_returns.get_analysis())
     assert m["sharpe"] == pytest.approx(strat.analyzers.bt_sharpe.get_analysis()["sharperatio"], abs=1e-9)
-    assert -100 * m["max_drawdown"] == pytest.approx(strat.analyzers.bt_drawdown.get_analysis()["max"]["drawdown"], abs=1e-9)
+    assert -100 * m["max_drawdown"] == pytest.approx(
+        strat.analyzers.bt_drawdown.get_analysis()["max"]["drawdown"], abs=1e-9
+    )
     assert m["sharpe"] == pytest.approx(qs.stats.sharpe(bt_returns), abs=1e-9)
     assert m["max_drawdown"] == pytest.approx(qs.stats.max_drawdown(bt_returns), abs=1e-9)
     # benchmark columns: buy and hold of the index over the same days, by hand
@@ -51,8 +62,11 @@ def test_metrics_agree_with_backtrader_and_quantstats(embedded, tiny_model):
 def _scores_csv(path, prices, seed=0):
     rng = np.random.default_rng(seed)
     dates = prices.dates[(prices.dates >= START) & (prices.dates <= END)]
-    frame = pd.DataFrame(rng.uniform(-1, 1, size=(len(dates), len(prices.tickers))).round(4),
-                         index=dates.strftime("%Y-%m-%d"), columns=prices.tickers)
+    frame = pd.DataFrame(
+        rng.uniform(-1, 1, size=(len(dates), len(prices.tickers))).round(4),
+        index=dates.strftime("%Y-%m-%d"),
+        columns=prices.tickers,
+    )
     frame.index.name = "Date"
     frame.to_csv(path)
     return frame
@@ -61,12 +75,34 @@ def _scores_csv(path, prices, seed=0):
 def test_scores_file_runs_without_the_model(tmp_path, embedded, capsys):
     prices, _ = embedded
     scores = _scores_csv(tmp_path / "s.csv", prices)
-    code = run_backtest.main(["--scores", str(tmp_path / "s.csv"), "--start", str(START.date()), "--end", str(END.date()),
-                              "--out", str(tmp_path / "res"), "--name", "mine", "--no-progress",
-                              "--analyzer", "backtrader.analyzers.SQN"])
+    code = run_backtest.main(
+        [
+            "--scores",
+            str(tmp_path / "s.csv"),
+            "--start",
+            str(START.date()),
+            "--end",
+            str(END.date()),
+            "--out",
+            str(tmp_path / "res"),
+            "--name",
+            "mine",
+            "--no-progress",
+            "--analyzer",
+            "backtrader.analyzers.SQN",
+        ]
+    )
     assert code == 0
     out = tmp_path / "res" / "mine"
-    for name in ("tearsheet.html", "trades.csv", "metrics.json", "equity.csv", "equity.png", "analyzers.json", "run.json"):
+    for name in (
+        "tearsheet.html",
+        "trades.csv",
+        "metrics.json",
+        "equity.csv",
+        "equity.png",
+        "analyzers.json",
+        "run.json",
+    ):
         assert (out / name).is_file(), name
     trades = pd.read_csv(out / "trades.csv")
     buys, sells = trades[trades.Action == "BUY"], trades[trades.Action == "SELL"]
@@ -86,19 +122,30 @@ def test_scores_file_runs_without_the_model(tmp_path, embedded, capsys):
     assert "Caveat" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--config", "{cfg}"], "unknown config key 'strategy.topk'"),
-    (["--start", "2022-06-01", "--end", "2021-01-01"], "after its end"),
-    (["--name", "../escape"], "outside"),
-    (["--commission", "5"], "--commission"),
-    (["--data", "{tmp}/nowhere", "--benchmark", "SPY"], "nowhere"),
-    (["--data", "{tmp}"], "--benchmark"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--config", "{cfg}"], "unknown config key 'strategy.topk'"),
+        (["--start", "2022-06-01", "--end", "2021-01-01"], "after its end"),
+        (["--name", "../escape"], "outside"),
+        (["--commission", "5"], "--commission"),
+        (["--data", "{tmp}/nowhere", "--benchmark", "SPY"], "nowhere"),
+        (["--data", "{tmp}"], "--benchmark"),
+    ],
+)
 def test_bad_options_get_one_clear_error(tmp_path, capsys, argv, message):
     (tmp_path / "bad.toml").write_text("[strategy]\ntopk = 3\n")
     argv = [a.replace("{cfg}", str(tmp_path / "bad.toml")).replace("{tmp}", str(tmp_path)) for a in argv]
-    code = run_backtest.main(argv + ["--scores", str(ROOT / "tests" / "fixtures" / "strategy_scores.csv"),
-                                     "--out", str(tmp_path / "res"), "--no-progress"])
+    code = run_backtest.main(
+        argv
+        + [
+            "--scores",
+            str(ROOT / "tests" / "fixtures" / "strategy_scores.csv"),
+            "--out",
+            str(tmp_path / "res"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -109,11 +156,24 @@ def test_threshold_out_of_range_in_a_config(tmp_path, embedded, capsys):
     prices, _ = embedded
     _scores_csv(tmp_path / "s.csv", prices)
     (tmp_path / "t.toml").write_text("[strategy]\nentry_threshold = 1.5\n")
-    code = run_backtest.main(["--config", str(tmp_path / "t.toml"), "--scores", str(tmp_path / "s.csv"),
-                              "--start", "2021-01-04", "--end", "2021-06-30", "--out", str(tmp_path / "res"), "--no-progress"])
+    code = run_backtest.main(
+        [
+            "--config",
+            str(tmp_path / "t.toml"),
+            "--scores",
+            str(tmp_path / "s.csv"),
+            "--start",
+            "2021-01-04",
+            "--end",
+            "2021-06-30",
+            "--out",
+            str(tmp_path / "res"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert "entry_threshold" in capsys.readouterr().err
-    assert not any((tmp_path / "res").glob("*/metrics.json"))     # nothing half-written
+    assert not any((tmp_path / "res").glob("*/metrics.json"))  # nothing half-written
 
 
 def test_trade_stats_command(capsys):
@@ -133,7 +193,13 @@ def test_artifact_key_changes_with_data_and_config(embedded, tmp_path):
     close = prices.close.copy()
     close.iloc[-1, 0] *= 1.01
     from feeds import PricePanel
-    c = pipeline.artifact_dir(config, pipeline.model_config(config), pipeline.MarketData(PricePanel({"close": close}, {"close"}), bench), tmp_path)
+
+    c = pipeline.artifact_dir(
+        config,
+        pipeline.model_config(config),
+        pipeline.MarketData(PricePanel({"close": close}, {"close"}), bench),
+        tmp_path,
+    )
     assert len({a, b, c}) == 3
 
 
@@ -141,8 +207,15 @@ def test_artifact_key_changes_with_data_and_config(embedded, tmp_path):
 def test_main_job_cold_then_warm_is_reproducible(tmp_path):
     """The README's main command on a fresh store: trains, writes everything; the second run reuses
     the model and reproduces every number to the last digit."""
-    cmd = [sys.executable, str(ROOT / "run_backtest.py"), "--no-progress", "--out", str(tmp_path / "res"),
-           "--model-store", str(tmp_path / "store")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_backtest.py"),
+        "--no-progress",
+        "--out",
+        str(tmp_path / "res"),
+        "--model-store",
+        str(tmp_path / "store"),
+    ]
     cold = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert cold.returncode == 0, cold.stderr[-3000:]
     assert "trained and saved" in cold.stdout and "Caveat" in cold.stdout
@@ -170,12 +243,14 @@ def test_universe_smaller_than_top_k_is_an_error(embedded):
     prices, bench = embedded
     data = pipeline.MarketData(prices.select(["AAPL", "XOM", "KO"]), bench)
     from feeds import DataError
+
     with pytest.raises(DataError, match="fewer than top_k=5"):
         pipeline.build_cerebro(data, START, END, pipeline.score_alpha(pd.DataFrame()), {"top_k": 5}, 100_000, 0.0)
 
 
 def test_universe_baseline_is_equal_weight_daily_rebalanced():
     from feeds import PricePanel
+
     dates = pd.date_range("2021-01-04", periods=4, freq="B")
     close = pd.DataFrame({"A": [10.0, 11.0, 12.1, 12.1], "B": [20.0, 18.0, np.nan, 19.8]}, index=dates)
     got = pipeline.universe_baseline(PricePanel({"close": close}, {"close"}), dates)

@@ -1,4 +1,5 @@
 """PyFolioPositions: every data's positions, cash and value add up, transactions match orders."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ class RotateThree(bt.Strategy):
 
     def notify_order(self, order):
         if order.status == order.Completed:
-            self.orders.append((bt.num2date(order.executed.dt).date(), order.data._name,
-                                order.executed.size, order.executed.price))
+            self.orders.append(
+                (bt.num2date(order.executed.dt).date(), order.data._name, order.executed.size, order.executed.price)
+            )
 
     def next(self):
         day = self.datetime.date()
@@ -34,7 +36,7 @@ class RotateThree(bt.Strategy):
         if len(self) % 15 == 1:
             k = (len(self) // 15) % len(self.datas)
             wanted = {(k + j) % len(self.datas) for j in range(3)}
-            for i, d in enumerate(self.datas):       # sells before buys: cash is there
+            for i, d in enumerate(self.datas):  # sells before buys: cash is there
                 if i not in wanted:
                     self.order_target_percent(d, target=0.0)
             for i, d in enumerate(self.datas):
@@ -92,9 +94,8 @@ def test_transactions_match_the_orders(run):
     _, _, txns, _ = strat.analyzers.pf.get_pf_items()
     assert list(txns.columns) == ["amount", "price", "symbol", "value"]
     assert len(strat.orders) > 20
-    assert len(txns) == len(strat.orders)       # one execution per market order here
-    got = sorted((ts.date(), r.symbol, r.amount, round(r.price, 9))
-                 for ts, r in txns.iterrows())
+    assert len(txns) == len(strat.orders)  # one execution per market order here
+    got = sorted((ts.date(), r.symbol, r.amount, round(r.price, 9)) for ts, r in txns.iterrows())
     want = sorted((d, n, s, round(p, 9)) for d, n, s, p in strat.orders)
     assert got == want
     np.testing.assert_allclose(txns["value"], -txns["amount"] * txns["price"])
@@ -110,33 +111,34 @@ def test_get_analysis_is_plain_dicts(run):
     assert isinstance(a["transactions"][0]["symbol"], str)
 
 
-@pytest.mark.slow          # 8-21 s on this shared 2-core machine
+@pytest.mark.slow  # 8-21 s on this shared 2-core machine
 def test_tearsheet_pngs(run, tmp_path, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     strat, bench = run
     returns, positions, txns, _ = strat.analyzers.pf.get_pf_items()
     bench_rets = bench.pct_change().dropna()
-    paths = write_pyfolio_tearsheet(returns, positions, txns, bench_rets,
-                                    tmp_path / "pyfolio.png")
+    paths = write_pyfolio_tearsheet(returns, positions, txns, bench_rets, tmp_path / "pyfolio.png")
     names = [p.name for p in paths]
-    assert names[:3] == ["pyfolio_returns.png", "pyfolio_positions.png",
-                         "pyfolio_transactions.png"]
+    assert names[:3] == ["pyfolio_returns.png", "pyfolio_positions.png", "pyfolio_transactions.png"]
     assert "pyfolio_round_trips.png" in names
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 20_000
-    keep = os.environ.get("KEEP_TEARSHEET_DIR")     # to look at the pictures by hand
+    keep = os.environ.get("KEEP_TEARSHEET_DIR")  # to look at the pictures by hand
     if keep:
         import shutil
+
         for p in paths:
             shutil.copy(p, keep)
 
 
 # ------------------------------------------------------------- Backtrader's chart, headless
 
+
 def test_save_bt_plot_headless_in_a_fresh_process(tmp_path):
     """A fresh interpreter without DISPLAY: Backtrader's TkAgg choice must not break the save."""
     import subprocess
     import sys
+
     script = f"""
 import backtrader as bt
 from feeds import load_embedded
@@ -155,29 +157,37 @@ for t in {TICKERS!r}:
 cerebro.addstrategy(BuyTwo)
 strat = cerebro.run()[0]
 print([d._name for d in traded_datas(strat)])
-print(save_bt_plot(cerebro, {str(tmp_path / 'bt.png')!r}))
+print(save_bt_plot(cerebro, {str(tmp_path / "bt.png")!r}))
 print([d.plotinfo.plot for d in strat.datas])
 """
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env=env, cwd=os.path.dirname(os.path.dirname(__file__)), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
-    assert lines[0] == str([TICKERS[1], TICKERS[3]])      # the traded ones, most trades first
+    assert lines[0] == str([TICKERS[1], TICKERS[3]])  # the traded ones, most trades first
     png = tmp_path / "bt.png"
     assert lines[1] == str(png) and png.read_bytes()[:4] == b"\x89PNG"
     assert png.stat().st_size > 30_000
-    assert lines[2] == str([True] * len(TICKERS))         # plot flags restored
+    assert lines[2] == str([True] * len(TICKERS))  # plot flags restored
 
 
 def test_save_bt_plot_limits_panels(run, tmp_path, monkeypatch):
     import backtrader.plot.plot as btplot_module
+
     from analyzers.btplot import save_bt_plot
+
     strat, _ = run
     drawn = []
     original = btplot_module.Plot.plotdata
 
-    def spy(self, data, indicators):                   # Backtrader draws each shown data here
+    def spy(self, data, indicators):  # Backtrader draws each shown data here
         drawn.append(data._name)
         return original(self, data, indicators)
 
@@ -186,6 +196,6 @@ def test_save_bt_plot_limits_panels(run, tmp_path, monkeypatch):
     assert drawn == ["KO", "XOM"]
     drawn.clear()
     save_bt_plot(strat, tmp_path / "capped.png", max_datas=4)
-    assert len(drawn) == 4 and set(drawn) <= set(TICKERS)   # all six traded, capped at four
+    assert len(drawn) == 4 and set(drawn) <= set(TICKERS)  # all six traded, capped at four
     assert two.read_bytes()[:4] == b"\x89PNG"
     assert all(d.plotinfo.plot for d in strat.datas)

@@ -1,5 +1,6 @@
 """The README's promises: its example runs as written, its first screen holds the two commands,
 and .ci/run does what the README tells a new user."""
+
 import re
 
 import pytest
@@ -40,9 +41,23 @@ def test_ci_does_what_the_readme_says():
 
 
 def test_requirements_are_pinned():
-    lines = [l for l in (ROOT / "requirements.txt").read_text().splitlines() if l and not l.startswith("#")]
-    assert all("==" in l for l in lines), lines
+    lines = [x for x in (ROOT / "requirements.txt").read_text().splitlines() if x and not x.startswith("#")]
+    assert all("==" in x for x in lines), lines
     assert "torch==2.13.0" in lines
-    imported = {"backtrader", "torch", "pandas", "numpy", "yfinance", "scikit-learn", "quantstats",
-                "pyfolio-reloaded", "pyarrow", "ray", "scipy", "matplotlib", "tqdm", "pytest"}
-    assert imported <= {l.split("==")[0] for l in lines}
+    imported = {
+        "backtrader",
+        "torch",
+        "pandas",
+        "numpy",
+        "yfinance",
+        "scikit-learn",
+        "quantstats",
+        "pyfolio-reloaded",
+        "pyarrow",
+        "ray",
+        "scipy",
+        "matplotlib",
+        "tqdm",
+        "pytest",
+    }
+    assert imported <= {x.split("==")[0] for x in lines}

@@ -1,13 +1,14 @@
 """Score cache: computed once, equal to model.predict, never stale, and trading on cached scores
 (ScoreAlpha) is exactly trading on the LSTM indicator."""
+
 import copy
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import TINY
+
 from feeds.panel import FIELDS, PricePanel
 from models.score_cache import ScoreCache, cached_scores, model_fingerprint, score_key
 
@@ -54,6 +55,7 @@ def test_first_call_computes_second_reads_and_both_equal_predict(tiny_model, emb
 
 def test_a_model_with_another_seed_never_reads_the_old_entry(tiny_model, embedded, cache_and_scores):
     from models import AlphaModel, ModelConfig
+
     prices, bench = embedded
     root, first, _ = cache_and_scores
     other = AlphaModel(ModelConfig(**{**TINY, "seed": TINY["seed"] + 1})).fit(prices, bench, progress=False)
@@ -93,6 +95,7 @@ def test_one_changed_price_or_benchmark_day_never_reads_the_old_entry(tiny_model
 
 def test_a_damaged_entry_is_an_error_that_names_the_file(tiny_model, embedded, tmp_path):
     from core.errors import ArtifactError
+
     prices, bench = embedded
     cache = ScoreCache(tmp_path)
     key = score_key(tiny_model, prices, bench)
@@ -107,6 +110,7 @@ def test_cached_scores_in_cerebro_trade_exactly_like_the_lstm_indicator(tiny_mod
     import pipeline
     import sweep
     from configs import load_config
+
     prices, bench = embedded
     config = load_config("default", None, PERIOD)
     data = pipeline.MarketData(prices, bench)
@@ -117,8 +121,10 @@ def test_cached_scores_in_cerebro_trade_exactly_like_the_lstm_indicator(tiny_mod
     params = pipeline.strategy_params(config)
 
     lines = {}
-    for label, alpha_for in (("lstm", pipeline.lstm_alpha(tiny_model, data, start)),
-                             ("cached", pipeline.score_alpha(scores))):
+    for label, alpha_for in (
+        ("lstm", pipeline.lstm_alpha(tiny_model, data, start)),
+        ("cached", pipeline.score_alpha(scores)),
+    ):
         cerebro = pipeline.build_cerebro(data, start, end, alpha_for, params, 100_000.0, 0.0005)
         strategy = cerebro.run()[0]
         lines[label] = {t: np.asarray(ind.lines.score.array) for t, ind in strategy.alphas.items()}
@@ -139,8 +145,12 @@ def test_a_walk_forward_bundle_is_keyed_by_its_plan_and_every_fold(tiny_model):
     from types import SimpleNamespace
 
     def bundle(splits, params):
-        return SimpleNamespace(_check_fitted=lambda: None, params=params,
-                               folds=[SimpleNamespace(split=s, model=tiny_model) for s in splits])
+        return SimpleNamespace(
+            _check_fitted=lambda: None,
+            params=params,
+            folds=[SimpleNamespace(split=s, model=tiny_model) for s in splits],
+        )
+
     base = model_fingerprint(bundle(["2017", "2018"], {"window": "expanding"}))
     assert base == model_fingerprint(bundle(["2017", "2018"], {"window": "expanding"}))
     assert base != model_fingerprint(bundle(["2017", "2019"], {"window": "expanding"}))

@@ -1,4 +1,5 @@
 """analyzers/selection.py against published numbers, brute force and simulation."""
+
 from __future__ import annotations
 
 import itertools
@@ -44,11 +45,11 @@ def test_psr_by_hand_on_a_series():
     r = rng.normal(0.0005, 0.01, 500) + np.where(rng.random(500) < 0.03, -0.04, 0.0)
     mean, sd = r.mean(), r.std(ddof=1)
     d = r - mean
-    skew = np.mean(d ** 3) / np.mean(d ** 2) ** 1.5
-    kurt = np.mean(d ** 4) / np.mean(d ** 2) ** 2
+    skew = np.mean(d**3) / np.mean(d**2) ** 1.5
+    kurt = np.mean(d**4) / np.mean(d**2) ** 2
     assert skew == pytest.approx(stats.skew(r)) and kurt == pytest.approx(stats.kurtosis(r, fisher=False))
     sr = mean / sd
-    z = (sr - 0.01) * math.sqrt(499) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr ** 2)
+    z = (sr - 0.01) * math.sqrt(499) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)
     assert probabilistic_sharpe(r, sr_benchmark=0.01) == pytest.approx(stats.norm.cdf(z), rel=1e-12)
     m = return_moments(r)
     assert (m["sr"], m["n_obs"]) == (pytest.approx(sr), 500)
@@ -68,8 +69,9 @@ def test_expected_max_sharpe_against_a_brute_force_simulation():
     plus 2.5 %. Annualising, or using V instead of sqrt(V), would be off by a factor of 4 or more."""
     rng = np.random.default_rng(7)
     for n, draws in ((10, 2000), (100, 600)):
-        exact = integrate.quad(lambda x, n=n: x * n * stats.norm.pdf(x) * stats.norm.cdf(x) ** (n - 1),
-                               -12, 12, limit=200)[0]
+        exact = integrate.quad(
+            lambda x, n=n: x * n * stats.norm.pdf(x) * stats.norm.cdf(x) ** (n - 1), -12, 12, limit=200
+        )[0]
         assert expected_max_sharpe(n, 1.0) == pytest.approx(exact, rel=0.025)
         best, every = [], []
         for _ in range(draws // 100):
@@ -79,7 +81,7 @@ def test_expected_max_sharpe_against_a_brute_force_simulation():
             every.append(sr.ravel())
         best = np.concatenate(best)
         variance = np.concatenate(every).var(ddof=1)
-        assert variance == pytest.approx(1 / 250, rel=0.05)       # per-period units: about 1/T
+        assert variance == pytest.approx(1 / 250, rel=0.05)  # per-period units: about 1/T
         se = best.std(ddof=1) / math.sqrt(len(best))
         predicted = expected_max_sharpe(n, variance)
         assert abs(predicted - best.mean()) <= 4 * se + 0.025 * predicted, (n, predicted, best.mean(), se)
@@ -91,9 +93,9 @@ def _pbo_brute_force(matrix, n_splits):
     every C(S, S/2) half, Sharpe per column, scipy's rankdata (average ties), the IS-best's OOS
     rank / (N + 1), logit, PBO = share of logits <= 0."""
     t, n = matrix.shape
-    matrix = matrix[t % n_splits:]
+    matrix = matrix[t % n_splits :]
     size = matrix.shape[0] // n_splits
-    blocks = [matrix[i * size:(i + 1) * size] for i in range(n_splits)]
+    blocks = [matrix[i * size : (i + 1) * size] for i in range(n_splits)]
     logits, slope_x, slope_y = [], [], []
     for combo in itertools.combinations(range(n_splits), n_splits // 2):
         j = np.concatenate([blocks[i] for i in combo])
@@ -144,12 +146,12 @@ def test_pbo_on_pure_noise_averages_one_half():
 def test_pbo_with_a_real_edge_is_near_zero():
     rng = np.random.default_rng(4)
     matrix = rng.normal(0, 0.01, (320, 20))
-    matrix[:, 7] += 0.004                       # a daily Sharpe of 0.4: an edge in every block
+    matrix[:, 7] += 0.004  # a daily Sharpe of 0.4: an edge in every block
     result = pbo(matrix)
     assert result.pbo < 0.01
     assert np.mean(result.chosen == 7) > 0.99
     assert result.prob_oos_loss < 0.01
-    assert np.median(result.logits) == pytest.approx(math.log(20 / 1), abs=1e-9)   # rank 20 of 20
+    assert np.median(result.logits) == pytest.approx(math.log(20 / 1), abs=1e-9)  # rank 20 of 20
 
 
 def test_a_constant_column_scores_zero():
@@ -160,21 +162,24 @@ def test_a_constant_column_scores_zero():
     assert sharpe(np.zeros(10)) == 0.0
 
 
-@pytest.mark.parametrize("call, names", [
-    (lambda: probabilistic_sharpe([0.01]), "returns"),
-    (lambda: probabilistic_sharpe([0.01, np.nan, 0.02]), "returns"),
-    (lambda: probabilistic_sharpe(np.zeros((3, 2))), "returns"),
-    (lambda: expected_max_sharpe(0, 0.1), "n_trials"),
-    (lambda: expected_max_sharpe(2.5, 0.1), "n_trials"),
-    (lambda: expected_max_sharpe(10, -1.0), "sr_variance"),
-    (lambda: deflated_sharpe(np.ones(5), 10, float("nan")), "sr_variance"),
-    (lambda: deflated_sharpe_from_stats(0.1, 1, 0, 3, 10, 0.1), "n_obs"),
-    (lambda: pbo(np.zeros((100, 4)), n_splits=7), "n_splits"),
-    (lambda: pbo(np.zeros((100, 1))), "returns_matrix"),
-    (lambda: pbo(np.zeros(100)), "returns_matrix"),
-    (lambda: pbo(np.zeros((20, 3)), n_splits=16), "returns_matrix"),
-    (lambda: pbo(np.full((100, 3), np.nan)), "returns_matrix"),
-])
+@pytest.mark.parametrize(
+    "call, names",
+    [
+        (lambda: probabilistic_sharpe([0.01]), "returns"),
+        (lambda: probabilistic_sharpe([0.01, np.nan, 0.02]), "returns"),
+        (lambda: probabilistic_sharpe(np.zeros((3, 2))), "returns"),
+        (lambda: expected_max_sharpe(0, 0.1), "n_trials"),
+        (lambda: expected_max_sharpe(2.5, 0.1), "n_trials"),
+        (lambda: expected_max_sharpe(10, -1.0), "sr_variance"),
+        (lambda: deflated_sharpe(np.ones(5), 10, float("nan")), "sr_variance"),
+        (lambda: deflated_sharpe_from_stats(0.1, 1, 0, 3, 10, 0.1), "n_obs"),
+        (lambda: pbo(np.zeros((100, 4)), n_splits=7), "n_splits"),
+        (lambda: pbo(np.zeros((100, 1))), "returns_matrix"),
+        (lambda: pbo(np.zeros(100)), "returns_matrix"),
+        (lambda: pbo(np.zeros((20, 3)), n_splits=16), "returns_matrix"),
+        (lambda: pbo(np.full((100, 3), np.nan)), "returns_matrix"),
+    ],
+)
 def test_bad_input_names_the_argument(call, names):
     with pytest.raises(ConfigError, match=names):
         call()
@@ -182,6 +187,7 @@ def test_bad_input_names_the_argument(call, names):
 
 def test_metrics_json_carries_the_probabilistic_sharpe():
     from analyzers.metrics import METRIC_KEYS, compute_metrics
+
     rng = np.random.default_rng(9)
     dates = pd.bdate_range("2017-01-02", periods=600)
     equity = pd.Series(100_000 * np.cumprod(1 + rng.normal(0.0004, 0.01, 600)), index=dates)
@@ -189,5 +195,5 @@ def test_metrics_json_carries_the_probabilistic_sharpe():
     r = equity.to_numpy() / np.r_[100_000.0, equity.to_numpy()[:-1]] - 1
     sr = r.mean() / r.std(ddof=1)
     g3, g4 = stats.skew(r), stats.kurtosis(r, fisher=False)
-    z = sr * math.sqrt(len(r) - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr ** 2)
+    z = sr * math.sqrt(len(r) - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2)
     assert "psr" in METRIC_KEYS and m["psr"] == pytest.approx(stats.norm.cdf(z), rel=1e-10)

@@ -1,4 +1,5 @@
 """The out-of-sample guard: a sweep may select only on scores of models that never saw those days."""
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,9 @@ from tests.conftest import TINY
 def walkforward(embedded):
     """One tiny yearly fold scoring 2021: trained in a few seconds."""
     prices, bench = embedded
-    return WalkForwardModel(ModelConfig(**TINY), first_test="2021-01-01", last_test="2021-12-31",
-                            valid_years=2).fit(prices, bench, progress=False)
+    return WalkForwardModel(ModelConfig(**TINY), first_test="2021-01-01", last_test="2021-12-31", valid_years=2).fit(
+        prices, bench, progress=False
+    )
 
 
 def _days(start, end):
@@ -59,7 +61,7 @@ def test_walk_forward_scores_pass(walkforward, embedded):
     assert len(dates) > 240
     check_unseen(walkforward, dates)
     until = seen_until(walkforward, dates)
-    assert (until < dates.min()).all()            # every fold's labels end before the first scored day
+    assert (until < dates.min()).all()  # every fold's labels end before the first scored day
     with pytest.raises(ConfigError, match="before its first fold scores anything"):
         check_unseen(walkforward, _days("2020-06-01", "2021-02-01"))
 
@@ -77,14 +79,15 @@ def test_the_default_selection_plan():
     assert len(model.folds) == 10
     assert table["test"].iloc[0].startswith("2013-01-01..2013-12-31")
     assert table["test"].iloc[-1].startswith("2022-01-01..2022-12-31")
-    assert table["valid"].iloc[0] == "2010-01-01..2012-12-31"          # fold 0 never touches 2013
-    assert set(table["train"].str[:10]) == {"1996-01-01"}                # expanding
+    assert table["valid"].iloc[0] == "2010-01-01..2012-12-31"  # fold 0 never touches 2013
+    assert set(table["train"].str[:10]) == {"1996-01-01"}  # expanding
     with pytest.raises(ConfigError, match="selection_start"):
         selection_walk_forward(ModelConfig(**TINY), "2018-01-01", "2017-12-31")
 
 
 def test_unfitted_or_empty_requests_are_clear(tiny_model):
     from models import AlphaModel
+
     with pytest.raises(ConfigError, match="not fitted"):
         check_unseen(AlphaModel(ModelConfig(**TINY)), ["2013-01-02"])
     with pytest.raises(ConfigError, match="score_dates is empty"):
@@ -93,14 +96,17 @@ def test_unfitted_or_empty_requests_are_clear(tiny_model):
 
 def test_the_selection_model_is_trained_once_and_kept(embedded, tmp_path):
     from configs import load_config
+
     config = load_config("default", overrides={"model": dict(TINY), "walk_forward": {"valid_years": 2}})
     data = pipeline.MarketData(*embedded)
-    model, path, reused = pipeline.get_selection_model(config, data, "2021-01-01", "2021-12-31", progress=False,
-                                                       store=tmp_path)
+    model, path, reused = pipeline.get_selection_model(
+        config, data, "2021-01-01", "2021-12-31", progress=False, store=tmp_path
+    )
     assert not reused and path.parent == tmp_path and len(model.folds) == 1
     assert model.params["first_test"] == "2021-01-01" and model.params["valid_years"] == 2
-    again, path2, reused2 = pipeline.get_selection_model(config, data, "2021-01-01", "2021-12-31", progress=False,
-                                                         store=tmp_path)
+    again, path2, reused2 = pipeline.get_selection_model(
+        config, data, "2021-01-01", "2021-12-31", progress=False, store=tmp_path
+    )
     assert reused2 and path2 == path
     check_unseen(again, _days("2021-01-04", "2021-12-31"))
 
@@ -112,6 +118,7 @@ def test_run_diagnostics_use_the_validation_period(tiny_model, embedded, capsys)
 
     import run_backtest
     from configs import load_config
+
     prices, bench = embedded
     data = pipeline.MarketData(prices, bench, None, [])
     d = pipeline.model_diagnostics(tiny_model, data, load_config("default"))
@@ -121,8 +128,15 @@ def test_run_diagnostics_use_the_validation_period(tiny_model, embedded, capsys)
     assert d["valid_p_percentiles_1_99"] == [pytest.approx(np.percentile(p, 1)), pytest.approx(np.percentile(p, 99))]
     assert d["share_valid_score_above_0.2"] == pytest.approx(np.mean(s > 0.2))
     assert not any("share_test" in k or k == "p_percentiles_1_99" for k in d)
-    result = SimpleNamespace(out_dir="x", metrics={"psr": 0.912, "sharpe": 0.5}, rejected_orders=0, alpha=None,
-                             model_path=None, model_reused=None, seconds={})
+    result = SimpleNamespace(
+        out_dir="x",
+        metrics={"psr": 0.912, "sharpe": 0.5},
+        rejected_orders=0,
+        alpha=None,
+        model_path=None,
+        model_reused=None,
+        seconds={},
+    )
     run_backtest.print_summary(result, data, {}, d)
     out = capsys.readouterr().out
     assert "probabilistic Sharpe ratio 0.91" in out

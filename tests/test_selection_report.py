@@ -1,4 +1,5 @@
 """The sweep's selection report on synthetic return matrices, against hand computations."""
+
 from __future__ import annotations
 
 import json
@@ -69,15 +70,14 @@ def test_statistics_by_hand():
     assert report.chosen == daily.idxmax()
     x = sel[report.chosen].to_numpy()
     d = x - x.mean()
-    skew, kurt = np.mean(d ** 3) / np.mean(d ** 2) ** 1.5, np.mean(d ** 4) / np.mean(d ** 2) ** 2
+    skew, kurt = np.mean(d**3) / np.mean(d**2) ** 1.5, np.mean(d**4) / np.mean(d**2) ** 2
     expected = deflated_sharpe_from_stats(x.mean() / x.std(ddof=1), len(x), skew, kurt, 12, daily.var(ddof=1))
     assert s["chosen"]["deflated_sharpe"] == pytest.approx(expected, rel=1e-12)
     assert s["pbo"]["pbo"] == pbo(sel.to_numpy(), n_splits=8).pbo
     # Spearman = Pearson correlation of the ranks
     h = hold.mean() / hold.std(ddof=1)
     assert s["rank_correlation_spearman"] == pytest.approx(np.corrcoef(daily.rank(), h.rank())[0, 1], rel=1e-12)
-    assert s["periods"] == {"selection": list(SEL), "holdout": list(HOLD), "selection_days": 504,
-                            "holdout_days": 756}
+    assert s["periods"] == {"selection": list(SEL), "holdout": list(HOLD), "selection_days": 504, "holdout_days": 756}
 
 
 def test_rank_correlation_of_a_reversed_order_is_minus_one():
@@ -110,10 +110,16 @@ def test_a_common_market_drift_passes_zero_but_not_the_yardstick():
     rep = selection_report(names, sel, hold, SEL, HOLD, benchmark=market, benchmark_name="equal-weight universe")
     e = rep.summary["excess"]
     x = sel[rep.chosen].to_numpy() - market[0]
-    ex_daily = (sel.sub(market[0], axis=0).mean() / sel.sub(market[0], axis=0).std(ddof=1))
+    ex_daily = sel.sub(market[0], axis=0).mean() / sel.sub(market[0], axis=0).std(ddof=1)
     d = x - x.mean()
-    by_hand = deflated_sharpe_from_stats(x.mean() / x.std(ddof=1), len(x), np.mean(d ** 3) / np.mean(d ** 2) ** 1.5,
-                                         np.mean(d ** 4) / np.mean(d ** 2) ** 2, 40, ex_daily.var(ddof=1))
+    by_hand = deflated_sharpe_from_stats(
+        x.mean() / x.std(ddof=1),
+        len(x),
+        np.mean(d**3) / np.mean(d**2) ** 1.5,
+        np.mean(d**4) / np.mean(d**2) ** 2,
+        40,
+        ex_daily.var(ddof=1),
+    )
     assert e["chosen"]["deflated_sharpe"] == pytest.approx(by_hand, rel=1e-12) and by_hand < 0.95
     assert e["chosen"]["holdout_sharpe"] == pytest.approx(_sharpe(hold[rep.chosen].to_numpy() - market[1]))
     assert "over the equal-weight universe" in rep.verdict and "0.95 bar is met" not in rep.verdict
@@ -133,7 +139,8 @@ def test_a_real_edge_passes_and_noise_does_not():
     assert noise.summary["chosen"]["deflated_sharpe"] < 0.95
     # the best of 200 noise strategies looks good on selection, as the expected maximum predicts
     assert noise.summary["chosen"]["selection_sharpe_daily"] == pytest.approx(
-        noise.summary["expected_max_sharpe_daily"], rel=0.35)
+        noise.summary["expected_max_sharpe_daily"], rel=0.35
+    )
 
 
 def test_float32_arrays_and_name_lists_work():
@@ -148,7 +155,7 @@ def test_one_variant_and_short_periods():
     table, sel, hold = _frames(seed=5, n_var=1)
     one = selection_report(table, sel, hold)
     assert one.summary["pbo"] is None and "one variant" in one.summary["pbo_note"]
-    assert one.summary["rank_correlation_spearman"] is None          # NaN becomes null in selection.json
+    assert one.summary["rank_correlation_spearman"] is None  # NaN becomes null in selection.json
     json.dumps(one.summary, allow_nan=False)
     assert one.summary["chosen"]["deflated_sharpe"] == pytest.approx(one.summary["chosen"]["selection_psr"])
     table, sel, hold = _frames(seed=5, n_var=3, sel_days=20)
@@ -161,8 +168,15 @@ def test_comparison_columns_and_markdown():
     report = selection_report(table, sel, hold, SEL, HOLD)
     metrics = {n: {"sharpe": 9.0, "cagr": i / 100, "max_drawdown": -i / 10} for i, n in enumerate(table["name"])}
     cols = comparison_columns(report, metrics, pd.DataFrame.from_dict(metrics, orient="index"))
-    assert list(cols.columns[:7]) == ["name", "params", "selection_sharpe", "holdout_sharpe", "selection_rank",
-                                      "holdout_rank", "chosen"]
+    assert list(cols.columns[:7]) == [
+        "name",
+        "params",
+        "selection_sharpe",
+        "holdout_sharpe",
+        "selection_rank",
+        "holdout_rank",
+        "chosen",
+    ]
     assert {"selection_cagr", "holdout_max_drawdown"} <= set(cols.columns) and "selection_sharpe_x" not in cols
     row = cols.set_index("name").loc["v04"]
     assert (row["selection_cagr"], row["holdout_max_drawdown"]) == (0.04, -0.4)
@@ -183,13 +197,16 @@ def test_writer_writes_json_and_png(tmp_path):
     assert set(paths) == {"json", "png"}
 
 
-@pytest.mark.parametrize("change, arg", [
-    (lambda t, s, h: (t, s.drop(columns="v01"), h), "selection_returns"),
-    (lambda t, s, h: (t, s, h.assign(v02=np.nan)), "holdout_returns"),
-    (lambda t, s, h: (pd.concat([t, t.iloc[:1]]), s, h), "more than once"),
-    (lambda t, s, h: (t.rename(columns={"name": "variant"}), s, h), "'name' column"),
-    (lambda t, s, h: (t, s.iloc[:1], h), "selection_returns"),
-])
+@pytest.mark.parametrize(
+    "change, arg",
+    [
+        (lambda t, s, h: (t, s.drop(columns="v01"), h), "selection_returns"),
+        (lambda t, s, h: (t, s, h.assign(v02=np.nan)), "holdout_returns"),
+        (lambda t, s, h: (pd.concat([t, t.iloc[:1]]), s, h), "more than once"),
+        (lambda t, s, h: (t.rename(columns={"name": "variant"}), s, h), "'name' column"),
+        (lambda t, s, h: (t, s.iloc[:1], h), "selection_returns"),
+    ],
+)
 def test_bad_input_is_named(change, arg):
     table, sel, hold = _frames(seed=8)
     with pytest.raises(ConfigError, match=arg):

@@ -2,6 +2,7 @@
 
 Each number is checked against a loop or arithmetic written here, not against the code under test.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -87,7 +88,7 @@ def test_a_one_day_signal_has_a_signal_ic_and_no_tradeable_ic():
     rets = pd.DataFrame(rng.normal(0, 0.02, (400, 30)), index=idx)
     close = 100 * np.exp(rets.cumsum())
     bench = pd.Series(100.0, index=idx)
-    scores = np.log(close.shift(-1) / close)   # a look-ahead on purpose: the return of t -> t+1
+    scores = np.log(close.shift(-1) / close)  # a look-ahead on purpose: the return of t -> t+1
     r = alpha_report(scores, close, bench, horizons=(1,))["horizons"]["1"]
     assert r["rank_ic"]["mean"] == pytest.approx(1.0)
     assert abs(r["tradeable_rank_ic"]["mean"]) < 4 * r["tradeable_rank_ic"]["se"]
@@ -104,17 +105,20 @@ def test_ic_summary_standard_error_by_hand():
 
 def test_model_diagnostics_report_signal_and_tradeable_ic():
     prices, bench = make_synthetic_universe(n_tickers=8, n_days=120, seed=4, ohlcv=False, late_start_share=0)
-    scores = pd.DataFrame(np.random.default_rng(0).uniform(-1, 1, prices.close.shape), index=prices.dates,
-                          columns=prices.tickers)
+    scores = pd.DataFrame(
+        np.random.default_rng(0).uniform(-1, 1, prices.close.shape), index=prices.dates, columns=prices.tickers
+    )
     split = auto_split(prices.dates, 5)
-    model = SimpleNamespace(config=SimpleNamespace(horizon=5, split=split, label="classification"),
-                            predict=lambda *a, **k: scores)
+    model = SimpleNamespace(
+        config=SimpleNamespace(horizon=5, split=split, label="classification"), predict=lambda *a, **k: scores
+    )
     d = pipeline.model_diagnostics(model, pipeline.MarketData(prices, bench), {})
     s, e = split.period("test")
     fwd = forward_excess_returns_from(prices.close, bench, 5, lag=1)
     in_test = (prices.dates >= s) & (prices.dates <= e)
-    want = _brute_tradeable_rank_ic(scores.where(pd.Series(in_test, index=prices.dates), np.nan, axis=0),
-                                    prices.close, bench, 5)
+    want = _brute_tradeable_rank_ic(
+        scores.where(pd.Series(in_test, index=prices.dates), np.nan, axis=0), prices.close, bench, 5
+    )
     assert d["test_tradeable_rank_ic"]["mean"] == pytest.approx(want.dropna().mean(), abs=1e-12)
     assert d["test_rank_ic"]["n_days"] > 0 and d["horizon"] == 5
     assert daily_ic(scores.loc[s:e], fwd.loc[s:e], "spearman").dropna().size == d["test_tradeable_rank_ic"]["n_days"]
@@ -123,11 +127,23 @@ def test_model_diagnostics_report_signal_and_tradeable_ic():
 def test_summary_prints_the_tradeable_ic_before_the_signal_ic(capsys):
     ic = {"mean": 0.01, "se": 0.02, "t_stat": 0.5, "n_days": 10, "icir": 0.1}
     trade = {"mean": 0.003, "se": 0.02, "t_stat": 0.1}
-    result = SimpleNamespace(out_dir="x", metrics={}, rejected_orders=0, model_path=None, model_reused=None,
-                             seconds={}, alpha={"horizons": {"10": {"rank_ic": ic, "tradeable_rank_ic": trade}}})
+    result = SimpleNamespace(
+        out_dir="x",
+        metrics={},
+        rejected_orders=0,
+        model_path=None,
+        model_reused=None,
+        seconds={},
+        alpha={"horizons": {"10": {"rank_ic": ic, "tradeable_rank_ic": trade}}},
+    )
     data = SimpleNamespace(benchmark_name="B", caveats=[])
-    diagnostics = {"horizon": 10, "valid_rank_ic": ic, "test_rank_ic": ic,
-                   "valid_tradeable_rank_ic": trade, "test_tradeable_rank_ic": trade}
+    diagnostics = {
+        "horizon": 10,
+        "valid_rank_ic": ic,
+        "test_rank_ic": ic,
+        "valid_tradeable_rank_ic": trade,
+        "test_tradeable_rank_ic": trade,
+    }
     run_backtest.print_summary(result, data, {}, diagnostics)
     lines = [x for x in capsys.readouterr().out.splitlines() if "tradeable" in x and "signal" in x]
     assert len(lines) == 3
@@ -141,11 +157,12 @@ def test_auto_split_takes_60_20_20_percent_of_the_dates():
     dates = pd.bdate_range("2015-01-01", "2018-12-31")
     s = auto_split(dates, horizon=10)
     n = len(dates)
-    periods = {name: dates[(dates >= a) & (dates <= b)] for name in ("train", "valid", "test")
-               for a, b in [s.period(name)]}
+    periods = {
+        name: dates[(dates >= a) & (dates <= b)] for name in ("train", "valid", "test") for a, b in [s.period(name)]
+    }
     assert len(periods["train"]) == int(0.6 * n)
     assert len(periods["valid"]) == int(0.8 * n) - int(0.6 * n)
-    assert len(periods["train"]) + len(periods["valid"]) + len(periods["test"]) == n   # every date, once
+    assert len(periods["train"]) + len(periods["valid"]) + len(periods["test"]) == n  # every date, once
     assert periods["train"][0] == dates[0] and periods["test"][-1] == dates[-1]
     assert AUTO_SHARES == (0.6, 0.2, 0.2)
 
@@ -164,7 +181,7 @@ def test_auto_split_purges_the_label_horizon_at_each_boundary():
         start, end = split.period(name)
         in_period = prices.dates[(prices.dates >= start) & (prices.dates <= end)]
         kept = np.unique(dates[samples[name]])
-        assert list(kept) == list(in_period[:-h])   # the last h dates of the period are purged
+        assert list(kept) == list(in_period[:-h])  # the last h dates of the period are purged
     start, end = split.period("test")
     assert len(np.unique(dates[samples["test"]])) == ((prices.dates >= start) & (prices.dates <= end)).sum()
 
@@ -178,7 +195,7 @@ def test_auto_split_on_tiny_data_names_the_option():
 def test_split_errors_name_the_option():
     dates = pd.bdate_range("2015-01-01", "2018-12-31")
     with pytest.raises(DataError, match="--split TRAIN_END,VALID_END"):
-        check_split_covers(Split(), dates)   # the embedded preset's 1996-2012 train period
+        check_split_covers(Split(), dates)  # the embedded preset's 1996-2012 train period
     with pytest.raises(ConfigError, match=r"\[model.split\]"):
         Split(train_end="2020-01-01", valid_start="2019-01-01")
     assert "--split" in SPLIT_FIX
@@ -186,8 +203,14 @@ def test_split_errors_name_the_option():
 
 def test_split_option_sets_validation_and_test_after_its_ends():
     d = split_from_ends("2016-06-30", "2017-06-30")
-    assert d == {"train_start": "", "train_end": "2016-06-30", "valid_start": "2016-07-01", "valid_end": "2017-06-30",
-                 "test_start": "2017-07-01", "test_end": ""}
+    assert d == {
+        "train_start": "",
+        "train_end": "2016-06-30",
+        "valid_start": "2016-07-01",
+        "valid_end": "2017-06-30",
+        "test_start": "2017-07-01",
+        "test_end": "",
+    }
     s = fill_split(d, pd.bdate_range("2015-01-01", "2018-12-31"))
     assert (s.train_start, s.test_end) == ("2015-01-01", "2018-12-31")
     for bad in ("2017-06-30,2016-06-30", "2016-13-45,2017-01-01"):
@@ -207,7 +230,7 @@ def test_split_is_auto_for_every_source_but_the_embedded_data(tmp_path):
     path.write_text('[data]\nsource = "csv"\n[model.split]\ntrain_end = "2016-12-31"\n')
     assert load_config(path=path)["model"]["split"]["train_end"] == "2016-12-31"  # set by the file: kept
     path.write_text('[model]\nsplit = "auto"\n')
-    assert load_config(path=path)["model"]["split"] == "auto"   # also on the embedded data, when asked
+    assert load_config(path=path)["model"]["split"] == "auto"  # also on the embedded data, when asked
     path.write_text('[model]\nsplit = "later"\n')
     with pytest.raises(ConfigError, match='or "auto"'):
         load_config(path=path)
@@ -251,8 +274,10 @@ def _digest(panel, bench):
 def test_planted_ic_zero_is_bit_identical_to_the_generator_before_it():
     # digests of make_synthetic_universe at commit a6bcd59, before planted_ic existed
     assert _digest(*make_synthetic_universe(n_tickers=30, n_days=300, seed=5, planted_ic=0.0)) == "59d23d60e9123a9b"
-    assert _digest(*make_synthetic_universe(n_tickers=12, n_days=200, seed=1, ohlcv=False,
-                                            fat_tails=False)) == "c793c23589ffcc6d"
+    assert (
+        _digest(*make_synthetic_universe(n_tickers=12, n_days=200, seed=1, ohlcv=False, fat_tails=False))
+        == "c793c23589ffcc6d"
+    )
 
 
 def test_planted_drift_is_causal_and_follows_the_reversal_by_a_loop():
@@ -266,7 +291,7 @@ def test_planted_drift_is_causal_and_follows_the_reversal_by_a_loop():
     scale = np.linspace(0.001, 0.003, n)
     out = plant_reversal(log_ret, alive, first, scale)
     log_price = np.cumsum(out, axis=0)
-    for t in range(PLANTED_LOOKBACK, n_days - 1):   # the drift on t+1, rebuilt from prices up to t
+    for t in range(PLANTED_LOOKBACK, n_days - 1):  # the drift on t+1, rebuilt from prices up to t
         have = [i for i in range(n) if alive[t, i] and t - PLANTED_LOOKBACK >= first[i]]
         reversal = {i: -(log_price[t, i] - log_price[t - PLANTED_LOOKBACK, i]) for i in have}
         order = sorted(have, key=lambda i: reversal[i])
@@ -278,16 +303,16 @@ def test_planted_drift_is_causal_and_follows_the_reversal_by_a_loop():
     # changing a return on day k changes nothing before k
     k = 50
     bumped = log_ret.copy()
-    bumped[k, 0] += 0.05   # one stock: the ranks after k change
+    bumped[k, 0] += 0.05  # one stock: the ranks after k change
     out2 = plant_reversal(bumped, alive, first, scale)
     np.testing.assert_array_equal(out2[:k], out[:k])
-    assert not np.array_equal(out2[k + 1:], out[k + 1:])
+    assert not np.array_equal(out2[k + 1 :], out[k + 1 :])
 
 
 def test_uniform_scores_have_mean_zero_and_unit_variance():
     g = uniform_scores(np.r_[np.random.default_rng(1).normal(size=500), np.nan])
     assert np.isnan(g[-1]) and abs(np.nanmean(g)) < 1e-12
-    assert np.nanvar(g) == pytest.approx(1 - 1 / 500 ** 2)
+    assert np.nanvar(g) == pytest.approx(1 - 1 / 500**2)
     assert drift_scale(0.0) == 0.0
 
 
@@ -322,10 +347,11 @@ def test_csv_folder_2015_2018_runs_end_to_end_with_the_auto_split(tmp_path, caps
     option: the auto split is printed, the model records it, the backtest is its test period."""
     import json
 
+    from core.io import write_text
     from feeds import load_embedded
     from feeds.csv_folder import read_price_csv
-    from core.io import write_text
     from models.artifact import read_meta
+
     prices, bench = load_embedded()
     folder = tmp_path / "csv"
     tickers = prices.tickers[:8]
@@ -335,8 +361,23 @@ def test_csv_folder_2015_2018_runs_end_to_end_with_the_auto_split(tmp_path, caps
     assert read_price_csv(folder / "SP500.csv")[0].index[0] == pd.Timestamp("2015-01-02")
     small = tmp_path / "small.toml"
     small.write_text("[model]\nhidden = 8\nepochs = 2\npatience = 1\nstride = 2\n")
-    code = run_backtest.main(["--data", str(folder), "--benchmark", "SP500", "--config", str(small), "--no-progress",
-                              "--out", str(tmp_path / "results"), "--name", "csv", "--model-store", str(tmp_path / "store")])
+    code = run_backtest.main(
+        [
+            "--data",
+            str(folder),
+            "--benchmark",
+            "SP500",
+            "--config",
+            str(small),
+            "--no-progress",
+            "--out",
+            str(tmp_path / "results"),
+            "--name",
+            "csv",
+            "--model-store",
+            str(tmp_path / "store"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     dates = pd.bdate_range("2015-01-01", "2018-12-31").intersection(bench.loc["2015":"2018"].index)
@@ -345,7 +386,7 @@ def test_csv_folder_2015_2018_runs_end_to_end_with_the_auto_split(tmp_path, caps
     run = json.loads((tmp_path / "results" / "csv" / "run.json").read_text())
     assert run["config"]["model"]["split"] == want.to_dict()
     assert run["period"] == [want.test_start, "2018-12-31"]
-    assert read_meta(Path(run["model_path"]))["config"]["split"] == want.to_dict()   # the artifact records it
+    assert read_meta(Path(run["model_path"]))["config"]["split"] == want.to_dict()  # the artifact records it
     alpha = json.loads((tmp_path / "results" / "csv" / "alpha.json").read_text())
     assert {"rank_ic", "tradeable_rank_ic"} <= set(alpha["horizons"]["10"])
     assert "tradeable rank IC" in out
@@ -356,6 +397,7 @@ def test_lstm_recovers_the_planted_rank_ic():
     """Positive control: the LSTM (small config, default features) on 120 planted stocks finds
     >= 60 % of the planted rank IC on its test period (the last 20 % of the dates)."""
     from models import AlphaModel
+
     planted = 0.10
     data = pipeline.planted_data(n_tickers=120, n_days=1200, planted_ic=planted, seed=0)
     config = load_config("default", overrides={"model": {"split": "auto", "hidden": 16, "epochs": 3, "stride": 2}})
@@ -372,8 +414,10 @@ def test_a_run_without_a_model_and_with_start_and_end_needs_no_split():
     """Scores from a file on 40 days of data: too short for the auto split, and the split decides nothing."""
     prices, bench = make_synthetic_universe(n_tickers=6, n_days=40, seed=3, ohlcv=False, late_start_share=0)
     data = pipeline.MarketData(prices, bench)
-    config = load_config("default", overrides={"data": {"source": "csv"},
-                                               "backtest": {"start": str(prices.dates[5].date()), "end": "2030-01-01"}})
+    config = load_config(
+        "default",
+        overrides={"data": {"source": "csv"}, "backtest": {"start": str(prices.dates[5].date()), "end": "2030-01-01"}},
+    )
     assert not pipeline.needs_split(config, model_used=False) and pipeline.needs_split(config, model_used=True)
     assert pipeline.backtest_period(config, data) == (prices.dates[5], prices.dates[-1])
     config["backtest"]["end"] = ""

@@ -3,6 +3,7 @@
 Universes here are hand-made (a few stocks, ~30 business days, constant prices with open != close
 so that a fill at the close would show) and use plain bt.feeds.PandasData.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,8 +28,16 @@ def ohlc(open_, close=None, index=DATES):
     """A price frame from per-day opens and closes (scalars or arrays); close defaults to open + 1."""
     open_ = np.broadcast_to(np.asarray(open_, dtype=float), (len(index),))
     close = open_ + 1.0 if close is None else np.broadcast_to(np.asarray(close, dtype=float), (len(index),))
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
-                         "close": close, "volume": 1e6}, index=index)
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close),
+            "low": np.minimum(open_, close),
+            "close": close,
+            "volume": 1e6,
+        },
+        index=index,
+    )
 
 
 def score_frame(spec, index=DATES):
@@ -36,7 +45,7 @@ def score_frame(spec, index=DATES):
     frame = pd.DataFrame(np.nan, index=index, columns=list(spec))
     for ticker, changes in spec.items():
         for first, value in changes:
-            frame.loc[pd.Timestamp(first):, ticker] = value
+            frame.loc[pd.Timestamp(first) :, ticker] = value
     return frame
 
 
@@ -49,8 +58,16 @@ class Fills(bt.Analyzer):
     def notify_order(self, order):
         if order.status == order.Completed:
             when = bt.num2date(order.executed.dt).date()
-            self.fills.append((when, order.data._name, int(order.executed.size),
-                               round(order.executed.price, 6), order.info.reason, order.info.rank))
+            self.fills.append(
+                (
+                    when,
+                    order.data._name,
+                    int(order.executed.size),
+                    round(order.executed.price, 6),
+                    order.info.reason,
+                    order.info.rank,
+                )
+            )
             self.infos.append(dict(order.info))
         elif order.status in (order.Margin, order.Rejected):
             self.refused.append((bt.num2date(order.created.dt).date(), order.data._name, order.getstatusname()))
@@ -95,15 +112,25 @@ MAIN_PRICES = {  # opens; every close is open + 1, so valuing at the close would
     "D": ohlc(40.0),
     "E": ohlc(25.0),
 }
-MAIN_SCORES = score_frame({
-    "A": [("2024-01-01", 0.9), ("2024-01-05", -0.5), ("2024-01-10", 0.7)],
-    "B": [("2024-01-01", 0.5), ("2024-01-09", 0.1), ("2024-01-11", -0.3)],
-    "C": [("2024-01-01", 0.3)],
-    "D": [("2024-01-01", 0.1), ("2024-01-09", 0.6)],
-    "E": [("2024-01-01", 0.25)],
-})
-MAIN_PARAMS = dict(cross_section="none", top_k=4, position_pct=0.3, entry_threshold=0.2,
-                   exit_threshold=0.0, review_days=7, review_in="calendar", min_cash=1000)
+MAIN_SCORES = score_frame(
+    {
+        "A": [("2024-01-01", 0.9), ("2024-01-05", -0.5), ("2024-01-10", 0.7)],
+        "B": [("2024-01-01", 0.5), ("2024-01-09", 0.1), ("2024-01-11", -0.3)],
+        "C": [("2024-01-01", 0.3)],
+        "D": [("2024-01-01", 0.1), ("2024-01-09", 0.6)],
+        "E": [("2024-01-01", 0.25)],
+    }
+)
+MAIN_PARAMS = dict(
+    cross_section="none",
+    top_k=4,
+    position_pct=0.3,
+    entry_threshold=0.2,
+    exit_threshold=0.0,
+    review_days=7,
+    review_in="calendar",
+    min_cash=1000,
+)
 
 # Worked by hand (cash 10,000, no commission; all fills at the open of the day after the decision):
 # Mon Jan 1 close: candidates A .9, B .5, C .3, E .25 (D .1 is below 0.2), 4 free slots.
@@ -123,20 +150,22 @@ MAIN_PARAMS = dict(cross_section="none", top_k=4, position_pct=0.3, entry_thresh
 # Wed Jan 17 open: value = 10 + 60*50 + 150*20 + 86*40 + 82*25 = 11,500, target 3,450.
 #   Sell B 60@50 -> cash 3,010. A: 23@150 = 3,450 > 3,010 > 1,000 -> rest: 20@150 = 3,000, cash 10.
 # Thu Feb 8 close: every data ends at the next bar -> sell all at the open of Fri Feb 9 ("end").
-MAIN_EXPECTED = sorted([
-    (D("2024-01-02"), "A", 30, 100.0, "entry", 1),
-    (D("2024-01-02"), "B", 60, 50.0, "entry", 2),
-    (D("2024-01-02"), "C", 150, 20.0, "entry", 3),
-    (D("2024-01-10"), "A", -30, 150.0, "review_exit", None),
-    (D("2024-01-10"), "D", 86, 40.0, "entry", 1),
-    (D("2024-01-10"), "E", 82, 25.0, "entry", 2),
-    (D("2024-01-17"), "B", -60, 50.0, "review_exit", None),
-    (D("2024-01-17"), "A", 20, 150.0, "entry", 1),
-    (D("2024-02-09"), "A", -20, 150.0, "end", None),
-    (D("2024-02-09"), "C", -150, 20.0, "end", None),
-    (D("2024-02-09"), "D", -86, 40.0, "end", None),
-    (D("2024-02-09"), "E", -82, 25.0, "end", None),
-])
+MAIN_EXPECTED = sorted(
+    [
+        (D("2024-01-02"), "A", 30, 100.0, "entry", 1),
+        (D("2024-01-02"), "B", 60, 50.0, "entry", 2),
+        (D("2024-01-02"), "C", 150, 20.0, "entry", 3),
+        (D("2024-01-10"), "A", -30, 150.0, "review_exit", None),
+        (D("2024-01-10"), "D", 86, 40.0, "entry", 1),
+        (D("2024-01-10"), "E", 82, 25.0, "entry", 2),
+        (D("2024-01-17"), "B", -60, 50.0, "review_exit", None),
+        (D("2024-01-17"), "A", 20, 150.0, "entry", 1),
+        (D("2024-02-09"), "A", -20, 150.0, "end", None),
+        (D("2024-02-09"), "C", -150, 20.0, "end", None),
+        (D("2024-02-09"), "D", -86, 40.0, "end", None),
+        (D("2024-02-09"), "E", -82, 25.0, "end", None),
+    ]
+)
 
 
 @pytest.mark.parametrize("runonce", [True, False], ids=["runonce", "next"])
@@ -200,6 +229,7 @@ def test_average_ranks_match_scipy_rankdata():
     from scipy.stats import rankdata
 
     from strategies.alpha_rank import average_ranks
+
     rng = np.random.default_rng(3)
     for n in (1, 2, 7, 60, 400):
         values = np.round(rng.normal(size=n), 1)  # rounding makes plenty of ties
@@ -213,9 +243,15 @@ def test_rank_mode_ranks_only_ready_stocks_and_trades_on_ranks():
     # the ready stocks, the best ones pass 0.2. N has no score before Jan 10, M has no bar on Jan 3.
     prices = {t: ohlc(10.0) for t in ("J", "K", "L", "N")}
     prices["M"] = ohlc(10.0).drop(pd.Timestamp("2024-01-03"))
-    scores = score_frame({"J": [("2024-01-01", -0.9)], "K": [("2024-01-01", -0.8)],
-                          "L": [("2024-01-01", -0.7)], "M": [("2024-01-01", -0.6)],
-                          "N": [("2024-01-10", -0.1)]})
+    scores = score_frame(
+        {
+            "J": [("2024-01-01", -0.9)],
+            "K": [("2024-01-01", -0.8)],
+            "L": [("2024-01-01", -0.7)],
+            "M": [("2024-01-01", -0.6)],
+            "N": [("2024-01-10", -0.1)],
+        }
+    )
     strat, fills, _ = run(prices, scores, cross_section="rank", top_k=2)
     by_day = strat.analyzers.cross.get_analysis()
     # Jan 2: J, K, L, M ready -> ranks 1..4 -> -1, -1/3, 1/3, 1
@@ -227,8 +263,10 @@ def test_rank_mode_ranks_only_ready_stocks_and_trades_on_ranks():
     assert strat.cross_scores == by_day[D("2024-02-09")]
     assert strat.raw_scores == {"J": -0.9, "K": -0.8, "L": -0.7, "M": -0.6, "N": -0.1}
     # Jan 1 (only bar 1): M rank 1 (1.0), L rank 2 (1/3 > 0.2): both bought Jan 2, 2,000 / 10 = 200
-    assert fills.fills[:2] == [(D("2024-01-02"), "M", 200, 10.0, "entry", 1),
-                               (D("2024-01-02"), "L", 200, 10.0, "entry", 2)]
+    assert fills.fills[:2] == [
+        (D("2024-01-02"), "M", 200, 10.0, "entry", 1),
+        (D("2024-01-02"), "L", 200, 10.0, "entry", 2),
+    ]
     info = fills.infos[1]
     assert info["score"] == pytest.approx(1 / 3) and info["rank"] == 2
 
@@ -245,13 +283,15 @@ def test_late_starter_not_traded_before_it_starts_and_does_not_hold_others_back(
     # value = 10,000 - 2,000 - 2,000 + 200*10 + 100*20 = 10,000 -> L 40@50.
     # Z's data stops on Jan 26, before the backtest ends: nobody knew in advance (a delisting), so
     # it is not sold ahead and stays held at its last price; A and L are sold at the last open.
-    assert sorted(fills.fills) == sorted([
-        (D("2024-01-02"), "A", 200, 10.0, "entry", 1),
-        (D("2024-01-02"), "Z", 100, 20.0, "entry", 2),
-        (D("2024-01-16"), "L", 40, 50.0, "entry", 1),
-        (D("2024-02-09"), "A", -200, 10.0, "end", None),
-        (D("2024-02-09"), "L", -40, 50.0, "end", None),
-    ])
+    assert sorted(fills.fills) == sorted(
+        [
+            (D("2024-01-02"), "A", 200, 10.0, "entry", 1),
+            (D("2024-01-02"), "Z", 100, 20.0, "entry", 2),
+            (D("2024-01-16"), "L", 40, 50.0, "entry", 1),
+            (D("2024-02-09"), "A", -200, 10.0, "end", None),
+            (D("2024-02-09"), "L", -40, 50.0, "end", None),
+        ]
+    )
     assert strat.getposition(strat.getdatabyname("Z")).size == 100
     assert "L" not in strat.analyzers.cross.get_analysis()[D("2024-01-12")]
 
@@ -264,8 +304,7 @@ def test_orders_wait_for_a_bar_sells_carry_over_buys_are_decided_again(runonce):
     # -> bought at the open of Jan 12. Its 20 % is of a value of 10,000 (everything at cost).
     gap = pd.Timestamp("2024-01-10")
     prices = {"A": ohlc(10.0).drop(gap), "B": ohlc(20.0).drop(gap), "C": ohlc(30.0)}  # C keeps Jan 10
-    scores = score_frame({"A": [("2024-01-01", 0.5), ("2024-01-05", -0.5)], "B": [("2024-01-09", 0.5)],
-                          "C": []})
+    scores = score_frame({"A": [("2024-01-01", 0.5), ("2024-01-05", -0.5)], "B": [("2024-01-09", 0.5)], "C": []})
     strat, fills, _ = run(prices, scores, runonce=runonce, cross_section="none", close_at_end=False)
     assert fills.fills == [
         (D("2024-01-02"), "A", 200, 10.0, "entry", 1),
@@ -313,8 +352,9 @@ class NaiveCloseSizer(bt.Strategy):
 
 def test_zero_margin_rejections_with_big_gap_ups_and_tight_cash():
     prices, scores = _gappy_universe()
-    strat, fills, _ = run(prices, scores, commission=0.001, cross_section="rank", top_k=4,
-                          position_pct=0.45, review_days=2, min_cash=100)
+    strat, fills, _ = run(
+        prices, scores, commission=0.001, cross_section="rank", top_k=4, position_pct=0.45, review_days=2, min_cash=100
+    )
     assert len([f for f in fills.fills if f[4] == "entry"]) > 20  # it really trades
     assert fills.refused == [] and strat.rejected_orders == 0
 
@@ -348,8 +388,7 @@ def test_universe_member_filter():
     _, fills, _ = run(prices, scores, cross_section="none", universe=universe)
     entries = [f for f in fills.fills if f[4] == "entry"]
     # B every day from Jan 1; A only once a member: decided at the close of Jan 10, filled Jan 11
-    assert entries == [(D("2024-01-02"), "B", 200, 10.0, "entry", 1),
-                       (D("2024-01-11"), "A", 200, 10.0, "entry", 1)]
+    assert entries == [(D("2024-01-02"), "B", 200, 10.0, "entry", 1), (D("2024-01-11"), "A", 200, 10.0, "entry", 1)]
     assert all(isinstance(date, pd.Timestamp) for _, date in universe.calls)
 
 
@@ -382,23 +421,26 @@ def test_an_indicator_class_works_as_alpha():
 
 
 # ---------------------------------------------------------------- parameter validation
-@pytest.mark.parametrize("params, name", [
-    (dict(alpha=None), "alpha"),
-    (dict(top_k=0), "top_k"),
-    (dict(top_k=2.5), "top_k"),
-    (dict(entry_threshold=1.5), "entry_threshold"),
-    (dict(exit_threshold=-2), "exit_threshold"),
-    (dict(exit_threshold=float("nan")), "exit_threshold"),
-    (dict(position_pct=0.0), "position_pct"),
-    (dict(position_pct=1.2), "position_pct"),
-    (dict(review_days=0), "review_days"),
-    (dict(review_in="weeks"), "review_in"),
-    (dict(min_cash=-1), "min_cash"),
-    (dict(cross_section="zscore"), "cross_section"),
-    (dict(benchmark="SPY"), "benchmark"),
-    (dict(universe=object()), "universe"),
-    (dict(start="not a date"), "start"),
-])
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        (dict(alpha=None), "alpha"),
+        (dict(top_k=0), "top_k"),
+        (dict(top_k=2.5), "top_k"),
+        (dict(entry_threshold=1.5), "entry_threshold"),
+        (dict(exit_threshold=-2), "exit_threshold"),
+        (dict(exit_threshold=float("nan")), "exit_threshold"),
+        (dict(position_pct=0.0), "position_pct"),
+        (dict(position_pct=1.2), "position_pct"),
+        (dict(review_days=0), "review_days"),
+        (dict(review_in="weeks"), "review_in"),
+        (dict(min_cash=-1), "min_cash"),
+        (dict(cross_section="zscore"), "cross_section"),
+        (dict(benchmark="SPY"), "benchmark"),
+        (dict(universe=object()), "universe"),
+        (dict(start="not a date"), "start"),
+    ],
+)
 def test_invalid_params_raise_config_error_naming_the_param(params, name):
     scores = score_frame({"A": [("2024-01-01", 0.5)]})
     params = dict(params)
@@ -429,16 +471,25 @@ class _Record(bt.Strategy):
 @pytest.mark.parametrize("asof", [False, True])
 def test_score_alpha_reads_the_bar_date(runonce, asof):
     index = pd.bdate_range("2024-01-01", periods=8)
-    scores = pd.DataFrame({"A": [0.1, np.nan, 0.3, 0.4, 0.5], "B": 0.0},
-                          index=pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-04",
-                                                "2024-01-05", "2023-12-30"]).sort_values())
+    scores = pd.DataFrame(
+        {"A": [0.1, np.nan, 0.3, 0.4, 0.5], "B": 0.0},
+        index=pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05", "2023-12-30"]).sort_values(),
+    )
     # sorted index: Dec 30 0.1, Jan 1 nan, Jan 2 0.3, Jan 4 0.4, Jan 5 0.5
     cerebro = bt.Cerebro(stdstats=False, runonce=runonce)
     cerebro.adddata(bt.feeds.PandasData(dataname=ohlc(10.0, index=index)), name="A")
     cerebro.addstrategy(_Record, scores=scores, asof=asof)
     seen = dict(cerebro.run()[0].seen)
-    expected = {"2024-01-01": np.nan, "2024-01-02": 0.3, "2024-01-03": np.nan, "2024-01-04": 0.4,
-                "2024-01-05": 0.5, "2024-01-08": np.nan, "2024-01-09": np.nan, "2024-01-10": np.nan}
+    expected = {
+        "2024-01-01": np.nan,
+        "2024-01-02": 0.3,
+        "2024-01-03": np.nan,
+        "2024-01-04": 0.4,
+        "2024-01-05": 0.5,
+        "2024-01-08": np.nan,
+        "2024-01-09": np.nan,
+        "2024-01-10": np.nan,
+    }
     if asof:  # the last score on or before the day, NaN rows included as they are
         expected.update({"2024-01-03": 0.3, "2024-01-08": 0.5, "2024-01-09": 0.5, "2024-01-10": 0.5})
     got = [seen[D(k)] for k in expected]
@@ -460,14 +511,17 @@ def test_load_scores_csv_fixture():
     assert frame.loc["2024-01-03", "BBB"] == 1.0
 
 
-@pytest.mark.parametrize("text, match", [
-    ("Date,A\n2024-01-01,0.1\nJan 32nd,0.2\n", r"column 'Date', data row 2.*Jan 32nd"),
-    ("Date,A\n2024-01-02,0.1\n2024-01-01,0.2\n", r"row 2: unsorted"),
-    ("Date,A\n2024-01-01,0.1\n2024-01-01,0.2\n", r"row 2: duplicate"),
-    ("Date,A,B\n2024-01-01,0.1,0.2\n2024-01-02,0.1,high\n", r"column 'B', data row 2.*'high' is not a number"),
-    ("Date,A\n2024-01-01,1.5\n", r"column 'A', data row 1.*outside \[-1, 1\]"),
-    ("Day,A\n2024-01-01,0.5\n", r"no 'Date' column"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("Date,A\n2024-01-01,0.1\nJan 32nd,0.2\n", r"column 'Date', data row 2.*Jan 32nd"),
+        ("Date,A\n2024-01-02,0.1\n2024-01-01,0.2\n", r"row 2: unsorted"),
+        ("Date,A\n2024-01-01,0.1\n2024-01-01,0.2\n", r"row 2: duplicate"),
+        ("Date,A,B\n2024-01-01,0.1,0.2\n2024-01-02,0.1,high\n", r"column 'B', data row 2.*'high' is not a number"),
+        ("Date,A\n2024-01-01,1.5\n", r"column 'A', data row 1.*outside \[-1, 1\]"),
+        ("Day,A\n2024-01-01,0.5\n", r"no 'Date' column"),
+    ],
+)
 def test_load_scores_csv_errors_name_file_and_column(tmp_path, text, match):
     path = tmp_path / "bad_scores.csv"
     path.write_text(text)
@@ -492,11 +546,13 @@ def test_universe_ranks_among_the_days_members_only():
     # N has the best score but is never a member: it must not push the members' ranks down.
     # Among A, B, C the best (C) ranks 1.0 > 0.9 and is bought; ranked among all four it would be 1/3.
     prices = {t: ohlc(10.0) for t in "ABCN"}
-    scores = score_frame({"A": [("2024-01-01", 0.1)], "B": [("2024-01-01", 0.2)], "C": [("2024-01-01", 0.3)],
-                          "N": [("2024-01-01", 0.9)]})
+    scores = score_frame(
+        {"A": [("2024-01-01", 0.1)], "B": [("2024-01-01", 0.2)], "C": [("2024-01-01", 0.3)], "N": [("2024-01-01", 0.9)]}
+    )
     universe = Spans({t: ("2024-01-01", "2024-12-31") for t in "ABC"})
-    strat, fills, _ = run(prices, scores, cross_section="rank", top_k=1, entry_threshold=0.9,
-                          close_at_end=False, universe=universe)
+    strat, fills, _ = run(
+        prices, scores, cross_section="rank", top_k=1, entry_threshold=0.9, close_at_end=False, universe=universe
+    )
     assert fills.fills == [(D("2024-01-02"), "C", 200, 10.0, "entry", 1)]
     day = strat.analyzers.cross.get_analysis()[D("2024-01-01")]
     # members ranked among themselves; the non-member as one more member (the best of four -> 1.0)
@@ -507,20 +563,26 @@ def test_a_holding_that_leaves_the_universe_is_reviewed_on_its_rank_as_one_more_
     # C is bought Jan 2, leaves the universe after Jan 7 and scores 0.05 from Jan 8: at its review
     # (Jan 9) it ranks lowest among A, B and itself (-1 < 0) and is sold Jan 10; B takes the slot.
     prices = {t: ohlc(10.0) for t in "ABC"}
-    scores = score_frame({"A": [("2024-01-01", 0.1)], "B": [("2024-01-01", 0.2)],
-                          "C": [("2024-01-01", 0.3), ("2024-01-08", 0.05)]})
-    universe = Spans({"A": ("2024-01-01", "2024-12-31"), "B": ("2024-01-01", "2024-12-31"),
-                      "C": ("2024-01-01", "2024-01-07")})
-    strat, fills, _ = run(prices, scores, cross_section="rank", top_k=1, entry_threshold=0.9,
-                          close_at_end=False, universe=universe)
-    assert fills.fills == [(D("2024-01-02"), "C", 200, 10.0, "entry", 1),
-                           (D("2024-01-10"), "C", -200, 10.0, "review_exit", None),
-                           (D("2024-01-10"), "B", 200, 10.0, "entry", 1)]
+    scores = score_frame(
+        {"A": [("2024-01-01", 0.1)], "B": [("2024-01-01", 0.2)], "C": [("2024-01-01", 0.3), ("2024-01-08", 0.05)]}
+    )
+    universe = Spans(
+        {"A": ("2024-01-01", "2024-12-31"), "B": ("2024-01-01", "2024-12-31"), "C": ("2024-01-01", "2024-01-07")}
+    )
+    strat, fills, _ = run(
+        prices, scores, cross_section="rank", top_k=1, entry_threshold=0.9, close_at_end=False, universe=universe
+    )
+    assert fills.fills == [
+        (D("2024-01-02"), "C", 200, 10.0, "entry", 1),
+        (D("2024-01-10"), "C", -200, 10.0, "review_exit", None),
+        (D("2024-01-10"), "B", 200, 10.0, "entry", 1),
+    ]
     assert strat.analyzers.cross.get_analysis()[D("2024-01-09")]["C"] == -1.0
 
 
 def test_rank_among_equals_rank_to_unit_of_the_members_plus_one():
     from strategies.alpha_rank import rank_among
+
     rng = np.random.default_rng(5)
     for m in (0, 1, 2, 5, 40):
         members = np.round(rng.normal(size=m), 1)
@@ -535,6 +597,8 @@ def test_a_sale_waiting_for_a_bar_keeps_its_slot():
     prices = {"A": ohlc(10.0).drop(pd.Timestamp("2024-01-10")), "B": ohlc(20.0)}
     scores = score_frame({"A": [("2024-01-01", 0.5), ("2024-01-05", -0.5)], "B": [("2024-01-05", 0.4)]})
     _, fills, _ = run(prices, scores, cross_section="none", top_k=1, close_at_end=False)
-    assert fills.fills == [(D("2024-01-02"), "A", 200, 10.0, "entry", 1),
-                           (D("2024-01-11"), "A", -200, 10.0, "review_exit", None),
-                           (D("2024-01-11"), "B", 100, 20.0, "entry", 1)]
+    assert fills.fills == [
+        (D("2024-01-02"), "A", 200, 10.0, "entry", 1),
+        (D("2024-01-11"), "A", -200, 10.0, "review_exit", None),
+        (D("2024-01-11"), "B", 100, 20.0, "entry", 1),
+    ]

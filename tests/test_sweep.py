@@ -1,6 +1,7 @@
 """Variant sweeps: the variants file, the selection and holdout periods, the comparison,
 sequential == processes == Ray, broken variants reported, a variant's metrics equal to the same run
 done alone with the LSTM indicator, and a sweep on seen scores refused before it writes anything."""
+
 import json
 import time
 
@@ -39,6 +40,7 @@ def _write(tmp_path, text, name="mysweep.toml"):
 @pytest.fixture(scope="module")
 def market(embedded):
     import pipeline
+
     prices, bench = embedded
     return pipeline.MarketData(prices, bench)
 
@@ -47,8 +49,15 @@ def market(embedded):
 def sequential(tiny_model, market, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seq")
     path = _write(tmp, SWEEP_TOML)
-    result = sweep.run_sweep(path, out_root=tmp / "results", model_for=lambda cfg, data: tiny_model, data=market,
-                             cache_dir=tmp / "cache", progress=None, engine="cerebro")
+    result = sweep.run_sweep(
+        path,
+        out_root=tmp / "results",
+        model_for=lambda cfg, data: tiny_model,
+        data=market,
+        cache_dir=tmp / "cache",
+        progress=None,
+        engine="cerebro",
+    )
     return path, tmp, result
 
 
@@ -68,23 +77,28 @@ def test_list_entries_split_strategy_and_model_keys():
     assert sweep.flat_params(v.overrides) == {"top_k": 3, "model.seed": 1}
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({}, "no variants"),
-    ({"grid": {"top_k": 3}}, "non-empty list"),
-    ({"list": [{"top_k": 3}]}, "needs name"),
-    ({"list": [{"name": "a"}, {"name": "a"}]}, "unique"),
-    ({"list": [{"name": "../escape"}]}, "plain folder name"),
-    ({"list": [{"name": "d", "data": {"source": "csv"}}]}, "cannot vary"),
-    ({"grids": {}}, "no variants"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({}, "no variants"),
+        ({"grid": {"top_k": 3}}, "non-empty list"),
+        ({"list": [{"top_k": 3}]}, "needs name"),
+        ({"list": [{"name": "a"}, {"name": "a"}]}, "unique"),
+        ({"list": [{"name": "../escape"}]}, "plain folder name"),
+        ({"list": [{"name": "d", "data": {"source": "csv"}}]}, "cannot vary"),
+        ({"grids": {}}, "no variants"),
+    ],
+)
 def test_bad_variant_specs_are_config_errors(spec, message):
     with pytest.raises(ConfigError, match=message):
         sweep.expand_variants(spec)
 
 
 def test_a_misspelt_key_breaks_only_its_variant(tmp_path):
-    path = _write(tmp_path, 'base = "default"\n[[variants.list]]\nname = "ok"\ntop_k = 3\n'
-                            '[[variants.list]]\nname = "typo"\ntopk = 3\n')
+    path = _write(
+        tmp_path,
+        'base = "default"\n[[variants.list]]\nname = "ok"\ntop_k = 3\n[[variants.list]]\nname = "typo"\ntopk = 3\n',
+    )
     base, variants = sweep.load_sweep(path)
     ok, typo = variants
     assert ok.error is None and ok.config["strategy"]["top_k"] == 3 and ok.config["name"] == "ok"
@@ -109,8 +123,9 @@ def test_periods_from_the_file_and_the_command_line_and_their_errors(tmp_path):
     with pytest.raises(ConfigError, match="selection.holdout_end = 'soon' is not a date"):
         sweep.sweep_periods({"selection": {**base["selection"], "holdout_end": "soon"}})
     with pytest.raises(ConfigError, match="unknown config key 'selection.select_start'"):
-        sweep.load_sweep(_write(tmp_path, '[selection]\nselect_start = "2013-01-01"\n[variants.grid]\ntop_k = [3]\n',
-                                "typo.toml"))
+        sweep.load_sweep(
+            _write(tmp_path, '[selection]\nselect_start = "2013-01-01"\n[variants.grid]\ntop_k = [3]\n', "typo.toml")
+        )
 
 
 # ----------------------------------------------------------------------------- a sweep
@@ -150,17 +165,48 @@ def test_comparison_csv_and_selection_json(sequential):
     path, tmp, result = sequential
     out = tmp / "results" / "mysweep"
     table = pd.read_csv(out / "comparison.csv")
-    for column in ("variant", "status", "error", "params", "selection_sharpe", "holdout_sharpe", "selection_rank",
-                   "holdout_rank", "chosen"):
+    for column in (
+        "variant",
+        "status",
+        "error",
+        "params",
+        "selection_sharpe",
+        "holdout_sharpe",
+        "selection_rank",
+        "holdout_rank",
+        "chosen",
+    ):
         assert column in table.columns, column
-    for metric in ("total_return", "cagr", "volatility", "max_drawdown", "n_trades", "win_rate", "turnover", "psr",
-                   "universe_ew_sharpe"):
+    for metric in (
+        "total_return",
+        "cagr",
+        "volatility",
+        "max_drawdown",
+        "n_trades",
+        "win_rate",
+        "turnover",
+        "psr",
+        "universe_ew_sharpe",
+    ):
         assert f"selection_{metric}" in table.columns and f"holdout_{metric}" in table.columns, metric
     assert "sharpe" not in table.columns  # a bare Sharpe would not say which period
     summary = json.loads((out / "selection.json").read_text())
-    assert {"periods", "n_trials", "selection_sharpe_variance_daily", "selection_sharpe_variance_annualised",
-            "expected_max_sharpe_annualised", "chosen", "excess", "rank_correlation_spearman", "pbo", "verdict",
-            "variants", "yardstick", "engine", "confirmed_in_cerebro"} <= set(summary)
+    assert {
+        "periods",
+        "n_trials",
+        "selection_sharpe_variance_daily",
+        "selection_sharpe_variance_annualised",
+        "expected_max_sharpe_annualised",
+        "chosen",
+        "excess",
+        "rank_correlation_spearman",
+        "pbo",
+        "verdict",
+        "variants",
+        "yardstick",
+        "engine",
+        "confirmed_in_cerebro",
+    } <= set(summary)
     assert summary["periods"]["selection"] == ["2021-07-01", "2021-12-31"]
     assert summary["periods"]["holdout"] == ["2022-07-01", "2022-12-31"]
     assert summary["n_trials"] == 3 and summary["engine"] == "cerebro"
@@ -176,13 +222,16 @@ def test_a_variant_equals_the_same_run_alone_with_the_lstm_indicator(sequential,
     """What run_backtest.py does for one config (pipeline.run with the LSTM indicator) gives the
     very metrics, trades and equity of that variant in the sweep."""
     import pipeline
+
     path, tmp, result = sequential
     _, variants = sweep.load_sweep(path)
     variant = next(v for v in variants if v.name == "slow-review")
     holdout = sweep.period_config(variant.config, result.periods.holdout)
     alone = pipeline.run(holdout, tmp_path / "alone", progress=False, data=market, model=tiny_model)
     out = tmp / "results" / "mysweep" / "slow-review"
-    assert json.loads((out / "metrics.json").read_text()) == json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(
+        (tmp_path / "alone" / "metrics.json").read_text()
+    )
     assert result.outcomes["slow-review"].metrics == alone.metrics
     assert (out / "trades.csv").read_text() == (tmp_path / "alone" / "trades.csv").read_text()
     assert (out / "equity.csv").read_text() == (tmp_path / "alone" / "equity.csv").read_text()
@@ -203,9 +252,15 @@ def _subset(path, tmp, names):
 
 def test_a_second_sweep_reads_the_score_cache(sequential, tiny_model, market, tmp_path):
     path, tmp, first = sequential
-    again = sweep.run_sweep(_subset(path, tmp_path, ["slow-review"]), out_root=tmp_path / "again",
-                            model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
-                            engine="cerebro")
+    again = sweep.run_sweep(
+        _subset(path, tmp_path, ["slow-review"]),
+        out_root=tmp_path / "again",
+        model_for=lambda cfg, data: tiny_model,
+        data=market,
+        cache_dir=tmp / "cache",
+        progress=None,
+        engine="cerebro",
+    )
     assert again.inference_runs == 0
     assert again.outcomes["slow-review"].metrics == first.outcomes["slow-review"].metrics
 
@@ -213,15 +268,24 @@ def test_a_second_sweep_reads_the_score_cache(sequential, tiny_model, market, tm
 def test_local_processes_give_the_sequential_metrics(sequential, tiny_model, market, tmp_path):
     path, tmp, first = sequential
     names = ["top_k=3", "top_k=5", "broken"]
-    result = sweep.run_sweep(_subset(path, tmp_path, names), out_root=tmp_path / "procs", mode="processes", workers=2,
-                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
-                             engine="cerebro")
+    result = sweep.run_sweep(
+        _subset(path, tmp_path, names),
+        out_root=tmp_path / "procs",
+        mode="processes",
+        workers=2,
+        model_for=lambda cfg, data: tiny_model,
+        data=market,
+        cache_dir=tmp / "cache",
+        progress=None,
+        engine="cerebro",
+    )
     assert sorted(result.outcomes) == sorted(names)
     for name in names:
         assert result.outcomes[name].metrics == first.outcomes[name].metrics, name
         assert result.outcomes[name].error == first.outcomes[name].error
-    assert (tmp_path / "procs" / "mysweep" / "top_k=3" / "trades.csv").read_bytes() == \
-        (tmp / "results" / "mysweep" / "top_k=3" / "trades.csv").read_bytes()
+    assert (tmp_path / "procs" / "mysweep" / "top_k=3" / "trades.csv").read_bytes() == (
+        tmp / "results" / "mysweep" / "top_k=3" / "trades.csv"
+    ).read_bytes()
 
 
 @pytest.mark.slow
@@ -229,17 +293,29 @@ def test_local_ray_gives_the_sequential_metrics(sequential, tiny_model, market):
     pytest.importorskip("ray")
     path, tmp, first = sequential
     t0 = time.perf_counter()
-    result = sweep.run_sweep(path, out_root=tmp / "ray", mode="ray", workers=2,
-                             model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
-                             engine="cerebro")
+    result = sweep.run_sweep(
+        path,
+        out_root=tmp / "ray",
+        mode="ray",
+        workers=2,
+        model_for=lambda cfg, data: tiny_model,
+        data=market,
+        cache_dir=tmp / "cache",
+        progress=None,
+        engine="cerebro",
+    )
     print(f"ray sweep {time.perf_counter() - t0:.1f}s")
     for name, outcome in first.outcomes.items():
         assert result.outcomes[name].metrics == outcome.metrics, name
         assert (result.outcomes[name].error is None) == (outcome.error is None)
     assert "top_k" in result.outcomes["broken"].error
     table = pd.read_csv(tmp / "ray" / "mysweep" / "comparison.csv")
-    assert table.set_index("variant")["status"].to_dict() == {"top_k=3": "ok", "top_k=5": "ok",
-                                                             "slow-review": "ok", "broken": "error"}
+    assert table.set_index("variant")["status"].to_dict() == {
+        "top_k=3": "ok",
+        "top_k=5": "ok",
+        "slow-review": "ok",
+        "broken": "error",
+    }
 
 
 def test_a_model_change_in_a_variant_means_another_model(tiny_model, market, tmp_path):
@@ -251,12 +327,16 @@ def test_a_model_change_in_a_variant_means_another_model(tiny_model, market, tmp
             raise ConfigError("no such model in this test")
         return tiny_model
 
-    path = _write(tmp_path, 'base = "default"\n[selection]\nselection_start = "2022-01-01"\n'
-                            'selection_end = "2022-06-30"\nholdout_start = "2022-07-01"\nholdout_end = "2022-12-31"\n'
-                            '[[variants.list]]\nname = "a"\n[[variants.list]]\nname = "b"\nmodel.seed = 99\n'
-                            '[[variants.list]]\nname = "c"\nmodel.seed = 99\ntop_k = 3\n')
-    result = sweep.run_sweep(path, out_root=tmp_path / "r", model_for=model_for, data=market,
-                             cache_dir=tmp_path / "cache", progress=None)
+    path = _write(
+        tmp_path,
+        'base = "default"\n[selection]\nselection_start = "2022-01-01"\n'
+        'selection_end = "2022-06-30"\nholdout_start = "2022-07-01"\nholdout_end = "2022-12-31"\n'
+        '[[variants.list]]\nname = "a"\n[[variants.list]]\nname = "b"\nmodel.seed = 99\n'
+        '[[variants.list]]\nname = "c"\nmodel.seed = 99\ntop_k = 3\n',
+    )
+    result = sweep.run_sweep(
+        path, out_root=tmp_path / "r", model_for=model_for, data=market, cache_dir=tmp_path / "cache", progress=None
+    )
     assert seen == [0, 99]  # one attempt per distinct model, not one per variant
     assert result.outcomes["a"].error is None
     assert "no such model" in result.outcomes["b"].error and "no such model" in result.outcomes["c"].error
@@ -268,13 +348,30 @@ def test_command_line_variants(tmp_path, monkeypatch):
     model once (2 yearly refits), scores each period once and writes the sweep."""
     import models.score_cache
     import run_backtest
+
     monkeypatch.setattr(models.score_cache, "DEFAULT_CACHE_DIR", tmp_path / "cache")
-    tiny = "\n".join(f"{k} = {v}" for k, v in dict(hidden=8, epochs=1, patience=1, stride=10, batch_size=2048,
-                                                    seed=3, threads=1).items())
+    tiny = "\n".join(
+        f"{k} = {v}"
+        for k, v in dict(hidden=8, epochs=1, patience=1, stride=10, batch_size=2048, seed=3, threads=1).items()
+    )
     path = _write(tmp_path, f'base = "default"\n[model]\n{tiny}\n[variants.grid]\ntop_k = [3, 4]\n', name="cli.toml")
-    code = run_backtest.main(["--variants", str(path), "--out", str(tmp_path / "out"), "--no-progress",
-                              "--model-store", str(tmp_path / "store"), "--analyzer", "backtrader.analyzers.SQN",
-                              "--selection", "2021-01-01,2021-12-31", "--holdout", "2022-01-01,2022-12-31"])
+    code = run_backtest.main(
+        [
+            "--variants",
+            str(path),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--model-store",
+            str(tmp_path / "store"),
+            "--analyzer",
+            "backtrader.analyzers.SQN",
+            "--selection",
+            "2021-01-01,2021-12-31",
+            "--holdout",
+            "2022-01-01,2022-12-31",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "out" / "cli" / "selection.json").read_text())
     assert summary["periods"]["selection"] == ["2021-01-01", "2021-12-31"] and summary["n_trials"] == 2
@@ -291,8 +388,15 @@ def test_command_line_variants(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- the vector engine
 def test_vector_sweep_screens_all_and_confirms_the_best_in_cerebro(sequential, tiny_model, market, tmp_path):
     path, tmp, cerebro = sequential
-    result = sweep.run_sweep(path, out_root=tmp_path / "vec", model_for=lambda cfg, data: tiny_model, data=market,
-                             cache_dir=tmp / "cache", progress=None, confirm=2)
+    result = sweep.run_sweep(
+        path,
+        out_root=tmp_path / "vec",
+        model_for=lambda cfg, data: tiny_model,
+        data=market,
+        cache_dir=tmp / "cache",
+        progress=None,
+        confirm=2,
+    )
     out = tmp_path / "vec" / "mysweep"
     assert result.engine == "vector" and len(result.confirmed) == 2
     # every working variant, both periods: the vector metrics equal the full Cerebro sweep's, key for key
@@ -320,7 +424,9 @@ def test_vector_sweep_screens_all_and_confirms_the_best_in_cerebro(sequential, t
     assert sorted(table["variant"]) == sorted(cerebro.outcomes)
     assert (out / "equity_curves.png").stat().st_size > 10_000
     assert json.loads((out / "selection.json").read_text())["confirmed_in_cerebro"] == {
-        "period": "holdout", "variants": result.confirmed}
+        "period": "holdout",
+        "variants": result.confirmed,
+    }
     # the returns matrix: float32, one column per working variant, both periods, any date range
     returns = result.returns
     assert returns.values.dtype.name == "float32" and sorted(returns.names) == sorted(ok)
@@ -336,8 +442,9 @@ def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, mark
     """Make the selection's last variant the best of the holdout by far: it is still not chosen. Make
     it the best of the selection instead: it is chosen, whatever its holdout."""
     path, tmp, cerebro = sequential
-    common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
-                  confirm=0)
+    common = dict(
+        model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None, confirm=0
+    )
     order = list(cerebro.report.table["name"])
     last = order[-1]
     real = sweep.run_vector_chunk
@@ -351,6 +458,7 @@ def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, mark
                     r = r + np.float32(0.01)  # +1 % a day
                 out.append((name, m, r, e))
             return out
+
         return chunk
 
     monkeypatch.setattr(sweep.runners, "run_vector_chunk", boost(2022))
@@ -364,8 +472,9 @@ def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, mark
     great_selection = sweep.run_sweep(path, out_root=tmp_path / "s", **common)
     assert great_selection.report.chosen == last
     unboosted = cerebro.report.table.set_index("name")["holdout_sharpe"]
-    np.testing.assert_allclose(great_selection.report.table.set_index("name")["holdout_sharpe"][unboosted.index],
-                               unboosted, rtol=1e-6)
+    np.testing.assert_allclose(
+        great_selection.report.table.set_index("name")["holdout_sharpe"][unboosted.index], unboosted, rtol=1e-6
+    )
     csv = pd.read_csv(tmp_path / "s" / "mysweep" / "comparison.csv")
     assert csv["variant"].iloc[0] == last and bool(csv["chosen"].iloc[0])
 
@@ -375,8 +484,14 @@ def test_a_sweep_on_scores_its_model_saw_stops_and_writes_nothing(tiny_model, ma
     years (the default selection period) is refused before any variant runs; no results folder."""
     path = _write(tmp_path, 'base = "default"\n[variants.grid]\ntop_k = [3, 5]\n', "seen.toml")
     with pytest.raises(ConfigError) as caught:
-        sweep.run_sweep(path, out_root=tmp_path / "results", model_for=lambda cfg, data: tiny_model, data=market,
-                        cache_dir=tmp_path / "cache", progress=None)
+        sweep.run_sweep(
+            path,
+            out_root=tmp_path / "results",
+            model_for=lambda cfg, data: tiny_model,
+            data=market,
+            cache_dir=tmp_path / "cache",
+            progress=None,
+        )
     message = str(caught.value)
     assert "cannot select strategy variants on scores the model saw" in message
     assert "validation window" in message and "2013-01-02" in message and "Fix:" in message
@@ -387,13 +502,15 @@ def test_a_sweep_on_scores_its_model_saw_stops_and_writes_nothing(tiny_model, ma
 def test_backtest_dates_cannot_override_the_periods(tiny_model, market, tmp_path):
     path = _write(tmp_path, SWEEP_TOML.replace("[variants.grid]", '[backtest]\nstart = "2020-01-01"\n[variants.grid]'))
     with pytest.raises(ConfigError, match="backtest.start / backtest.end .* cannot apply.*--selection START,END"):
-        sweep.run_sweep(path, out_root=tmp_path / "results", model_for=lambda cfg, data: tiny_model, data=market,
-                        progress=None)
+        sweep.run_sweep(
+            path, out_root=tmp_path / "results", model_for=lambda cfg, data: tiny_model, data=market, progress=None
+        )
     assert not (tmp_path / "results").exists()
 
 
-def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly(sequential, tiny_model, market,
-                                                                                tmp_path, monkeypatch):
+def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly(
+    sequential, tiny_model, market, tmp_path, monkeypatch
+):
     path, tmp, _ = sequential
     common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
     one = sweep.run_sweep(path, out_root=tmp_path / "a", confirm=0, **common)
@@ -404,8 +521,9 @@ def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly
     real = sweep.run_vector_chunk
 
     def off_by_a_little(chunk, panels):  # a simulator that drifts from Cerebro must not pass
-        return [(name, {**m, "sharpe": m["sharpe"] * (1 + 1e-6)} if m else m, r, e)
-                for name, m, r, e in real(chunk, panels)]
+        return [
+            (name, {**m, "sharpe": m["sharpe"] * (1 + 1e-6)} if m else m, r, e) for name, m, r, e in real(chunk, panels)
+        ]
 
     monkeypatch.setattr(sweep.runners, "run_vector_chunk", off_by_a_little)
     with pytest.raises(sweep.EngineMismatchError, match="sharpe"):
@@ -415,8 +533,9 @@ def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly
 @pytest.mark.slow
 def test_vector_sweep_on_ray_equals_sequential(sequential, tiny_model, market, tmp_path):
     path, tmp, _ = sequential
-    common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None,
-                  confirm=0)
+    common = dict(
+        model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None, confirm=0
+    )
     one = sweep.run_sweep(path, out_root=tmp_path / "a", **common)
     ray = sweep.run_sweep(path, out_root=tmp_path / "r", mode="ray", workers=2, **common)
     assert {n: o.metrics for n, o in one.outcomes.items()} == {n: o.metrics for n, o in ray.outcomes.items()}

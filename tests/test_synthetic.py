@@ -1,12 +1,12 @@
 """The synthetic universe: seeded, labelled, late starters, consistent OHLC, factor structure."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from core.errors import ConfigError
 from feeds.panel import series_fingerprint
-from feeds.synthetic import (BENCHMARK_NAME, SYNTHETIC_LABEL, cap_weighted_index, make_synthetic_universe,
-                             ticker_names)
+from feeds.synthetic import BENCHMARK_NAME, SYNTHETIC_LABEL, cap_weighted_index, make_synthetic_universe, ticker_names
 
 N, DAYS = 40, 300
 
@@ -46,20 +46,20 @@ def test_late_starters(universe):
     # Once listed, a ticker trades every day (no holes), and never before.
     for j, ticker in enumerate(panel.tickers):
         listed = close[ticker].notna().to_numpy()
-        assert not listed[: first_row[j]].any() and listed[first_row[j]:].all()
+        assert not listed[: first_row[j]].any() and listed[first_row[j] :].all()
     none_late, _ = make_synthetic_universe(n_tickers=10, n_days=50, seed=1, late_start_share=0.0)
     assert none_late.close.notna().all().all()
 
 
 def test_ohlc_is_consistent(universe):
     panel, _ = universe
-    o, h, l, c, v = (panel[f].to_numpy() for f in ("open", "high", "low", "close", "volume"))
+    o, h, lo, c, v = (panel[f].to_numpy() for f in ("open", "high", "low", "close", "volume"))
     listed = ~np.isnan(c)
-    for arr in (o, h, l, v):
+    for arr in (o, h, lo, v):
         assert np.array_equal(~np.isnan(arr), listed)  # same NaN pattern in every field
     assert (h[listed] >= np.maximum(o, c)[listed]).all()
-    assert (l[listed] <= np.minimum(o, c)[listed]).all()
-    assert (l[listed] > 0).all() and (v[listed] >= 0).all()
+    assert (lo[listed] <= np.minimum(o, c)[listed]).all()
+    assert (lo[listed] > 0).all() and (v[listed] >= 0).all()
     assert (v[listed] == np.round(v[listed])).all()
     # Opens gap from the previous close: not equal to it, but close to it.
     gap = np.log(o[1:] / c[:-1])[listed[1:] & listed[:-1]]
@@ -81,8 +81,9 @@ def test_factor_structure(universe):
 
 
 def test_cap_weighted_index_by_hand():
-    close = pd.DataFrame({"A": [10.0, 11.0, 12.1], "B": [np.nan, 20.0, 18.0]},
-                         index=pd.bdate_range("2020-01-06", periods=3))
+    close = pd.DataFrame(
+        {"A": [10.0, 11.0, 12.1], "B": [np.nan, 20.0, 18.0]}, index=pd.bdate_range("2020-01-06", periods=3)
+    )
     shares = np.array([1.0, 2.0])
     index = cap_weighted_index(close, shares, level=100.0)
     # Day 1: only A traded on both days: +10 %. Day 2: caps 11 and 40 at the previous close.

@@ -1,18 +1,24 @@
 """Trade statistics on the seed's published log and on a TradeLog-style log, checked against
 numbers computed here with the csv module and plain arithmetic."""
+
 from __future__ import annotations
 
 import csv
-import math
 import statistics
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analyzers.tradestats import (closed_trades, detect_pnl_unit, read_trade_log,
-                                  realized_pnl, realized_pnl_png, trade_histogram_png,
-                                  trade_stats)
+from analyzers.tradestats import (
+    closed_trades,
+    detect_pnl_unit,
+    read_trade_log,
+    realized_pnl,
+    realized_pnl_png,
+    trade_histogram_png,
+    trade_stats,
+)
 from core.errors import DataError
 
 SEED = Path(__file__).parent / "fixtures" / "seed_backtest_trades.csv"
@@ -26,7 +32,7 @@ def _seed_rows():
 def test_seed_log_stats_match_a_hand_count():
     rows = _seed_rows()
     sells = [r for r in rows if r["Action"] == "SELL"]
-    pct = [float(r["PnL_Pct"]) * 100 for r in sells]        # the seed logged fractions
+    pct = [float(r["PnL_Pct"]) * 100 for r in sells]  # the seed logged fractions
     wins = [p for p in pct if p > 0]
     losses = [p for p in pct if p < 0]
     stats = trade_stats(read_trade_log(SEED))
@@ -53,10 +59,11 @@ def test_seed_pnl_is_a_fraction_that_agrees_with_its_prices():
     rows = _seed_rows()
     # Spot check: REGN bought at 678.35, sold at 558.25 => -17.70 %.
     regn = [r for r in rows if r["Ticker"] == "REGN"]
-    assert float(regn[-1]["Price"]) / float(regn[0]["Price"]) - 1 == pytest.approx(
-        float(regn[-1]["PnL_Pct"]), abs=1e-9)
+    assert float(regn[-1]["Price"]) / float(regn[0]["Price"]) - 1 == pytest.approx(float(regn[-1]["PnL_Pct"]), abs=1e-9)
     closed = closed_trades(read_trade_log(SEED))
-    assert closed["PnL_Pct"].iloc[0] == pytest.approx(float([r for r in rows if r["Action"] == "SELL"][0]["PnL_Pct"]) * 100)
+    assert closed["PnL_Pct"].iloc[0] == pytest.approx(
+        float([r for r in rows if r["Action"] == "SELL"][0]["PnL_Pct"]) * 100
+    )
 
 
 def test_realized_pnl_equals_dollar_pnl_of_matched_round_trips():
@@ -79,19 +86,21 @@ def test_realized_pnl_equals_dollar_pnl_of_matched_round_trips():
 
 def _our_log():
     # TradeLog-style: PnL_Pct in percent, partial sell, Days in calendar days, an open position.
-    return pd.DataFrame([
-        dict(Date="2020-01-02", Action="BUY", Ticker="AAA", Price=100.0, Shares=10, PnL_Pct=None, Days=None),
-        dict(Date="2020-01-02", Action="BUY", Ticker="BBB", Price=50.0, Shares=20, PnL_Pct=None, Days=None),
-        dict(Date="2020-01-10", Action="SELL", Ticker="AAA", Price=110.0, Shares=4, PnL_Pct=10.0, Days=8),
-        dict(Date="2020-01-20", Action="SELL", Ticker="AAA", Price=90.0, Shares=6, PnL_Pct=-10.0, Days=18),
-        dict(Date="2020-01-21", Action="BUY", Ticker="CCC", Price=10.0, Shares=100, PnL_Pct=None, Days=None),
-        dict(Date="2020-02-01", Action="SELL", Ticker="BBB", Price=50.5, Shares=20, PnL_Pct=1.0, Days=30),
-    ])
+    return pd.DataFrame(
+        [
+            dict(Date="2020-01-02", Action="BUY", Ticker="AAA", Price=100.0, Shares=10, PnL_Pct=None, Days=None),
+            dict(Date="2020-01-02", Action="BUY", Ticker="BBB", Price=50.0, Shares=20, PnL_Pct=None, Days=None),
+            dict(Date="2020-01-10", Action="SELL", Ticker="AAA", Price=110.0, Shares=4, PnL_Pct=10.0, Days=8),
+            dict(Date="2020-01-20", Action="SELL", Ticker="AAA", Price=90.0, Shares=6, PnL_Pct=-10.0, Days=18),
+            dict(Date="2020-01-21", Action="BUY", Ticker="CCC", Price=10.0, Shares=100, PnL_Pct=None, Days=None),
+            dict(Date="2020-02-01", Action="SELL", Ticker="BBB", Price=50.5, Shares=20, PnL_Pct=1.0, Days=30),
+        ]
+    )
 
 
 def test_our_percent_log():
     log = _our_log()
-    assert detect_pnl_unit(log) == "percent"   # |PnL| values all <= 10 would fool a magnitude rule
+    assert detect_pnl_unit(log) == "percent"  # |PnL| values all <= 10 would fool a magnitude rule
     s = trade_stats(log)
     assert s["count"] == 3 and s["open_positions_at_end"] == 1
     assert s["win_rate"] == pytest.approx(2 / 3)

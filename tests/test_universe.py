@@ -1,4 +1,5 @@
 """feeds.universe: the shipped constituents list and point-in-time membership."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,8 @@ def test_constituents_are_the_497_seed_members_without_spy_and_vix():
     assert tickers[:3] == ["MMM", "AOS", "ABT"] and "BRK.B" in tickers and "BF.B" in tickers
     assert as_of == "2026-01-01" and pd.Timestamp(as_of).year == 2026
     # brute force: every non-comment line after the header is one ticker
-    lines = [l for l in CONSTITUENTS_FILE.read_text().splitlines() if l and not l.startswith("#")][1:]
-    assert [l.split(",")[0] for l in lines] == tickers
+    lines = [x for x in CONSTITUENTS_FILE.read_text().splitlines() if x and not x.startswith("#")][1:]
+    assert [x.split(",")[0] for x in lines] == tickers
 
 
 def test_yahoo_symbols_map_only_share_classes():
@@ -33,11 +34,15 @@ def test_membership_from_csv_matches_a_brute_force_reading():
     assert members.tickers == ["AAPL", "GPS", "TSLA", "XLNX"]
     assert members.is_member("TSLA", "2020-12-21") and not members.is_member("TSLA", "2020-12-18")
     assert members.is_member("XLNX", "2022-02-14") and not members.is_member("XLNX", "2022-02-15")  # end inclusive
-    assert not members.is_member("GPS", "2012-06-01") and members.is_member("GPS", "2013-01-02")    # left, rejoined
+    assert not members.is_member("GPS", "2012-06-01") and members.is_member("GPS", "2013-01-02")  # left, rejoined
     assert not members.is_member("NOPE", "2020-01-02")
 
-    spans = {"AAPL": [("1982-11-30", "2262-01-01")], "TSLA": [("2020-12-21", "2262-01-01")],
-             "XLNX": [("1999-11-08", "2022-02-14")], "GPS": [("1986-01-01", "2011-06-30"), ("2013-01-02", "2019-12-20")]}
+    spans = {
+        "AAPL": [("1982-11-30", "2262-01-01")],
+        "TSLA": [("2020-12-21", "2262-01-01")],
+        "XLNX": [("1999-11-08", "2022-02-14")],
+        "GPS": [("1986-01-01", "2011-06-30"), ("2013-01-02", "2019-12-20")],
+    }
     dates = pd.bdate_range("2010-01-01", "2023-12-31")
     tickers = ["TSLA", "GPS", "XLNX", "AAPL", "NOPE"]
     mask = members.mask(dates, tickers)
@@ -57,18 +62,25 @@ def test_membership_always():
     assert members.is_member("A", "1900-01-01") and not members.is_member("C", "2020-01-01")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("ticker,start,end\nAAA,2020-05-01,2020-01-01\n",
-     r"line 2: start 2020-05-01 is after end 2020-01-01 for AAA; swap them"),
-    ("# comment\nticker,start,end\nAAA,2020-01-01,\nBBB,2020-31-01,\n",
-     r"line 4, column start: cannot read '2020-31-01' as a date; write YYYY-MM-DD"),
-    ("ticker,start,end\nAAA,2020-01-01,someday\n", r"line 2, column end: cannot read 'someday'"),
-    ("ticker,begin,end\nAAA,2020-01-01,\n", r"missing column\(s\) \['start'\]; found \['ticker', 'begin', 'end'\]"),
-    ("ticker,start,end\n,2020-01-01,\n", r"line 2, column ticker: empty ticker"),
-    ("ticker,start,end\nAAA,,\n", r"line 2, column start: empty start date"),
-    ("ticker,start,end\n", r"no rows"),
-    ("", r"membership file is empty"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "ticker,start,end\nAAA,2020-05-01,2020-01-01\n",
+            r"line 2: start 2020-05-01 is after end 2020-01-01 for AAA; swap them",
+        ),
+        (
+            "# comment\nticker,start,end\nAAA,2020-01-01,\nBBB,2020-31-01,\n",
+            r"line 4, column start: cannot read '2020-31-01' as a date; write YYYY-MM-DD",
+        ),
+        ("ticker,start,end\nAAA,2020-01-01,someday\n", r"line 2, column end: cannot read 'someday'"),
+        ("ticker,begin,end\nAAA,2020-01-01,\n", r"missing column\(s\) \['start'\]; found \['ticker', 'begin', 'end'\]"),
+        ("ticker,start,end\n,2020-01-01,\n", r"line 2, column ticker: empty ticker"),
+        ("ticker,start,end\nAAA,,\n", r"line 2, column start: empty start date"),
+        ("ticker,start,end\n", r"no rows"),
+        ("", r"membership file is empty"),
+    ],
+)
 def test_membership_errors_name_file_line_and_column(tmp_path, text, message):
     path = tmp_path / "members.csv"
     path.write_text(text)

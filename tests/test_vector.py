@@ -10,6 +10,7 @@ every metric equal to 1e-9 relative. No rule is left unmatched.
 
 CI runs FAST_CASES of them; the slow test runs ALL_CASES (>= 200).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,13 +55,21 @@ def make_case(seed: int) -> dict:
         if rng.random() < 0.3:  # a late start
             keep[: int(rng.integers(1, n_days // 2))] = False
         if rng.random() < 0.25:  # a delisting: the data stops
-            keep[int(rng.integers(n_days // 2, n_days - 1)):] = False
+            keep[int(rng.integers(n_days // 2, n_days - 1)) :] = False
         if rng.random() < 0.4:  # missing days
             keep &= rng.random(n_days) > 0.07
         if keep.sum() < 2:
             keep[:2] = True
-        prices[ticker] = pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
-                                       "close": close, "volume": 1e6}, index=index)[keep]
+        prices[ticker] = pd.DataFrame(
+            {
+                "open": open_,
+                "high": np.maximum(open_, close),
+                "low": np.minimum(open_, close),
+                "close": close,
+                "volume": 1e6,
+            },
+            index=index,
+        )[keep]
         values = rng.uniform(-1, 1, n_days)
         if tie_scores:
             values = np.round(values, 1)
@@ -74,8 +83,9 @@ def make_case(seed: int) -> dict:
         review_days=int(rng.integers(1, 11)),
         entry_threshold=float(rng.choice([-0.5, 0.0, 0.2, 0.5, 0.8, 0.95])),
         exit_threshold=float(rng.choice([-0.6, -0.2, 0.0, 0.3])),
-        position_pct=float(rng.choice([0.05, 0.1, 0.2, 0.35, 0.5, 1.0]) if rng.random() < 0.7
-                           else rng.uniform(0.05, 1)),
+        position_pct=float(
+            rng.choice([0.05, 0.1, 0.2, 0.35, 0.5, 1.0]) if rng.random() < 0.7 else rng.uniform(0.05, 1)
+        ),
         min_cash=float(rng.choice([0.0, 100.0, 1000.0])),
         close_at_end=bool(rng.random() < 0.7),
     )
@@ -90,8 +100,14 @@ def make_case(seed: int) -> dict:
                 first = index[0] if rng.random() < 0.5 else index[a]
                 spans[ticker] = [(first, index[b] if rng.random() < 0.6 else index[-1])]
         universe = Spans(spans)
-    return dict(prices=prices, scores=scores, params=params, universe=universe,
-                cash=float(rng.choice([10_000.0, 100_000.0])), commission=float(rng.choice([0.0, 0.0005])))
+    return dict(
+        prices=prices,
+        scores=scores,
+        params=params,
+        universe=universe,
+        cash=float(rng.choice([10_000.0, 100_000.0])),
+        commission=float(rng.choice([0.0, 0.0005])),
+    )
 
 
 def run_cerebro(case: dict):
@@ -101,8 +117,9 @@ def run_cerebro(case: dict):
     cerebro.broker.setcommission(commission=case["commission"])
     for ticker, frame in case["prices"].items():
         cerebro.adddata(ArrayData(dataname=frame, lean=True), name=ticker)
-    cerebro.addstrategy(AlphaRankStrategy, alpha=ScoreAlpha.factory(case["scores"]), universe=case["universe"],
-                        **case["params"])
+    cerebro.addstrategy(
+        AlphaRankStrategy, alpha=ScoreAlpha.factory(case["scores"]), universe=case["universe"], **case["params"]
+    )
     cerebro.addanalyzer(A.TradeLog, _name="tradelog")
     cerebro.addanalyzer(A.PortfolioMetrics, _name="metrics")
     strategy = cerebro.run()[0]
@@ -113,26 +130,38 @@ def assert_same(case: dict, label: str = "") -> int:
     """Compare the two engines on one case; return the number of fills compared."""
     strategy = run_cerebro(case)
     assert strategy.rejected_orders == 0
-    ours = simulate(case["prices"], case["scores"], case["params"], case["cash"], case["commission"],
-                    universe=case["universe"])
+    ours = simulate(
+        case["prices"], case["scores"], case["params"], case["cash"], case["commission"], universe=case["universe"]
+    )
     theirs = strategy.analyzers.tradelog.to_frame()
     mine = ours.trades
     context = f"{label} params={case['params']} commission={case['commission']} universe={case['universe'] is not None}"
     assert len(mine) == len(theirs), f"{context}: {len(mine)} fills vs Cerebro's {len(theirs)}\n{mine}\n{theirs}"
     for column in ("Date", "Action", "Ticker", "Shares", "Reason", "Rank"):
         a, b = mine[column].tolist(), theirs[column].tolist()
-        assert [None if x is None or (isinstance(x, float) and math.isnan(x)) else x for x in a] == \
-               [None if x is None or (isinstance(x, float) and math.isnan(x)) else x for x in b], f"{context}: {column}"
+        assert [None if x is None or (isinstance(x, float) and math.isnan(x)) else x for x in a] == [
+            None if x is None or (isinstance(x, float) and math.isnan(x)) else x for x in b
+        ], f"{context}: {column}"
     for column in ("Price", "Commission", "Amount", "PnL_Pct", "Days"):
-        np.testing.assert_allclose(mine[column].to_numpy(float), theirs[column].to_numpy(float), rtol=RTOL, atol=0,
-                                   err_msg=f"{context}: {column}")
-    np.testing.assert_allclose(pd.to_numeric(mine["Score"]).to_numpy(float),
-                               pd.to_numeric(theirs["Score"]).to_numpy(float), rtol=RTOL, atol=1e-15,
-                               err_msg=f"{context}: Score")
+        np.testing.assert_allclose(
+            mine[column].to_numpy(float),
+            theirs[column].to_numpy(float),
+            rtol=RTOL,
+            atol=0,
+            err_msg=f"{context}: {column}",
+        )
+    np.testing.assert_allclose(
+        pd.to_numeric(mine["Score"]).to_numpy(float),
+        pd.to_numeric(theirs["Score"]).to_numpy(float),
+        rtol=RTOL,
+        atol=1e-15,
+        err_msg=f"{context}: Score",
+    )
     equity = strategy.analyzers.metrics.equity()
     assert list(ours.equity.index) == list(equity.index.normalize()), f"{context}: equity dates"
-    np.testing.assert_allclose(ours.equity.to_numpy(), equity.to_numpy(), rtol=RTOL, atol=0,
-                               err_msg=f"{context}: equity")
+    np.testing.assert_allclose(
+        ours.equity.to_numpy(), equity.to_numpy(), rtol=RTOL, atol=0, err_msg=f"{context}: equity"
+    )
     assert_metrics_equal(ours.metrics, strategy.analyzers.metrics.get_analysis(), context)
     return len(mine)
 
@@ -179,8 +208,9 @@ def test_the_generator_covers_what_the_issue_lists():
         for frame in c["prices"].values():
             late += frame.index[0] > full[0]
             delisted += frame.index[-1] < full[-1]
-            gappy += len(full.intersection(frame.index[[0]].union(frame.index[[-1]]))) and \
-                len(frame) < len(full[(full >= frame.index[0]) & (full <= frame.index[-1])])
+            gappy += len(full.intersection(frame.index[[0]].union(frame.index[[-1]]))) and len(frame) < len(
+                full[(full >= frame.index[0]) & (full <= frame.index[-1])]
+            )
     assert late > 50 and delisted > 50 and gappy > 50
 
 
@@ -213,10 +243,18 @@ def test_vector_rule_ranks_among_members_and_reviews_a_leaver_as_one_more_member
         def is_member(self, ticker, date):
             return ticker in "AB" or (ticker == "C" and date <= pd.Timestamp("2024-01-07"))
 
-    out = simulate(prices, scores, dict(cross_section="rank", top_k=1, entry_threshold=0.9, close_at_end=False),
-                   cash=10_000.0, universe=Universe())
+    out = simulate(
+        prices,
+        scores,
+        dict(cross_section="rank", top_k=1, entry_threshold=0.9, close_at_end=False),
+        cash=10_000.0,
+        universe=Universe(),
+    )
     assert out.trades[["Date", "Ticker", "Shares", "Reason"]].values.tolist() == [
-        ["2024-01-02", "C", 200, "entry"], ["2024-01-10", "C", 200, "review_exit"], ["2024-01-10", "B", 200, "entry"]]
+        ["2024-01-02", "C", 200, "entry"],
+        ["2024-01-10", "C", 200, "review_exit"],
+        ["2024-01-10", "B", 200, "entry"],
+    ]
 
 
 def test_vector_rule_a_sale_waiting_for_a_bar_keeps_its_slot():
@@ -227,7 +265,10 @@ def test_vector_rule_a_sale_waiting_for_a_bar_keeps_its_slot():
     scores.loc["2024-01-05":, "B"] = 0.4
     out = simulate(prices, scores, dict(cross_section="none", top_k=1, close_at_end=False), cash=10_000.0)
     assert out.trades[["Date", "Ticker", "Shares", "Reason"]].values.tolist() == [
-        ["2024-01-02", "A", 200, "entry"], ["2024-01-11", "A", 200, "review_exit"], ["2024-01-11", "B", 100, "entry"]]
+        ["2024-01-02", "A", 200, "entry"],
+        ["2024-01-11", "A", 200, "review_exit"],
+        ["2024-01-11", "B", 100, "entry"],
+    ]
     assert out.positions.max() == 1
 
 
@@ -235,8 +276,9 @@ def test_prepared_panel_is_shared_by_variants():
     case = make_case(3)
     panel = prepare(case["prices"], case["scores"], universe=case["universe"])
     one = simulate_prepared(panel, case["params"], case["cash"], case["commission"])
-    again = simulate(case["prices"], case["scores"], case["params"], case["cash"], case["commission"],
-                     universe=case["universe"])
+    again = simulate(
+        case["prices"], case["scores"], case["params"], case["cash"], case["commission"], universe=case["universe"]
+    )
     pd.testing.assert_frame_equal(one.trades, again.trades)
     lean = simulate_prepared(panel, case["params"], case["cash"], case["commission"], trade_log=False)
     assert lean.trades is None and lean.metrics == one.metrics
@@ -250,15 +292,21 @@ def test_run_vector_writes_the_cerebro_runs_files_byte_for_byte(embedded, tmp_pa
     import pipeline
     from configs import load_config
     from feeds import Membership
+
     prices, bench = embedded
     data = pipeline.MarketData(prices, bench)
-    config = load_config("default", None, {"backtest": {"start": "2021-01-01", "end": "2022-12-31"},
-                                           "strategy": {"top_k": 4, "entry_threshold": 0.3}})
+    config = load_config(
+        "default",
+        None,
+        {"backtest": {"start": "2021-01-01", "end": "2022-12-31"}, "strategy": {"top_k": 4, "entry_threshold": 0.3}},
+    )
     rng = np.random.default_rng(0)
     scores = pd.DataFrame(rng.uniform(-1, 1, prices.close.shape), index=prices.dates, columns=prices.tickers)
     members = tmp_path / "members.csv"
-    members.write_text("ticker,start,end\n" + "".join(
-        f"{t},1990-01-01,{'2021-09-30' if i % 3 == 0 else ''}\n" for i, t in enumerate(prices.tickers[:15])))
+    members.write_text(
+        "ticker,start,end\n"
+        + "".join(f"{t},1990-01-01,{'2021-09-30' if i % 3 == 0 else ''}\n" for i, t in enumerate(prices.tickers[:15]))
+    )
     universe = Membership.from_csv(members)
     pipeline.run(config, tmp_path / "cerebro", scores=scores, progress=False, data=data, universe=universe)
     pipeline.run_vector(config, tmp_path / "vector", scores, data, universe)
@@ -269,6 +317,7 @@ def test_run_vector_writes_the_cerebro_runs_files_byte_for_byte(embedded, tmp_pa
 
 def test_engine_vector_refuses_what_needs_backtrader(tmp_path):
     import run_backtest
+
     scores = tmp_path / "s.csv"
     scores.write_text("Date,AAPL\n2021-01-04,0.5\n")
     code = run_backtest.main(["--engine", "vector", "--pyfolio", "--scores", str(scores), "--out", str(tmp_path)])
@@ -277,6 +326,7 @@ def test_engine_vector_refuses_what_needs_backtrader(tmp_path):
 
 def test_bad_input_is_a_clear_error():
     from core.errors import ConfigError, DataError
+
     index = pd.bdate_range("2024-01-01", periods=10)
     prices = {"A": _flat(10.0, index)}
     scores = pd.DataFrame({"A": 0.5}, index=index)
@@ -292,6 +342,7 @@ def test_cerebro_membership_mask_path_equals_is_member_path():
     """AlphaRankStrategy reads a feeds.Membership through one mask (runonce); any other universe
     through is_member per stock and day: both give the same fills (and so does the simulator)."""
     from feeds import Membership
+
     for seed in (7, 11):
         case = make_case(seed)
         rng = np.random.default_rng(seed)
@@ -303,11 +354,14 @@ def test_cerebro_membership_mask_path_equals_is_member_path():
         members = Membership(spans)
 
         class OnlyIsMember:
+            def __init__(self, members):
+                self.members = members
+
             def is_member(self, ticker, date):
-                return members.is_member(ticker, date)
+                return self.members.is_member(ticker, date)
 
         logs = []
-        for universe in (members, OnlyIsMember()):
+        for universe in (members, OnlyIsMember(members)):
             strategy = run_cerebro({**case, "universe": universe})
             logs.append(strategy.analyzers.tradelog.to_frame())
         assert len(logs[0]) > 0

@@ -1,5 +1,6 @@
 """Walk-forward retraining: fold plan, no fold scores a date it was fitted on, stitching, engines,
 the saved bundle."""
+
 import json
 
 import numpy as np
@@ -41,9 +42,12 @@ def _close(a, b, atol=1e-7):
 # ------------------------------------------------------------------ the plan
 def test_expanding_and_rolling_train_starts_by_hand():
     cfg = CONFIG.replace(split=Split(train_start="1998-01-01"))
-    expanding = WalkForwardModel(cfg, first_test="2017-01-01", last_test="2019-06-30", window="expanding", valid_years=3)
-    rolling = WalkForwardModel(cfg, first_test="2017-01-01", last_test="2019-06-30", window="rolling",
-                               rolling_years=10, valid_years=3)
+    expanding = WalkForwardModel(
+        cfg, first_test="2017-01-01", last_test="2019-06-30", window="expanding", valid_years=3
+    )
+    rolling = WalkForwardModel(
+        cfg, first_test="2017-01-01", last_test="2019-06-30", window="rolling", rolling_years=10, valid_years=3
+    )
     refits = ["2017-01-01", "2018-01-01", "2019-01-01"]
     for model in (expanding, rolling):
         assert [f.split.test_start for f in model.folds] == refits
@@ -74,8 +78,14 @@ def test_quarterly_refits_and_bad_plans():
 def test_rolling_fit_uses_only_its_window(embedded):
     """A fitted rolling fold's training samples start at its rolling start, not at train_start."""
     prices, bench = embedded
-    model = WalkForwardModel(CONFIG.replace(epochs=1), first_test="2021-01-01", last_test="2021-06-30",
-                             window="rolling", rolling_years=4, valid_years=2).fit(prices, bench, progress=False)
+    model = WalkForwardModel(
+        CONFIG.replace(epochs=1),
+        first_test="2021-01-01",
+        last_test="2021-06-30",
+        window="rolling",
+        rolling_years=4,
+        valid_years=2,
+    ).fit(prices, bench, progress=False)
     (fold,) = model.folds
     assert fold.split.train_start == "2015-01-01"
     first_sample = pd.Timestamp(fold.windows["train"][0])
@@ -95,7 +105,7 @@ def test_every_score_comes_from_a_fold_fitted_before_its_date(walkforward, score
     for date, row in period.iterrows():
         for ticker, value in row.dropna().items():
             matches = [i for i, d in enumerate(direct) if abs(d.at[date, ticker] - value) <= 1e-7]
-            assert len(matches) == 1, (date, ticker, matches)   # the folds' scores differ
+            assert len(matches) == 1, (date, ticker, matches)  # the folds' scores differ
             assert last_label[matches[0]] < date, (date, ticker, last_label[matches[0]])
             checked += 1
     assert checked > 9000
@@ -113,6 +123,7 @@ def test_a_fold_never_sees_a_price_after_its_validation(embedded):
     """Scramble every price from the first refit date on: the first fold's weights do not move."""
     prices, bench = embedded
     from feeds import PricePanel
+
     plan = dict(first_test="2021-01-01", last_test="2021-06-30", valid_years=2)
     cfg = CONFIG.replace(epochs=1)
     rng = np.random.default_rng(1)
@@ -132,10 +143,10 @@ def test_predict_stitches_each_folds_own_predictions(walkforward, scores, direct
     prices, _ = embedded
     d0, d1 = (f.score_start for f in walkforward.folds)
     before, first, second = scores.index < d0, (scores.index >= d0) & (scores.index < d1), scores.index >= d1
-    assert scores[before].isna().all().all()                       # no fold may score these
+    assert scores[before].isna().all().all()  # no fold may score these
     assert _close(scores[first].to_numpy(), direct[0][first].to_numpy())
     assert _close(scores[second].to_numpy(), direct[1][second].to_numpy())
-    assert scores.loc["2022-01-01":].notna().to_numpy().mean() > 0.95   # after the last fold: the last fold
+    assert scores.loc["2022-01-01":].notna().to_numpy().mean() > 0.95  # after the last fold: the last fold
     # the two folds really are different models
     both = first | second
     assert not _close(direct[0][both].to_numpy(), direct[1][both].to_numpy(), atol=1e-4)
@@ -168,9 +179,14 @@ def test_runs_inside_cerebro_as_lstm_alpha(walkforward, scores, embedded):
 
     prices, bench = embedded
     start, end = "2019-10-01", "2021-03-31"
-    frame = lambda f: bt.feeds.PandasData(dataname=f.loc[start:end])
+
+    def frame(f):
+        return bt.feeds.PandasData(dataname=f.loc[start:end])
+
     cerebro = bt.Cerebro(stdstats=False)
-    spx = cerebro.adddata(frame(bench.rename("close").to_frame().assign(open=bench, high=bench, low=bench)), name="SP500")
+    spx = cerebro.adddata(
+        frame(bench.rename("close").to_frame().assign(open=bench, high=bench, low=bench)), name="SP500"
+    )
     tickers = prices.tickers[:3]
     datas = [cerebro.adddata(frame(prices.frame(t)), name=t) for t in tickers]
     make = LSTMAlpha.factory(walkforward, benchmark=spx, history=prices, history_benchmark=bench)
@@ -212,7 +228,9 @@ def test_save_load_round_trip(walkforward, scores, embedded, tmp_path):
 def test_damaged_bundle_is_refused(walkforward, tmp_path):
     path = walkforward.save(tmp_path / "wf")
     bundle = json.loads((path / "bundle.json").read_text())
-    bundle["folds"][0]["split"]["valid_end"] = "2019-12-31" if bundle["folds"][0]["split"]["valid_end"] != "2019-12-31" else "2019-12-30"
+    bundle["folds"][0]["split"]["valid_end"] = (
+        "2019-12-31" if bundle["folds"][0]["split"]["valid_end"] != "2019-12-31" else "2019-12-30"
+    )
     (path / "bundle.json").write_text(json.dumps(bundle))
     with pytest.raises(ArtifactError, match="do not match the plan"):
         WalkForwardModel.load(path)

@@ -1,5 +1,6 @@
 """feeds.yahoo against a fake yfinance: no network. The fake serves slices of
 tests/fixtures/feeds_yf_AAPL_MSFT.csv in the exact column shape yfinance 1.7 returns."""
+
 from __future__ import annotations
 
 import logging
@@ -10,13 +11,12 @@ import pandas as pd
 import pytest
 
 from core.errors import DataError, DownloadError
-from feeds.yahoo import (DownloadReport, YFinanceDownloader, download_to_cache, load_cache, read_cached,
-                         split_answer)
+from feeds.yahoo import DownloadReport, YFinanceDownloader, download_to_cache, load_cache, read_cached, split_answer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "feeds_yf_AAPL_MSFT.csv"
 SOURCE = pd.read_csv(FIXTURE, header=[0, 1], index_col=0, parse_dates=True)
 START = "2019-10-01"
-MID = "2020-03-02"      # exclusive end of the first download: last cached day is 2020-02-28
+MID = "2020-03-02"  # exclusive end of the first download: last cached day is 2020-02-28
 END = "2020-07-01"
 
 
@@ -24,16 +24,19 @@ def expected(ticker, start=START, end=END, scale=1.0):
     """The fixture's rows for one ticker, in the cache's lowercase layout (independent of feeds.yahoo)."""
     sub = SOURCE.xs(ticker, axis=1, level="Ticker")
     sub = sub[(sub.index >= start) & (sub.index < end)]
-    out = pd.DataFrame({c: sub[c.capitalize()].to_numpy(float) for c in ("open", "high", "low", "close", "volume")},
-                       index=pd.DatetimeIndex(sub.index, name="date").as_unit("ns"))
+    out = pd.DataFrame(
+        {c: sub[c.capitalize()].to_numpy(float) for c in ("open", "high", "low", "close", "volume")},
+        index=pd.DatetimeIndex(sub.index, name="date").as_unit("ns"),
+    )
     out[["open", "high", "low", "close"]] *= scale
     return out
 
 
 def empty_answer(symbols):
     """What yfinance 1.7 returned here with no network (measured): MultiIndex columns, no rows."""
-    cols = pd.MultiIndex.from_product([["Adj Close", "Close", "High", "Low", "Open", "Volume"], symbols],
-                                      names=["Price", "Ticker"])
+    cols = pd.MultiIndex.from_product(
+        [["Adj Close", "Close", "High", "Low", "Open", "Volume"], symbols], names=["Price", "Ticker"]
+    )
     return pd.DataFrame(columns=cols, index=pd.DatetimeIndex([], name="Date"), dtype=float)
 
 
@@ -65,7 +68,7 @@ class FakeYF:
             elif mode == "nan":
                 part.loc[:, :] = np.nan
             elif mode == "partial":
-                part.loc[part.index[len(part) // 2]:, "Close"] = np.nan
+                part.loc[part.index[len(part) // 2] :, "Close"] = np.nan
             elif mode == "split":
                 part[["Open", "High", "Low", "Close"]] /= 4
             elif mode == "short":
@@ -99,10 +102,9 @@ def test_split_answer_handles_multiindex_for_one_ticker_and_other_layouts():
     assert isinstance(one.columns, pd.MultiIndex) and one.columns.names == ["Price", "Ticker"]
     want = expected("AAPL", end=MID)
     got = split_answer(one, ["AAPL"])["AAPL"]
-    pd.testing.assert_frame_equal(got[want.columns], want, check_freq=False, check_names=False,
-                                  check_index_type=False)
-    by_ticker = one.swaplevel(0, 1, axis=1)                 # group_by='ticker'
-    flat = one.droplevel(1, axis=1)                         # multi_level_index=False
+    pd.testing.assert_frame_equal(got[want.columns], want, check_freq=False, check_names=False, check_index_type=False)
+    by_ticker = one.swaplevel(0, 1, axis=1)  # group_by='ticker'
+    flat = one.droplevel(1, axis=1)  # multi_level_index=False
     for answer in (by_ticker, flat):
         again = split_answer(answer, ["AAPL"])["AAPL"]
         np.testing.assert_array_equal(again[want.columns].to_numpy(), want.to_numpy())
@@ -112,9 +114,10 @@ def test_split_answer_handles_multiindex_for_one_ticker_and_other_layouts():
 def test_empty_answer_is_retried_with_exponential_backoff_then_reported(tmp_path):
     waits, sleep = no_sleep()
     fake = FakeYF({"AAPL": ["empty"] * 10})
-    report = download_to_cache(["AAPL"], START, END, cache_dir=tmp_path, benchmark="MSFT", downloader=fake,
-                               retries=3, backoff=0.5, sleep=sleep)
-    assert waits == [0.5, 1.0, 2.0]                        # backoff * 2**k, k = 0, 1, 2
+    report = download_to_cache(
+        ["AAPL"], START, END, cache_dir=tmp_path, benchmark="MSFT", downloader=fake, retries=3, backoff=0.5, sleep=sleep
+    )
+    assert waits == [0.5, 1.0, 2.0]  # backoff * 2**k, k = 0, 1, 2
     assert [c[0] for c in fake.calls] == [("AAPL", "MSFT"), ("AAPL",), ("AAPL",), ("AAPL",)]
     assert list(report.failed) == ["AAPL"] and "empty answer" in report.failed["AAPL"]
     assert "nothing cached" in report.failed["AAPL"]
@@ -129,22 +132,25 @@ def test_flaky_answer_succeeds_on_retry(tmp_path):
     pd.testing.assert_frame_equal(read_cached(tmp_path, "AAPL")[0], expected("AAPL"), check_freq=False)
 
 
-@pytest.mark.parametrize("mode, reason", [("nan", "all-NaN answer"), ("partial", "partial answer"),
-                                          ("empty", "empty answer")])
+@pytest.mark.parametrize(
+    "mode, reason", [("nan", "all-NaN answer"), ("partial", "partial answer"), ("empty", "empty answer")]
+)
 def test_bad_answers_never_overwrite_the_cache(tmp_path, mode, reason):
     download_to_cache(["AAPL"], START, MID, cache_dir=tmp_path, benchmark=None, downloader=FakeYF())
     before = (tmp_path / "AAPL.parquet").read_bytes()
     fake = FakeYF(default=mode)
-    report = download_to_cache(["AAPL"], START, END, cache_dir=tmp_path, benchmark=None, downloader=fake,
-                               retries=1, sleep=lambda s: None)
+    report = download_to_cache(
+        ["AAPL"], START, END, cache_dir=tmp_path, benchmark=None, downloader=fake, retries=1, sleep=lambda s: None
+    )
     assert reason in report.failed["AAPL"] and "kept the cached data through 2020-02-28" in report.failed["AAPL"]
     assert (tmp_path / "AAPL.parquet").read_bytes() == before
     assert len(fake.calls) == 2
 
 
 def test_partial_answer_reason_names_first_missing_day_and_column(tmp_path):
-    report = download_to_cache(["AAPL"], START, END, cache_dir=tmp_path, benchmark="MSFT",
-                               downloader=FakeYF({"AAPL": ["partial"]}), retries=0)
+    report = download_to_cache(
+        ["AAPL"], START, END, cache_dir=tmp_path, benchmark="MSFT", downloader=FakeYF({"AAPL": ["partial"]}), retries=0
+    )
     half = expected("AAPL").index[len(expected("AAPL")) // 2].date()
     assert f"first {half}, column close" in report.failed["AAPL"]
 
@@ -194,8 +200,9 @@ def test_shorter_full_answer_never_replaces_the_cache(tmp_path):
     download_to_cache(["AAPL"], START, MID, cache_dir=tmp_path, benchmark=None, downloader=FakeYF())
     before = (tmp_path / "AAPL.parquet").read_bytes()
     fake = FakeYF({"AAPL": ["split"]}, default="short")
-    report = download_to_cache(["AAPL"], START, END, cache_dir=tmp_path, benchmark=None, downloader=fake,
-                               retries=1, sleep=lambda s: None)
+    report = download_to_cache(
+        ["AAPL"], START, END, cache_dir=tmp_path, benchmark=None, downloader=fake, retries=1, sleep=lambda s: None
+    )
     assert "shorter than the cache" in report.failed["AAPL"]
     assert (tmp_path / "AAPL.parquet").read_bytes() == before
 
@@ -213,8 +220,9 @@ def test_download_killed_halfway_keeps_earlier_cache_and_no_temp_file(tmp_path):
     msft_before = (tmp_path / "MSFT.parquet").read_bytes()
     fake = FakeYF({"MSFT": ["kill"]})
     with pytest.raises(KeyboardInterrupt):
-        download_to_cache(["AAPL", "MSFT"], START, END, cache_dir=tmp_path, benchmark=None, downloader=fake,
-                          batch_size=1)
+        download_to_cache(
+            ["AAPL", "MSFT"], START, END, cache_dir=tmp_path, benchmark=None, downloader=fake, batch_size=1
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["AAPL.parquet", "MSFT.parquet"]
     pd.testing.assert_frame_equal(read_cached(tmp_path, "AAPL")[0], expected("AAPL"), check_freq=False)
     assert (tmp_path / "MSFT.parquet").read_bytes() == msft_before
@@ -241,21 +249,37 @@ def test_temporary_file_left_by_a_hard_kill_is_ignored_then_removed(tmp_path):
     import os
 
     download_to_cache(["AAPL"], START, MID, cache_dir=tmp_path, benchmark="MSFT", downloader=FakeYF())
-    stale = tmp_path / ".AAPL.parquet.x1y2.parquet.tmp"   # what atomic_path leaves after SIGKILL
+    stale = tmp_path / ".AAPL.parquet.x1y2.parquet.tmp"  # what atomic_path leaves after SIGKILL
     stale.write_bytes(b"PAR1 half")
     prices, _, _ = load_cache(tmp_path, benchmark="MSFT", min_rows=50)
     assert prices.tickers == ["AAPL"]
-    os.utime(stale, (0, 0))                                # an old leftover, not a concurrent write
+    os.utime(stale, (0, 0))  # an old leftover, not a concurrent write
     download_to_cache(["AAPL"], START, MID, cache_dir=tmp_path, benchmark="MSFT", downloader=FakeYF())
     assert not stale.exists()
 
 
 def test_downloader_exception_is_a_retried_failure(tmp_path):
-    report = download_to_cache(["AAPL"], START, END, cache_dir=tmp_path, benchmark="MSFT",
-                               downloader=FakeYF({"AAPL": ["raise"]}), batch_size=1, sleep=lambda s: None)
+    report = download_to_cache(
+        ["AAPL"],
+        START,
+        END,
+        cache_dir=tmp_path,
+        benchmark="MSFT",
+        downloader=FakeYF({"AAPL": ["raise"]}),
+        batch_size=1,
+        sleep=lambda s: None,
+    )
     assert report.failed == {} and sorted(report.ok) == ["AAPL", "MSFT"]
-    report = download_to_cache(["GOOG"], START, END, cache_dir=tmp_path, benchmark="MSFT",
-                               downloader=FakeYF({"GOOG": ["raise"] * 9}), retries=2, sleep=lambda s: None)
+    report = download_to_cache(
+        ["GOOG"],
+        START,
+        END,
+        cache_dir=tmp_path,
+        benchmark="MSFT",
+        downloader=FakeYF({"GOOG": ["raise"] * 9}),
+        retries=2,
+        sleep=lambda s: None,
+    )
     assert "ConnectionError: connection reset by peer" in report.failed["GOOG"]
 
 
@@ -289,8 +313,10 @@ def test_default_downloader_captures_yfinance_log_errors(monkeypatch):
     monkeypatch.setattr(yf, "download", fake)
     downloader = YFinanceDownloader()
     downloader(["AAPL", "BRK-B"], start=START, end=END)
-    assert downloader.last_errors == {"AAPL": "YFTzMissingError('possibly delisted')",
-                                      "BRK-B": "YFTzMissingError('possibly delisted')"}
+    assert downloader.last_errors == {
+        "AAPL": "YFTzMissingError('possibly delisted')",
+        "BRK-B": "YFTzMissingError('possibly delisted')",
+    }
 
 
 def test_share_class_tickers_use_yahoo_spelling(tmp_path):
@@ -309,7 +335,9 @@ def test_vix_is_fetched_and_loaded(tmp_path):
     def fake(tickers, start=None, end=None, **kwargs):
         symbols = [tickers] if isinstance(tickers, str) else list(tickers)
         answer = FakeYF()(["AAPL", "MSFT"], start=start, end=end, auto_adjust=True, progress=False)
-        return answer.rename(columns={"MSFT": "^VIX"}, level=1).loc[:, lambda f: f.columns.get_level_values(1).isin(symbols)]
+        return answer.rename(columns={"MSFT": "^VIX"}, level=1).loc[
+            :, lambda f: f.columns.get_level_values(1).isin(symbols)
+        ]
 
     report = download_to_cache(["AAPL"], START, END, cache_dir=tmp_path, benchmark=None, vix=True, downloader=fake)
     assert sorted(report.ok) == ["AAPL", "^VIX"]
@@ -327,8 +355,9 @@ def test_load_cache_errors_name_the_file_and_fix(tmp_path):
     (tmp_path / "SPY.parquet").write_bytes(b"not parquet")
     with pytest.raises(DataError, match=r"SPY.parquet: unreadable Parquet file .*delete it"):
         load_cache(tmp_path)
-    download_to_cache(["SPY"], START, END, cache_dir=tmp_path, benchmark=None, downloader=FakeYF(),
-                      symbols={"SPY": "MSFT"})
+    download_to_cache(
+        ["SPY"], START, END, cache_dir=tmp_path, benchmark=None, downloader=FakeYF(), symbols={"SPY": "MSFT"}
+    )
     with pytest.raises(DataError, match=r"SPY.parquet: only 189 rows .*min_rows=252.*lower min_rows"):
         load_cache(tmp_path)
     (tmp_path / "BAD.parquet").write_bytes(b"garbage")
@@ -341,7 +370,14 @@ def test_load_cache_errors_name_the_file_and_fix(tmp_path):
 
 
 def test_report_summary_lists_failures(tmp_path):
-    report = download_to_cache(["AAPL"], START, END, cache_dir=tmp_path, benchmark="MSFT",
-                               downloader=FakeYF(default="empty", behaviour={"MSFT": ["ok"]}), retries=0)
+    report = download_to_cache(
+        ["AAPL"],
+        START,
+        END,
+        cache_dir=tmp_path,
+        benchmark="MSFT",
+        downloader=FakeYF(default="empty", behaviour={"MSFT": ["ok"]}),
+        retries=0,
+    )
     assert isinstance(report, DownloadReport)
     assert "1 ok" in report.summary() and "failed AAPL: all-NaN answer" in report.summary()

@@ -1,6 +1,7 @@
 """The zoo runner: the plan, the summary and verdict (pure, fast), and end to end on a tiny
 synthetic universe (slow): zoo.csv / zoo.md / zoo.png, the LSTM's seed-0 row is the main job's
 model, the Sharpe is the strategy's, processes give the same rows as one process."""
+
 import math
 
 import numpy as np
@@ -21,8 +22,16 @@ def _row(model, seed, valid, test, se=0.01):
 
 def test_plan_runs_a_deterministic_model_once_and_the_lstm_first():
     tasks, notes = zoo.plan_tasks(["logistic", "random", "lstm", "momentum"], 3)
-    assert [(t.model, t.seed) for t in tasks] == [("lstm", 0), ("lstm", 1), ("lstm", 2), ("logistic", 0),
-                                                  ("random", 0), ("random", 1), ("random", 2), ("momentum", 0)]
+    assert [(t.model, t.seed) for t in tasks] == [
+        ("lstm", 0),
+        ("lstm", 1),
+        ("lstm", 2),
+        ("logistic", 0),
+        ("random", 0),
+        ("random", 1),
+        ("random", 2),
+        ("momentum", 0),
+    ]
     assert any("logistic is deterministic" in n for n in notes) and any("momentum" in n for n in notes)
     with pytest.raises(ConfigError, match="--seeds"):
         zoo.plan_tasks(["lstm"], 0)
@@ -32,12 +41,22 @@ def test_plan_runs_a_deterministic_model_once_and_the_lstm_first():
 
 
 def test_best_baseline_is_chosen_on_validation_not_on_test():
-    table = _table([_row("lstm", 0, 0.03, 0.010), _row("lstm", 1, 0.03, 0.014), _row("lstm", 2, 0.03, 0.018),
-                    _row("gbm", 0, 0.05, 0.001), _row("gbm", 1, 0.05, 0.002), _row("gbm", 2, 0.05, 0.006),
-                    _row("lucky", 0, 0.00, 0.090), _row("lucky", 1, 0.00, 0.080), _row("lucky", 2, 0.00, 0.070)])
+    table = _table(
+        [
+            _row("lstm", 0, 0.03, 0.010),
+            _row("lstm", 1, 0.03, 0.014),
+            _row("lstm", 2, 0.03, 0.018),
+            _row("gbm", 0, 0.05, 0.001),
+            _row("gbm", 1, 0.05, 0.002),
+            _row("gbm", 2, 0.05, 0.006),
+            _row("lucky", 0, 0.00, 0.090),
+            _row("lucky", 1, 0.00, 0.080),
+            _row("lucky", 2, 0.00, 0.070),
+        ]
+    )
     versus = zoo.lstm_versus_best_baseline(table)
     assert versus["baseline"] == "gbm" and versus["paired"]
-    diff = np.array([0.009, 0.012, 0.012])               # by hand: lstm - gbm per seed
+    diff = np.array([0.009, 0.012, 0.012])  # by hand: lstm - gbm per seed
     assert versus["diff"] == pytest.approx(diff.mean())
     assert versus["t"] == pytest.approx(diff.mean() / (diff.std(ddof=1) / math.sqrt(3)))
 
@@ -50,22 +69,35 @@ def test_a_deterministic_baseline_is_compared_with_its_single_run():
 
 
 def test_verdict_sentences():
-    no_skill = _table([_row("lstm", s, 0.03, 0.006 + 0.001 * s, se=0.006) for s in range(3)]
-                      + [_row("logistic", 0, 0.04, 0.006, se=0.006)])
+    no_skill = _table(
+        [_row("lstm", s, 0.03, 0.006 + 0.001 * s, se=0.006) for s in range(3)]
+        + [_row("logistic", 0, 0.04, 0.006, se=0.006)]
+    )
     text = zoo.verdict(zoo.summarise(no_skill), zoo.lstm_versus_best_baseline(no_skill))
     assert text.startswith("The LSTM does not beat its baselines out of sample") and "logistic" in text
-    skill = _table([_row("lstm", s, 0.03, 0.10 + 0.001 * s, se=0.01) for s in range(3)]
-                   + [_row("logistic", 0, 0.04, 0.02, se=0.01)])
+    skill = _table(
+        [_row("lstm", s, 0.03, 0.10 + 0.001 * s, se=0.01) for s in range(3)]
+        + [_row("logistic", 0, 0.04, 0.02, se=0.01)]
+    )
     assert zoo.verdict(zoo.summarise(skill), zoo.lstm_versus_best_baseline(skill)).startswith("The LSTM beats")
     assert zoo.verdict(zoo.summarise(skill), None).startswith("No verdict")
 
 
 def test_markdown_has_every_model_and_the_verdict(tmp_path):
-    table = _table([_row("lstm", s, 0.03, 0.01 * s) for s in range(2)]
-                   + [_row("random", s, 0.0, 0.0) for s in range(2)])
-    info = {"data": "test", "split": {k: "2000-01-01" for k in ("train_start", "train_end", "valid_start", "valid_end",
-                                                                 "test_start", "test_end")},
-            "horizon": 10, "seeds": 2, "n_models": 2, "sharpe_engine": "Cerebro", "caveats": ["synthetic"]}
+    table = _table(
+        [_row("lstm", s, 0.03, 0.01 * s) for s in range(2)] + [_row("random", s, 0.0, 0.0) for s in range(2)]
+    )
+    info = {
+        "data": "test",
+        "split": {
+            k: "2000-01-01" for k in ("train_start", "train_end", "valid_start", "valid_end", "test_start", "test_end")
+        },
+        "horizon": 10,
+        "seeds": 2,
+        "n_models": 2,
+        "sharpe_engine": "Cerebro",
+        "caveats": ["synthetic"],
+    }
     zoo.write_zoo(table, info, tmp_path / "z")
     md = (tmp_path / "z" / "zoo.md").read_text()
     assert "| lstm | 2 |" in md and "| random | 2 |" in md and "**Verdict:**" in md
@@ -81,24 +113,52 @@ def tiny_world():
     import pipeline
     from configs import load_config
     from feeds.synthetic import make_synthetic_universe
+
     prices, bench = make_synthetic_universe(n_tickers=10, n_days=900, start="2015-01-01", ohlcv=False, seed=4)
     data = pipeline.MarketData(prices, bench, None, ["synthetic data (a test)"])
-    split = dict(train_start="2015-01-01", train_end="2016-06-30", valid_start="2016-07-01", valid_end="2017-03-31",
-                 test_start="2017-04-01", test_end="2018-06-13")
-    config = load_config("default", overrides={
-        "model": {"hidden": 8, "epochs": 2, "patience": 1, "stride": 3, "seq_len": 10, "split": split,
-                  "features": ["log_ret_1", "log_ret_5", "rsi14", "sma60_gap"]},
-        "strategy": {"top_k": 3}})
+    split = dict(
+        train_start="2015-01-01",
+        train_end="2016-06-30",
+        valid_start="2016-07-01",
+        valid_end="2017-03-31",
+        test_start="2017-04-01",
+        test_end="2018-06-13",
+    )
+    config = load_config(
+        "default",
+        overrides={
+            "model": {
+                "hidden": 8,
+                "epochs": 2,
+                "patience": 1,
+                "stride": 3,
+                "seq_len": 10,
+                "split": split,
+                "features": ["log_ret_1", "log_ret_5", "rsi14", "sma60_gap"],
+            },
+            "strategy": {"top_k": 3},
+        },
+    )
     return config, data
 
 
 @pytest.mark.slow
 def test_zoo_end_to_end_and_the_lstm_seed0_row_is_the_main_jobs_model(tiny_world, tmp_path):
     import pipeline
+
     config, data = tiny_world
     store = tmp_path / "store"
-    table, info = zoo.run_zoo(config, data, tmp_path / "zoo", ["lstm", "logistic"], seeds=2, workers=1,
-                              store=store, progress=False, data_name="synthetic")
+    table, info = zoo.run_zoo(
+        config,
+        data,
+        tmp_path / "zoo",
+        ["lstm", "logistic"],
+        seeds=2,
+        workers=1,
+        store=store,
+        progress=False,
+        data_name="synthetic",
+    )
     csv = pd.read_csv(tmp_path / "zoo" / "zoo.csv")
     assert list(csv.columns) == zoo.ZOO_COLUMNS
     assert [(m, s) for m, s in zip(csv.model, csv.seed)] == [("lstm", 0), ("lstm", 1), ("logistic", 0)]

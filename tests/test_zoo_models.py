@@ -1,6 +1,7 @@
 """The one model interface and the zoo on a tiny synthetic panel: eval mode, fit / predict /
 save / load for every model (no pickle, same scores after loading), each learner checked against
 an independent computation, walk-forward and the indicator with a non-LSTM model."""
+
 import json
 import warnings
 
@@ -11,15 +12,33 @@ import torch
 
 from feeds import ArtifactError, ConfigError
 from feeds.synthetic import make_synthetic_universe
-from models import (MODEL_NAMES, AlphaIndicator, AlphaModel, AlphaModelLike, LogisticModel, ModelConfig, Split,
-                    load_any, make_model)
+from models import (
+    MODEL_NAMES,
+    AlphaIndicator,
+    AlphaModel,
+    AlphaModelLike,
+    LogisticModel,
+    ModelConfig,
+    Split,
+    load_any,
+    make_model,
+)
 from models.baselines import AlphaMLP, cell_noise
 from models.train import net_output
 from models.walkforward import WalkForwardModel
 
 SPLIT = Split("2015-01-01", "2016-06-30", "2016-07-01", "2017-03-31", "2017-04-01", "2018-12-31")
-CONFIG = ModelConfig(hidden=8, epochs=2, patience=1, stride=3, seq_len=10, split=SPLIT, threads=1, seed=2,
-                     features=("log_ret_1", "log_ret_5", "rsi14", "sma60_gap", "bench_vol"))
+CONFIG = ModelConfig(
+    hidden=8,
+    epochs=2,
+    patience=1,
+    stride=3,
+    seq_len=10,
+    split=SPLIT,
+    threads=1,
+    seed=2,
+    features=("log_ret_1", "log_ret_5", "rsi14", "sma60_gap", "bench_vol"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +61,7 @@ def test_scoring_runs_in_eval_mode_whatever_mode_the_network_is_in():
     net.train()
     x = np.random.default_rng(0).normal(size=(256, 4, 10)).astype(np.float32)
     a, b = net_output(net, x), net_output(net, x)
-    np.testing.assert_array_equal(a, b)                  # dropout on would make these differ
+    np.testing.assert_array_equal(a, b)  # dropout on would make these differ
     net.eval()
     with torch.inference_mode():
         want = net(torch.from_numpy(x)).numpy()
@@ -88,7 +107,7 @@ def test_every_model_fits_predicts_and_round_trips_without_pickle(name, fitted, 
     path = model.save(tmp_path / name)
     meta = json.loads((path / "model.json").read_text())
     assert meta["model"] == name and set(meta["files"]) == {p.name for p in path.iterdir()} - {"model.json"}
-    for file in path.iterdir():   # no pickle stream outside torch's weights_only zip
+    for file in path.iterdir():  # no pickle stream outside torch's weights_only zip
         data = file.read_bytes()
         assert not data.startswith(b"\x80"), file
         if file.suffix == ".pt":
@@ -127,6 +146,7 @@ def _train_xy(model, panel, name="train"):
 
 def test_logistic_scores_are_sklearns_probabilities(fitted, panel):
     from sklearn.linear_model import LogisticRegression
+
     model = fitted["logistic"]
     prep, x, y = _train_xy(model, panel)
     clf = LogisticRegression(C=1.0, max_iter=1000).fit(x.astype(np.float64), y.astype(int))
@@ -137,6 +157,7 @@ def test_logistic_scores_are_sklearns_probabilities(fitted, panel):
 
 def test_lightgbm_scores_are_the_saved_boosters_probabilities(fitted, panel, tmp_path):
     import lightgbm as lgb
+
     model = fitted["lightgbm"]
     booster = lgb.Booster(model_file=str(model.save(tmp_path / "g") / "booster.txt"))
     prep = model._prepare(*panel)
@@ -151,6 +172,7 @@ def test_momentum_picks_the_best_validation_feature_by_brute_force(fitted, panel
 
     from models import labels as L
     from models.dataset import lookup
+
     model = fitted["momentum"]
     prices, bench = panel
     prep = model._prepare(prices, bench)
@@ -158,10 +180,13 @@ def test_momentum_picks_the_best_validation_feature_by_brute_force(fitted, panel
     fwd = lookup(L.forward_excess_returns(prices, bench, CONFIG.horizon), prep.index, ends)
     dates = prep.index.row_dates[ends]
     ic = {}
-    warnings.simplefilter("ignore")   # bench_vol is the same for every stock: no cross-sectional IC
+    warnings.simplefilter("ignore")  # bench_vol is the same for every stock: no cross-sectional IC
     for f, name in enumerate(prep.features):
-        per_day = [spearmanr(prep.index.rows[ends][dates == d, f], fwd[dates == d])[0]
-                   for d in np.unique(dates) if (dates == d).sum() >= 3]
+        per_day = [
+            spearmanr(prep.index.rows[ends][dates == d, f], fwd[dates == d])[0]
+            for d in np.unique(dates)
+            if (dates == d).sum() >= 3
+        ]
         ic[name] = np.nanmean(per_day)
     best = max(ic, key=lambda n: abs(ic[n]))
     assert model.feature_ == best and model.sign_ == np.sign(ic[best])
@@ -177,6 +202,7 @@ def test_momentum_choice_ignores_the_test_period(panel):
     close = prices.close.copy()
     close.loc[close.index >= pd.Timestamp(SPLIT.test_start)] *= 1.7
     from feeds import PricePanel
+
     other = make_model("momentum", CONFIG).fit(PricePanel({"close": close}, {"close"}), bench, progress=False)
     a = make_model("momentum", CONFIG).fit(prices, bench, progress=False)
     assert (a.feature_, a.sign_) == (other.feature_, other.sign_)
@@ -206,12 +232,13 @@ def test_deterministic_models_do_not_depend_on_the_seed(panel, fitted):
 # ---------------------------------------------------------------------- walk-forward and the indicator
 def test_walk_forward_with_a_non_lstm_model(panel, tmp_path):
     prices, bench = panel
-    wf = WalkForwardModel(CONFIG, first_test="2017-07-01", last_test="2018-06-30", refit_every_months=6,
-                          valid_years=1, model="logistic").fit(prices, bench, progress=False)
+    wf = WalkForwardModel(
+        CONFIG, first_test="2017-07-01", last_test="2018-06-30", refit_every_months=6, valid_years=1, model="logistic"
+    ).fit(prices, bench, progress=False)
     assert all(isinstance(f.model, LogisticModel) for f in wf.folds) and len(wf.folds) == 2
     scores = wf.predict(prices, bench)
     for fold, nxt in zip(wf.folds, wf.folds[1:] + [None]):
-        own = fold.model.predict(prices, bench)   # the fold alone, the independent reference
+        own = fold.model.predict(prices, bench)  # the fold alone, the independent reference
         last = None if nxt is None else pd.Timestamp(nxt.split.test_start) - pd.Timedelta(days=1)
         span = slice(fold.split.test_start, last)
         np.testing.assert_allclose(scores.loc[span].to_numpy(), own.loc[span].to_numpy(), atol=1e-12)
@@ -227,6 +254,7 @@ def test_alpha_indicator_in_cerebro_equals_predict_for_a_non_lstm_model(fitted, 
 
     from feeds import ArrayData
     from models.indicator import bt_dates
+
     prices, bench = panel
     model = fitted["lightgbm"]
     start = "2017-04-03"
@@ -235,8 +263,9 @@ def test_alpha_indicator_in_cerebro_equals_predict_for_a_non_lstm_model(fitted, 
     for t in ["SYN0001", "SYN0005", "SYN0009"]:
         cerebro.adddata(ArrayData(dataname=prices.frame(t).loc[start:]), name=t)
     before = pd.Timestamp(start) - pd.Timedelta(days=1)
-    make = AlphaIndicator.factory(model, benchmark=spx, history=prices.between(None, before),
-                                  history_benchmark=bench.loc[:before])
+    make = AlphaIndicator.factory(
+        model, benchmark=spx, history=prices.between(None, before), history_benchmark=bench.loc[:before]
+    )
 
     class Record(bt.Strategy):
         def __init__(self):
@@ -259,6 +288,7 @@ def test_alpha_indicator_in_cerebro_equals_predict_for_a_non_lstm_model(fitted, 
 def test_artifact_key_carries_the_model_kind(panel, tmp_path):
     import pipeline
     from configs import load_config
+
     prices, bench = panel
     data = pipeline.MarketData(prices, bench)
     config = load_config("default")
@@ -270,18 +300,24 @@ def test_artifact_key_carries_the_model_kind(panel, tmp_path):
 
 def test_the_command_line_lists_the_zoo():
     import run_backtest
+
     assert run_backtest.MODEL_NAMES == MODEL_NAMES
 
 
 def test_the_lstm_keeps_its_indicator_and_every_other_model_gets_the_general_one(fitted):
     import pipeline
     from models import LSTMAlpha
+
     assert pipeline.indicator_class(fitted["lstm"]) is LSTMAlpha
     assert LSTMAlpha.plotinfo.plotname == "LSTM alpha" and issubclass(LSTMAlpha, AlphaIndicator)
     for name in ("logistic", "lightgbm", "mlp", "momentum", "random"):
         assert pipeline.indicator_class(fitted[name]) is AlphaIndicator
-    assert pipeline.indicator_class(WalkForwardModel(CONFIG, first_test="2017-07-01", last_test="2018-06-30",
-                                                     valid_years=1, model="logistic")) is AlphaIndicator
+    assert (
+        pipeline.indicator_class(
+            WalkForwardModel(CONFIG, first_test="2017-07-01", last_test="2018-06-30", valid_years=1, model="logistic")
+        )
+        is AlphaIndicator
+    )
 
 
 def test_an_lstm_artifact_written_before_the_zoo_still_loads(fitted, panel, tmp_path):
