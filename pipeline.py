@@ -1,6 +1,6 @@
 """Wiring: data -> model -> Cerebro -> analyzers -> results folder.
 
-run_backtest.py (the command line) and sweep.py (variants, Ray) call these functions; nothing
+run_backtest.py (the command line) and the sweep/ package (variants, Ray) call these functions; nothing
 here parses arguments or prints tables. Each function does one step and can be used alone from a
 notebook.
 """
