@@ -319,16 +319,8 @@ def _warn_in_sample(config, start, split) -> None:
 
 # ----------------------------------------------------------------------------- Cerebro
 def strategy_params(config: dict) -> dict:
-    allowed = {
-        "top_k",
-        "entry_threshold",
-        "exit_threshold",
-        "position_pct",
-        "review_days",
-        "review_in",
-        "min_cash",
-        "cross_section",
-    }
+    """The [strategy] table's AlphaRankStrategy params (the strategy's own list decides)."""
+    allowed = set(AlphaRankStrategy.params._getkeys())
     return {k: v for k, v in config["strategy"].items() if k in allowed}
 
 
