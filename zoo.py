@@ -191,19 +191,9 @@ def run_tasks(
                 ray_module.shutdown()
     if workers == 1 or len(tasks) == 1:
         return [run_task(t, config, data, store) for t in _bar(tasks, progress)]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from core.pool import process_pool
 
-    context = multiprocessing.get_context("spawn")  # a forked child would share torch's thread pool state
-    with (
-        _thread_env(1),
-        ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)),
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(config, data, store),
-        ) as pool,
-    ):
+    with _thread_env(1), process_pool(workers, len(tasks), "spawn", _init_worker, (config, data, store)) as pool:
         futures = [pool.submit(_run_in_worker, t) for t in tasks]
         return [f.result() for f in _bar(futures, progress)]
 

@@ -293,19 +293,12 @@ class WalkForwardModel:
         return self
 
     def _fit_processes(self, configs, prices, benchmark, vix, progress, workers) -> list[dict]:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from core.pool import process_pool
 
-        # spawn: a forked child would inherit torch's thread pool state from the parent
-        context = multiprocessing.get_context("spawn")
+        setup = (prices, benchmark, vix, self.config.threads)
         with (
             _thread_env(self.config.threads),
-            ProcessPoolExecutor(
-                max_workers=min(workers, len(configs)),
-                mp_context=context,
-                initializer=_init_worker,
-                initargs=(prices, benchmark, vix, self.config.threads),
-            ) as pool,
+            process_pool(workers, len(configs), "spawn", _init_worker, setup) as pool,
         ):
             futures = [pool.submit(_fit_in_worker, c) for c in configs]
             return [f.result() for f in _bar(futures, progress)]

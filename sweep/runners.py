@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import tempfile
 import time
 import traceback
@@ -128,15 +127,13 @@ def _run_in_worker(task):
 def run_processes(tasks, data, scores_by_key, workers: int = 2, progress=None, options=None) -> list[VariantOutcome]:
     """Local processes without Ray; each worker receives the data and scores once."""
     import concurrent.futures as cf
-    import multiprocessing as mp
+
+    from core.pool import process_pool
 
     # fork hands the panel over without pickling; the workers never run torch, so forking after
     # torch was imported is safe here
-    ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
     by_name = {}
-    with cf.ProcessPoolExecutor(
-        max_workers=max(1, workers), mp_context=ctx, initializer=_init_worker, initargs=(data, scores_by_key, options)
-    ) as pool:
+    with process_pool(workers, len(tasks), "fork", _init_worker, (data, scores_by_key, options)) as pool:
         futures = {pool.submit(_run_in_worker, t): t for t in tasks}
         for done, future in enumerate(cf.as_completed(futures), 1):
             task = futures[future]
@@ -358,19 +355,12 @@ def simulate_variants(
     if mode == "sequential":
         results = [run_vector_chunk(chunk, panels) for chunk in chunks]
     elif mode == "processes":
-        import concurrent.futures as cf
-        import multiprocessing as mp
+        from core.pool import process_pool
 
         _VECTOR_STATE["panels"] = panels  # forked workers inherit it: no pickling of the arrays
-        ctx = mp.get_context("fork") if sys.platform.startswith("linux") else mp.get_context("spawn")
-        forked = ctx.get_start_method() == "fork"
+        # (where there is no fork, each spawned worker is handed the panels once)
         try:
-            with cf.ProcessPoolExecutor(
-                max_workers=max(1, workers),
-                mp_context=ctx,
-                initializer=None if forked else _VECTOR_STATE.update,
-                initargs=() if forked else ({"panels": panels},),
-            ) as pool:
+            with process_pool(workers, len(chunks), "fork", _VECTOR_STATE.update, ({"panels": panels},)) as pool:
                 results = list(pool.map(_vector_worker_chunk, chunks))
         finally:
             _VECTOR_STATE.clear()
