@@ -82,6 +82,7 @@ def _ragged_universe(prices):
     return PricePanel({"close": close}, available={"close"}, name="ragged")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runonce", [True, False])
 def test_late_start_and_missing_days_align_by_date(embedded, tiny_model, runonce):
     prices, bench = embedded

@@ -207,6 +207,7 @@ def test_close_only_data_drops_ohlc_features_with_a_warning(embedded):
 
 
 # ----------------------------------------------------------------------------- importance
+@pytest.mark.slow
 def test_permutation_importance_uses_validation_only(embedded, tiny_model):
     from models.importance import permutation_importance, validation_windows
 

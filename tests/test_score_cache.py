@@ -104,6 +104,7 @@ def test_a_damaged_entry_is_an_error_that_names_the_file(tiny_model, embedded, t
         cache.get_or_compute(tiny_model, prices, bench)
 
 
+@pytest.mark.slow
 def test_cached_scores_in_cerebro_trade_exactly_like_the_lstm_indicator(tiny_model, embedded, tmp_path):
     """ScoreAlpha fed from the cache gives LSTMAlpha's score line on every bar of every stock, and
     pipeline.run on cached scores gives the LSTM run's trades and metrics, to the last digit."""

@@ -250,6 +250,7 @@ def _subset(path, tmp, names):
     return _write(tmp, text)
 
 
+@pytest.mark.slow
 def test_a_second_sweep_reads_the_score_cache(sequential, tiny_model, market, tmp_path):
     path, tmp, first = sequential
     again = sweep.run_sweep(
@@ -265,6 +266,7 @@ def test_a_second_sweep_reads_the_score_cache(sequential, tiny_model, market, tm
     assert again.outcomes["slow-review"].metrics == first.outcomes["slow-review"].metrics
 
 
+@pytest.mark.slow
 def test_local_processes_give_the_sequential_metrics(sequential, tiny_model, market, tmp_path):
     path, tmp, first = sequential
     names = ["top_k=3", "top_k=5", "broken"]

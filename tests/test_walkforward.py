@@ -255,6 +255,7 @@ def _same_model(a, b, scores_a, embedded):
     assert np.array_equal(b.predict(*embedded).to_numpy(), scores_a.to_numpy(), equal_nan=True)
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_folds(walkforward, scores, embedded):
     prices, bench = embedded
     parallel = WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False, workers=2)
