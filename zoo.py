@@ -174,21 +174,15 @@ def run_tasks(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers {workers!r}: give a whole number >= 1")
     if ray:
-        import ray as ray_module
+        from core.pool import ray_session
 
-        started = not ray_module.is_initialized()
-        if started:
-            ray_module.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        try:
+        with ray_session(workers) as ray_module:
             remote = ray_module.remote(num_cpus=1)(_run_in_ray).options(
                 runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath(), "OMP_NUM_THREADS": "1"}}
             )
             shared = [ray_module.put(config), ray_module.put(data), ray_module.put(store)]
             refs = [remote.remote(t, *shared) for t in tasks]
             return [ray_module.get(r) for r in _bar(refs, progress)]
-        finally:
-            if started:
-                ray_module.shutdown()
     if workers == 1 or len(tasks) == 1:
         return [run_task(t, config, data, store) for t in _bar(tasks, progress)]
     from core.pool import process_pool

@@ -1,7 +1,8 @@
-"""The project's process pools, made in one place."""
+"""The project's process pools and Ray sessions, made in one place."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -23,3 +24,24 @@ def process_pool(workers: int, n_tasks: int, start: str, initializer=None, inita
         initializer=initializer,
         initargs=initargs,
     )
+
+
+@contextlib.contextmanager
+def ray_session(num_cpus: int, address: str | None = None, **init_kwargs):
+    """The ray module, started for this block when no Ray instance is running (a local one with
+    `num_cpus`, or the cluster at `address`) and shut down afterwards; an instance the caller
+    started is used as it is and left running."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        kwargs = {"log_to_driver": False, "ignore_reinit_error": True, **init_kwargs}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()

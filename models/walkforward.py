@@ -304,12 +304,9 @@ class WalkForwardModel:
             return [f.result() for f in _bar(futures, progress)]
 
     def _fit_ray(self, configs, prices, benchmark, vix, progress) -> list[dict]:
-        import ray as ray_module
+        from core.pool import ray_session
 
-        started_here = not ray_module.is_initialized()
-        if started_here:
-            ray_module.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        try:
+        with ray_session(2) as ray_module:
             # workers find the project through PYTHONPATH whatever directory they start in; Ray
             # merges this with the job's own runtime_env (a cluster's working_dir still applies)
             task = ray_module.remote(num_cpus=1)(_fit_in_ray).options(
@@ -318,9 +315,6 @@ class WalkForwardModel:
             shared = [ray_module.put(prices), ray_module.put(benchmark), ray_module.put(vix)]
             refs = [task.remote(c, *shared) for c in configs]
             return [ray_module.get(r) for r in _bar(refs, progress)]
-        finally:
-            if started_here:
-                ray_module.shutdown()
 
     def _attach(self, models: list[BaseAlphaModel]) -> None:
         features = [list(m.features_) for m in models]

@@ -169,17 +169,9 @@ def run_ray(
 ) -> list[VariantOutcome]:
     """Ray tasks: the data and scores go into the object store once; each task builds its own
     Cerebro and returns its results and files. A local instance unless `address` is given."""
-    import ray
+    from core.pool import ray_session
 
-    started = False
-    if not ray.is_initialized():
-        kwargs = dict(runtime_env=_ray_runtime_env(address), log_to_driver=False, ignore_reinit_error=True)
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
-        started = True
-    try:
+    with ray_session(num_cpus, address, runtime_env=_ray_runtime_env(address)) as ray:
         data_ref, scores_ref, options_ref = ray.put(data), ray.put(scores_by_key), ray.put(options)
         remote = ray.remote(num_cpus=1, max_retries=0)(run_variant)
         pending = {remote.remote(t, data_ref, scores_ref, options_ref): t for t in tasks}
@@ -195,9 +187,6 @@ def run_ray(
             done += 1
             _report(progress, outcome, done, len(tasks))
         return [by_name[t.name] for t in tasks]
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _report(progress, outcome: VariantOutcome, done: int, total: int) -> None:
@@ -365,23 +354,12 @@ def simulate_variants(
         finally:
             _VECTOR_STATE.clear()
     else:
-        import ray
+        from core.pool import ray_session
 
-        started = False
-        if not ray.is_initialized():
-            kwargs = dict(runtime_env=_ray_runtime_env(ray_address), log_to_driver=False, ignore_reinit_error=True)
-            if ray_address:
-                ray.init(address=ray_address, **kwargs)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, **kwargs)
-            started = True
-        try:
+        with ray_session(workers, ray_address, runtime_env=_ray_runtime_env(ray_address)) as ray:
             panels_ref = ray.put(panels)  # once: every task reads the same arrays
             remote = ray.remote(num_cpus=1, max_retries=0)(run_vector_chunk)
             results = ray.get([remote.remote(chunk, panels_ref) for chunk in chunks])
-        finally:
-            if started:
-                ray.shutdown()
     return {name: (metrics, returns, error) for chunk in results for name, metrics, returns, error in chunk}
 
 
