@@ -48,7 +48,7 @@ from feeds import ArrayData
 from feeds.arraydata import datetime_numbers
 from models import LSTMAlpha
 from strategies import AlphaRankStrategy
-from strategies.alpha_rank import affordable_shares
+from strategies.alpha_rank import buy_shares
 
 ROOT = Path(__file__).resolve().parent
 ACCOUNTS = ROOT / "paper"
@@ -247,9 +247,7 @@ def size_orders(
         shares = 0
         if price > 0 and math.isfinite(price):
             fee = commission[t]
-            shares = int(target // price)
-            if shares * price + fee(shares, price) > cash:
-                shares = 0 if cash <= min_cash else affordable_shares(cash, price, fee)
+            shares = buy_shares(target, price, cash, min_cash, fee)
             cash -= shares * price + fee(shares, price) if shares else 0.0
         rows.append(
             {

@@ -102,6 +102,15 @@ def affordable_shares(cash: float, price: float, commission) -> int:
     return shares
 
 
+def buy_shares(target: float, price: float, cash: float, min_cash: float, commission) -> int:
+    """Whole shares of one buy: `target` (position_pct of the book) // price; when that, commission
+    included, is more than the cash, what the cash affords if it is above `min_cash`, else 0."""
+    shares = int(target // price)
+    if shares * price + commission(shares, price) > cash:
+        return 0 if cash <= min_cash else affordable_shares(cash, price, commission)
+    return shares
+
+
 class AlphaRankStrategy(bt.Strategy):
     """Buy the top-ranked stocks by alpha score, hold them, review them every `review_days`.
 
@@ -438,13 +447,9 @@ class AlphaRankStrategy(bt.Strategy):
             if not (price > 0 and math.isfinite(price)):
                 continue
             commission = broker.getcommissioninfo(d).getcommission
-            size = int(target // price)
-            if size * price + commission(size, price) > cash:
-                if cash <= self.p.min_cash:
-                    self._log(f"SKIP  {d._name}: cash {cash:.2f} <= min_cash {self.p.min_cash}")
-                    continue
-                size = affordable_shares(cash, price, commission)
+            size = buy_shares(target, price, cash, self.p.min_cash, commission)
             if size < 1:
+                self._log(f"SKIP  {d._name}: cash {cash:.2f} buys no share (min_cash {self.p.min_cash})")
                 continue
             order = self.buy(data=d, size=size)
             order.addinfo(score=score, rank=rank, reason="entry")
