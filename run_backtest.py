@@ -322,9 +322,9 @@ def main(argv=None) -> int:
     if argv and argv[0] == "download":
         return download_command(argv[1:])
     if argv and argv[0] == "paper":
-        import papertrade
+        from jobs import paper
 
-        return papertrade.main(argv[1:])
+        return paper.main(argv[1:])
     if argv and argv[0] == "zoo":
         return zoo_command(argv[1:])
     args = main_parser().parse_args(argv)
@@ -492,8 +492,8 @@ def zoo_command(argv) -> int:
     args = zoo_parser().parse_args(argv)
     try:
         import pipeline
-        import zoo
         from configs import load_config
+        from jobs import zoo
 
         overrides = {"data": {"source": "csv", "dir": args.data, "benchmark": args.benchmark}} if args.data else {}
         planted = planted_options(args)
@@ -560,7 +560,7 @@ def planted_options(args) -> dict | None:
 
 def sweep_overrides(args) -> dict:
     """The run_backtest.py options that apply to every variant, as config overrides."""
-    import sweep
+    from jobs import sweep
 
     overrides: dict = {}
 
@@ -584,7 +584,7 @@ def sweep_overrides(args) -> dict:
 
 def sweep_command(args) -> int:
     """`run_backtest.py --variants FILE [--ray [--ray-address A]] [--workers N]`."""
-    import sweep
+    from jobs import sweep
 
     if getattr(args, "config", None):
         raise ConfigError("--variants FILE is the config of a sweep (it names its base); drop --config")
@@ -627,7 +627,7 @@ def run_vector_main(args, config, out_dir, data, scores, model, universe, model_
     """`--engine vector`: the model's scores (from the score cache, computed once) or the --scores
     file, traded by the compiled simulator; the same files as the Cerebro run."""
     import pipeline
-    import sweep
+    from jobs import sweep
 
     unsupported = [
         flag

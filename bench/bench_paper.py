@@ -22,9 +22,9 @@ from bench.common import median_time, print_table
 
 
 def main(argv=None) -> int:
-    import papertrade
     import pipeline
     from feeds import CAVEATS, load_embedded
+    from jobs import paper as papertrade
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--start", default="2020-01-02")

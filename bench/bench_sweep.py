@@ -35,7 +35,7 @@ def variants_toml(n: int) -> str:
 
 def main(argv=None) -> list[dict]:
     import pipeline
-    import sweep
+    from jobs import sweep
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", type=int, default=50)

@@ -98,7 +98,7 @@ def main(argv=None) -> list[dict]:
     warnings.simplefilter("ignore")
     if args.quick:
         args.tickers, args.days = 100, 750
-    import sweep
+    from jobs import sweep
     from strategies.vector import panel_benchmark_metrics, prepare, simulate_prepared
 
     with tempfile.TemporaryDirectory() as cache:

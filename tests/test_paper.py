@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import papertrade
 import pipeline
 from feeds import ConfigError
+from jobs import paper as papertrade
 from models import AlphaModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,7 +268,7 @@ def test_second_step_on_the_same_data_changes_nothing(tmp_path, model_dir, embed
 KILL_SCRIPT = """
 import os, sys, time, pathlib
 sys.path.insert(0, {root!r})
-import papertrade
+from jobs import paper as papertrade
 point = {point!r}
 marker = pathlib.Path({marker!r})
 

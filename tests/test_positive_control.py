@@ -11,8 +11,8 @@ import pytest
 
 import pipeline
 import run_backtest
-import zoo
 from feeds import ConfigError
+from jobs import zoo
 
 
 def _table(rows):

@@ -109,8 +109,8 @@ def test_cached_scores_in_cerebro_trade_exactly_like_the_lstm_indicator(tiny_mod
     """ScoreAlpha fed from the cache gives LSTMAlpha's score line on every bar of every stock, and
     pipeline.run on cached scores gives the LSTM run's trades and metrics, to the last digit."""
     import pipeline
-    import sweep
     from configs import load_config
+    from jobs import sweep
 
     prices, bench = embedded
     config = load_config("default", None, PERIOD)

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sweep
 from core.errors import ConfigError
+from jobs import sweep
 
 SWEEP_TOML = """
 base = "default"

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import zoo
 from feeds import ConfigError
+from jobs import zoo
 
 
 def _table(rows):

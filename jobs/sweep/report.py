@@ -12,7 +12,7 @@ import pandas as pd
 
 import pipeline
 from core.io import atomic_dir, atomic_path, write_text
-from sweep.spec import YARDSTICK, YARDSTICK_WHY, Periods, Variant
+from jobs.sweep.spec import YARDSTICK, YARDSTICK_WHY, Periods, Variant
 
 COMPARISON_METRICS = (
     "sharpe",

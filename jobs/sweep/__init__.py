@@ -61,7 +61,7 @@ import pipeline
 from configs import load_config
 from core.errors import AlphaPluginError, ConfigError, DataError
 from core.io import atomic_dir, atomic_path, write_text
-from sweep.report import (
+from jobs.sweep.report import (
     COMPARISON_METRICS,
     comparison_markdown,
     comparison_rows,
@@ -70,7 +70,7 @@ from sweep.report import (
     write_equity_curves_png,
     write_sweep,
 )
-from sweep.runners import (
+from jobs.sweep.runners import (
     CONFIRM_RTOL,
     MODES,
     EngineMismatchError,
@@ -92,7 +92,7 @@ from sweep.runners import (
     simulate_variants,
     vector_panels,
 )
-from sweep.spec import (
+from jobs.sweep.spec import (
     PERIOD_HELP,
     PERIOD_KEYS,
     VARIANT_SECTIONS,

@@ -18,9 +18,9 @@ import pandas as pd
 
 import pipeline
 from core.errors import AlphaPluginError, DataError
-from sweep.report import format_number
+from jobs.sweep.report import format_number
 
-ROOT = Path(__file__).resolve().parents[1]  # the project folder: shipped to Ray workers
+ROOT = Path(__file__).resolve().parents[2]  # the project folder: shipped to Ray workers
 MODES = ("sequential", "processes", "ray")
 CONFIRM_RTOL = 1e-9  # a confirmed variant's Cerebro metrics must equal its vector metrics to this
 

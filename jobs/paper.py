@@ -50,14 +50,14 @@ from models import LSTMAlpha
 from strategies import AlphaRankStrategy
 from strategies.alpha_rank import buy_shares
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the project folder
 ACCOUNTS = ROOT / "paper"
 FORMAT_VERSION = 1
 STATE_FILES = ("account.json", "config.json", "book.json", "orders_next_open.csv", "journal.csv", "tearsheet.html")
 JOURNAL_COLUMNS = ["generation", "date", "cash", "value", "benchmark", "holdings", "decisions", "data_fingerprint"]
 ORDER_COLUMNS = ["ticker", "action", "shares", "price", "score", "rank", "reason"]
 # the code whose behaviour a decision depends on; a change refuses to step (drift guard)
-CODE_PATHS = ("feeds", "models", "strategies", "analyzers", "configs", "pipeline.py", "papertrade.py")
+CODE_PATHS = ("feeds", "models", "strategies", "analyzers", "configs", "pipeline.py", "jobs/paper.py")
 REFIT_CHOICES = ("none",)
 
 
