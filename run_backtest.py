@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 from core.errors import AlphaPluginError, ConfigError
@@ -335,21 +334,8 @@ def main(argv=None) -> int:
         return 2
 
 
-def importance_writer(model, data):
-    """Permutation importance on the validation period, printed; returns the writer of its files."""
-    import pipeline
-    from models.importance import permutation_importance
-
-    importance = permutation_importance(model, data.prices, data.benchmark, vix=data.vix)
-    print("permutation importance (validation period, loss increase when shuffled):")
-    for row in importance.itertuples():
-        print(f"  {row.feature:14} {row.loss_increase:+.5f} ± {row.std:.5f}")
-    return lambda out: pipeline.write_importance(importance, out)
-
-
-def run_main(args) -> int:
-    if getattr(args, "variants", None):
-        return sweep_command(args)
+def check_main_args(args) -> None:
+    """Refuse option combinations the main job cannot honour, before any data is read or model trained."""
     if getattr(args, "selection", None) or getattr(args, "holdout", None):
         raise ConfigError(
             "--selection and --holdout set a sweep's periods: add --variants FILE.toml "
@@ -360,77 +346,48 @@ def run_main(args) -> int:
         raise ConfigError(
             "--ray, --ray-address and --workers run a sweep (add --variants FILE.toml) or the folds of --walk-forward"
         )
+    if getattr(args, "engine", None) == "vector":
+        flags = (("--pyfolio", args.pyfolio), ("--bt-plot", args.bt_plot), ("--analyzer", args.analyzer))
+        unsupported = [flag for flag, on in (*flags, ("--importance", args.importance)) if on]
+        if unsupported:
+            raise ConfigError(f"{', '.join(unsupported)} need Backtrader's objects: run them with --engine cerebro")
+
+
+def run_main(args) -> int:
+    """The main job (jobs/backtest.py main_job) with the options of the command line, then its summary."""
+    if getattr(args, "variants", None):
+        return sweep_command(args)
+    check_main_args(args)
     if args.ray_address:
         import ray
 
         ray.init(address=args.ray_address)
-    import pipeline
     from feeds import Membership
+    from jobs.backtest import RunOptions, main_job
+    from jobs.store import MODEL_STORE, resolve_out_dir
     from strategies import load_scores_csv
 
     t0 = time.perf_counter()
     config = config_from_args(args)
-    out_dir = pipeline.resolve_out_dir(args.out, run_name(args, config))
-    data = pipeline.load_data(config)
-    scores = load_scores_csv(args.scores) if args.scores else None
-    seconds = {"data": time.perf_counter() - t0}
-    if pipeline.needs_split(config, model_used=scores is None):
-        config = pipeline.resolve_split(config, data)
-        print(pipeline.describe_split(config))
-    universe = Membership.from_csv(args.universe) if args.universe else None
-    model = diagnostics = None
-    t = time.perf_counter()
-    if scores is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
-            model, path, reused = pipeline.get_model(
-                config,
-                data,
-                retrain=args.retrain,
-                progress=not args.no_progress,
-                store=store,
-                ray=bool(args.ray or args.ray_address),
-            )
-        print(f"model: {'reused' if reused else 'trained and saved'} {path}")
-        if hasattr(model, "fold_table"):
-            print("walk-forward folds (each scores only its test period; fitted on labels ending before it):")
-            print(model.fold_table().to_string())
-        seconds["model"] = time.perf_counter() - t
-        diagnostics = pipeline.model_diagnostics(model, data, config)
-    write_extra = importance_writer(model, data) if args.importance and model is not None else None
-    if getattr(args, "engine", None) == "vector":
-        result = run_vector_main(
-            args,
-            config,
-            out_dir,
-            data,
-            scores,
-            model,
-            universe,
-            model_path=path if model is not None else None,
-            model_reused=reused if model is not None else None,
-            seconds=seconds,
-        )
-    else:
-        result = pipeline.run(
-            config,
-            out_dir,
-            pipeline.RunOptions(
-                scores=scores,
-                data=data,
-                model=model,
-                model_path=path if model is not None else None,
-                model_reused=reused if model is not None else None,
-                progress=not args.no_progress,
-                universe=universe,
-                extra_analyzers=tuple(args.analyzer),
-                pyfolio=args.pyfolio,
-                bt_plot=args.bt_plot,
-                write_extra=write_extra,
-                seconds=seconds,
-            ),
-        )
+    out_dir = resolve_out_dir(args.out, run_name(args, config))
+    opts = RunOptions(
+        scores=load_scores_csv(args.scores) if args.scores else None,
+        retrain=args.retrain,
+        progress=not args.no_progress,
+        universe=Membership.from_csv(args.universe) if args.universe else None,
+        extra_analyzers=tuple(args.analyzer),
+        pyfolio=args.pyfolio,
+        bt_plot=args.bt_plot,
+    )
+    result, data, config, diagnostics = main_job(
+        config,
+        out_dir,
+        opts,
+        engine=getattr(args, "engine", None) or "cerebro",
+        store=Path(args.model_store) if args.model_store else MODEL_STORE,
+        ray=bool(args.ray or args.ray_address),
+        importance=args.importance,
+    )
     print_summary(result, data, config, diagnostics)
     print(f"  wall time {time.perf_counter() - t0:.1f}s")
     return 0
@@ -469,31 +426,12 @@ def zoo_parser() -> argparse.ArgumentParser:
     return p
 
 
-def zoo_data(args, config, planted: dict | None) -> tuple:
-    """(data, config with its split resolved, the data's name for zoo.md): the planted SYNTHETIC
-    universe of --synthetic-planted, else the configured source."""
-    import pipeline
-
-    if not planted:
-        source = config["data"].get("source", "embedded")
-        return pipeline.load_data(config), config, "embedded S&P 500 data" if source == "embedded" else str(args.data)
-    data = pipeline.planted_data(planted["stocks"], planted["days"], planted["planted_ic"], planted["data_seed"])
-    config = pipeline.resolve_split(config, data)
-    print(f"  {data.caveats[0]}")
-    print(f"  {pipeline.describe_split(config)}")
-    name = (
-        f"SYNTHETIC universe, {planted['stocks']} stocks x {planted['days']} days, planted rank IC "
-        f"{planted['planted_ic']:g} (data seed {planted['data_seed']})"
-    )
-    return data, config, name
-
-
 def zoo_command(argv) -> int:
     args = zoo_parser().parse_args(argv)
     try:
-        import pipeline
         from configs import load_config
         from jobs import zoo
+        from jobs.store import MODEL_STORE, resolve_out_dir
 
         overrides = {"data": {"source": "csv", "dir": args.data, "benchmark": args.benchmark}} if args.data else {}
         planted = planted_options(args)
@@ -501,13 +439,13 @@ def zoo_command(argv) -> int:
             overrides = {"model": {"split": "auto"}}
         config = load_config(args.preset, args.config, overrides)
         models = zoo.parse_models(args.models)
-        out_dir = pipeline.resolve_out_dir(args.out, args.name or ("zoo-planted" if planted else "zoo"))
-        data, config, name = zoo_data(args, config, planted)
+        out_dir = resolve_out_dir(args.out, args.name or ("zoo-planted" if planted else "zoo"))
+        data, config, name = zoo.zoo_data(config, planted, args.data)
         tasks, notes = zoo.plan_tasks(models, args.seeds)
         for note in notes:
             print(f"  {note}")
         print(f"zoo: {len(tasks)} fits ({', '.join(models)}), {'Ray' if args.ray else f'{args.workers} process(es)'}")
-        store = Path(args.model_store) if args.model_store else pipeline.MODEL_STORE
+        store = Path(args.model_store) if args.model_store else MODEL_STORE
         table, info = zoo.run_zoo(
             config,
             data,
@@ -621,31 +559,6 @@ def sweep_command(args) -> int:
     )
     sweep.print_comparison(result)
     return 0 if any(r["status"] == "ok" for r in result.rows) else 1
-
-
-def run_vector_main(args, config, out_dir, data, scores, model, universe, model_path, model_reused, seconds=None):
-    """`--engine vector`: the model's scores (from the score cache, computed once) or the --scores
-    file, traded by the compiled simulator; the same files as the Cerebro run."""
-    import pipeline
-    from jobs import sweep
-
-    unsupported = [
-        flag
-        for flag, on in (
-            ("--pyfolio", args.pyfolio),
-            ("--bt-plot", args.bt_plot),
-            ("--analyzer", args.analyzer),
-            ("--importance", args.importance),
-        )
-        if on
-    ]
-    if unsupported:
-        raise ConfigError(f"{', '.join(unsupported)} need Backtrader's objects: run them with --engine cerebro")
-    if scores is None:
-        start, end = pipeline.backtest_period(config, data)
-        scores, hit = sweep.period_scores(model, data, start, end)
-        print(f"scores: {'from cache' if hit else 'computed and cached'}")
-    return pipeline.run_vector(config, out_dir, scores, data, universe, model_path, model_reused, seconds)
 
 
 def trade_stats_command(argv) -> int:

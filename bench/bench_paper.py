@@ -1,6 +1,6 @@
 """Paper-trading step benchmark: the live-mode replay of papertrade.py (one Cerebro with live
 feeds, so preload and runonce are off; batched scores for the history, LSTMAlpha.next() on the
-newest bar) against the same backtest in runonce mode (pipeline.build_cerebro, ArrayData), on the
+newest bar) against the same backtest in runonce mode (jobs.engines.build_cerebro, ArrayData), on the
 embedded data (20 stocks), measured in the same process. An untrained LSTM of the default preset's
 shape (speed, not skill).
 
@@ -22,9 +22,10 @@ from bench.common import median_time, print_table
 
 
 def main(argv=None) -> int:
-    import pipeline
     from feeds import CAVEATS, load_embedded
     from jobs import paper as papertrade
+    from jobs.engines import build_cerebro, lstm_alpha
+    from jobs.market import MarketData
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--start", default="2020-01-02")
@@ -33,15 +34,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     prices, bench = load_embedded()
-    data = pipeline.MarketData(prices, bench, None, [CAVEATS])
+    data = MarketData(prices, bench, None, [CAVEATS])
     model = untrained_model()
     start, end = pd.Timestamp(args.start), pd.Timestamp(args.end)
     params = {"top_k": 5, "close_at_end": False}
 
     def runonce():
-        cerebro = pipeline.build_cerebro(
-            data, start, end, pipeline.lstm_alpha(model, data, start), params, 100_000.0, 0.0005
-        )
+        cerebro = build_cerebro(data, start, end, lstm_alpha(model, data, start), params, 100_000.0, 0.0005)
         return cerebro.run()[0]
 
     def live():

@@ -34,8 +34,9 @@ def variants_toml(n: int) -> str:
 
 
 def main(argv=None) -> list[dict]:
-    import pipeline
     from jobs import sweep
+    from jobs.engines import period_scores
+    from jobs.market import MarketData
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", type=int, default=50)
@@ -47,7 +48,7 @@ def main(argv=None) -> list[dict]:
     warnings.simplefilter("ignore")
 
     panel, bench = make_synthetic_universe(n_tickers=args.tickers, n_days=args.days, seed=0)
-    data = pipeline.MarketData(panel, bench, None, [SYNTHETIC_LABEL])
+    data = MarketData(panel, bench, None, [SYNTHETIC_LABEL])
     model = untrained_model()
     start = str(panel.dates[len(panel.dates) // 3].date())
     end = str(panel.dates[-1].date())
@@ -58,7 +59,7 @@ def main(argv=None) -> list[dict]:
         path.write_text(variants_toml(args.variants))
         period = (panel.dates[len(panel.dates) // 3], panel.dates[-1])
         _, variants = sweep.load_sweep(path)
-        score_s, (scores, _) = timed(lambda: sweep.period_scores(model, data, *period, tmp / "cache"))
+        score_s, (scores, _) = timed(lambda: period_scores(model, data, *period, tmp / "cache"))
         scores_by_key = {"scores": scores}
         # Cerebro for every variant: bench_vector measures the vector engine
         tasks = [

@@ -18,9 +18,9 @@ TARGET_SECONDS = 60.0
 
 
 def main(argv=None) -> list[dict]:
-    import pipeline
     from configs import load_config
     from feeds import load_embedded
+    from jobs.store import model_config
     from models import AlphaModel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,7 +28,7 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     prices, bench = load_embedded()
-    cfg = pipeline.model_config(load_config("default"))
+    cfg = model_config(load_config("default"))
     if args.epochs:
         cfg = cfg.replace(epochs=min(cfg.epochs, args.epochs))
     # the one-epoch baseline before and after the full fit (median of the two): the first fit of a

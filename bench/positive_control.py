@@ -26,18 +26,20 @@ def control_row(n_tickers: int, n_days: int, planted: float, seed: int, fast: bo
     """One fit on one planted universe: the planted feature's and the LSTM's test rank IC, with se."""
     import numpy as np
 
-    import pipeline
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
     from configs import load_config
+    from jobs.market import planted_data
+    from jobs.periods import resolve_split
+    from jobs.store import model_config, model_diagnostics
     from models import AlphaModel
 
-    data = pipeline.planted_data(n_tickers=n_tickers, n_days=n_days, planted_ic=planted, seed=seed)
+    data = planted_data(n_tickers=n_tickers, n_days=n_days, planted_ic=planted, seed=seed)
     model_keys = {"split": "auto", "seed": seed, **(FAST if fast else {})}
-    config = pipeline.resolve_split(load_config("default", overrides={"model": model_keys}), data)
+    config = resolve_split(load_config("default", overrides={"model": model_keys}), data)
     t0 = time.perf_counter()
-    model = AlphaModel(pipeline.model_config(config)).fit(data.prices, data.benchmark, progress=False)
+    model = AlphaModel(model_config(config)).fit(data.prices, data.benchmark, progress=False)
     fit_seconds = time.perf_counter() - t0
-    d = pipeline.model_diagnostics(model, data, config)
+    d = model_diagnostics(model, data, config)
     start, end = model.config.split.period("test")
     close = data.prices.close
     reversal = -np.log(close / close.shift(20))

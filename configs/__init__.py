@@ -5,7 +5,7 @@ some keys. Every key is checked against the default preset, so a misspelt key is
 names it, not a silent no-op.
 
 The split: `[model.split]` holds dates (the default preset's fit the embedded data), or
-`model.split = "auto"` (60/20/20 % of the data's dates, resolved by pipeline.resolve_split once the
+`model.split = "auto"` (60/20/20 % of the data's dates, resolved by jobs.periods.resolve_split once the
 data is loaded). "auto" is the default for every source but the embedded data, unless the preset,
 the file or the command line sets the split.
 """

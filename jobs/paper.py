@@ -41,14 +41,57 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import pipeline
 from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
 from core.io import atomic_dir
 from feeds import ArrayData
 from feeds.arraydata import datetime_numbers
+from jobs.engines import build_cerebro, strategy_params
+from jobs.market import MarketData, load_data
+from jobs.store import MODEL_STORE, get_model
 from models import LSTMAlpha
 from strategies import AlphaRankStrategy
 from strategies.alpha_rank import buy_shares
+
+__all__ = [
+    "ACCOUNTS",
+    "CODE_PATHS",
+    "FORMAT_VERSION",
+    "JOURNAL_COLUMNS",
+    "LiveTailData",
+    "ORDER_COLUMNS",
+    "PaperAlpha",
+    "PaperStrategy",
+    "REFIT_CHOICES",
+    "ROOT",
+    "Replay",
+    "STATE_FILES",
+    "StepResult",
+    "account_dir",
+    "account_lock",
+    "batched_scores",
+    "book_dict",
+    "check_drift",
+    "code_version",
+    "commit_state",
+    "config_sha256",
+    "config_source",
+    "csv_text",
+    "data_fingerprints",
+    "decisions_text",
+    "init",
+    "load_model",
+    "main",
+    "read_csv_rows",
+    "read_state",
+    "refresh_data",
+    "replay",
+    "resolve_config",
+    "size_orders",
+    "status_text",
+    "step",
+    "tearsheet_html",
+    "tree_sha256",
+]
 
 ROOT = Path(__file__).resolve().parents[1]  # the project folder
 ACCOUNTS = ROOT / "paper"
@@ -57,7 +100,14 @@ STATE_FILES = ("account.json", "config.json", "book.json", "orders_next_open.csv
 JOURNAL_COLUMNS = ["generation", "date", "cash", "value", "benchmark", "holdings", "decisions", "data_fingerprint"]
 ORDER_COLUMNS = ["ticker", "action", "shares", "price", "score", "rank", "reason"]
 # the code whose behaviour a decision depends on; a change refuses to step (drift guard)
-CODE_PATHS = ("feeds", "models", "strategies", "analyzers", "configs", "pipeline.py", "jobs/paper.py")
+CODE_PATHS = (
+    "feeds",
+    "models",
+    "strategies",
+    "analyzers",
+    "configs",
+    *(f"jobs/{m}.py" for m in ("__init__", "market", "periods", "store", "engines", "paper")),
+)
 REFIT_CHOICES = ("none",)
 
 
@@ -139,7 +189,7 @@ def decisions_text(state: dict) -> str:
     return "|".join(sells + buys)
 
 
-def batched_scores(model, data: pipeline.MarketData, start, end) -> pd.DataFrame:
+def batched_scores(model, data: MarketData, start, end) -> pd.DataFrame:
     """The batched scores of every stock on the replay's days: model.predict over all data up to
     `end` (the score dated t uses bars up to t only), as LSTMAlpha.once() computes them."""
     prices = data.prices.between(None, end)
@@ -160,7 +210,7 @@ class Replay:
     commission: dict = field(default_factory=dict)
 
 
-def replay(model, data: pipeline.MarketData, start, end, params: dict, cash: float, commission: float) -> Replay:
+def replay(model, data: MarketData, start, end, params: dict, cash: float, commission: float) -> Replay:
     """AlphaRankStrategy (close_at_end off) from `start` to `end` in a live-mode Cerebro."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     scores = batched_scores(model, data, start, end)
@@ -184,7 +234,7 @@ def replay(model, data: pipeline.MarketData, start, end, params: dict, cash: flo
         return make
 
     params = {**params, "close_at_end": False}
-    cerebro = pipeline.build_cerebro(
+    cerebro = build_cerebro(
         data,
         start,
         end,
@@ -264,7 +314,7 @@ def size_orders(
 
 
 # ============================================================================ fingerprints
-def data_fingerprints(data: pipeline.MarketData, dates) -> dict:
+def data_fingerprints(data: MarketData, dates) -> dict:
     """{date: sha256 of every price and benchmark value up to and including that date}: what one
     day's decisions could see. One running hash over the rows, so all days cost one pass."""
     fields = data.prices.available
@@ -298,7 +348,7 @@ def tree_sha256(path: Path) -> str:
 
 def code_version() -> str:
     """sha256 of the project's code that decides (feeds, models, strategies, analyzers, configs,
-    pipeline.py, this file) and of the package versions it runs on."""
+    the jobs' shared modules, this file) and of the package versions it runs on."""
     from models.artifact import package_versions
 
     h = hashlib.sha256(json.dumps(package_versions(), sort_keys=True).encode())
@@ -478,12 +528,12 @@ def init(
         raise ConfigError(f"--start {start!r} is not a date; give e.g. 2021-01-04") from exc
     csource = config_source(preset, config_file, start, cash, data_dir, benchmark, source)
     config = resolve_config(csource)
-    data = pipeline.load_data(config)
+    data = load_data(config)
     if data.prices.dates[-1] < start:
         raise DataError(f"the data ends {data.prices.dates[-1].date()}, before --start {start.date()}")
     if model_dir is None:
-        store = Path(model_store) if model_store else pipeline.MODEL_STORE
-        _, model_dir, _ = pipeline.get_model(config, data, store=store, progress=False)
+        store = Path(model_store) if model_store else MODEL_STORE
+        _, model_dir, _ = get_model(config, data, store=store, progress=False)
     model_dir = Path(model_dir).resolve()
     model = load_model(model_dir)
     test_start = pd.Timestamp(model.config.split.test_start)
@@ -577,7 +627,7 @@ def _diff_keys(a, b, prefix=""):
             yield f"{prefix}{key}: {va!r} -> {vb!r}"
 
 
-def refresh_data(account: dict, config: dict, downloader=None, today=None) -> pipeline.MarketData:
+def refresh_data(account: dict, config: dict, downloader=None, today=None) -> MarketData:
     """Bring the data up to date: the yfinance cache is updated (only missing dates are fetched), a
     CSV folder is simply read again; the embedded data never changes. downloader, today: as in
     feeds.yahoo.download_to_cache (tests pass a fake yfinance and the date)."""
@@ -596,7 +646,7 @@ def refresh_data(account: dict, config: dict, downloader=None, today=None) -> pi
         )
         if report.failed:
             raise DataError(f"yfinance update of {cache} failed: {report.summary()}")
-    return pipeline.load_data(config)
+    return load_data(config)
 
 
 def step(root, name: str, rebase: bool = False, tearsheet: bool = True, downloader=None, today=None) -> StepResult:
@@ -645,7 +695,7 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
     if end < start:
         raise DataError(f"the data ends {end.date()}, before the generation's start {start.date()}")
     model = load_model(path / account["model"]["dir"])
-    params = pipeline.strategy_params(config)
+    params = strategy_params(config)
     run = replay(model, data, start, end, params, float(gen["cash"]), float(config["backtest"]["commission"]))
     by_date = {d["date"]: d for d in run.days}
 
@@ -773,7 +823,7 @@ def book_dict(account: dict, run: Replay, fingerprint: str) -> dict:
     }
 
 
-def tearsheet_html(journal: list[dict], data: pipeline.MarketData, account: dict) -> str | None:
+def tearsheet_html(journal: list[dict], data: MarketData, account: dict) -> str | None:
     """QuantStats' report of the account's daily values (the journal, every generation) so far."""
     from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tearsheet
 

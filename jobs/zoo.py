@@ -6,7 +6,7 @@
 
 Every model of models.registry is fitted with the same features, labels, windows and split as the
 default preset (the config's [model] table), once per seed (once only when it is deterministic),
-through pipeline.get_model: the artifacts land in the model store, so the LSTM's seed-0 row is the
+through jobs.store.get_model: the artifacts land in the model store, so the LSTM's seed-0 row is the
 main job's model, same artifact, same numbers, and a rerun reuses every fit.
 
 Each fit gives one row of zoo.csv (ZOO_COLUMNS): the rank IC (Spearman, signal: from the close
@@ -32,9 +32,39 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import pipeline
 from core.errors import ConfigError
+from jobs.engines import strategy_sharpe
+from jobs.market import MarketData, load_data, planted_data
+from jobs.periods import describe_split, resolve_split
+from jobs.store import MODEL_STORE, get_model, model_diagnostics
 from models.registry import MODEL_NAMES, model_class
+
+__all__ = [
+    "DEFAULT_SEEDS",
+    "MUST_RECOVER",
+    "RECOVERY_BAR",
+    "ZOO_COLUMNS",
+    "ZooTask",
+    "evaluate_scores",
+    "lstm_versus_best_baseline",
+    "parse_models",
+    "plan_tasks",
+    "planted_feature_ic",
+    "positive_control",
+    "positive_control_markdown",
+    "positive_control_verdict",
+    "run_task",
+    "run_tasks",
+    "run_zoo",
+    "se_of_days",
+    "summarise",
+    "task_config",
+    "verdict",
+    "write_zoo",
+    "zoo_data",
+    "zoo_markdown",
+    "zoo_png",
+]
 
 ZOO_COLUMNS = [
     "model",
@@ -101,12 +131,12 @@ def se_of_days(summary: dict) -> float:
     return float(summary["std"] / math.sqrt(n)) if n else float("nan")
 
 
-def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.DataFrame) -> dict:
+def evaluate_scores(model, data: MarketData, config: dict, scores: pd.DataFrame) -> dict:
     """The zoo's numbers of one fitted model (everything but model, seed and fit time), plus the test
     rank IC's standard error over non-overlapping days (zoo.md's s.e. (days); not a zoo.csv column)."""
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary, quintile_returns
 
-    diag = pipeline.model_diagnostics(model, data, config, scores=scores)
+    diag = model_diagnostics(model, data, config, scores=scores)
     split, h = model.config.split, model.config.horizon
     test = scores.loc[split.test_start : split.test_end]
     tradeable = forward_excess_returns_from(data.prices.close, data.benchmark, h, lag=1)
@@ -121,16 +151,16 @@ def evaluate_scores(model, data: pipeline.MarketData, config: dict, scores: pd.D
         "test_rank_ic_se": se_of_days(test_ic),
         "test_tradeable_rank_ic": traded_ic["mean"],
         "test_quintile_spread": float(quintiles.iloc[-1] - quintiles.iloc[0]),
-        "test_sharpe": pipeline.strategy_sharpe(config, data, scores),
+        "test_sharpe": strategy_sharpe(config, data, scores),
     }
 
 
-def run_task(task: ZooTask, config: dict, data: pipeline.MarketData, store: Path) -> dict:
+def run_task(task: ZooTask, config: dict, data: MarketData, store: Path) -> dict:
     """Fit (or reuse) one model of the zoo and measure it: one row of zoo.csv, plus what it chose."""
     cfg = task_config(config, task)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dropped close-only features: the main job reports them
-        model, path, reused = pipeline.get_model(cfg, data, progress=False, store=store)
+        model, path, reused = get_model(cfg, data, progress=False, store=store)
         scores = model.predict(data.prices, data.benchmark, vix=data.vix)
         row = {
             "model": task.model,
@@ -162,7 +192,7 @@ def _run_in_ray(task: ZooTask, config, data, store) -> dict:
 def run_tasks(
     tasks: list[ZooTask],
     config: dict,
-    data: pipeline.MarketData,
+    data: MarketData,
     store: Path,
     workers: int = 2,
     ray: bool = False,
@@ -273,7 +303,7 @@ RECOVERY_BAR = 0.60
 NULL_MODEL, NULL_SES = "random", 3.0  # the null stays within NULL_SES standard errors of 0
 
 
-def planted_feature_ic(data: pipeline.MarketData, config: dict) -> dict:
+def planted_feature_ic(data: MarketData, config: dict) -> dict:
     """The planted feature's own rank IC on the test days, the most a model can show there: minus the
     20-day log return (each day the same ranking as minus rel_ret_20) against the forward excess
     return over the label horizon, with its standard error from the non-overlapping days."""
@@ -484,9 +514,27 @@ def write_zoo(table: pd.DataFrame, info: dict, out_dir: Path) -> Path:
 
 
 # ---------------------------------------------------------------------- the whole run
+def zoo_data(config: dict, planted: dict | None, data_dir=None, say=print) -> tuple:
+    """(data, config with its split resolved, the data's name for zoo.md): the planted SYNTHETIC
+    universe of `planted` (the positive control's options: stocks, days, planted_ic, data_seed),
+    else the configured source (`data_dir` names a CSV folder in zoo.md)."""
+    if not planted:
+        source = config["data"].get("source", "embedded")
+        return load_data(config), config, "embedded S&P 500 data" if source == "embedded" else str(data_dir)
+    data = planted_data(planted["stocks"], planted["days"], planted["planted_ic"], planted["data_seed"])
+    config = resolve_split(config, data)
+    say(f"  {data.caveats[0]}")
+    say(f"  {describe_split(config)}")
+    name = (
+        f"SYNTHETIC universe, {planted['stocks']} stocks x {planted['days']} days, planted rank IC "
+        f"{planted['planted_ic']:g} (data seed {planted['data_seed']})"
+    )
+    return data, config, name
+
+
 def run_zoo(
     config: dict,
-    data: pipeline.MarketData,
+    data: MarketData,
     out_dir: Path,
     models: list[str] | None = None,
     seeds: int = DEFAULT_SEEDS,
@@ -499,10 +547,10 @@ def run_zoo(
 ) -> tuple[pd.DataFrame, dict]:
     """Fit and measure every (model, seed) on `data` with `config` (its split resolved), write zoo.csv,
     zoo.md and zoo.png to out_dir. `planted` (the positive control: planted_ic, feature, stocks, days,
-    data_seed of pipeline.planted_data) adds the positive-control table to zoo.md."""
+    data_seed of jobs.market.planted_data) adds the positive-control table to zoo.md."""
     t0 = time.perf_counter()
     tasks, notes = plan_tasks(models or list(MODEL_NAMES), seeds)
-    results = run_tasks(tasks, config, data, Path(store or pipeline.MODEL_STORE), workers, ray, progress)
+    results = run_tasks(tasks, config, data, Path(store or MODEL_STORE), workers, ray, progress)
     table = pd.DataFrame([r["row"] for r in results], columns=ZOO_COLUMNS + ["test_rank_ic_se"])
     chosen = [
         f"momentum chose **{r['chosen']['feature']}** (sign {r['chosen']['sign']:+.0f}) on validation rank IC "
@@ -521,7 +569,7 @@ def run_zoo(
         "notes": notes,
         "chosen": chosen,
         "caveats": data.caveats,
-        "sharpe_engine": "vector engine, trade for trade Cerebro's; pipeline.strategy_sharpe",
+        "sharpe_engine": "vector engine, trade for trade Cerebro's; jobs.engines.strategy_sharpe",
         "seconds": time.perf_counter() - t0,
         "reused": sum(r["reused"] for r in results),
         "paths": {f"{r['row']['model']}/{r['row']['seed']}": r["path"] for r in results},

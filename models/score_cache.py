@@ -17,7 +17,7 @@ A changed model or changed data therefore never reads a stale file. Files are wr
 Bit for bit: the LSTM's batched inference can differ in the last float32 digit (~1e-9) with the
 set of windows scored together, so to reproduce an LSTMAlpha run exactly, score the panel that
 Cerebro sees (the fed tickers, up to the backtest's end) with start = its first day, as
-sweep.period_scores does; LSTMAlpha's BatchScorer makes the same model.predict call.
+jobs.engines.period_scores does; LSTMAlpha's BatchScorer makes the same model.predict call.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ choosing on in-sample days: the sweep must refuse.
 
     check_unseen(model, score_dates)                       # raises ConfigError, or returns None
     model = selection_walk_forward(config, "2013-01-01", "2022-12-31")   # unfitted; fit or load it
-    # (pipeline.get_selection_model trains it once and keeps it under models/store/)
+    # (jobs.store.get_selection_model trains it once and keeps it under models/store/)
 
 For a WalkForwardModel each date is checked against the fold that scores it (its last label date
 lies before its first scored day by construction; the check proves it for the dates at hand), and
@@ -27,7 +27,7 @@ DEFAULT_HOLDOUT_END = "2022-12-31"
 
 FIX = (
     "select on walk-forward scores instead (models.selection.selection_walk_forward / "
-    "pipeline.get_selection_model: yearly refits on an expanding window from the selection start, so every "
+    "jobs.store.get_selection_model: yearly refits on an expanding window from the selection start, so every "
     "score is out of sample), or move the selection period to start after {after}"
 )
 

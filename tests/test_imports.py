@@ -1,5 +1,8 @@
 """The import rules of the design, read from the source with `ast` (nothing is imported):
-no import circle between the project's modules, and each folder imports only the layers below it.
+no import circle between the project's modules; each folder imports only the layers below it;
+nothing below jobs/ imports it; a job (jobs/backtest.py, jobs/sweep/, jobs/zoo.py, jobs/paper.py)
+uses another job only through the shared modules (jobs/market, periods, store, engines) or the
+other job's `__all__`, and the shared modules use no job.
 
     python -m pytest tests/test_imports.py -q
 """
@@ -105,7 +108,7 @@ def test_each_layer_imports_only_the_layers_below_it():
     for module, targets in graph.items():
         package = package_of(module)
         if package not in MAY_IMPORT:
-            continue  # the wiring (run_backtest.py, pipeline.py, sweep, zoo, papertrade) may use every part
+            continue  # the wiring (run_backtest.py, jobs/) may use every part
         for target in targets:
             other = package_of(target)
             if other != package and other not in MAY_IMPORT[package]:
@@ -116,3 +119,146 @@ def test_each_layer_imports_only_the_layers_below_it():
 def test_nothing_imports_the_command_line():
     graph = import_graph()
     assert not [m for m, targets in graph.items() if "run_backtest" in targets]
+
+
+# ----------------------------------------------------------------------------- the jobs/ floor
+JOBS = ("jobs.backtest", "jobs.sweep", "jobs.zoo", "jobs.paper")  # a job: a module or a package
+SHARED = ("jobs", "jobs.market", "jobs.periods", "jobs.store", "jobs.engines")
+
+
+def job_of(module: str) -> str | None:
+    """The job a module belongs to (jobs.sweep.runners -> jobs.sweep), or None for any other module."""
+    return next((job for job in JOBS if module == job or module.startswith(job + ".")), None)
+
+
+def exported(path: Path) -> set[str] | None:
+    """The names of a module's `__all__` (a literal list or tuple of strings), None without one."""
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return {elt.value for elt in node.value.elts}
+    return None
+
+
+def scope_bindings(tree: ast.Module) -> tuple[dict, dict]:
+    """(node -> its enclosing scope, scope -> {name: the import node binding it, or None for any
+    other binding}): enough to tell which `zoo` an attribute `zoo.x` means."""
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Module)
+    parent_scope, bound = {}, {}
+
+    def walk(node, scope):
+        for child in ast.iter_child_nodes(node):
+            parent_scope[child] = scope
+            inner = child if isinstance(child, scopes) else scope
+            names = bound.setdefault(scope, {})
+            if isinstance(child, ast.ImportFrom):
+                names.update({(a.asname or a.name): child for a in child.names})
+            elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names[child.id] = None
+            elif isinstance(child, ast.arg):
+                bound.setdefault(inner, {})[child.arg] = None
+            walk(child, inner)
+
+    walk(tree, tree)
+    return parent_scope, bound
+
+
+def job_reaches(source: str, module: str, exports: dict[str, set[str]]) -> list[str]:
+    """The names `module` (a job, or the command line) takes from another job that are not in that
+    job's `__all__`: `from jobs.zoo import x`, or `from jobs import zoo` then `zoo.x`. `exports`:
+    job -> its __all__."""
+    own = job_of(module)
+    out = []
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or not node.module:
+            continue
+        for alias in node.names:
+            if f"{node.module}.{alias.name}" in exports:
+                continue  # `from jobs import zoo`: a job as a module, its attributes are checked below
+            if node.module in exports and node.module != own and alias.name not in exports[node.module]:
+                out.append(f"{module}: from {node.module} import {alias.name}")
+            elif job_of(node.module) not in (None, own) and node.module not in exports:
+                out.append(f"{module}: from {node.module} import {alias.name} (inside another job)")
+    parent_scope, bound = scope_bindings(tree)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+            continue
+        scope = parent_scope[node]
+        while node.value.id not in bound.get(scope, {}) and scope is not tree:
+            scope = parent_scope[scope]
+        binding = bound.get(scope, {}).get(node.value.id)
+        if binding is None:
+            continue
+        alias = next(a for a in binding.names if (a.asname or a.name) == node.value.id)
+        job = f"{binding.module}.{alias.name}"
+        if job in exports and job != own and node.attr not in exports[job]:
+            out.append(f"{module}: {node.value.id}.{node.attr} (not in {job}.__all__)")
+    return out
+
+
+def top_level_names(source: str) -> set[str]:
+    """The names a module binds at its top level: defs, classes, assignments, imports."""
+    out = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            out |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return out
+
+
+def job_exports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    out = {}
+    for job in JOBS:
+        names = exported(modules[job])
+        assert names is not None, f"{modules[job]}: a job module lists its public names in __all__"
+        out[job] = names
+    return out
+
+
+def test_the_job_rule_sees_a_reach_into_another_job():
+    exports = {"jobs.zoo": {"run_zoo"}, "jobs.sweep": {"run_sweep"}}
+    fine = "from jobs.zoo import run_zoo\nfrom jobs import sweep\nsweep.run_sweep()\nfrom jobs.sweep.spec import x\n"
+    assert job_reaches(fine.replace("from jobs.sweep.spec import x\n", ""), "jobs.paper", exports) == []
+    assert job_reaches("from jobs.sweep.spec import x\n", "jobs.sweep.report", exports) == []  # its own job
+    found = job_reaches(
+        "from jobs.zoo import _task\nfrom jobs import sweep\nsweep.helper()\nfrom jobs.sweep.runners import y\n",
+        "jobs.paper",
+        exports,
+    )
+    assert found == [
+        "jobs.paper: from jobs.zoo import _task",
+        "jobs.paper: from jobs.sweep.runners import y (inside another job)",
+        "jobs.paper: sweep.helper (not in jobs.sweep.__all__)",
+    ]
+
+
+def test_nothing_below_jobs_imports_jobs():
+    graph = import_graph()
+    broken = [f"{m} imports {t}" for m, targets in graph.items() for t in targets if package_of(t) == "jobs"]
+    broken = [b for b in broken if package_of(b.split()[0]) not in ("jobs", "run_backtest")]
+    assert not broken, "\n".join(broken)
+
+
+def test_shared_job_modules_use_no_job():
+    graph = import_graph()
+    broken = [f"{m} imports {t}" for m in SHARED for t in graph[m] if job_of(t)]
+    assert not broken, "the shared modules serve the jobs; they call none:\n" + "\n".join(broken)
+
+
+def test_a_job_uses_another_only_through_its_all():
+    modules = project_modules()
+    exports = job_exports(modules)
+    for job, names in exports.items():
+        missing = sorted(names - top_level_names(modules[job].read_text()))
+        assert not missing, f"{job}.__all__ names what it does not define: {missing}"
+    broken = []
+    for module, path in modules.items():
+        if job_of(module) or module == "run_backtest":
+            broken += job_reaches(path.read_text(), module, exports)
+    assert not broken, (
+        "a job reaches into another job's internals (share it via jobs/store, periods, ...):\n" + "\n".join(broken)
+    )

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipeline
 from feeds import ConfigError
 from jobs import paper as papertrade
+from jobs.engines import build_cerebro, lstm_alpha, strategy_params
+from jobs.market import MarketData, load_data
 from models import AlphaModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,18 +71,18 @@ def new_account(tmp_path, model_dir, embedded, end, name="acct", **kwargs):
 
 
 def reference_backtest(account_path: Path, model_dir: Path, end):
-    """One plain backtest over the account's data and period: pipeline.build_cerebro, ArrayData
+    """One plain backtest over the account's data and period: jobs.engines.build_cerebro, ArrayData
     feeds, runonce (batched once() scores), close_at_end off. Returns the strategy."""
     config = json.loads((account_path / "current" / "config.json").read_text())
-    data = pipeline.load_data(config)
+    data = load_data(config)
     model = AlphaModel.load(model_dir)
     start, end = pd.Timestamp(START), pd.Timestamp(end)
-    params = {**pipeline.strategy_params(config), "close_at_end": False}
-    cerebro = pipeline.build_cerebro(
+    params = {**strategy_params(config), "close_at_end": False}
+    cerebro = build_cerebro(
         data,
         start,
         end,
-        pipeline.lstm_alpha(model, data, start),
+        lstm_alpha(model, data, start),
         params,
         float(config["backtest"]["cash"]),
         float(config["backtest"]["commission"]),
@@ -139,7 +140,7 @@ def test_live_feed_turns_cerebro_to_next_mode_and_next_scores_the_newest_bar(emb
     LIVE on the newest bar, LSTMAlpha.next() scored exactly that bar and equals model.predict;
     every earlier bar holds the batched score exactly."""
     prices, bench = embedded
-    data = pipeline.MarketData(prices.select(["AAPL", "KO", "XOM", "JPM"]), bench, None, [])
+    data = MarketData(prices.select(["AAPL", "KO", "XOM", "JPM"]), bench, None, [])
     start, end = pd.Timestamp("2021-02-01"), pd.Timestamp("2021-02-26")
     statuses = []
 

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipeline
 import run_backtest
 from feeds import ConfigError
 from jobs import zoo
+from jobs.market import planted_data
+from jobs.periods import resolve_split
 
 
 def _table(rows):
@@ -110,7 +111,7 @@ def test_zoo_md_gains_the_positive_control_table():
 def test_planted_feature_ic_equals_a_loop_over_days():
     from scipy.stats import spearmanr
 
-    data = pipeline.planted_data(n_tickers=30, n_days=700, planted_ic=0.10, seed=3)
+    data = planted_data(n_tickers=30, n_days=700, planted_ic=0.10, seed=3)
     dates = data.prices.dates
     config = {
         "model": {"horizon": 10, "split": {"test_start": str(dates[500].date()), "test_end": str(dates[-1].date())}}
@@ -151,9 +152,9 @@ def test_lean_positive_control_meets_the_bars(tmp_path):
     from configs import load_config
 
     planted = {"planted_ic": 0.10, "stocks": 120, "days": 1200, "data_seed": 0, "feature": "rel_ret_20"}
-    data = pipeline.planted_data(120, 1200, 0.10, seed=0)
+    data = planted_data(120, 1200, 0.10, seed=0)
     config = load_config("default", overrides={"model": {"split": "auto", "hidden": 16, "epochs": 3, "stride": 2}})
-    config = pipeline.resolve_split(config, data)
+    config = resolve_split(config, data)
     table, info = zoo.run_zoo(
         config,
         data,

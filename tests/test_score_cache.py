@@ -107,26 +107,28 @@ def test_a_damaged_entry_is_an_error_that_names_the_file(tiny_model, embedded, t
 @pytest.mark.slow
 def test_cached_scores_in_cerebro_trade_exactly_like_the_lstm_indicator(tiny_model, embedded, tmp_path):
     """ScoreAlpha fed from the cache gives LSTMAlpha's score line on every bar of every stock, and
-    pipeline.run on cached scores gives the LSTM run's trades and metrics, to the last digit."""
-    import pipeline
+    jobs.backtest.run on cached scores gives the LSTM run's trades and metrics, to the last digit."""
     from configs import load_config
-    from jobs import sweep
+    from jobs.backtest import run
+    from jobs.engines import build_cerebro, lstm_alpha, period_scores, score_alpha, strategy_params
+    from jobs.market import MarketData
+    from jobs.periods import backtest_period
 
     prices, bench = embedded
     config = load_config("default", None, PERIOD)
-    data = pipeline.MarketData(prices, bench)
-    start, end = pipeline.backtest_period(config, data)
-    scores, hit = sweep.period_scores(tiny_model, data, start, end, cache_dir=tmp_path / "cache")
+    data = MarketData(prices, bench)
+    start, end = backtest_period(config, data)
+    scores, hit = period_scores(tiny_model, data, start, end, cache_dir=tmp_path / "cache")
     assert hit is False
-    assert sweep.period_scores(tiny_model, data, start, end, cache_dir=tmp_path / "cache")[1] is True
-    params = pipeline.strategy_params(config)
+    assert period_scores(tiny_model, data, start, end, cache_dir=tmp_path / "cache")[1] is True
+    params = strategy_params(config)
 
     lines = {}
     for label, alpha_for in (
-        ("lstm", pipeline.lstm_alpha(tiny_model, data, start)),
-        ("cached", pipeline.score_alpha(scores)),
+        ("lstm", lstm_alpha(tiny_model, data, start)),
+        ("cached", score_alpha(scores)),
     ):
-        cerebro = pipeline.build_cerebro(data, start, end, alpha_for, params, 100_000.0, 0.0005)
+        cerebro = build_cerebro(data, start, end, alpha_for, params, 100_000.0, 0.0005)
         strategy = cerebro.run()[0]
         lines[label] = {t: np.asarray(ind.lines.score.array) for t, ind in strategy.alphas.items()}
     assert lines["lstm"].keys() == lines["cached"].keys() and len(lines["lstm"]) == len(prices.tickers)
@@ -134,8 +136,8 @@ def test_cached_scores_in_cerebro_trade_exactly_like_the_lstm_indicator(tiny_mod
         np.testing.assert_array_equal(lines["cached"][ticker], lines["lstm"][ticker], err_msg=ticker)
         assert np.isfinite(lines["lstm"][ticker]).all()  # warmed up by history: a score on every bar
 
-    lstm = pipeline.run(config, tmp_path / "lstm", progress=False, data=data, model=tiny_model)
-    cached = pipeline.run(config, tmp_path / "cached", scores=scores, progress=False, data=data)
+    lstm = run(config, tmp_path / "lstm", progress=False, data=data, model=tiny_model)
+    cached = run(config, tmp_path / "cached", scores=scores, progress=False, data=data)
     assert len(lstm.trades) > 20
     pd.testing.assert_frame_equal(cached.trades, lstm.trades)
     assert cached.metrics == lstm.metrics

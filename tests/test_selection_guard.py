@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipeline
 from feeds import ConfigError
+from jobs.market import MarketData
+from jobs.store import get_selection_model, model_diagnostics
 from models import ModelConfig
 from models.selection import (
     check_unseen,
@@ -98,13 +99,11 @@ def test_the_selection_model_is_trained_once_and_kept(embedded, tmp_path):
     from configs import load_config
 
     config = load_config("default", overrides={"model": dict(TINY), "walk_forward": {"valid_years": 2}})
-    data = pipeline.MarketData(*embedded)
-    model, path, reused = pipeline.get_selection_model(
-        config, data, "2021-01-01", "2021-12-31", progress=False, store=tmp_path
-    )
+    data = MarketData(*embedded)
+    model, path, reused = get_selection_model(config, data, "2021-01-01", "2021-12-31", progress=False, store=tmp_path)
     assert not reused and path.parent == tmp_path and len(model.folds) == 1
     assert model.params["first_test"] == "2021-01-01" and model.params["valid_years"] == 2
-    again, path2, reused2 = pipeline.get_selection_model(
+    again, path2, reused2 = get_selection_model(
         config, data, "2021-01-01", "2021-12-31", progress=False, store=tmp_path
     )
     assert reused2 and path2 == path
@@ -120,8 +119,8 @@ def test_run_diagnostics_use_the_validation_period(tiny_model, embedded, capsys)
     from configs import load_config
 
     prices, bench = embedded
-    data = pipeline.MarketData(prices, bench, None, [])
-    d = pipeline.model_diagnostics(tiny_model, data, load_config("default"))
+    data = MarketData(prices, bench, None, [])
+    d = model_diagnostics(tiny_model, data, load_config("default"))
     s = tiny_model.predict(prices, bench).loc["2013-01-01":"2016-12-31"].to_numpy()
     s = s[np.isfinite(s)]
     p = (s + 1) / 2

@@ -14,12 +14,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import pipeline
 import run_backtest
 from analyzers.ic import alpha_report, daily_ic, forward_excess_returns_from, ic_summary
 from configs import load_config
 from feeds import ConfigError, DataError, PricePanel
 from feeds.synthetic import PLANTED_LOOKBACK, drift_scale, make_synthetic_universe, plant_reversal, uniform_scores
+from jobs.market import MarketData, planted_data
+from jobs.periods import backtest_period, describe_split, needs_split, resolve_split
+from jobs.store import model_config, model_diagnostics
 from models import labels as L
 from models.dataset import (
     AUTO_SHARES,
@@ -111,7 +113,7 @@ def test_model_diagnostics_report_signal_and_tradeable_ic():
     model = SimpleNamespace(
         config=SimpleNamespace(horizon=5, split=split, label="classification"), predict=lambda *a, **k: scores
     )
-    d = pipeline.model_diagnostics(model, pipeline.MarketData(prices, bench), {})
+    d = model_diagnostics(model, MarketData(prices, bench), {})
     s, e = split.period("test")
     fwd = forward_excess_returns_from(prices.close, bench, 5, lag=1)
     in_test = (prices.dates >= s) & (prices.dates <= e)
@@ -246,18 +248,18 @@ def test_split_option_on_the_command_line():
 def test_resolved_split_is_what_the_model_and_its_artifact_key_get(tmp_path):
     config = load_config("default", overrides={"data": {"source": "csv"}})
     prices, bench = make_synthetic_universe(n_tickers=4, n_days=500, seed=2, ohlcv=False)
-    data = pipeline.MarketData(prices, bench)
+    data = MarketData(prices, bench)
     with pytest.raises(ConfigError, match="resolve_split"):
-        pipeline.model_config(config)
-    resolved = pipeline.resolve_split(config, data)
-    assert pipeline.model_config(resolved).split == auto_split(prices.dates, 10)
-    assert "auto" in pipeline.describe_split(resolved) and "purged 10 days" in pipeline.describe_split(resolved)
+        model_config(config)
+    resolved = resolve_split(config, data)
+    assert model_config(resolved).split == auto_split(prices.dates, 10)
+    assert "auto" in describe_split(resolved) and "purged 10 days" in describe_split(resolved)
     # a shorter history gives other dates, so another model key
-    short = pipeline.MarketData(PricePanel({"close": prices.close.iloc[:400]}, {"close"}), bench.iloc[:400])
-    other = pipeline.resolve_split(config, short)
+    short = MarketData(PricePanel({"close": prices.close.iloc[:400]}, {"close"}), bench.iloc[:400])
+    other = resolve_split(config, short)
     assert other["model"]["split"] != resolved["model"]["split"]
-    assert pipeline.model_config(other).fingerprint() != pipeline.model_config(resolved).fingerprint()
-    start, end = pipeline.backtest_period(config, data)
+    assert model_config(other).fingerprint() != model_config(resolved).fingerprint()
+    start, end = backtest_period(config, data)
     assert (str(start.date()), end) == (resolved["model"]["split"]["test_start"], prices.dates[-1])
 
 
@@ -332,7 +334,7 @@ def test_measured_rank_ic_of_the_planted_feature_is_near_planted_ic():
     """150 stocks x 1500 days: the reversal's rank IC against the 10-day forward excess return (the
     alpha-quality functions) lies within 3 standard errors of the planted 0.10."""
     planted = 0.10
-    data = pipeline.planted_data(n_tickers=150, n_days=1500, planted_ic=planted, seed=11)
+    data = planted_data(n_tickers=150, n_days=1500, planted_ic=planted, seed=11)
     close = data.prices.close
     reversal = -np.log(close / close.shift(20))
     s = ic_summary(daily_ic(reversal, forward_excess_returns_from(close, data.benchmark, 10), "spearman"), 10)
@@ -411,11 +413,11 @@ def test_lstm_recovers_the_planted_rank_ic():
     from models import AlphaModel
 
     planted = 0.10
-    data = pipeline.planted_data(n_tickers=120, n_days=1200, planted_ic=planted, seed=0)
+    data = planted_data(n_tickers=120, n_days=1200, planted_ic=planted, seed=0)
     config = load_config("default", overrides={"model": {"split": "auto", "hidden": 16, "epochs": 3, "stride": 2}})
-    config = pipeline.resolve_split(config, data)
-    model = AlphaModel(pipeline.model_config(config)).fit(data.prices, data.benchmark, progress=False)
-    d = pipeline.model_diagnostics(model, data, config)
+    config = resolve_split(config, data)
+    model = AlphaModel(model_config(config)).fit(data.prices, data.benchmark, progress=False)
+    d = model_diagnostics(model, data, config)
     test, trade = d["test_rank_ic"], d["test_tradeable_rank_ic"]
     print(f"LSTM test rank IC {test['mean']:.4f} ± {test['se']:.4f}, tradeable {trade['mean']:.4f} ± {trade['se']:.4f}")
     assert test["mean"] >= 0.6 * planted
@@ -425,13 +427,13 @@ def test_lstm_recovers_the_planted_rank_ic():
 def test_a_run_without_a_model_and_with_start_and_end_needs_no_split():
     """Scores from a file on 40 days of data: too short for the auto split, and the split decides nothing."""
     prices, bench = make_synthetic_universe(n_tickers=6, n_days=40, seed=3, ohlcv=False, late_start_share=0)
-    data = pipeline.MarketData(prices, bench)
+    data = MarketData(prices, bench)
     config = load_config(
         "default",
         overrides={"data": {"source": "csv"}, "backtest": {"start": str(prices.dates[5].date()), "end": "2030-01-01"}},
     )
-    assert not pipeline.needs_split(config, model_used=False) and pipeline.needs_split(config, model_used=True)
-    assert pipeline.backtest_period(config, data) == (prices.dates[5], prices.dates[-1])
+    assert not needs_split(config, model_used=False) and needs_split(config, model_used=True)
+    assert backtest_period(config, data) == (prices.dates[5], prices.dates[-1])
     config["backtest"]["end"] = ""
     with pytest.raises(DataError, match="--split TRAIN_END,VALID_END"):
-        pipeline.backtest_period(config, data)
+        backtest_period(config, data)

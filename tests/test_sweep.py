@@ -39,10 +39,10 @@ def _write(tmp_path, text, name="mysweep.toml"):
 
 @pytest.fixture(scope="module")
 def market(embedded):
-    import pipeline
+    from jobs.market import MarketData
 
     prices, bench = embedded
-    return pipeline.MarketData(prices, bench)
+    return MarketData(prices, bench)
 
 
 @pytest.fixture(scope="module")
@@ -219,15 +219,15 @@ def test_comparison_csv_and_selection_json(sequential):
 
 
 def test_a_variant_equals_the_same_run_alone_with_the_lstm_indicator(sequential, tiny_model, market, tmp_path):
-    """What run_backtest.py does for one config (pipeline.run with the LSTM indicator) gives the
+    """What run_backtest.py does for one config (jobs.backtest.run with the LSTM indicator) gives the
     very metrics, trades and equity of that variant in the sweep."""
-    import pipeline
+    from jobs.backtest import run
 
     path, tmp, result = sequential
     _, variants = sweep.load_sweep(path)
     variant = next(v for v in variants if v.name == "slow-review")
     holdout = sweep.period_config(variant.config, result.periods.holdout)
-    alone = pipeline.run(holdout, tmp_path / "alone", progress=False, data=market, model=tiny_model)
+    alone = run(holdout, tmp_path / "alone", progress=False, data=market, model=tiny_model)
     out = tmp / "results" / "mysweep" / "slow-review"
     assert json.loads((out / "metrics.json").read_text()) == json.loads(
         (tmp_path / "alone" / "metrics.json").read_text()
@@ -497,7 +497,7 @@ def test_a_sweep_on_scores_its_model_saw_stops_and_writes_nothing(tiny_model, ma
     message = str(caught.value)
     assert "cannot select strategy variants on scores the model saw" in message
     assert "validation window" in message and "2013-01-02" in message and "Fix:" in message
-    assert "pipeline.get_selection_model" in message and "Nothing was run or written" in message
+    assert "jobs.store.get_selection_model" in message and "Nothing was run or written" in message
     assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()  # not even scores
 
 

@@ -287,14 +287,15 @@ def test_prepared_panel_is_shared_by_variants():
 # ------------------------------------------------------------------ the main job on both engines
 @pytest.mark.slow
 def test_run_vector_writes_the_cerebro_runs_files_byte_for_byte(embedded, tmp_path):
-    """pipeline.run (Cerebro, ScoreAlpha) and pipeline.run_vector on the same scores, with a
+    """jobs.backtest.run (Cerebro, ScoreAlpha) and jobs.backtest.run_vector on the same scores, with a
     point-in-time universe: trades.csv, equity.csv and metrics.json are the same bytes."""
-    import pipeline
     from configs import load_config
     from feeds import Membership
+    from jobs.backtest import run, run_vector
+    from jobs.market import MarketData
 
     prices, bench = embedded
-    data = pipeline.MarketData(prices, bench)
+    data = MarketData(prices, bench)
     config = load_config(
         "default",
         None,
@@ -308,8 +309,8 @@ def test_run_vector_writes_the_cerebro_runs_files_byte_for_byte(embedded, tmp_pa
         + "".join(f"{t},1990-01-01,{'2021-09-30' if i % 3 == 0 else ''}\n" for i, t in enumerate(prices.tickers[:15]))
     )
     universe = Membership.from_csv(members)
-    pipeline.run(config, tmp_path / "cerebro", scores=scores, progress=False, data=data, universe=universe)
-    pipeline.run_vector(config, tmp_path / "vector", scores, data, universe)
+    run(config, tmp_path / "cerebro", scores=scores, progress=False, data=data, universe=universe)
+    run_vector(config, tmp_path / "vector", scores, data, universe)
     for name in ("trades.csv", "equity.csv", "metrics.json"):
         assert (tmp_path / "vector" / name).read_bytes() == (tmp_path / "cerebro" / name).read_bytes(), name
     assert (tmp_path / "vector" / "tearsheet.html").stat().st_size > 10_000

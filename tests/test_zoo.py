@@ -110,12 +110,12 @@ def test_markdown_has_every_model_and_the_verdict(tmp_path):
 # ---------------------------------------------------------------------- end to end (slow)
 @pytest.fixture(scope="module")
 def tiny_world():
-    import pipeline
     from configs import load_config
     from feeds.synthetic import make_synthetic_universe
+    from jobs.market import MarketData
 
     prices, bench = make_synthetic_universe(n_tickers=10, n_days=900, start="2015-01-01", ohlcv=False, seed=4)
-    data = pipeline.MarketData(prices, bench, None, ["synthetic data (a test)"])
+    data = MarketData(prices, bench, None, ["synthetic data (a test)"])
     split = dict(
         train_start="2015-01-01",
         train_end="2016-06-30",
@@ -144,7 +144,8 @@ def tiny_world():
 
 @pytest.mark.slow
 def test_zoo_end_to_end_and_the_lstm_seed0_row_is_the_main_jobs_model(tiny_world, tmp_path):
-    import pipeline
+    from jobs.backtest import run
+    from jobs.store import artifact_dir, get_model, model_config, model_diagnostics
 
     config, data = tiny_world
     store = tmp_path / "store"
@@ -166,14 +167,14 @@ def test_zoo_end_to_end_and_the_lstm_seed0_row_is_the_main_jobs_model(tiny_world
     md = (tmp_path / "zoo" / "zoo.md").read_text()
     assert "**Verdict:**" in md and "logistic is deterministic" in md
     # the main job on the same config reuses the zoo's LSTM seed-0 artifact and gets its numbers
-    model, path, reused = pipeline.get_model(config, data, progress=False, store=store)
-    assert reused and path == pipeline.artifact_dir(config, pipeline.model_config(config), data, store)
-    diag = pipeline.model_diagnostics(model, data, config)
+    model, path, reused = get_model(config, data, progress=False, store=store)
+    assert reused and path == artifact_dir(config, model_config(config), data, store)
+    diag = model_diagnostics(model, data, config)
     lstm0 = csv[(csv.model == "lstm") & (csv.seed == 0)].iloc[0]
     assert lstm0.valid_rank_ic == pytest.approx(diag["valid_rank_ic"]["mean"], rel=1e-5)
     assert lstm0.test_rank_ic == pytest.approx(diag["test_rank_ic"]["mean"], rel=1e-5)
     # its Sharpe is the full main-job backtest's (LSTMAlpha in Cerebro, with every report)
-    result = pipeline.run(config, tmp_path / "main", progress=False, data=data, model=model, model_path=path)
+    result = run(config, tmp_path / "main", progress=False, data=data, model=model, model_path=path)
     assert lstm0.test_sharpe == pytest.approx(result.metrics["sharpe"], rel=1e-5)
 
 

@@ -286,15 +286,16 @@ def test_alpha_indicator_in_cerebro_equals_predict_for_a_non_lstm_model(fitted, 
 
 
 def test_artifact_key_carries_the_model_kind(panel, tmp_path):
-    import pipeline
     from configs import load_config
+    from jobs.market import MarketData
+    from jobs.store import artifact_dir, model_config
 
     prices, bench = panel
-    data = pipeline.MarketData(prices, bench)
+    data = MarketData(prices, bench)
     config = load_config("default")
     other = load_config("default", overrides={"model": {"kind": "lightgbm"}})
-    a = pipeline.artifact_dir(config, pipeline.model_config(config), data, tmp_path)
-    b = pipeline.artifact_dir(other, pipeline.model_config(other), data, tmp_path)
+    a = artifact_dir(config, model_config(config), data, tmp_path)
+    b = artifact_dir(other, model_config(other), data, tmp_path)
     assert a != b and "-lstm-" in a.name and "-lightgbm-" in b.name
 
 
@@ -305,15 +306,15 @@ def test_the_command_line_lists_the_zoo():
 
 
 def test_the_lstm_keeps_its_indicator_and_every_other_model_gets_the_general_one(fitted):
-    import pipeline
+    from jobs.engines import indicator_class
     from models import LSTMAlpha
 
-    assert pipeline.indicator_class(fitted["lstm"]) is LSTMAlpha
+    assert indicator_class(fitted["lstm"]) is LSTMAlpha
     assert LSTMAlpha.plotinfo.plotname == "LSTM alpha" and issubclass(LSTMAlpha, AlphaIndicator)
     for name in ("logistic", "lightgbm", "mlp", "momentum", "random"):
-        assert pipeline.indicator_class(fitted[name]) is AlphaIndicator
+        assert indicator_class(fitted[name]) is AlphaIndicator
     assert (
-        pipeline.indicator_class(
+        indicator_class(
             WalkForwardModel(CONFIG, first_test="2017-07-01", last_test="2018-06-30", valid_years=1, model="logistic")
         )
         is AlphaIndicator

@@ -18,7 +18,7 @@ A variants file (TOML) names its base preset and the variants to try, as a grid 
     model.seed = 1
 
 Each model (one per distinct [model] table) is, by default, the walk-forward selection model of
-that table (pipeline.get_selection_model: yearly refits from the selection start, so no score of
+that table (jobs.store.get_selection_model: yearly refits from the selection start, so no score of
 either period was seen by the fold that made it), trained or reused once and scored once per period
 (models.score_cache). Before any variant runs, every selection-period score date is checked against
 its model (models.selection.check_unseen): a model that saw one stops the sweep with one ConfigError
@@ -57,10 +57,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import pipeline
 from configs import load_config
 from core.errors import AlphaPluginError, ConfigError, DataError
 from core.io import atomic_dir, atomic_path, write_text
+from jobs.engines import equal_weight_curve, period_scores
+from jobs.market import load_data
+from jobs.periods import backtest_period
+from jobs.store import MODEL_STORE, RESULTS, get_selection_model, resolve_out_dir
 from jobs.sweep.report import (
     COMPARISON_METRICS,
     comparison_markdown,
@@ -80,8 +83,6 @@ from jobs.sweep.runners import (
     VectorTask,
     _returns_matrix,
     metrics_mismatch,
-    period_panel,
-    period_scores,
     run_in_cerebro,
     run_processes,
     run_ray,
@@ -112,6 +113,62 @@ from jobs.sweep.spec import (
     sweep_periods,
 )
 
+__all__ = [
+    "COMPARISON_METRICS",
+    "CONFIRM_RTOL",
+    "ENGINES",
+    "EngineMismatchError",
+    "MODES",
+    "PERIOD_HELP",
+    "PERIOD_KEYS",
+    "Periods",
+    "SweepResult",
+    "VARIANT_SECTIONS",
+    "Variant",
+    "VariantOutcome",
+    "VariantReturns",
+    "VariantTask",
+    "VectorTask",
+    "YARDSTICK",
+    "YARDSTICK_WHY",
+    "cerebro_returns",
+    "check_selection_unseen",
+    "check_sweep_options",
+    "combine_returns",
+    "comparison_markdown",
+    "comparison_rows",
+    "default_model_for",
+    "equal_weight_returns",
+    "equity_from_csv",
+    "expand_variants",
+    "flat_params",
+    "grid_variants",
+    "list_variants",
+    "load_sweep",
+    "metrics_mismatch",
+    "models_and_scores",
+    "parse_period",
+    "period_config",
+    "period_dates",
+    "period_outcomes",
+    "print_comparison",
+    "rank_variants",
+    "run_in_cerebro",
+    "run_processes",
+    "run_ray",
+    "run_sequential",
+    "run_sweep",
+    "run_variant",
+    "run_vector_chunk",
+    "run_vector_variants",
+    "simulate_variants",
+    "sweep_periods",
+    "take_replays",
+    "vector_panels",
+    "write_equity_curves_png",
+    "write_sweep",
+]
+
 ENGINES = ("vector", "cerebro")
 
 
@@ -135,21 +192,21 @@ class SweepResult:
 # ----------------------------------------------------------------------------- models
 def default_model_for(retrain: bool = False, progress: bool = False, store: Path | None = None):
     """model_for(config, data): the walk-forward selection model of the config's [model] table
-    (pipeline.get_selection_model), its folds scoring from the earlier period's start through the
+    (jobs.store.get_selection_model), its folds scoring from the earlier period's start through the
     later period's end; trained once and kept under `store` (models/store/)."""
 
     def model_for(config: dict, data):
         periods = sweep_periods(config)
         first = min(periods.selection[0], periods.holdout[0])
         last = max(periods.selection[1], periods.holdout[1])
-        model, _, _ = pipeline.get_selection_model(
+        model, _, _ = get_selection_model(
             config,
             data,
             str(first.date()),
             str(last.date()),
             retrain=retrain,
             progress=progress,
-            store=store or pipeline.MODEL_STORE,
+            store=store or MODEL_STORE,
         )
         return model
 
@@ -209,7 +266,7 @@ def models_and_scores(
             for which in ("selection", "holdout"):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "in-sample" warnings speak of the split; check_unseen decides
-                    start, end = pipeline.backtest_period(period_config(v.config, getattr(periods, which)), data)
+                    start, end = backtest_period(period_config(v.config, getattr(periods, which)), data)
                 key = f"{model_key}|{start.date()}|{end.date()}"
                 if key not in key_of:
                     scores, hit = period_scores(models[model_key], data, start, end, cache_dir)
@@ -276,7 +333,7 @@ def check_sweep_options(mode: str, engine: str, confirm) -> None:
 
 def run_sweep(
     variants_path,
-    out_root=pipeline.RESULTS,
+    out_root=RESULTS,
     name: str | None = None,
     preset: str = "default",
     overrides: dict | None = None,
@@ -298,7 +355,7 @@ def run_sweep(
 
     Periods: the [selection] table (default 2013-2016 selection, 2017-2022 holdout). Scores:
     model_for(config, data) -> fitted model, one per distinct [model] table (default: its
-    walk-forward selection model, pipeline.get_selection_model); a model that saw a selection
+    walk-forward selection model, jobs.store.get_selection_model); a model that saw a selection
     score date stops the sweep with one ConfigError before any variant runs, and nothing is written.
     engine "vector": every variant simulated in memory on both periods (strategies/vector.py; chunks
     in `mode`'s processes or Ray tasks), then the best `confirm` by selection rank replayed in Cerebro
@@ -317,10 +374,10 @@ def run_sweep(
     base, variants = load_sweep(variants_path, preset, overrides)
     periods = sweep_periods(base, str(variants_path))
     _refuse_backtest_dates(base, variants, variants_path)
-    out_dir = pipeline.resolve_out_dir(out_root, name or Path(variants_path).stem)
+    out_dir = resolve_out_dir(out_root, name or Path(variants_path).stem)
     for v in variants:
-        pipeline.resolve_out_dir(out_dir, v.name)  # refuse a name that climbs out before any work
-    data = data or pipeline.load_data(base)
+        resolve_out_dir(out_dir, v.name)  # refuse a name that climbs out before any work
+    data = data or load_data(base)
     model_for = model_for or default_model_for(progress=progress is not None)
     seconds["setup"] = time.perf_counter() - t0
 
@@ -437,8 +494,8 @@ def rank_variants(names: list, variants: list, returns: "VariantReturns", data, 
 
 
 def equal_weight_returns(data, dates: pd.DatetimeIndex) -> np.ndarray:
-    """Daily returns of pipeline.equal_weight_curve on `dates` (0 on the first day, as a variant's)."""
-    curve = pipeline.equal_weight_curve(data.prices, dates)
+    """Daily returns of jobs.engines.equal_weight_curve on `dates` (0 on the first day, as a variant's)."""
+    curve = equal_weight_curve(data.prices, dates)
     return curve.pct_change().fillna(0.0).to_numpy(dtype="float64")
 
 

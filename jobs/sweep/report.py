@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import pipeline
 from core.io import atomic_dir, atomic_path, write_text
+from jobs.store import resolve_out_dir
 from jobs.sweep.spec import YARDSTICK, YARDSTICK_WHY, Periods, Variant
 
 COMPARISON_METRICS = (
@@ -90,7 +90,7 @@ def write_sweep(
         o = outcomes[v.name]
         if not o.files and not o.error:
             continue  # screened in memory: its row in comparison.csv is its record
-        with atomic_dir(pipeline.resolve_out_dir(out_dir, v.name)) as tmp:
+        with atomic_dir(resolve_out_dir(out_dir, v.name)) as tmp:
             if o.error:
                 (tmp / "error.txt").write_text(o.error + "\n")
             for file_name, content in o.files.items():

@@ -16,42 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import pipeline
-from core.errors import AlphaPluginError, DataError
+from core.errors import AlphaPluginError
+from jobs.backtest import run
+from jobs.engines import check_enough_stocks, strategy_params, universe_baseline, vector_panel
+from jobs.periods import backtest_period
 from jobs.sweep.report import format_number
 
 ROOT = Path(__file__).resolve().parents[2]  # the project folder: shipped to Ray workers
 MODES = ("sequential", "processes", "ray")
 CONFIRM_RTOL = 1e-9  # a confirmed variant's Cerebro metrics must equal its vector metrics to this
-
-
-# ----------------------------------------------------------------------------- scores
-def period_panel(data, start, end):
-    """(panel, benchmark, first day) exactly as LSTMAlpha's BatchScorer sees them in a Cerebro
-    built by pipeline.build_cerebro: the tickers it feeds (two or more bars in the period), every
-    bar up to `end` (history before `start` is warm-up), scored from the first fed day on."""
-    upto = data.prices.between(None, end)
-    fed, first = [], None
-    for ticker, frame in upto.items():
-        in_period = frame.loc[start:end]
-        if len(in_period) >= 2:
-            fed.append(ticker)
-            first = in_period.index[0] if first is None else min(first, in_period.index[0])
-    return upto.select(fed), data.benchmark.loc[:end], first
-
-
-def period_scores(model, data, start, end, cache_dir=None) -> tuple[pd.DataFrame, bool]:
-    """(scores, cache hit): the model's scores for a backtest of [start, end], from the score
-    cache or computed once; bit for bit the scores LSTMAlpha gives in that Cerebro (tested)."""
-    from models.score_cache import DEFAULT_CACHE_DIR, cached_scores
-
-    panel, bench, first = period_panel(data, start, end)
-    if first is None:
-        raise DataError(
-            f"no stock has two or more prices between {pd.Timestamp(start).date()} and "
-            f"{pd.Timestamp(end).date()}; widen the backtest period"
-        )
-    return cached_scores(model, panel, bench, data.vix, start=first, cache_dir=cache_dir or DEFAULT_CACHE_DIR)
 
 
 # ----------------------------------------------------------------------------- one variant
@@ -74,19 +47,19 @@ class VariantOutcome:
 
 
 def run_variant(task: VariantTask, data, scores_by_key: dict, options: dict | None = None) -> VariantOutcome:
-    """One variant in its own Cerebro (pipeline.run with precomputed scores) in a temporary folder;
+    """One variant in its own Cerebro (jobs.backtest.run with precomputed scores) in a temporary folder;
     returns metrics, analyzer results and the files' bytes. Never raises: an error is returned.
-    `options`: extra keywords of pipeline.run shared by all variants (universe, extra_analyzers)."""
+    `options`: extra keywords of jobs.backtest.run shared by all variants (universe, extra_analyzers)."""
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="sweep-") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the driver warns once for the base config
             out = Path(tmp) / "run"
-            result = pipeline.run(
+            result = run(
                 task.config, out, scores=scores_by_key[task.scores_key], progress=False, data=data, **(options or {})
             )
             files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
-        if "run.json" in files:  # say where the scores came from (pipeline.run assumes a --scores file)
+        if "run.json" in files:  # say where the scores came from (jobs.backtest.run assumes a --scores file)
             run_info = json.loads(files["run.json"])
             run_info.update(
                 scores="the model's scores, computed once for the sweep (models/score_cache)",
@@ -260,11 +233,11 @@ def vector_panels(tasks, data, scores_by_key, universe) -> dict:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the driver warned once for this period already
-            start, end = pipeline.backtest_period(task.config, data)
-        panel = pipeline.vector_panel(data, scores_by_key[task.scores_key], start, end, universe)
+            start, end = backtest_period(task.config, data)
+        panel = vector_panel(data, scores_by_key[task.scores_key], start, end, universe)
         from strategies.vector import panel_benchmark_metrics
 
-        fixed = {**panel_benchmark_metrics(panel), **pipeline.universe_baseline(data.prices, panel.dates)}
+        fixed = {**panel_benchmark_metrics(panel), **universe_baseline(data.prices, panel.dates)}
         panels[task.scores_key] = (panel, fixed)
     return panels
 
@@ -278,7 +251,7 @@ def run_vector_chunk(chunk: list, panels: dict) -> list:
     for task in chunk:
         try:
             panel, fixed = panels[task.panel_key]
-            pipeline.check_enough_stocks(len(panel.tickers), task.params, panel.dates[0], panel.dates[-1])
+            check_enough_stocks(len(panel.tickers), task.params, panel.dates[0], panel.dates[-1])
             result = simulate_prepared(
                 panel,
                 task.params,
@@ -311,7 +284,7 @@ def run_vector_variants(
         VectorTask(
             task.name,
             task.scores_key,
-            pipeline.strategy_params(task.config),
+            strategy_params(task.config),
             float(task.config["backtest"]["cash"]),
             float(task.config["backtest"]["commission"]),
         )

@@ -13,9 +13,11 @@ import pytest
 import quantstats as qs
 
 import analyzers as A
-import pipeline
 import run_backtest
 from configs import load_config
+from jobs.engines import build_cerebro, lstm_alpha, score_alpha, strategy_params, universe_baseline
+from jobs.market import MarketData
+from jobs.store import artifact_dir, model_config
 from tests.conftest import ROOT
 
 START, END = pd.Timestamp("2021-01-04"), pd.Timestamp("2022-12-28")
@@ -23,10 +25,10 @@ START, END = pd.Timestamp("2021-01-04"), pd.Timestamp("2022-12-28")
 
 def test_metrics_agree_with_backtrader_and_quantstats(embedded, tiny_model):
     prices, bench = embedded
-    data = pipeline.MarketData(prices, bench)
-    params = pipeline.strategy_params(load_config("default"))
-    cerebro = pipeline.build_cerebro(
-        data, START, END, pipeline.lstm_alpha(tiny_model, data, START), params, cash=100_000, commission=0.0005
+    data = MarketData(prices, bench)
+    params = strategy_params(load_config("default"))
+    cerebro = build_cerebro(
+        data, START, END, lstm_alpha(tiny_model, data, START), params, cash=100_000, commission=0.0005
     )
     cerebro.addanalyzer(A.PortfolioMetrics, benchmark=bench, _name="metrics")
     cerebro.addanalyzer(A.TradeLog, _name="tradelog")
@@ -186,18 +188,18 @@ def test_trade_stats_command(capsys):
 def test_artifact_key_changes_with_data_and_config(embedded, tmp_path):
     prices, bench = embedded
     config = load_config("default")
-    data = pipeline.MarketData(prices, bench)
-    a = pipeline.artifact_dir(config, pipeline.model_config(config), data, tmp_path)
+    data = MarketData(prices, bench)
+    a = artifact_dir(config, model_config(config), data, tmp_path)
     other_cfg = load_config("default", overrides={"model": {"seed": 1}})
-    b = pipeline.artifact_dir(other_cfg, pipeline.model_config(other_cfg), data, tmp_path)
+    b = artifact_dir(other_cfg, model_config(other_cfg), data, tmp_path)
     close = prices.close.copy()
     close.iloc[-1, 0] *= 1.01
     from feeds import PricePanel
 
-    c = pipeline.artifact_dir(
+    c = artifact_dir(
         config,
-        pipeline.model_config(config),
-        pipeline.MarketData(PricePanel({"close": close}, {"close"}), bench),
+        model_config(config),
+        MarketData(PricePanel({"close": close}, {"close"}), bench),
         tmp_path,
     )
     assert len({a, b, c}) == 3
@@ -241,11 +243,11 @@ def test_main_job_cold_then_warm_is_reproducible(tmp_path):
 
 def test_universe_smaller_than_top_k_is_an_error(embedded):
     prices, bench = embedded
-    data = pipeline.MarketData(prices.select(["AAPL", "XOM", "KO"]), bench)
+    data = MarketData(prices.select(["AAPL", "XOM", "KO"]), bench)
     from feeds import DataError
 
     with pytest.raises(DataError, match="fewer than top_k=5"):
-        pipeline.build_cerebro(data, START, END, pipeline.score_alpha(pd.DataFrame()), {"top_k": 5}, 100_000, 0.0)
+        build_cerebro(data, START, END, score_alpha(pd.DataFrame()), {"top_k": 5}, 100_000, 0.0)
 
 
 def test_universe_baseline_is_equal_weight_daily_rebalanced():
@@ -253,7 +255,7 @@ def test_universe_baseline_is_equal_weight_daily_rebalanced():
 
     dates = pd.date_range("2021-01-04", periods=4, freq="B")
     close = pd.DataFrame({"A": [10.0, 11.0, 12.1, 12.1], "B": [20.0, 18.0, np.nan, 19.8]}, index=dates)
-    got = pipeline.universe_baseline(PricePanel({"close": close}, {"close"}), dates)
+    got = universe_baseline(PricePanel({"close": close}, {"close"}), dates)
     # day 2: (+10% - 10%)/2 = 0; day 3: only A trades, +10%; day 4: A 0%, B has no return (gap) -> 0
     assert got["universe_ew_total_return"] == pytest.approx(1.0 * 1.10 * 1.0 - 1)
 
