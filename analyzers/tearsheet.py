@@ -149,7 +149,7 @@ def write_tearsheet(
     kwargs = {"strategy_title": strategy_title}
     if benchmark is not None:
         kwargs["benchmark_title"] = str(benchmark.name or "Benchmark")
-    with _headless_matplotlib(), _no_downloads(qs), warnings.catch_warnings(), atomic_path(path, suffix=".html") as tmp:
+    with _headless_matplotlib(), no_downloads(qs), warnings.catch_warnings(), atomic_path(path, suffix=".html") as tmp:
         # cosmetic warnings from inside quantstats' and seaborn's plotting, not about our data
         warnings.filterwarnings("ignore", category=UserWarning, module=r"quantstats\.")
         warnings.filterwarnings("ignore", category=PendingDeprecationWarning, module=r"seaborn\.")
@@ -203,7 +203,7 @@ def _naive_days(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
 
 
 @contextlib.contextmanager
-def _no_downloads(qs):
+def no_downloads(qs):
     """Make any attempt of quantstats to fetch data fail loudly instead of reaching the network."""
 
     def refuse(ticker, *args, **kwargs):

@@ -34,15 +34,16 @@ INFO_KEYS = {"Score": "score", "Rank": "rank", "Reason": "reason"}
 
 
 @dataclass
-class _Book:
-    """What the log needs to know about one ticker's open position."""
+class Book:
+    """fill_row's position record: what the log needs to know about one ticker's open position
+    (public: the vector engine keeps one per ticker as TradeLog does)."""
 
     size: float = 0.0  # signed: > 0 long, < 0 short
     avg_price: float = 0.0  # average entry price of the open size (fill prices, no commission)
     opened: object = None  # date of the first fill of the open position
 
 
-def fill_row(book: _Book, when, action: str, price: float, shares: float) -> tuple[dict, _Book]:
+def fill_row(book: Book, when, action: str, price: float, shares: float) -> tuple[dict, Book]:
     """PnL_Pct / Days of one fill against the position `book`, and the book after the fill.
 
     A fill that reduces the position (a SELL of a long, a BUY covering a short) gets
@@ -55,17 +56,17 @@ def fill_row(book: _Book, when, action: str, price: float, shares: float) -> tup
     if not reduces:
         new_size = book.size + signed
         avg = (abs(book.size) * book.avg_price + shares * price) / abs(new_size)
-        return {"PnL_Pct": None, "Days": None}, _Book(new_size, avg, book.opened if book.size else when)
+        return {"PnL_Pct": None, "Days": None}, Book(new_size, avg, book.opened if book.size else when)
 
     ratio = price / book.avg_price - 1.0
     pnl = (ratio if book.size > 0 else -ratio) * 100.0
     row = {"PnL_Pct": pnl, "Days": (when - book.opened).days}
     new_size = book.size + signed
     if new_size == 0:
-        return row, _Book()
+        return row, Book()
     if (new_size > 0) == (book.size > 0):  # partly closed: entry price and date stay
-        return row, _Book(new_size, book.avg_price, book.opened)
-    return row, _Book(new_size, price, when)  # flipped through zero
+        return row, Book(new_size, book.avg_price, book.opened)
+    return row, Book(new_size, price, when)  # flipped through zero
 
 
 class TradeLog(bt.Analyzer):
@@ -83,7 +84,7 @@ class TradeLog(bt.Analyzer):
 
     def start(self):
         self._rows: list[dict] = []
-        self._books: dict[object, _Book] = {}
+        self._books: dict[object, Book] = {}
 
     def notify_order(self, order):
         if order.status != order.Completed or not order.executed.size:
@@ -93,7 +94,7 @@ class TradeLog(bt.Analyzer):
         price = float(order.executed.price)
         shares = abs(float(order.executed.size))
         shares = int(shares) if shares.is_integer() else shares
-        book = self._books.get(order.data, _Book())
+        book = self._books.get(order.data, Book())
         outcome, self._books[order.data] = fill_row(book, when, action, price, shares)
         info = order.info
         row = {

@@ -45,11 +45,11 @@ def write_text(path, text: str) -> Path:
 
 
 def write_json(path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
-def _json_default(value):
-    # numpy scalars, timestamps and paths appear in results; make them plain JSON.
+def json_default(value):
+    """json.dumps' `default=` for results: numpy scalars, timestamps and paths as plain JSON."""
     if hasattr(value, "item"):
         return value.item()
     if hasattr(value, "isoformat"):

@@ -575,9 +575,9 @@ def init(
 
 
 def _json(obj) -> str:
-    from core.io import _json_default
+    from core.io import json_default
 
-    return json.dumps(obj, indent=2, default=_json_default) + "\n"
+    return json.dumps(obj, indent=2, default=json_default) + "\n"
 
 
 # ============================================================================ step

@@ -199,7 +199,7 @@ def run_tasks(
     progress: bool = True,
 ) -> list[dict]:
     """Every task, in `workers` spawned processes (1: in this process) or as Ray tasks."""
-    from models.walkforward import _bar, _thread_env, _worker_pythonpath
+    from models.walkforward import progress_bar, thread_env, worker_pythonpath
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers {workers!r}: give a whole number >= 1")
@@ -208,18 +208,18 @@ def run_tasks(
 
         with ray_session(workers) as ray_module:
             remote = ray_module.remote(num_cpus=1)(_run_in_ray).options(
-                runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath(), "OMP_NUM_THREADS": "1"}}
+                runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath(), "OMP_NUM_THREADS": "1"}}
             )
             shared = [ray_module.put(config), ray_module.put(data), ray_module.put(store)]
             refs = [remote.remote(t, *shared) for t in tasks]
-            return [ray_module.get(r) for r in _bar(refs, progress)]
+            return [ray_module.get(r) for r in progress_bar(refs, progress)]
     if workers == 1 or len(tasks) == 1:
-        return [run_task(t, config, data, store) for t in _bar(tasks, progress)]
+        return [run_task(t, config, data, store) for t in progress_bar(tasks, progress)]
     from core.pool import process_pool
 
-    with _thread_env(1), process_pool(workers, len(tasks), "spawn", _init_worker, (config, data, store)) as pool:
+    with thread_env(1), process_pool(workers, len(tasks), "spawn", _init_worker, (config, data, store)) as pool:
         futures = [pool.submit(_run_in_worker, t) for t in tasks]
-        return [f.result() for f in _bar(futures, progress)]
+        return [f.result() for f in progress_bar(futures, progress)]
 
 
 # ---------------------------------------------------------------------- the summary (pure)

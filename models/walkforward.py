@@ -174,7 +174,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NU
 
 
 @contextlib.contextmanager
-def _thread_env(threads: int):
+def thread_env(threads: int):
     """Children spawned inside inherit these: without them each worker's BLAS/OpenMP pools take
     every core and the workers fight over them (measured: a fold fit 1.5-2x slower)."""
     saved = {k: os.environ.get(k) for k in THREAD_VARS}
@@ -189,7 +189,8 @@ def _thread_env(threads: int):
                 os.environ[k] = v
 
 
-def _worker_pythonpath() -> str:
+def worker_pythonpath() -> str:
+    """PYTHONPATH for spawned or Ray workers: the project folder first, so they import this code."""
     root = str(Path(__file__).resolve().parents[1])
     return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
 
@@ -269,7 +270,7 @@ class WalkForwardModel:
         elif workers > 1 and len(configs) > 1:
             payloads = self._fit_processes(configs, prices, benchmark, vix, progress, workers)
         else:
-            payloads = [_fit_payload(c, prices, benchmark, vix) for c in _bar(configs, progress)]
+            payloads = [_fit_payload(c, prices, benchmark, vix) for c in progress_bar(configs, progress)]
         models = [
             model_from_state(checked(p, f"walk-forward fold {i}"), where=f"walk-forward fold {i}")
             for i, p in enumerate(payloads)
@@ -297,11 +298,11 @@ class WalkForwardModel:
 
         setup = (prices, benchmark, vix, self.config.threads)
         with (
-            _thread_env(self.config.threads),
+            thread_env(self.config.threads),
             process_pool(workers, len(configs), "spawn", _init_worker, setup) as pool,
         ):
             futures = [pool.submit(_fit_in_worker, c) for c in configs]
-            return [f.result() for f in _bar(futures, progress)]
+            return [f.result() for f in progress_bar(futures, progress)]
 
     def _fit_ray(self, configs, prices, benchmark, vix, progress) -> list[dict]:
         from core.pool import ray_session
@@ -310,11 +311,11 @@ class WalkForwardModel:
             # workers find the project through PYTHONPATH whatever directory they start in; Ray
             # merges this with the job's own runtime_env (a cluster's working_dir still applies)
             task = ray_module.remote(num_cpus=1)(_fit_in_ray).options(
-                runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath()}}
+                runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}}
             )
             shared = [ray_module.put(prices), ray_module.put(benchmark), ray_module.put(vix)]
             refs = [task.remote(c, *shared) for c in configs]
-            return [ray_module.get(r) for r in _bar(refs, progress)]
+            return [ray_module.get(r) for r in progress_bar(refs, progress)]
 
     def _attach(self, models: list[BaseAlphaModel]) -> None:
         features = [list(m.features_) for m in models]
@@ -509,7 +510,8 @@ class WalkForwardModel:
 
 
 # ---------------------------------------------------------------------- helpers
-def _bar(items, progress: bool):
+def progress_bar(items, progress: bool):
+    """`items` under a tqdm bar when `progress` (the folds here, the zoo's fits), else as they are."""
     if not progress:
         return items
     from tqdm.auto import tqdm

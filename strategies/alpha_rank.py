@@ -208,7 +208,7 @@ class AlphaRankStrategy(bt.Strategy):
         self._grid = None  # built at the first bar: see _score_grid
         self._grid_row = self._grid_columns = self._member_grid = None
 
-        self._start_day = None if self.p.start is None else _daynum(self.p.start)
+        self._start_day = None if self.p.start is None else daynum_of(self.p.start)
         self.raw_scores: dict = {}
         self.cross_scores: dict = {}
         self.rejected_orders = 0
@@ -226,12 +226,12 @@ class AlphaRankStrategy(bt.Strategy):
                 "'score' line, or a callable make(data) returning one "
                 "(e.g. ScoreAlpha.factory(scores))"
             )
-        _check_number("top_k", p.top_k, integer=True, low=1)
-        _check_number("entry_threshold", p.entry_threshold, low=-1.0, high=1.0)
-        _check_number("exit_threshold", p.exit_threshold, low=-1.0, high=1.0)
-        _check_number("position_pct", p.position_pct, low=0.0, high=1.0, low_open=True)
-        _check_number("review_days", p.review_days, integer=True, low=1)
-        _check_number("min_cash", p.min_cash, low=0.0)
+        check_number("top_k", p.top_k, integer=True, low=1)
+        check_number("entry_threshold", p.entry_threshold, low=-1.0, high=1.0)
+        check_number("exit_threshold", p.exit_threshold, low=-1.0, high=1.0)
+        check_number("position_pct", p.position_pct, low=0.0, high=1.0, low_open=True)
+        check_number("review_days", p.review_days, integer=True, low=1)
+        check_number("min_cash", p.min_cash, low=0.0)
         if p.review_in not in REVIEW_UNITS:
             raise ConfigError(
                 f"AlphaRankStrategy param 'review_in' is {p.review_in!r}; valid values: "
@@ -247,7 +247,7 @@ class AlphaRankStrategy(bt.Strategy):
                 "AlphaRankStrategy param 'universe' must have a method is_member(ticker, date) -> bool, or be None"
             )
         if p.start is not None:
-            _daynum(p.start)  # raises ConfigError when it is not a date
+            daynum_of(p.start)  # raises ConfigError when it is not a date
 
     def start(self):
         # Orders are sized in next_open at the known open; the broker must fill them at that open.
@@ -525,8 +525,9 @@ class AlphaRankStrategy(bt.Strategy):
 # ---------------------------------------------------------------------- helpers
 
 
-def _daynum(value) -> int:
-    """Backtrader's integer day number of a date-like value; ConfigError naming 'start' if it is none."""
+def daynum_of(value) -> int:
+    """Backtrader's integer day number of a date-like value (the strategy's `start`, and the vector
+    engine's); ConfigError naming 'start' if it is none."""
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
@@ -539,7 +540,9 @@ def _daynum(value) -> int:
     return int(bt.date2num(_dt.datetime(stamp.year, stamp.month, stamp.day)))
 
 
-def _check_number(name, value, low=None, high=None, integer=False, low_open=False):
+def check_number(name, value, low=None, high=None, integer=False, low_open=False):
+    """ConfigError naming AlphaRankStrategy param `name` unless `value` is a number (an integer
+    with `integer`) within [low, high] (`low_open`: above low); shared with the vector engine."""
     kind = "an integer" if integer else "a number"
     bounds = []
     if low is not None:

@@ -22,8 +22,9 @@ from core.errors import ConfigError, DataError
 from core.lean import LeanLinesMixin
 
 
-class _PreparedScores:
-    """A score frame converted once to (sorted day numbers, float columns) for fast look-ups."""
+class PreparedScores:
+    """A score frame converted once to (sorted day numbers, float columns) for fast look-ups (ScoreAlpha
+    and the vector engine)."""
 
     def __init__(self, scores: pd.DataFrame):
         if not isinstance(scores, pd.DataFrame):
@@ -101,7 +102,7 @@ class ScoreAlpha(LeanLinesMixin, bt.Indicator):
                     "ScoreAlpha needs param 'scores': a DataFrame of dates x tickers "
                     "(use ScoreAlpha.factory(scores) with AlphaRankStrategy)"
                 )
-            prepared = _PreparedScores(self.p.scores)
+            prepared = PreparedScores(self.p.scores)
         ticker = self.p.ticker if self.p.ticker is not None else getattr(self.data, "_name", "")
         if not ticker:
             raise ConfigError(
@@ -131,7 +132,7 @@ class ScoreAlpha(LeanLinesMixin, bt.Indicator):
 
         The frame's dates are converted once here and shared by every ticker's indicator.
         """
-        prepared = _PreparedScores(scores)
+        prepared = PreparedScores(scores)
 
         def make(data):
             return cls(data, scores=scores, asof=asof, prepared=prepared)

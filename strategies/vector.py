@@ -25,11 +25,15 @@ import pandas as pd
 from numba import njit
 
 from analyzers.metrics import compute_metrics, json_safe_metrics
-from analyzers.tradelog import COLUMNS, _Book, fill_row
+from analyzers.tradelog import COLUMNS, fill_row
+from analyzers.tradelog import Book as _Book
 from core.errors import ConfigError, DataError
 from feeds.arraydata import feed_frame
-from strategies.alpha_rank import AlphaRankStrategy, _check_number, _daynum
-from strategies.scores import _PreparedScores, day_numbers
+from strategies.alpha_rank import AlphaRankStrategy
+from strategies.alpha_rank import check_number as _check_number
+from strategies.alpha_rank import daynum_of as _daynum
+from strategies.scores import PreparedScores as _PreparedScores
+from strategies.scores import day_numbers
 
 REASONS = ("entry", "review_exit", "end")
 PARAM_KEYS = (

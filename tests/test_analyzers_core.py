@@ -23,7 +23,7 @@ from analyzers.metrics import (
     max_drawdown,
 )
 from analyzers.tearsheet import QuantStatsTearsheet, benchmark_returns
-from analyzers.tradelog import COLUMNS, TradeLog, _Book, fill_row
+from analyzers.tradelog import COLUMNS, Book, TradeLog, fill_row
 from feeds import ConfigError, load_embedded
 
 TICKERS = ["AAPL", "JNJ", "CVX"]
@@ -272,9 +272,9 @@ def test_string_benchmark_is_refused(market, tmp_path):
 
 
 def test_quantstats_cannot_download_inside_the_tearsheet():
-    from analyzers.tearsheet import _no_downloads
+    from analyzers.tearsheet import no_downloads
 
-    with _no_downloads(qs):
+    with no_downloads(qs):
         with pytest.raises(ConfigError, match="SPY"):
             qs.utils._prepare_benchmark("SPY", pd.bdate_range("2020-01-01", periods=3))
     assert qs.utils.download_returns.__name__ == "download_returns"  # restored afterwards
@@ -323,7 +323,7 @@ def test_import_analyzer():
 def test_fill_row_book_keeping():
     day = pd.Timestamp("2020-01-01").date()
     later = pd.Timestamp("2020-01-11").date()
-    row, book = fill_row(_Book(), day, "SELL", 10.0, 5)  # opens a short
+    row, book = fill_row(Book(), day, "SELL", 10.0, 5)  # opens a short
     assert row["PnL_Pct"] is None and book.size == -5
     row, book = fill_row(book, later, "BUY", 8.0, 8)  # covers (+20 %), flips long 3
     assert row["PnL_Pct"] == pytest.approx(20.0) and row["Days"] == 10

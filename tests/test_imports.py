@@ -2,7 +2,10 @@
 no import circle between the project's modules; each folder imports only the layers below it;
 nothing below jobs/ imports it; a job (jobs/backtest.py, jobs/sweep/, jobs/zoo.py, jobs/paper.py)
 uses another job only through the shared modules (jobs/market, periods, store, engines) or the
-other job's `__all__`, and the shared modules use no job.
+other job's `__all__`, and the shared modules use no job; no module of the project's code (benchmarks
+included) takes a private name (`_x`) of another module, by `from m import _x` or `m._x`: what one
+module needs from another is public and documented there. Tests are the exception: a test may
+reach into the internals of the module it tests.
 
     python -m pytest tests/test_imports.py -q
 """
@@ -262,3 +265,42 @@ def test_a_job_uses_another_only_through_its_all():
     assert not broken, (
         "a job reaches into another job's internals (share it via jobs/store, periods, ...):\n" + "\n".join(broken)
     )
+
+
+# ----------------------------------------------------------------------------- private names
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_reaches(source: str, where: str, modules: dict) -> list[str]:
+    """`from m import _x` and `m._x` (m imported as a project module) in `source`: another
+    module's private names."""
+    out, aliases = [], set()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out += [f"{where}: from {node.module} import {a.name}" for a in node.names if is_private(a.name)]
+            aliases |= {a.asname or a.name for a in node.names if f"{node.module}.{a.name}" in modules}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name.split(".")[0] for a in node.names if a.name in modules}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            if is_private(node.attr):
+                out.append(f"{where}: {node.value.id}.{node.attr}")
+    return out
+
+
+def test_the_private_rule_sees_a_private_import():
+    modules = {"a": None, "a.b": None}
+    source = (
+        "from a.b import _x, y\nfrom a import b\nb._z()\nimport a.b as ab\nab._w\nself._ok\nfrom a import __all__\n"
+    )
+    assert sorted(private_reaches(source, "m", modules)) == ["m: ab._w", "m: b._z", "m: from a.b import _x"]
+
+
+def test_no_module_takes_another_modules_private_names():
+    modules = project_modules()
+    files = {name: path for name, path in modules.items()}
+    files |= {f"bench.{p.stem}": p for p in (ROOT / "bench").glob("*.py")}
+    broken = [hit for name, path in files.items() for hit in private_reaches(path.read_text(), name, modules)]
+    assert not broken, "make these public (and document them) where they are defined:\n" + "\n".join(broken)

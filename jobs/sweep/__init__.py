@@ -81,7 +81,6 @@ from jobs.sweep.runners import (
     VariantReturns,
     VariantTask,
     VectorTask,
-    _returns_matrix,
     metrics_mismatch,
     run_in_cerebro,
     run_processes,
@@ -91,6 +90,7 @@ from jobs.sweep.runners import (
     run_vector_chunk,
     run_vector_variants,
     simulate_variants,
+    variant_returns,
     vector_panels,
 )
 from jobs.sweep.spec import (
@@ -101,7 +101,6 @@ from jobs.sweep.spec import (
     YARDSTICK_WHY,
     Periods,
     Variant,
-    _refuse_backtest_dates,
     expand_variants,
     flat_params,
     grid_variants,
@@ -110,6 +109,7 @@ from jobs.sweep.spec import (
     parse_period,
     period_config,
     period_dates,
+    refuse_backtest_dates,
     sweep_periods,
 )
 
@@ -373,7 +373,7 @@ def run_sweep(
     t0 = time.perf_counter()
     base, variants = load_sweep(variants_path, preset, overrides)
     periods = sweep_periods(base, str(variants_path))
-    _refuse_backtest_dates(base, variants, variants_path)
+    refuse_backtest_dates(base, variants, variants_path)
     out_dir = resolve_out_dir(out_root, name or Path(variants_path).stem)
     for v in variants:
         resolve_out_dir(out_dir, v.name)  # refuse a name that climbs out before any work
@@ -509,7 +509,7 @@ def cerebro_returns(outcomes: list, tasks: list) -> "VariantReturns":
         if not o.error and "equity.csv" in o.files:
             equity = equity_from_csv(o.files["equity.csv"])
             columns[o.name] = (equity.index, daily_returns(equity, cash[o.name]).to_numpy(dtype="float32"))
-    return _returns_matrix(columns)
+    return variant_returns(columns)
 
 
 def combine_returns(first: "VariantReturns", second: "VariantReturns") -> "VariantReturns":
@@ -519,4 +519,4 @@ def combine_returns(first: "VariantReturns", second: "VariantReturns") -> "Varia
     for n in names:
         a, b = first.matrix(names=[n])[n].dropna(), second.matrix(names=[n])[n].dropna()
         columns[n] = (a.index.append(b.index), np.concatenate([a.to_numpy(), b.to_numpy()]).astype("float32"))
-    return _returns_matrix(columns)
+    return variant_returns(columns)

@@ -304,7 +304,7 @@ def run_vector_variants(
             f"vector engine{' (' + label + ' period)' if label else ''}: {len(tasks)} variants ({ok} ok) in "
             f"{time.perf_counter() - t0:.1f}s"
         )
-    return outcomes, _returns_matrix(columns)
+    return outcomes, variant_returns(columns)
 
 
 def simulate_variants(
@@ -336,7 +336,9 @@ def simulate_variants(
     return {name: (metrics, returns, error) for chunk in results for name, metrics, returns, error in chunk}
 
 
-def _returns_matrix(columns: dict) -> VariantReturns:
+def variant_returns(columns: dict) -> VariantReturns:
+    """{variant: (dates, daily returns)} as one VariantReturns on the union of the dates (NaN where
+    a variant has no day)."""
     names = list(columns)
     dates = pd.DatetimeIndex([])
     for index, _ in columns.values():

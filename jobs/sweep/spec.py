@@ -198,7 +198,7 @@ def parse_period(text: str, option: str) -> dict:
     return {f"{prefix}_start": parts[0], f"{prefix}_end": parts[1]}
 
 
-def _refuse_backtest_dates(base: dict, variants: list, source) -> None:
+def refuse_backtest_dates(base: dict, variants: list, source) -> None:
     """A sweep trades its two periods: backtest.start / end (or --start / --end) would be ignored."""
     if base["backtest"].get("start") or base["backtest"].get("end"):
         raise ConfigError(
