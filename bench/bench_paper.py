@@ -1,4 +1,4 @@
-"""Paper-trading step benchmark: the live-mode replay of papertrade.py (one Cerebro with live
+"""Paper-trading step benchmark: the live-mode replay of jobs/paper.py (one Cerebro with live
 feeds, so preload and runonce are off; batched scores for the history, LSTMAlpha.next() on the
 newest bar) against the same backtest in runonce mode (jobs.engines.build_cerebro, ArrayData), on the
 embedded data (20 stocks), measured in the same process. An untrained LSTM of the default preset's

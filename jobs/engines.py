@@ -63,7 +63,7 @@ def build_cerebro(
     """A Cerebro fed only the backtest period (warm-up history goes to the alpha, not the feeds),
     the benchmark as a data named after it, and AlphaRankStrategy with `alpha_for(benchmark_data)`
     as its alpha. make_feed(frame_or_series) makes each feed (default ArrayData); `strategy` may be a
-    subclass; a stock needs `min_bars` bars in the period to be added (papertrade.py uses these)."""
+    subclass; a stock needs `min_bars` bars in the period to be added (jobs/paper.py uses these)."""
     make_feed = make_feed or (lambda frame: ArrayData(dataname=frame, lean=lean))
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
     cerebro.setbroker(LeanBroker())  # same fills and values as BackBroker (tested), skips flat positions

@@ -1,6 +1,6 @@
 """One model interface and the machinery every alpha model shares.
 
-`AlphaModelLike` is the face the rest of the project relies on (the indicator, the pipeline, the
+`AlphaModelLike` is the face the rest of the project relies on (the indicator, the jobs in jobs/, the
 walk-forward bundle, the zoo): fit, predict -> scores in [-1, 1], save / load, the feature names
 (`features_`) and the bars a stock needs before its first score (`warmup`).
 
@@ -41,7 +41,7 @@ INFERENCE_BATCH = 1024  # 1024-window batches ran ~2x faster than 16384 on one c
 
 @runtime_checkable
 class AlphaModelLike(Protocol):
-    """What the indicator, the pipeline, walk-forward and the zoo need of a model."""
+    """What the indicator, the jobs (jobs/), walk-forward and the zoo need of a model."""
 
     config: ModelConfig
     features_: list | None

@@ -1,4 +1,4 @@
-"""Paper trading (papertrade.py): the account's state after every daily step equals one backtest
+"""Paper trading (jobs/paper.py): the account's state after every daily step equals one backtest
 over the same period with the same model; steps are idempotent, atomic under SIGKILL, and never
 rewrite history silently."""
 
