@@ -165,10 +165,10 @@ def seen_until(model, score_dates) -> pd.Series:
     walk-forward model has no fold for it). A date is out of sample when it is later than this."""
     dates = _dates(score_dates)
     if hasattr(model, "folds"):
-        owner = model.fold_index(dates)
-        last = np.array(
-            [pd.Timestamp(fit_windows(f.model)["last_label_date"]) for f in model.folds], dtype="datetime64[ns]"
-        )
-        values = np.where(owner >= 0, last[np.maximum(owner, 0)], np.datetime64("NaT"))
+        owner = model.fold_index(dates)  # fold numbers (a from_folds model may start after fold 0)
+        last = {
+            f.number: np.datetime64(pd.Timestamp(fit_windows(f.model)["last_label_date"]), "ns") for f in model.folds
+        }
+        values = np.array([last.get(n, np.datetime64("NaT", "ns")) for n in owner], dtype="datetime64[ns]")
         return pd.Series(values, index=dates, name="last_label_date")
     return pd.Series(pd.Timestamp(fit_windows(model)["last_label_date"]), index=dates, name="last_label_date")

@@ -113,6 +113,45 @@ def plan_folds(
     return splits
 
 
+def fold_number(first_test, refit_every_months: int, day) -> int:
+    """The fold that scores `day`: the number of the last refit date on or before it (-1 before the first)."""
+    return len(refit_dates(first_test, day, refit_every_months)) - 1
+
+
+def fold_due(plan: dict, start, newest, trained) -> list[int]:
+    """The folds an open-ended plan (first_test, refit_every_months) must have trained to score
+    every day from `start` to `newest` and does not have yet (`trained`: fold numbers): the fold
+    that scores `start` and every later one whose refit date has come by `newest`. A paper
+    account calls this on every step; a fold is due on the first step whose newest bar reaches
+    its refit date."""
+    first = fold_number(plan["first_test"], plan["refit_every_months"], start)
+    if first < 0:
+        raise ConfigError(
+            f"the walk-forward plan's first refit is {_day(plan['first_test'])}, after {_day(start)}: no fold "
+            "could score that day; start on or after the first refit, or move the split's test_start earlier"
+        )
+    last = fold_number(plan["first_test"], plan["refit_every_months"], newest)
+    return [n for n in range(first, last + 1) if n not in set(trained)]
+
+
+def fold_split(plan: dict, number: int) -> Split:
+    """Fold `number` of an open-ended plan (train_start, first_test, refit_every_months, window,
+    rolling_years, valid_years), by plan_folds itself: it scores [its refit date, the next refit
+    date - 1 day], as every fold but the last of a WalkForwardModel over a longer span does."""
+    m = plan["refit_every_months"]
+    next_refit = pd.Timestamp(plan["first_test"]) + pd.DateOffset(months=(number + 1) * m)
+    splits = plan_folds(
+        plan["train_start"],
+        plan["first_test"],
+        next_refit - pd.Timedelta(days=1),
+        m,
+        plan.get("window", "expanding"),
+        plan.get("rolling_years", 10),
+        plan.get("valid_years", 3),
+    )
+    return splits[number]
+
+
 @dataclass
 class Fold:
     """One refit: its Split (test = the dates it scores) and, once fitted, its model."""
@@ -138,19 +177,26 @@ class Fold:
 
 
 # ---------------------------------------------------------------------- one fold's fit (runs in workers)
-def _fit_payload(task: tuple, prices: PricePanel, benchmark: pd.Series, vix) -> dict:
-    """Fit one fold (task = (config, model name, model params)) on the prices up to its validation
-    end; return its manifest and state files as plain dicts and bytes (models.artifact), so no
-    torch or LightGBM object crosses a process boundary and every engine hands back the same bits."""
-    config, kind, params = task
+def fit_fold(config: ModelConfig, kind: str, params: dict, prices: PricePanel, benchmark: pd.Series, vix=None):
+    """The walk-forward rule for one fold: a fit of zoo model `kind` with the fold's Split
+    (`config.split`), handed only the prices up to its validation end, so no later price, and no
+    label reaching past that day, can enter it. A backtest's folds and a paper account's refits
+    are both this call."""
     set_threads(config.threads)
     cut = pd.Timestamp(config.split.valid_end)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # dropped features are reported once by the parent
-        model = make_model(kind, config, **params).fit(
+        warnings.simplefilter("ignore")  # dropped features are reported once by the caller
+        return make_model(kind, config, **params).fit(
             prices.between(None, cut), benchmark.loc[:cut], None if vix is None else vix.loc[:cut], progress=False
         )
-    return with_checksums(model.state())
+
+
+def _fit_payload(task: tuple, prices: PricePanel, benchmark: pd.Series, vix) -> dict:
+    """fit_fold (task = (config, model name, model params)); return its manifest and state files
+    as plain dicts and bytes (models.artifact), so no torch or LightGBM object crosses a process
+    boundary and every engine hands back the same bits."""
+    config, kind, params = task
+    return with_checksums(fit_fold(config, kind, params, prices, benchmark, vix).state())
 
 
 _WORKER_DATA: dict = {}
@@ -245,6 +291,31 @@ class WalkForwardModel:
         self.data_fingerprint_: dict = {}
         self.meta_: dict = {}
         self.fit_seconds_: float = 0.0
+
+    @classmethod
+    def from_folds(
+        cls,
+        config: ModelConfig,
+        plan: dict,
+        models: dict,
+        model: str = "lstm",
+        model_params: dict | None = None,
+    ) -> "WalkForwardModel":
+        """A WalkForwardModel from folds fitted one by one (a paper account's refits): `plan` as
+        the constructor's keywords (first_test, last_test, refit_every_months, window, ...),
+        `models` {fold number: fitted model}, a run of consecutive folds that ends with the plan's
+        last. Folds before the first one given are left out: dates before it get no score."""
+        out = cls(config, **plan, model=model, model_params=model_params)
+        numbers = sorted(models)
+        last = out.folds[-1].number
+        if not numbers or numbers != list(range(numbers[0], last + 1)):
+            raise ConfigError(
+                f"WalkForwardModel.from_folds: folds {numbers} given; the plan {plan} needs a run of "
+                f"consecutive folds ending with its last, fold {last}"
+            )
+        out.folds = out.folds[numbers[0] :]
+        out._attach([models[n] for n in numbers])
+        return out
 
     def fold_config(self, fold: Fold) -> ModelConfig:
         return self.config.replace(split=fold.split)
@@ -374,9 +445,11 @@ class WalkForwardModel:
         return model_fingerprint(self)
 
     def fold_index(self, dates) -> np.ndarray:
-        """For each date the fold that scores it; -1 before the first fold's test period."""
+        """For each date the number of the fold that scores it; -1 before the first fold's test period."""
         starts = np.array([f.score_start for f in self.folds], dtype="datetime64[ns]")
-        return np.searchsorted(starts, np.asarray(pd.DatetimeIndex(dates), dtype="datetime64[ns]"), side="right") - 1
+        numbers = np.array([f.number for f in self.folds])
+        pos = np.searchsorted(starts, np.asarray(pd.DatetimeIndex(dates), dtype="datetime64[ns]"), side="right") - 1
+        return np.where(pos >= 0, numbers[np.maximum(pos, 0)], -1)
 
     def predict(
         self,
@@ -397,8 +470,8 @@ class WalkForwardModel:
         ends = select_ends(index, last_only, start)
         owner = self.fold_index(index.row_dates[ends])
         scores = np.full(prices.close.shape, np.nan)
-        for i, fold in enumerate(self.folds):
-            mine = ends[owner == i]
+        for fold in self.folds:
+            mine = ends[owner == fold.number]
             if len(mine):
                 scatter_scores(prices, index, mine, fold.model.scores_for(index, mine), out=scores)
         return pd.DataFrame(scores, index=prices.dates, columns=prices.tickers)
@@ -438,6 +511,7 @@ class WalkForwardModel:
                 f.model.save(tmp / name)
                 entries.append(
                     {
+                        "number": f.number,
                         "dir": name,
                         "split": _split_dict(f.split),
                         "last_label_date": f.windows.get("last_label_date"),
@@ -476,6 +550,8 @@ class WalkForwardModel:
         except (KeyError, TypeError) as exc:
             raise ArtifactError(f"{path / BUNDLE}: cannot rebuild the walk-forward plan ({exc}); retrain it") from exc
         entries = bundle.get("folds", [])
+        first = entries[0].get("number", 0) if entries else 0  # a bundle of from_folds may start later
+        model.folds = model.folds[first:]
         if [e.get("split") for e in entries] != [_split_dict(f.split) for f in model.folds]:
             raise ArtifactError(
                 f"{path / BUNDLE}: the recorded folds do not match the plan its params give; "

@@ -9,7 +9,7 @@ import pytest
 
 from feeds import ArtifactError, ConfigError
 from models import AlphaModel, LSTMAlpha, ModelConfig, Split
-from models.walkforward import WalkForwardModel, load_any, plan_folds
+from models.walkforward import WalkForwardModel, fold_due, fold_number, fold_split, load_any, plan_folds
 from tests.conftest import TINY
 
 # two yearly folds near the end of the data: each fit takes a few seconds
@@ -73,6 +73,53 @@ def test_quarterly_refits_and_bad_plans():
         plan_folds("1996-01-01", "2017-01-01", "2018-01-01", refit_every_months=0)
     with pytest.raises(ConfigError, match="train_start"):  # expanding start inside validation
         plan_folds("2015-06-01", "2017-01-01", "2018-01-01", valid_years=3)
+
+
+def test_open_ended_plan_fold_numbers_splits_and_due_folds():
+    """The paper account's view of a plan: which fold scores a day, each fold's Split (plan_folds'
+    own, ending the day before the next refit) and which folds a step must train."""
+    plan = dict(train_start="1998-01-01", first_test="2017-01-01", refit_every_months=12, valid_years=3)
+    assert [fold_number("2017-01-01", 12, d) for d in ("2016-12-30", "2017-01-01", "2017-12-31", "2019-06-30")] == [
+        -1,
+        0,
+        0,
+        2,
+    ]
+    assert fold_number("2020-01-31", 3, "2020-04-29") == 0 and fold_number("2020-01-31", 3, "2020-04-30") == 1
+    full = plan_folds("1998-01-01", "2017-01-01", "2021-12-31", 12, valid_years=3)
+    assert [fold_split(plan, n) for n in range(5)] == full  # the last one too: it ends 2021-12-31 either way
+    rolling = {**plan, "window": "rolling", "rolling_years": 5}
+    assert fold_split(rolling, 2) == plan_folds("1998-01-01", "2017-01-01", "2019-12-31", 12, "rolling", 5, 3)[2]
+    # start 2019-03-01: fold 2 scores it; by 2021-01-04 folds 3 and 4 are due too
+    assert fold_due(plan, "2019-03-01", "2019-03-01", []) == [2]
+    assert fold_due(plan, "2019-03-01", "2020-12-31", [2]) == [3]
+    assert fold_due(plan, "2019-03-01", "2021-01-04", [2]) == [3, 4]
+    assert fold_due(plan, "2019-03-01", "2021-01-04", [2, 3, 4]) == []
+    with pytest.raises(ConfigError, match="first refit is 2017-01-01"):
+        fold_due(plan, "2016-06-01", "2017-06-01", [])
+
+
+def test_from_folds_holds_a_later_run_of_folds(walkforward, scores, embedded, tmp_path):
+    """The second fold alone, as a paper account assembles it: it scores its own dates exactly as
+    in the full model, nothing before, and check_unseen / save / load see fold number 1."""
+    from models.selection import check_unseen, seen_until
+
+    later = WalkForwardModel.from_folds(CONFIG, PLAN, {1: walkforward.folds[1].model})
+    assert [f.number for f in later.folds] == [1] and later.folds[0].split == walkforward.folds[1].split
+    d1 = walkforward.folds[1].score_start
+    got = later.predict(*embedded)
+    assert got.loc[: d1 - pd.Timedelta(days=1)].isna().all().all()
+    assert np.array_equal(got.loc[d1:].to_numpy(), scores.loc[d1:].to_numpy(), equal_nan=True)
+    days = embedded[1].loc["2021-01-04":"2021-03-31"].index
+    check_unseen(later, days)
+    assert (seen_until(later, days) == pd.Timestamp(walkforward.folds[1].last_label_date)).all()
+    with pytest.raises(ConfigError, match="no out-of-sample score"):
+        check_unseen(later, embedded[1].loc["2020-06-01":"2020-06-30"].index)
+    loaded = WalkForwardModel.load(later.save(tmp_path / "later"))
+    assert [f.number for f in loaded.folds] == [1]
+    assert np.array_equal(loaded.predict(*embedded).to_numpy(), got.to_numpy(), equal_nan=True)
+    with pytest.raises(ConfigError, match="consecutive folds ending with its last"):
+        WalkForwardModel.from_folds(CONFIG, PLAN, {0: walkforward.folds[0].model})
 
 
 def test_rolling_fit_uses_only_its_window(embedded):
