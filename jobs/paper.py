@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import datetime as _dt
 import hashlib
 import io
@@ -47,8 +48,10 @@ from feeds import ArrayData
 from feeds.arraydata import datetime_numbers
 from jobs.engines import build_cerebro, strategy_params
 from jobs.market import MarketData, load_data
-from jobs.store import MODEL_STORE, get_model
+from jobs.periods import resolve_split
+from jobs.store import MODEL_STORE, get_model, model_config, model_kind
 from models import LSTMAlpha
+from models.walkforward import fold_split
 from strategies import AlphaRankStrategy
 from strategies.alpha_rank import buy_shares
 
@@ -59,6 +62,7 @@ __all__ = [
     "JOURNAL_COLUMNS",
     "LiveTailData",
     "ORDER_COLUMNS",
+    "PLAN_KEYS",
     "PaperAlpha",
     "PaperStrategy",
     "REFIT_CHOICES",
@@ -68,6 +72,7 @@ __all__ = [
     "StepResult",
     "account_dir",
     "account_lock",
+    "account_model",
     "batched_scores",
     "book_dict",
     "check_drift",
@@ -81,15 +86,23 @@ __all__ = [
     "init",
     "load_model",
     "main",
+    "model_entries",
+    "model_sha256_on",
+    "parser",
+    "plan_config",
     "read_csv_rows",
     "read_state",
+    "refit_months",
+    "refit_plan",
     "refresh_data",
     "replay",
     "resolve_config",
+    "save_fold",
     "size_orders",
     "status_text",
     "step",
     "tearsheet_html",
+    "train_due_folds",
     "tree_sha256",
 ]
 
@@ -97,7 +110,17 @@ ROOT = Path(__file__).resolve().parents[1]  # the project folder
 ACCOUNTS = ROOT / "paper"
 FORMAT_VERSION = 1
 STATE_FILES = ("account.json", "config.json", "book.json", "orders_next_open.csv", "journal.csv", "tearsheet.html")
-JOURNAL_COLUMNS = ["generation", "date", "cash", "value", "benchmark", "holdings", "decisions", "data_fingerprint"]
+JOURNAL_COLUMNS = [
+    "generation",
+    "date",
+    "cash",
+    "value",
+    "benchmark",
+    "holdings",
+    "decisions",
+    "data_fingerprint",
+    "model_sha256",
+]
 ORDER_COLUMNS = ["ticker", "action", "shares", "price", "score", "rank", "reason"]
 # the code whose behaviour a decision depends on; a change refuses to step (drift guard)
 CODE_PATHS = (
@@ -108,7 +131,8 @@ CODE_PATHS = (
     "configs",
     *(f"jobs/{m}.py" for m in ("__init__", "market", "periods", "store", "engines", "paper")),
 )
-REFIT_CHOICES = ("none",)
+REFIT_CHOICES = ("none", "yearly")
+PLAN_KEYS = ("first_test", "refit_every_months", "window", "rolling_years", "valid_years")  # WalkForwardModel's
 
 
 # ============================================================================ live-mode Cerebro
@@ -491,10 +515,136 @@ def load_model(path: Path):
 
     if not (Path(path) / META).is_file():
         raise ArtifactError(
-            f"{path}: not an AlphaModel artifact (no {META}); a paper account needs one fixed "
-            "model (walk-forward bundles are not supported here)"
+            f"{path}: not an AlphaModel artifact (no {META}); give one saved model (a walk-forward "
+            "bundle is not taken: 'paper init --refit yearly' trains the account's own folds)"
         )
     return AlphaModel.load(path)
+
+
+# ============================================================================ scheduled refits
+def refit_months(refit, every_months) -> int:
+    """0 for no refits, else the months between refits: --refit yearly (12) or --refit-every-months N."""
+    if refit not in (None, *REFIT_CHOICES):
+        raise ConfigError(f"--refit {refit!r}: use one of {REFIT_CHOICES} (or --refit-every-months N)")
+    if every_months is None:
+        return 12 if refit == "yearly" else 0
+    if refit is not None:
+        raise ConfigError(
+            f"--refit {refit} and --refit-every-months {every_months}: give one of them "
+            "(--refit yearly is --refit-every-months 12)"
+        )
+    if isinstance(every_months, bool) or not isinstance(every_months, int) or every_months < 1:
+        raise ConfigError(f"--refit-every-months {every_months!r}: give a whole number of months >= 1")
+    return every_months
+
+
+def refit_plan(config: dict, data: MarketData, months: int) -> dict:
+    """The walk-forward plan a --walk-forward backtest of `config` uses (jobs.store.walk_forward_params:
+    the split's test_start is the first refit, [walk_forward] window / rolling_years / valid_years),
+    with refits every `months`, open-ended; the split is resolved once here and frozen."""
+    config = resolve_split(config, data)
+    cfg = model_config(config)
+    kind = model_kind(config)
+    if kind != "lstm":
+        raise ConfigError(f"model.kind = {kind!r}: a paper account trades the LSTM (LSTMAlpha) only")
+    wf = config.get("walk_forward", {})
+    plan = {
+        "train_start": cfg.split.train_start,
+        "first_test": cfg.split.test_start,
+        "refit_every_months": int(months),
+        "window": wf.get("window", "expanding"),
+        "rolling_years": int(wf.get("rolling_years", 10)),
+        "valid_years": int(wf.get("valid_years", 3)),
+        "model": kind,
+        "split": dict(config["model"]["split"]),
+    }
+    fold_split(plan, 0)  # validates the plan (window, years) before anything is trained
+    return plan
+
+
+def plan_config(config: dict, plan: dict):
+    """The folds' base ModelConfig: the frozen configuration with the split frozen at init."""
+    return model_config({**config, "model": {**config["model"], "split": plan["split"]}})
+
+
+def save_fold(folder: Path, model, number: int) -> dict:
+    """Save a fitted fold as a model artifact (models.artifact: JSON + weights, no pickle) under
+    folder/models/<sha256[:16]>/; its entry for account.json."""
+    models = folder / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    staging = models / f".fold-{number}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(staging)
+    sha = tree_sha256(staging)
+    target = models / sha[:16]
+    if target.exists() and tree_sha256(target) == sha:
+        shutil.rmtree(staging)
+    else:
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+    return {"dir": f"models/{sha[:16]}", "sha256": sha}
+
+
+def train_due_folds(folder: Path, account: dict, config: dict, data: MarketData, end, progress=False) -> list:
+    """Train every fold the plan has due by `end` (models.walkforward.fold_due) with the
+    walk-forward rule (fit_fold: prices up to the fold's validation end only), save it and add
+    it to account["folds"]. Returns one message per fold."""
+    from models.walkforward import fit_fold, fold_due
+
+    plan, messages = account["walk_forward"], []
+    due = fold_due(plan, account["generations"][-1]["start"], end, [f["number"] for f in account["folds"]])
+    for number in due:
+        split = fold_split(plan, number)
+        if pd.Timestamp(split.valid_end) > data.prices.dates[-1]:
+            raise DataError(f"refit fold {number} ({split.test_start}) needs prices up to {split.valid_end}")
+        cfg = plan_config(config, plan).replace(split=split)
+        model = fit_fold(cfg, plan["model"], {}, data.prices, data.benchmark, data.vix, progress=progress)
+        entry = save_fold(folder, model, number)
+        last_label = model.report_.windows["last_label_date"]
+        account["folds"].append(
+            {
+                "number": number,
+                "refit_date": split.test_start,
+                **entry,
+                "generation": account["generation"],
+                "trained_at": str(pd.Timestamp(end).date()),
+                "split": dataclasses.asdict(split),
+                "last_label_date": last_label,
+            }
+        )
+        messages.append(
+            f"refit: fold {number} (refit {split.test_start}) trained on labels up to {last_label}, saved "
+            f"{entry['dir']} (sha256 {entry['sha256']})"
+        )
+    return messages
+
+
+def account_model(path: Path, account: dict, config: dict):
+    """The model a step replays with: the account's one frozen model, or (refits) a
+    WalkForwardModel of its folds (WalkForwardModel.from_folds)."""
+    if account.get("refit", "none") == "none":
+        return load_model(path / account["model"]["dir"])
+    from models.registry import load_model as load_fold
+    from models.walkforward import WalkForwardModel
+
+    plan = account["walk_forward"]
+    folds = {f["number"]: load_fold(path / f["dir"]) for f in account["folds"]}
+    wf = {k: plan[k] for k in PLAN_KEYS} | {"last_test": fold_split(plan, max(folds)).test_end}
+    return WalkForwardModel.from_folds(plan_config(config, plan), wf, folds, model=plan["model"])
+
+
+def model_entries(account: dict) -> list[dict]:
+    """The frozen model copies the drift guard checks: the one model, or every fold."""
+    return list(account["folds"]) if account.get("refit", "none") != "none" else [account["model"]]
+
+
+def model_sha256_on(account: dict, day) -> str:
+    """The sha256 of the model that scored `day`: the fold whose refit date is the last on or before it."""
+    if account.get("refit", "none") == "none":
+        return account["model"]["sha256"]
+    day = pd.Timestamp(day)
+    owners = [f for f in account["folds"] if pd.Timestamp(f["refit_date"]) <= day]
+    return max(owners, key=lambda f: f["number"])["sha256"] if owners else ""
 
 
 # ============================================================================ init
@@ -509,18 +659,23 @@ def init(
     data_dir=None,
     benchmark=None,
     source=None,
-    refit="none",
+    refit=None,
     model_store=None,
+    refit_every_months=None,
+    progress=False,
 ) -> Path:
     """Create paper/NAME/ with the frozen configuration, a copy of the model, the data source and
-    the start date. The model is the one at `model_dir`, or the preset's saved/trained model."""
+    the start date. The model is the one at `model_dir`, or the preset's saved/trained model; with
+    refits (refit="yearly" or refit_every_months=N) the account trains its own walk-forward folds,
+    the first one (the fold that scores `start`) here."""
     path = account_dir(root, name)
     if path.exists():
         raise ConfigError(f"{path}: the account exists; step it ('paper step {name}'), or choose another name")
-    if refit not in REFIT_CHOICES:
+    months = refit_months(refit, refit_every_months)
+    if months and model_dir is not None:
         raise ConfigError(
-            f"--refit {refit!r}: scheduled refits are not implemented yet; the only choice is "
-            f"'none' (the model stays the one frozen at init)"
+            "--model and --refit: an account with scheduled refits trains its own folds from the "
+            "configuration (--preset/--config); drop --model, or drop --refit to trade that fixed model"
         )
     try:
         start = pd.Timestamp(start)
@@ -531,13 +686,6 @@ def init(
     data = load_data(config)
     if data.prices.dates[-1] < start:
         raise DataError(f"the data ends {data.prices.dates[-1].date()}, before --start {start.date()}")
-    if model_dir is None:
-        store = Path(model_store) if model_store else MODEL_STORE
-        _, model_dir, _ = get_model(config, data, store=store, progress=False)
-    model_dir = Path(model_dir).resolve()
-    model = load_model(model_dir)
-    test_start = pd.Timestamp(model.config.split.test_start)
-    sha = tree_sha256(model_dir)
     account = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -547,20 +695,31 @@ def init(
         ],
         "config_source": csource,
         "config_sha256": config_sha256(config),
-        "model": {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(model_dir)},
+        "model": None,
         "code_version": code_version(),
-        "refit": refit,
+        "refit": "none" if not months else ("yearly" if months == 12 else f"every {months} months"),
         "data": dict(config["data"]),
         "tickers": list(data.prices.tickers),
         "vix": data.vix is not None,
         "download_start": str(data.prices.dates[0].date()),  # a yfinance update fetches only the missing days
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "in_sample_warning": bool(start < test_start),
+        "in_sample_warning": False,
     }
+    if months:
+        account |= {"walk_forward": refit_plan(config, data, months), "folds": []}
+    else:
+        model_dir = _fixed_model_dir(config, data, model_dir, model_store, progress)
+        sha = tree_sha256(model_dir)
+        account["model"] = {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(model_dir)}
+        account["in_sample_warning"] = bool(start < pd.Timestamp(load_model(model_dir).config.split.test_start))
     with atomic_dir(path) as tmp:
-        shutil.copytree(model_dir, tmp / account["model"]["dir"])
-        if tree_sha256(tmp / account["model"]["dir"]) != sha:
-            raise ArtifactError(f"{model_dir}: the copy differs from the original; is it being written right now?")
+        if months:
+            for message in train_due_folds(tmp, account, config, data, start, progress):
+                print(message)
+        else:
+            shutil.copytree(model_dir, tmp / account["model"]["dir"])
+            if tree_sha256(tmp / account["model"]["dir"]) != account["model"]["sha256"]:
+                raise ArtifactError(f"{model_dir}: the copy differs from the original; is it being written right now?")
         commit_state(
             tmp,
             {
@@ -572,6 +731,16 @@ def init(
         for file in STATE_FILES[2:]:
             os.symlink(f"current/{file}", tmp / file)
     return path
+
+
+def _fixed_model_dir(config: dict, data, model_dir, model_store, progress: bool) -> Path:
+    """The fixed model of an account without refits: `model_dir`, or the preset's saved (or newly trained) one."""
+    if model_dir is None:
+        store = Path(model_store) if model_store else MODEL_STORE
+        _, model_dir, _ = get_model(config, data, store=store, progress=progress)
+    model_dir = Path(model_dir).resolve()
+    load_model(model_dir)  # refuses anything but one saved AlphaModel
+    return model_dir
 
 
 def _json(obj) -> str:
@@ -594,15 +763,16 @@ def check_drift(path: Path, state: dict) -> list[str]:
     """Every difference between what the account froze and what a step would use now."""
     account, config = state["account"], state["config"]
     problems = []
-    model_copy = path / account["model"]["dir"]
-    if not model_copy.is_dir() or tree_sha256(model_copy) != account["model"]["sha256"]:
-        problems.append(
-            f"the model artifact {model_copy} changed since it was frozen (sha256 "
-            f"{account['model']['sha256'][:16]}...); restore it"
-        )
-    source = Path(account["model"]["source"])
-    if source.is_dir() and tree_sha256(source) != account["model"]["sha256"]:
-        problems.append(f"the model at {source} (the account's source) is not the one frozen at init anymore")
+    for entry in model_entries(account):
+        model_copy = path / entry["dir"]
+        if not model_copy.is_dir() or tree_sha256(model_copy) != entry["sha256"]:
+            problems.append(
+                f"the model artifact {model_copy} changed since it was frozen "
+                f"(sha256 {entry['sha256'][:16]}...); restore it"
+            )
+        source = Path(entry["source"]) if entry.get("source") else None
+        if source is not None and source.is_dir() and tree_sha256(source) != entry["sha256"]:
+            problems.append(f"the model at {source} (the account's source) is not the one frozen at init anymore")
     if config_sha256(config) != account["config_sha256"]:
         problems.append(f"{state['dir'] / 'config.json'} was edited after it was frozen")
     try:
@@ -649,8 +819,18 @@ def refresh_data(account: dict, config: dict, downloader=None, today=None) -> Ma
     return load_data(config)
 
 
-def step(root, name: str, rebase: bool = False, tearsheet: bool = True, downloader=None, today=None) -> StepResult:
-    """Replay the account's strategy up to the newest bar and write its new state (see module doc)."""
+def step(
+    root,
+    name: str,
+    rebase: bool = False,
+    tearsheet: bool = True,
+    downloader=None,
+    today=None,
+    sell_all: bool = False,
+    progress: bool = False,
+) -> StepResult:
+    """Replay the account's strategy up to the newest bar and write its new state (see module doc).
+    rebase: start a new generation (refused while the book holds positions, unless sell_all)."""
     path = account_dir(root, name)
     if not path.is_dir():
         raise ConfigError(f"{path}: no such paper account; create it with 'paper init {name} --start DATE'")
@@ -658,8 +838,10 @@ def step(root, name: str, rebase: bool = False, tearsheet: bool = True, download
         state = read_state(path)
         problems = check_drift(path, state)
         fetch = {"downloader": downloader, "today": today}
+        if sell_all and not rebase:
+            raise ConfigError("--sell-all goes with --rebase (it sells the old generation's positions)")
         if rebase:
-            return _rebase(path, state, problems, tearsheet, fetch)
+            return _rebase(path, state, problems, tearsheet, fetch, sell_all, progress)
         if problems:
             raise ConfigError(
                 f"paper account {name}: refusing to step, "
@@ -667,11 +849,13 @@ def step(root, name: str, rebase: bool = False, tearsheet: bool = True, download
                 + f". The account's decisions would not be comparable. Undo the change, or start a new "
                 f"generation from today's book with 'paper step {name} --rebase'"
             )
-        return _step(path, state, tearsheet, fetch=fetch)
+        return _step(path, state, tearsheet, fetch=fetch, progress=progress)
 
 
-def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = None, fetch=None) -> StepResult:
-    account, config = state["account"], state["config"]
+def _step(
+    path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = None, fetch=None, progress=False
+) -> StepResult:
+    account, config = json.loads(json.dumps(state["account"])), state["config"]
     gen = account["generations"][-1]
     data = refresh_data(account, config, **(fetch or {}))
     end = min(data.prices.dates[-1], data.benchmark.index[-1])
@@ -694,7 +878,7 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
     start = pd.Timestamp(gen["start"])
     if end < start:
         raise DataError(f"the data ends {end.date()}, before the generation's start {start.date()}")
-    model = load_model(path / account["model"]["dir"])
+    model, refits = _model_for(path, account, config, data, start, end, progress)
     params = strategy_params(config)
     run = replay(model, data, start, end, params, float(gen["cash"]), float(config["backtest"]["commission"]))
     by_date = {d["date"]: d for d in run.days}
@@ -713,7 +897,7 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
             run,
         )
 
-    new_rows = _new_journal_rows(run, data, recorded, end, fingerprint, account["generation"])
+    new_rows = _new_journal_rows(run, data, recorded, end, fingerprint, account)
     full_journal = journal + new_rows
     orders = (rebase_rows or []) + size_orders(
         run.state,
@@ -729,8 +913,9 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
         "orders_next_open.csv": csv_text(orders, ORDER_COLUMNS),
         "book.json": _json(book),
     }
-    if rebase_rows is not None:
+    if rebase_rows is not None or refits:
         files["account.json"] = _json(account)
+    if rebase_rows is not None:
         files["config.json"] = _json(config)
     if tearsheet:
         files["tearsheet.html"] = tearsheet_html(full_journal, data, account)
@@ -742,10 +927,24 @@ def _step(path: Path, state: dict, tearsheet: bool, rebase_rows: list | None = N
     return StepResult(
         "stepped",
         str(end.date()),
-        [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, {len(orders)} order(s) for the next open"],
+        refits + [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, {len(orders)} order(s) for the next open"],
         [],
         run,
     )
+
+
+def _model_for(path: Path, account: dict, config: dict, data, start, end, progress: bool) -> tuple:
+    """(model, refit messages): the account's model; with refits, every fold due by `end` is
+    trained first (into account["folds"]), and models.selection.check_unseen proves that no day
+    the replay scores lies inside the fit windows of the fold that scores it."""
+    if account.get("refit", "none") == "none":
+        return account_model(path, account, config), []
+    from models.selection import check_unseen
+
+    refits = train_due_folds(path, account, config, data, end, progress)
+    model = account_model(path, account, config)
+    check_unseen(model, data.benchmark.loc[start:end].index, purpose=f"trade paper account {account['name']}")
+    return model, refits
 
 
 def _divergences(recorded: dict, by_date: dict) -> list[dict]:
@@ -760,7 +959,7 @@ def _divergences(recorded: dict, by_date: dict) -> list[dict]:
     return divergences
 
 
-def _new_journal_rows(run, data, recorded: dict, end, fingerprint: str, generation) -> list[dict]:
+def _new_journal_rows(run, data, recorded: dict, end, fingerprint: str, account: dict) -> list[dict]:
     """A journal row for every replayed day not journalled yet, and for the last day again when
     its data was revised (its decisions unchanged, checked before)."""
     last = str(end.date())
@@ -773,7 +972,7 @@ def _new_journal_rows(run, data, recorded: dict, end, fingerprint: str, generati
             continue
         rows.append(
             {
-                "generation": generation,
+                "generation": account["generation"],
                 "date": day["date"],
                 "cash": day["cash"],
                 "value": day["value"],
@@ -781,6 +980,7 @@ def _new_journal_rows(run, data, recorded: dict, end, fingerprint: str, generati
                 "holdings": " ".join(f"{t}:{s}" for t, s in day["holdings"].items() if s),
                 "decisions": day["decisions"],
                 "data_fingerprint": prints[day["date"]],
+                "model_sha256": model_sha256_on(account, day["date"]),
             }
         )
     return rows
@@ -818,7 +1018,7 @@ def book_dict(account: dict, run: Replay, fingerprint: str) -> dict:
         "value": run.value,
         "positions": positions,
         "data_fingerprint": fingerprint,
-        "model_sha256": account["model"]["sha256"],
+        "model_sha256": model_sha256_on(account, run.state["date"]),
         "code_version": account["code_version"],
     }
 
@@ -845,25 +1045,27 @@ def tearsheet_html(journal: list[dict], data: MarketData, account: dict) -> str 
         return out.read_text()
 
 
-def _rebase(path: Path, state: dict, problems: list, tearsheet: bool, fetch: dict) -> StepResult:
+def _rebase(
+    path: Path, state: dict, problems: list, tearsheet: bool, fetch: dict, sell_all: bool, progress: bool
+) -> StepResult:
     """A new generation from today's book: the current configuration, model and code are frozen
-    again; it starts at the book's date with the book's value as cash (flat), and the old
-    generation's positions are to be sold at the next open (orders with reason 'rebase')."""
+    again; it starts at the book's date with the book's value as cash (flat). With open positions
+    it refuses, saying so, unless sell_all: then the old generation's positions are to be sold at
+    the next open (orders with reason 'rebase'). A refitting account plans its folds again and
+    trains the one that scores the new start."""
     book = state["book"]
     if book is None:
         raise ConfigError(f"{path}: nothing to rebase, the account has not stepped yet; remove {path} and init again")
+    held = {t: p["shares"] for t, p in book["positions"].items() if p["shares"]}
+    if held and not sell_all:
+        raise ConfigError(_rebase_refusal(path.name, state["account"]["generation"] + 1, book, held))
     account = json.loads(json.dumps(state["account"]))
     config = resolve_config(account["config_source"])
-    source = Path(account["model"]["source"])
-    model_dir = source if source.is_dir() else path / account["model"]["dir"]
-    sha = tree_sha256(model_dir)
-    if sha != account["model"]["sha256"]:
-        load_model(model_dir)  # a damaged artifact is refused before it is copied in
-        target = path / f"models/{sha[:16]}"
-        if not target.exists():
-            with atomic_dir(target) as tmp:
-                shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
-        account["model"] = {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(source)}
+    if account.get("refit", "none") != "none":
+        months = account["walk_forward"]["refit_every_months"]
+        account |= {"walk_forward": refit_plan(config, load_data(config), months), "folds": []}
+    else:
+        _rebase_model(path, account)
     account["generation"] += 1
     account["generations"].append(
         {
@@ -879,23 +1081,47 @@ def _rebase(path: Path, state: dict, problems: list, tearsheet: bool, fetch: dic
         {
             "ticker": t,
             "action": "SELL",
-            "shares": p["shares"],
-            "price": p["close"],
+            "shares": shares,
+            "price": book["positions"][t]["close"],
             "score": "",
             "rank": "",
             "reason": "rebase",
         }
-        for t, p in book["positions"].items()
-        if p["shares"]
+        for t, shares in held.items()
     ]
     new_state = {**state, "account": account, "config": config}
-    result = _step(path, new_state, tearsheet, rebase_rows=sells, fetch=fetch)
+    result = _step(path, new_state, tearsheet, rebase_rows=sells, fetch=fetch, progress=progress)
     result.messages.insert(
         0,
         f"generation {account['generation']} starts {book['date']} with cash "
         f"{book['value']:,.2f} (the old book's value); {len(sells)} old position(s) to sell",
     )
     return result
+
+
+def _rebase_refusal(name: str, generation: int, book: dict, held: dict) -> str:
+    listed = ", ".join(f"{t} {n}" for t, n in held.items())
+    return (
+        f"paper account {name}: refusing to rebase, the book of {book['date']} holds {len(held)} position(s) "
+        f"({listed}). A rebase starts generation {generation} flat, with the book's value {book['value']:,.2f} "
+        "as cash: it would sell these at the next open (orders with reason 'rebase', their proceeds at the "
+        f"open may differ from the close they are valued at). To do that, run 'paper step {name} --rebase "
+        "--sell-all'; to keep them, undo the change and step without --rebase"
+    )
+
+
+def _rebase_model(path: Path, account: dict) -> None:
+    """The fixed model of the new generation: its source as it is now, copied in if it changed."""
+    source = Path(account["model"]["source"])
+    model_dir = source if source.is_dir() else path / account["model"]["dir"]
+    sha = tree_sha256(model_dir)
+    if sha != account["model"]["sha256"]:
+        load_model(model_dir)  # a damaged artifact is refused before it is copied in
+        target = path / f"models/{sha[:16]}"
+        if not target.exists():
+            with atomic_dir(target) as tmp:
+                shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+        account["model"] = {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(source)}
 
 
 # ============================================================================ status
@@ -938,7 +1164,11 @@ def status_text(root, name: str) -> str:
 
 
 # ============================================================================ command line
-def main(argv) -> int:
+def parser() -> argparse.ArgumentParser:
+    """`run_backtest.py paper`'s options; the shared ones (--no-progress, --model-store) come from
+    run_backtest.add_shared_options, so they mean what they mean for every command."""
+    from run_backtest import add_shared_options
+
     p = argparse.ArgumentParser(
         prog="run_backtest.py paper",
         description="A daily paper-trading account whose state equals the backtest (docs/paper.md).",
@@ -954,27 +1184,39 @@ def main(argv) -> int:
     i.add_argument(
         "--model", metavar="DIR", help="a saved model artifact (default: the preset's saved or trained model)"
     )
-    i.add_argument("--model-store", metavar="DIR", help="where the preset's model is looked up (default models/store/)")
     i.add_argument("--data", metavar="DIR", help="a CSV folder, re-read at every step")
     i.add_argument("--benchmark", metavar="TICKER")
     i.add_argument("--source", choices=["embedded", "csv", "yfinance"])
     i.add_argument(
         "--refit",
-        choices=["none", "yearly"],
-        default="none",
-        help="scheduled refits (recorded; only 'none' is implemented: the model stays fixed)",
+        choices=list(REFIT_CHOICES),
+        help="none (default): the model stays the one frozen at init; yearly: the account trains a walk-forward "
+        "fold on the first step after each refit date, as --walk-forward does in a backtest (docs/paper.md)",
     )
+    i.add_argument("--refit-every-months", type=int, metavar="N", help="refit every N months instead (yearly = 12)")
+    add_shared_options(i, "--model-store", "--no-progress")
     s = sub.add_parser("step", help="bring the data up to date and replay to the newest bar")
     s.add_argument("name")
     s.add_argument(
         "--rebase",
         action="store_true",
-        help="start a new generation from today's book (after a configuration, model or code change)",
+        help="start a new generation from today's book (after a configuration, model or code change); "
+        "refused while the book holds positions, unless --sell-all",
+    )
+    s.add_argument(
+        "--sell-all",
+        action="store_true",
+        help="with --rebase: start the new generation flat and sell the old positions at the next open",
     )
     s.add_argument("--no-tearsheet", action="store_true", help="skip the QuantStats report (faster)")
+    add_shared_options(s, "--no-progress")
     t = sub.add_parser("status", help="print the book, P&L against the benchmark and the next orders")
     t.add_argument("name")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv) -> int:
+    args = parser().parse_args(argv)
     try:
         if args.command == "init":
             path = init(
@@ -990,11 +1232,20 @@ def main(argv) -> int:
                 args.source,
                 args.refit,
                 args.model_store,
+                args.refit_every_months,
+                progress=not args.no_progress,
             )
             print(f"paper account created: {path}; next: run_backtest.py paper step {args.name}")
             return 0
         if args.command == "step":
-            result = step(args.root, args.name, rebase=args.rebase, tearsheet=not args.no_tearsheet)
+            result = step(
+                args.root,
+                args.name,
+                rebase=args.rebase,
+                tearsheet=not args.no_tearsheet,
+                sell_all=args.sell_all,
+                progress=not args.no_progress,
+            )
             for message in result.messages:
                 print(message)
             if result.divergences:

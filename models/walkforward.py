@@ -177,7 +177,9 @@ class Fold:
 
 
 # ---------------------------------------------------------------------- one fold's fit (runs in workers)
-def fit_fold(config: ModelConfig, kind: str, params: dict, prices: PricePanel, benchmark: pd.Series, vix=None):
+def fit_fold(
+    config: ModelConfig, kind: str, params: dict, prices: PricePanel, benchmark: pd.Series, vix=None, progress=False
+):
     """The walk-forward rule for one fold: a fit of zoo model `kind` with the fold's Split
     (`config.split`), handed only the prices up to its validation end, so no later price, and no
     label reaching past that day, can enter it. A backtest's folds and a paper account's refits
@@ -187,7 +189,7 @@ def fit_fold(config: ModelConfig, kind: str, params: dict, prices: PricePanel, b
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dropped features are reported once by the caller
         return make_model(kind, config, **params).fit(
-            prices.between(None, cut), benchmark.loc[:cut], None if vix is None else vix.loc[:cut], progress=False
+            prices.between(None, cut), benchmark.loc[:cut], None if vix is None else vix.loc[:cut], progress=progress
         )
 
 

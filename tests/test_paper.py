@@ -17,8 +17,9 @@ import pytest
 
 from feeds import ConfigError
 from jobs import paper as papertrade
-from jobs.engines import build_cerebro, lstm_alpha, strategy_params
+from jobs.engines import build_cerebro, lstm_alpha, model_alpha, strategy_params
 from jobs.market import MarketData, load_data
+from jobs.store import get_model
 from models import AlphaModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -453,9 +454,17 @@ def test_changed_model_config_or_code_refuses_to_step(tmp_path, model_dir, embed
         papertrade.step(root, "acct")
 
 
-def test_init_refuses_unimplemented_refit_and_an_existing_account(tmp_path, model_dir, embedded, days_2021):
-    with pytest.raises(ConfigError, match="not implemented"):
+def test_init_refuses_bad_refit_choices_and_an_existing_account(tmp_path, model_dir, embedded, days_2021):
+    with pytest.raises(ConfigError, match="--model and --refit"):  # a refitting account trains its own folds
         new_account(tmp_path, model_dir, embedded, days_2021[0], refit="yearly")
+    assert papertrade.refit_months(None, None) == papertrade.refit_months("none", None) == 0
+    assert papertrade.refit_months("yearly", None) == 12 and papertrade.refit_months(None, 3) == 3
+    with pytest.raises(ConfigError, match="give one of them"):
+        papertrade.refit_months("yearly", 6)
+    with pytest.raises(ConfigError, match="whole number of months"):
+        papertrade.refit_months(None, 0)
+    with pytest.raises(ConfigError, match="use one of"):
+        papertrade.refit_months("monthly", None)
     root, _, csv = new_account(tmp_path, model_dir, embedded, days_2021[0])
     with pytest.raises(ConfigError, match="exists"):
         papertrade.init(root, "acct", START, model_dir=model_dir, data_dir=csv, benchmark="SP500")
@@ -471,10 +480,21 @@ def test_rebase_starts_a_new_generation_from_todays_book(tmp_path, model_dir, em
     papertrade.step(root, "acct", tearsheet=False)
     old_book = json.loads((path / "book.json").read_text())
     old_journal = papertrade.read_csv_rows(path / "journal.csv")
+    assert old_book["positions"]  # the refusal below needs open positions
     config.write_text("[strategy]\ntop_k = 2\n")
     with pytest.raises(ConfigError):
         papertrade.step(root, "acct")
-    result = papertrade.step(root, "acct", rebase=True, tearsheet=False)
+    # with open positions --rebase refuses, says what it would do and how to do it; nothing is written
+    before = account_files(path)
+    assert papertrade.main(["--root", str(root), "step", "acct", "--rebase", "--no-tearsheet"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to rebase" in err and "--rebase --sell-all" in err and "starts generation 2 flat" in err
+    for ticker, p in old_book["positions"].items():
+        assert f"{ticker} {p['shares']}" in err
+    assert account_files(path) == before
+    with pytest.raises(ConfigError, match="goes with --rebase"):
+        papertrade.step(root, "acct", sell_all=True)
+    result = papertrade.step(root, "acct", rebase=True, sell_all=True, tearsheet=False)
     assert result.status == "stepped" and "generation 2" in result.messages[0]
     account = json.loads((path / "current" / "account.json").read_text())
     assert account["generation"] == 2 and account["generations"][-1]["cash"] == old_book["value"]
@@ -491,3 +511,161 @@ def test_rebase_starts_a_new_generation_from_todays_book(tmp_path, model_dir, em
     assert papertrade.main(["--root", str(root), "status", "acct"]) == 0
     out = capsys.readouterr().out
     assert "generation 2" in out and "benchmark" in out and str(days_2021[3].date()) in out
+
+
+@pytest.mark.slow
+def test_rebase_of_a_flat_book_needs_no_sell_all(tmp_path, model_dir, embedded, days_2021):
+    config = tmp_path / "flat.toml"
+    config.write_text("[strategy]\nentry_threshold = 1.5\n")  # above every rank score: never buys
+    root, path, _ = new_account(tmp_path, model_dir, embedded, days_2021[1], config_file=config)
+    papertrade.step(root, "acct", tearsheet=False)
+    assert json.loads((path / "book.json").read_text())["positions"] == {}
+    config.write_text("[strategy]\nentry_threshold = 1.6\n")
+    result = papertrade.step(root, "acct", rebase=True, tearsheet=False)
+    assert result.status == "stepped" and "0 old position(s) to sell" in result.messages[0]
+    assert json.loads((path / "current" / "account.json").read_text())["generation"] == 2
+
+
+# ------------------------------------------------------------------------------------ scheduled refits
+REFIT_TOML = """
+[model]
+hidden = 8
+epochs = 2
+patience = 1
+stride = 5
+batch_size = 1024
+seed = 3
+threads = 1
+
+[model.split]
+train_start = "2014-06-01"
+train_end = "2017-12-31"
+valid_start = "2018-01-01"
+valid_end = "2019-12-31"
+test_start = "2020-01-01"   # the walk-forward plan's first refit; yearly: 2021-01-01 is the next
+test_end = "2021-12-31"
+
+[walk_forward]
+valid_years = 2
+
+[strategy]
+top_k = 3
+"""
+REFIT_START = "2020-12-14"
+REFIT_STEPS = ["2020-12-18", "2020-12-22", "2020-12-30", "2020-12-31", "2021-01-04", "2021-01-05", "2021-01-08"]
+REFIT_TICKERS = ["AAPL", "AMD", "BAC", "CVX", "GE", "KO"]
+
+
+def walk_forward_backtest(config: dict, data, model, end):
+    """One plain --walk-forward backtest (runonce, batched once() scores, close_at_end off) of the
+    account's days up to `end` with `model` (jobs.store.get_model's WalkForwardModel)."""
+    start, end = pd.Timestamp(REFIT_START), pd.Timestamp(end)
+    params = {**strategy_params(config), "close_at_end": False}
+    data = MarketData(data.prices.between(None, end), data.benchmark.loc[:end], None, [])
+    cerebro = build_cerebro(
+        data,
+        start,
+        end,
+        model_alpha(model, data, start),
+        params,
+        float(config["backtest"]["cash"]),
+        float(config["backtest"]["commission"]),
+    )
+    cerebro.addanalyzer(Submitted, _name="submitted")
+    return cerebro.run()[0]
+
+
+@pytest.mark.slow
+def test_yearly_refits_equal_one_walk_forward_backtest(tmp_path, embedded, monkeypatch):
+    """An account refitting yearly, stepped across its refit date 2021-01-01, is after every step
+    the state of one --walk-forward backtest over the same days with the same plan: book to 1e-9,
+    the orders decision for decision, the fills of each next day exactly the orders listed the day
+    before; the fold it trained on 2021-01-04 has the backtest fold's weights bit for bit."""
+    import models.walkforward as wf
+
+    config_file = tmp_path / "refit.toml"
+    config_file.write_text(REFIT_TOML)
+    monkeypatch.setattr(sys.modules[__name__], "FIRST_CSV_DAY", "2014-01-01")
+    csv = write_csv_folder(tmp_path / "csv", embedded, REFIT_STEPS[0], tickers=REFIT_TICKERS)
+    root = tmp_path / "paper"
+    papertrade.init(root, "wf", REFIT_START, config_file=config_file, data_dir=csv, benchmark="SP500", refit="yearly")
+    path = root / "wf"
+    account = json.loads((path / "current" / "account.json").read_text())
+    assert account["refit"] == "yearly" and [f["number"] for f in account["folds"]] == [0]
+    assert account["walk_forward"]["first_test"] == "2020-01-01" and account["folds"][0]["refit_date"] == "2020-01-01"
+    books = {}
+    for day in REFIT_STEPS:
+        write_csv_folder(csv, embedded, day, tickers=REFIT_TICKERS)
+        if day == "2021-01-04":  # the first step after the refit date: a leaky fold is refused, nothing written
+            before, honest = account_files(path), wf.fit_fold
+
+            def leaky(*args, _honest=honest, **kwargs):
+                model = _honest(*args, **kwargs)
+                model.report_.windows["last_label_date"] = "2021-01-04"  # as if it had learned that day's label
+                return model
+
+            monkeypatch.setattr(wf, "fit_fold", leaky)
+            with pytest.raises(ConfigError, match="scored by fold 1 .* reach 2021-01-04"):
+                papertrade.step(root, "wf", tearsheet=False)
+            monkeypatch.setattr(wf, "fit_fold", honest)
+            assert account_files(path) == before
+        result = papertrade.step(root, "wf", tearsheet=False)
+        assert result.status == "stepped" and result.date == day
+        assert any(m.startswith("refit: fold 1 (refit 2021-01-01)") for m in result.messages) == (day == "2021-01-04")
+        books[day] = (
+            json.loads((path / "book.json").read_text()),
+            papertrade.read_csv_rows(path / "orders_next_open.csv"),
+        )
+    account = json.loads((path / "current" / "account.json").read_text())
+    folds = {f["number"]: f for f in account["folds"]}
+    assert sorted(folds) == [0, 1] and folds[1]["trained_at"] == "2021-01-04"
+    assert folds[1]["last_label_date"] < "2021-01-01" and folds[1]["split"]["valid_end"] == "2020-12-31"
+    for f in folds.values():  # saved as model artifacts, their sha256 recorded
+        assert (path / f["dir"] / "model.json").is_file() and papertrade.tree_sha256(path / f["dir"]) == f["sha256"]
+    journal = papertrade.read_csv_rows(path / "journal.csv")
+    assert {r["date"]: r["model_sha256"] for r in journal} == {
+        r["date"]: folds[0 if r["date"] < "2021-01-01" else 1]["sha256"] for r in journal
+    }
+    assert json.loads((path / "book.json").read_text())["model_sha256"] == folds[1]["sha256"]
+
+    # the reference: jobs.store.get_model's --walk-forward model of the same configuration and data
+    config = json.loads((path / "current" / "config.json").read_text())
+    config_wf = {**config, "walk_forward": {**config["walk_forward"], "enabled": True}}
+    data = load_data(config)
+    model, _, reused = get_model(config_wf, data, store=tmp_path / "store", progress=False)
+    assert not reused and [f.score_start for f in model.folds] == [
+        pd.Timestamp("2020-01-01"),
+        pd.Timestamp("2021-01-01"),
+    ]
+    for fold in model.folds:
+        mine = papertrade.load_model(path / folds[fold.number]["dir"])
+        assert mine.config.split == fold.split
+        for k, v in fold.model.net_.state_dict().items():
+            assert np.array_equal(v.numpy(), mine.net_.state_dict()[k].numpy()), (fold.number, k)
+    listed, n_fills = None, 0
+    for i, day in enumerate(REFIT_STEPS):
+        book, orders = books[day]
+        ref = walk_forward_backtest(config, data, model, day)
+        assert book["date"] == day and ref.book_state()["date"] == day
+        assert abs(book["cash"] - ref.broker.getcash()) <= 1e-9 and abs(book["value"] - ref.broker.getvalue()) <= 1e-9
+        held = {d._name: ref.getposition(d).size for d in ref.stocks if ref.getposition(d).size}
+        assert {t: p["shares"] for t, p in book["positions"].items()} == held
+        assert order_decisions(orders) == reference_decisions(ref)
+        consecutive = i > 0 and len(data.benchmark.loc[REFIT_STEPS[i - 1] : day]) == 2
+        if consecutive:  # yesterday's listed orders are what the backtest placed at today's open
+            placed = [o[1:6] for o in ref.analyzers.submitted.orders if o[0] == day]
+            assert placed == listed
+            n_fills += len(placed)
+        listed = order_decisions(orders)
+    assert n_fills >= 2 and any(book["positions"] for book, _ in books.values())
+    # the last replay's scores are the walk-forward model's, and from 2021 on they are fold 1's, not fold 0's
+    end = pd.Timestamp(REFIT_STEPS[-1])
+    want = model.predict(data.prices.between(None, end), data.benchmark.loc[:end], start=REFIT_START)
+    got = result.replay.batched.loc[REFIT_START:]
+    np.testing.assert_array_equal(got.to_numpy(), want.loc[REFIT_START:end].to_numpy())
+    old = model.folds[0].model.predict(data.prices.between(None, end), data.benchmark.loc[:end]).loc["2021-01-01":end]
+    assert np.abs(got.loc["2021-01-01":].to_numpy() - old.to_numpy()).min() > 1e-6
+    print(
+        f"refit equivalence: {len(journal)} days {REFIT_START}..{REFIT_STEPS[-1]} in {len(REFIT_STEPS)} steps; "
+        f"refit date 2021-01-01 (trained on the step of 2021-01-04); fold 1 sha256 {folds[1]['sha256']}"
+    )
