@@ -150,7 +150,7 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--commission", type=float, help="commission per side as a fraction (default 0.0005 = 5 bp; seed preset 0)"
     )
-    p.add_argument("--out", metavar="DIR", default=str(ROOT / "results"), help="results root (default: results/)")
+    add_shared_options(p, "--out")
     p.add_argument("--name", help="run name: results go to <out>/<name> (default: the preset or config name)")
     p.add_argument(
         "--model",
@@ -183,13 +183,7 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bt-plot", action="store_true", help="also save Backtrader's own plot (traded stocks only) as bt_plot.png"
     )
-    p.add_argument(
-        "--model-store",
-        metavar="DIR",
-        default=None,
-        help="where trained models are saved and looked up (default: models/store/)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_shared_options(p, "--model-store", "--no-progress")
     p.add_argument(
         "--engine",
         choices=["cerebro", "vector"],
@@ -220,14 +214,8 @@ def main_parser() -> argparse.ArgumentParser:
         metavar="START,END",
         help="the period that chooses nothing, reported after the fact (default 2017-01-01,2022-12-31)",
     )
-    sweep.add_argument("--ray", action="store_true", help="run the variants as Ray tasks on a local instance (2 CPUs)")
+    add_shared_options(sweep, "--ray", "--workers")
     sweep.add_argument("--ray-address", metavar="ADDRESS", help="join this Ray cluster instead (implies --ray)")
-    sweep.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="run the variants in N local processes (no Ray); with --ray, the local instance's CPUs",
-    )
     return p
 
 
@@ -463,13 +451,12 @@ def zoo_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--models", metavar="A,B,...", help=f"models to run (default all: {','.join(MODEL_NAMES)})")
     p.add_argument("--seeds", type=int, default=5, help="seeds per model (default 5; a deterministic model runs once)")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2; 1 = in this process)")
-    p.add_argument("--ray", action="store_true", help="run the fits as Ray tasks on a local instance instead")
+    add_shared_options(p, "--workers", "--ray")
     p.add_argument("--preset", choices=["default", "seed"], default="default")
     p.add_argument("--config", metavar="FILE.toml", help="a TOML file overriding preset keys")
     p.add_argument("--data", metavar="DIR", help="a folder of CSV files, one per ticker (as the main job)")
     p.add_argument("--benchmark", metavar="TICKER", help="the benchmark's ticker in --data")
-    p.add_argument("--out", metavar="DIR", default=str(ROOT / "results"), help="results root (default: results/)")
+    add_shared_options(p, "--out")
     p.add_argument("--name", default=None, help="results go to <out>/<name> (default zoo; zoo-planted)")
     g = p.add_argument_group("positive control (docs/models.md)")
     g.add_argument(
@@ -481,16 +468,16 @@ def zoo_parser() -> argparse.ArgumentParser:
     g.add_argument("--stocks", type=int, help=f"synthetic stocks (default {PLANTED_DEFAULTS['stocks']})")
     g.add_argument("--days", type=int, help=f"synthetic business days (default {PLANTED_DEFAULTS['days']})")
     g.add_argument("--data-seed", type=int, help="the synthetic universe's seed (default 0)")
-    p.add_argument(
-        "--model-store", metavar="DIR", default=None, help="where the fitted models are kept (default models/store/)"
-    )
-    p.add_argument("--no-progress", action="store_true")
+    add_shared_options(p, "--model-store", "--no-progress")
     return p
 
 
 def zoo_command(argv) -> int:
     args = zoo_parser().parse_args(argv)
+    args.workers = ZOO_WORKERS if args.workers is None else args.workers
     try:
+        if args.workers < 1:
+            raise ConfigError(f"--workers {args.workers}: give at least 1 (1 = in this process)")
         from configs import load_config
         from jobs import zoo
         from jobs.store import MODEL_STORE, resolve_out_dir
@@ -532,6 +519,7 @@ def zoo_command(argv) -> int:
     return 0
 
 
+ZOO_WORKERS = 2  # the zoo's processes without --workers
 PLANTED_DEFAULTS = {"planted_ic": 0.10, "stocks": 150, "days": 1500, "data_seed": 0}  # issue 11: >= 100 stocks
 
 
@@ -623,9 +611,7 @@ def sweep_command(args) -> int:
     return 0 if any(r["status"] == "ok" for r in result.rows) else 1
 
 
-def trade_stats_command(argv) -> int:
-    from analyzers import read_trade_log, realized_pnl_png, trade_histogram_png, trade_stats
-
+def trade_stats_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_backtest.py trade-stats",
         description="Statistics of the closed trades in a trade log (ours or the seed's).",
@@ -634,7 +620,13 @@ def trade_stats_command(argv) -> int:
         "file", help="a trades.csv with the seed's columns (Date, Action, Ticker, Price, Shares, ..., PnL_Pct, Days)"
     )
     p.add_argument("--plots", metavar="DIR", help="also write trade_returns.png and realized_pnl.png into DIR")
-    args = p.parse_args(argv)
+    return p
+
+
+def trade_stats_command(argv) -> int:
+    from analyzers import read_trade_log, realized_pnl_png, trade_histogram_png, trade_stats
+
+    args = trade_stats_parser().parse_args(argv)
     try:
         log = read_trade_log(args.file)
         stats = trade_stats(log)
@@ -651,9 +643,7 @@ def trade_stats_command(argv) -> int:
     return 0
 
 
-def download_command(argv) -> int:
-    from feeds import download_to_cache, load_constituents
-
+def download_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run_backtest.py download",
         description="Fetch adjusted daily OHLCV with yfinance into a local Parquet cache; "
@@ -673,7 +663,28 @@ def download_command(argv) -> int:
         "--retries", type=int, default=3, help="extra attempts for a ticker whose answer is empty or partial"
     )
     p.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry; doubles each time")
-    args = p.parse_args(argv)
+    add_shared_options(p, "--no-progress")
+    return p
+
+
+def command_parsers() -> dict:
+    """Every command's parser, by name ("main" = the main job and sweeps, with no command word);
+    `paper` holds its subcommands (init, step, status)."""
+    from jobs import paper
+
+    return {
+        "main": main_parser(),
+        "zoo": zoo_parser(),
+        "download": download_parser(),
+        "trade-stats": trade_stats_parser(),
+        "paper": paper.parser(),
+    }
+
+
+def download_command(argv) -> int:
+    from feeds import download_to_cache, load_constituents
+
+    args = download_parser().parse_args(argv)
     tickers = args.tickers
     if args.universe == "sp500":
         tickers, as_of = load_constituents()
@@ -688,6 +699,7 @@ def download_command(argv) -> int:
             vix=args.vix,
             retries=args.retries,
             backoff=args.backoff,
+            progress=not args.no_progress,
         )
     except AlphaPluginError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -259,6 +259,14 @@ class _Job:
     reason: str = ""
 
 
+def _progress(batches: list, progress: bool, attempt: int):
+    if not progress or len(batches) < 2:
+        return batches
+    from tqdm.auto import tqdm
+
+    return tqdm(batches, desc="yfinance" if attempt == 1 else f"yfinance retry {attempt - 1}", unit="batch")
+
+
 def download_to_cache(
     tickers,
     start,
@@ -274,6 +282,7 @@ def download_to_cache(
     sleep: Callable[[float], None] = time.sleep,
     batch_size: int = BATCH_SIZE,
     today=None,
+    progress: bool = False,
 ) -> DownloadReport:
     """Bring the Parquet cache of `tickers` (+ benchmark, + ^VIX if vix) up to date; see module docs.
 
@@ -283,6 +292,7 @@ def download_to_cache(
     symbols: {ticker: Yahoo symbol} overrides; by default share classes from the shipped constituents
         list map to Yahoo's spelling (BRK.B -> BRK-B).
     sleep: how to wait between retries (tests pass a no-op). today: the date "today" (tests).
+    progress: a progress bar over the batches of each round (yfinance's own bar stays off).
     Raises DownloadError (one line) when nothing could be fetched and nothing is cached.
     """
     downloader = downloader or YFinanceDownloader()
@@ -311,7 +321,7 @@ def download_to_cache(
             sleep(backoff * 2 ** (max(j.failures for j in retry_jobs) - 1))
         attempt += 1
         next_jobs = []
-        for group in _batches(jobs, batch_size):
+        for group in _progress(list(_batches(jobs, batch_size)), progress, attempt):
             next_jobs += _run_batch(group, downloader, cache_dir, report)
         jobs = []
         for job in next_jobs:

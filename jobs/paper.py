@@ -2,7 +2,8 @@
 
     python run_backtest.py paper init NAME --start 2021-01-04 [--cash C] [--model DIR | --preset/--config]
                                            [--data DIR --benchmark T | --source yfinance]
-    python run_backtest.py paper step NAME [--rebase]
+                                           [--refit yearly | --refit-every-months N]
+    python run_backtest.py paper step NAME [--rebase [--sell-all]]
     python run_backtest.py paper status NAME
 
 An account is not a second engine: every step replays AlphaRankStrategy in one Cerebro from the
@@ -17,7 +18,8 @@ swaps the `current` symlink with one atomic rename; a killed step leaves the pre
 
     current -> states/000007        account.json, config.json, book.json, orders_next_open.csv,
                                     journal.csv, tearsheet.html
-    models/<sha256[:16]>/           the model artifact, copied at init (never retrained here)
+    models/<sha256[:16]>/           the model artifact copied at init, or (--refit) each walk-forward
+                                    fold the account trained (models.walkforward's rule, see docs/paper.md)
     book.json, ... -> current/...   convenience links
 """
 

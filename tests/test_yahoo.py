@@ -97,6 +97,30 @@ def test_first_download_caches_each_ticker_exactly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["AAPL.parquet", "MSFT.parquet"]
 
 
+def test_progress_bar_over_batches_changes_nothing_else(tmp_path, capsys):
+    """download --no-progress's switch: a bar over the batches on stderr, the same cache and report."""
+    reports = {}
+    for progress in (False, True):
+        folder = tmp_path / str(progress)
+        reports[progress] = download_to_cache(
+            ["AAPL"],
+            START,
+            END,
+            cache_dir=folder,
+            benchmark="MSFT",
+            downloader=FakeYF(),
+            batch_size=1,
+            progress=progress,
+        )
+        err = capsys.readouterr().err
+        assert ("yfinance" in err and "2/2" in err) == progress
+    assert reports[True].summary() == reports[False].summary()
+    for ticker in ("AAPL", "MSFT"):
+        pd.testing.assert_frame_equal(
+            read_cached(tmp_path / "True", ticker)[0], read_cached(tmp_path / "False", ticker)[0]
+        )
+
+
 def test_split_answer_handles_multiindex_for_one_ticker_and_other_layouts():
     one = FakeYF()("AAPL", start=START, end=MID, auto_adjust=True, progress=False)
     assert isinstance(one.columns, pd.MultiIndex) and one.columns.names == ["Price", "Ticker"]
