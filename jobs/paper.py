@@ -1127,6 +1127,17 @@ def _rebase_model(path: Path, account: dict) -> None:
 
 
 # ============================================================================ status
+def refit_lines(account: dict) -> list[str]:
+    """The refit schedule, the folds trained so far and the next refit date (none without refits)."""
+    if account.get("refit", "none") == "none":
+        return []
+    plan = account["walk_forward"]
+    folds = ", ".join(f"{f['number']} (refit {f['refit_date']}, sha256 {f['sha256'][:16]})" for f in account["folds"])
+    number = max(f["number"] for f in account["folds"]) + 1
+    upcoming = fold_split(plan, number).test_start
+    return [f"  refits {account['refit']}: folds {folds}; the next is trained on the first step on or after {upcoming}"]
+
+
 def status_text(root, name: str) -> str:
     path = account_dir(root, name)
     state = read_state(path)
@@ -1135,6 +1146,7 @@ def status_text(root, name: str) -> str:
         f"paper account {name} (generation {account['generation']}, started "
         f"{account['generations'][0]['start']} with {account['generations'][0]['cash']:,.2f})"
     ]
+    lines += refit_lines(account)
     if book is None:
         return "\n".join(lines + ["  not stepped yet: run 'paper step " + name + "'"])
     first = journal[0]

@@ -516,11 +516,11 @@ def test_rebase_starts_a_new_generation_from_todays_book(tmp_path, model_dir, em
 @pytest.mark.slow
 def test_rebase_of_a_flat_book_needs_no_sell_all(tmp_path, model_dir, embedded, days_2021):
     config = tmp_path / "flat.toml"
-    config.write_text("[strategy]\nentry_threshold = 1.5\n")  # above every rank score: never buys
+    config.write_text("[strategy]\nentry_threshold = 1.0\n")  # a rank score is never above 1: never buys
     root, path, _ = new_account(tmp_path, model_dir, embedded, days_2021[1], config_file=config)
     papertrade.step(root, "acct", tearsheet=False)
     assert json.loads((path / "book.json").read_text())["positions"] == {}
-    config.write_text("[strategy]\nentry_threshold = 1.6\n")
+    config.write_text("[strategy]\nentry_threshold = 1.0\nreview_days = 8\n")
     result = papertrade.step(root, "acct", rebase=True, tearsheet=False)
     assert result.status == "stepped" and "0 old position(s) to sell" in result.messages[0]
     assert json.loads((path / "current" / "account.json").read_text())["generation"] == 2
@@ -665,6 +665,16 @@ def test_yearly_refits_equal_one_walk_forward_backtest(tmp_path, embedded, monke
     np.testing.assert_array_equal(got.to_numpy(), want.loc[REFIT_START:end].to_numpy())
     old = model.folds[0].model.predict(data.prices.between(None, end), data.benchmark.loc[:end]).loc["2021-01-01":end]
     assert np.abs(got.loc["2021-01-01":].to_numpy() - old.to_numpy()).min() > 1e-6
+    out = papertrade.status_text(root, "wf")
+    assert f"folds 0 (refit 2020-01-01, sha256 {folds[0]['sha256'][:16]}), 1 (refit 2021-01-01" in out
+    assert "the next is trained on the first step on or after 2022-01-01" in out
+    # a rebase plans the folds again and trains the one that scores the new start (fold 1, again)
+    result = papertrade.step(root, "wf", rebase=True, sell_all=True, tearsheet=False)
+    account = json.loads((path / "current" / "account.json").read_text())
+    assert account["generation"] == 2 and [(f["number"], f["generation"]) for f in account["folds"]] == [(1, 2)]
+    assert any(m.startswith("refit: fold 1 (refit 2021-01-01)") for m in result.messages)
+    last = papertrade.read_csv_rows(path / "journal.csv")[-1]
+    assert last["generation"] == "2" and last["model_sha256"] == account["folds"][0]["sha256"]
     print(
         f"refit equivalence: {len(journal)} days {REFIT_START}..{REFIT_STEPS[-1]} in {len(REFIT_STEPS)} steps; "
         f"refit date 2021-01-01 (trained on the step of 2021-01-04); fold 1 sha256 {folds[1]['sha256']}"
