@@ -1180,8 +1180,8 @@ def status_text(root, name: str) -> str:
 # ============================================================================ command line
 def parser() -> argparse.ArgumentParser:
     """`run_backtest.py paper`'s options; the shared ones (--no-progress, --model-store) come from
-    run_backtest.add_shared_options, so they mean what they mean for every command."""
-    from run_backtest import add_shared_options
+    core.cli.add_shared_options, so they mean what they mean for every command."""
+    from core.cli import add_shared_options
 
     p = argparse.ArgumentParser(
         prog="run_backtest.py paper",

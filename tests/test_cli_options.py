@@ -1,13 +1,13 @@
 """One set of shared options: --no-progress, --out, --model-store, --workers and --ray are defined
-once (run_backtest.SHARED_OPTIONS) and mean the same thing in every command's parser; where one
-does not apply, run_backtest.NOT_APPLICABLE says so and why."""
+once (core.cli.SHARED_OPTIONS) and mean the same thing in every command's parser; where one
+does not apply, core.cli.NOT_APPLICABLE says so and why."""
 
 import argparse
 
 import pytest
 
 import run_backtest
-from run_backtest import NOT_APPLICABLE, SHARED_OPTIONS
+from core.cli import NOT_APPLICABLE, SHARED_OPTIONS, add_shared_options
 
 FIELDS = ("dest", "type", "default", "nargs", "const", "help", "metavar", "required", "choices")
 
@@ -31,7 +31,7 @@ def option(parser: argparse.ArgumentParser, flag: str):
 
 
 def shared_action(flag: str):
-    return option(run_backtest.add_shared_options(argparse.ArgumentParser(), flag), flag)
+    return option(add_shared_options(argparse.ArgumentParser(), flag), flag)
 
 
 def test_every_command_has_every_shared_option_that_applies_and_it_means_the_same():
