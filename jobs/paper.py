@@ -574,8 +574,9 @@ def save_fold(folder: Path, model, number: int) -> dict:
     folder/models/<sha256[:16]>/; its entry for account.json."""
     models = folder / "models"
     models.mkdir(parents=True, exist_ok=True)
+    for stale in models.glob(".fold-*"):  # left by a killed step (steps hold the account lock)
+        shutil.rmtree(stale, ignore_errors=True)
     staging = models / f".fold-{number}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     model.save(staging)
     sha = tree_sha256(staging)
     target = models / sha[:16]
