@@ -613,6 +613,9 @@ def train_due_folds(folder: Path, account: dict, config: dict, data: MarketData,
                 "trained_at": str(pd.Timestamp(end).date()),
                 "split": dataclasses.asdict(split),
                 "last_label_date": last_label,
+                # what decides its scores (kind, config, scaler, weights): the same for the same fit,
+                # where sha256 (of the files) also covers the fit's timing in model.json
+                "fingerprint": model.fingerprint(),
             }
         )
         messages.append(

@@ -639,7 +639,7 @@ def test_yearly_refits_equal_one_walk_forward_backtest(tmp_path, embedded, monke
     ]
     for fold in model.folds:
         mine = papertrade.load_model(path / folds[fold.number]["dir"])
-        assert mine.config.split == fold.split
+        assert mine.config.split == fold.split and folds[fold.number]["fingerprint"] == fold.model.fingerprint()
         for k, v in fold.model.net_.state_dict().items():
             assert np.array_equal(v.numpy(), mine.net_.state_dict()[k].numpy()), (fold.number, k)
     listed, n_fills = None, 0
@@ -677,5 +677,6 @@ def test_yearly_refits_equal_one_walk_forward_backtest(tmp_path, embedded, monke
     assert last["generation"] == "2" and last["model_sha256"] == account["folds"][0]["sha256"]
     print(
         f"refit equivalence: {len(journal)} days {REFIT_START}..{REFIT_STEPS[-1]} in {len(REFIT_STEPS)} steps; "
-        f"refit date 2021-01-01 (trained on the step of 2021-01-04); fold 1 sha256 {folds[1]['sha256']}"
+        f"refit date 2021-01-01 (trained on the step of 2021-01-04); fold 1 sha256 {folds[1]['sha256']}, "
+        f"fingerprint {folds[1]['fingerprint']} (= the backtest fold's)"
     )
