@@ -683,6 +683,8 @@ def init(
             "--model and --refit: an account with scheduled refits trains its own folds from the "
             "configuration (--preset/--config); drop --model, or drop --refit to trade that fixed model"
         )
+    if months and model_store is not None:
+        raise ConfigError(f"--model-store and --refit: a refitting account keeps its folds in {path}/models/")
     try:
         start = pd.Timestamp(start)
     except (TypeError, ValueError) as exc:

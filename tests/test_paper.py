@@ -457,6 +457,8 @@ def test_changed_model_config_or_code_refuses_to_step(tmp_path, model_dir, embed
 def test_init_refuses_bad_refit_choices_and_an_existing_account(tmp_path, model_dir, embedded, days_2021):
     with pytest.raises(ConfigError, match="--model and --refit"):  # a refitting account trains its own folds
         new_account(tmp_path, model_dir, embedded, days_2021[0], refit="yearly")
+    with pytest.raises(ConfigError, match="keeps its folds in"):
+        papertrade.init(tmp_path / "p", "a", START, refit_every_months=6, model_store=tmp_path)
     assert papertrade.refit_months(None, None) == papertrade.refit_months("none", None) == 0
     assert papertrade.refit_months("yearly", None) == 12 and papertrade.refit_months(None, 3) == 3
     with pytest.raises(ConfigError, match="give one of them"):
