@@ -12,8 +12,9 @@ whole shares, buys capped by the cash with AlphaRankStrategy's ``affordable_shar
 same float operations as the broker for cash, commission and value. It exists to screen many
 variants: ``prepare`` builds the variant-independent arrays once (calendar, opens, closes, scores,
 the day's ranks among the universe's members, the order of the day's candidates), and
-``simulate_prepared`` runs one variant on them in a numba-compiled loop (``cache=True``: compiled
-once per machine). Nothing here imports models/: scores are a plain frame, as for ScoreAlpha.
+``simulate_prepared`` runs one variant on them in the numba-compiled loop of
+``strategies/vector_nb.py`` (numpy arrays and scalars only; ``cache=True``: compiled once per
+machine). Nothing here imports models/: scores are a plain frame, as for ScoreAlpha.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
 from analyzers.metrics import compute_metrics, json_safe_metrics
 from analyzers.tradelog import COLUMNS, fill_row
@@ -34,6 +34,7 @@ from strategies.alpha_rank import check_number as _check_number
 from strategies.alpha_rank import daynum_of as _daynum
 from strategies.scores import PreparedScores as _PreparedScores
 from strategies.scores import day_numbers
+from strategies.vector_nb import day_loop
 
 REASONS = ("entry", "review_exit", "end")
 PARAM_KEYS = (
@@ -64,6 +65,7 @@ class Panel:
     open: np.ndarray  # float64 [T, N]: the open, NaN without a bar that day
     close: np.ndarray  # float64 [T, N]: the last close on or before the day (NaN before the first bar)
     has_bar: np.ndarray  # bool [T, N]
+    prev_volume: np.ndarray  # float64 [T, N]: the volume of the stock's last bar before the day (0 without)
     raw: np.ndarray  # float64 [T, N]: the score of a ready stock (bar and finite score), else NaN
     rank: np.ndarray  # float64 [T, N]: rank in [-1, 1] among the day's members, NaN elsewhere
     member: np.ndarray  # bool [T, N]: ready and a member of the universe that day
@@ -116,6 +118,7 @@ def prepare(prices, scores: pd.DataFrame, start=None, end=None, universe=None, b
         if len(rows) >= 2 and daynum[rows[-1]] >= final_day:
             ends_next[rows[-2] : rows[-1], j] = True
     close = pd.DataFrame(close).ffill().to_numpy()  # a stock without a bar is held at its last close
+    prev_volume = _previous_bar_volume(frames, dates)
     barcount = np.cumsum(has_bar, axis=0, dtype=np.int32)
 
     prepared = _PreparedScores(scores)
@@ -135,6 +138,7 @@ def prepare(prices, scores: pd.DataFrame, start=None, end=None, universe=None, b
         np.ascontiguousarray(open_),
         np.ascontiguousarray(close),
         has_bar,
+        prev_volume,
         raw,
         rank,
         member,
@@ -144,6 +148,16 @@ def prepare(prices, scores: pd.DataFrame, start=None, end=None, universe=None, b
         ends_next,
         None if benchmark is None else pd.Series(benchmark).loc[:hi],
     )
+
+
+def _previous_bar_volume(frames: dict, dates: pd.DatetimeIndex) -> np.ndarray:
+    """[T, N]: each stock's volume on its last bar before the day (what is known at the close the
+    decision was made), 0 before its second bar. feed_frame has made a missing volume 0."""
+    volume = np.full((len(dates), len(frames)), np.nan)
+    for j, bars in enumerate(frames.values()):
+        volume[dates.get_indexer(bars.index), j] = bars["volume"].to_numpy()
+    known = pd.DataFrame(volume).ffill().shift(1).fillna(0.0).to_numpy()
+    return np.ascontiguousarray(known)
 
 
 def _membership(universe, dates, tickers) -> np.ndarray:
@@ -280,11 +294,12 @@ def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> di
         traded = np.empty(t_count)
         fills = np.empty((capacity, 4), dtype=np.int64)  # day, stock, signed size, reason
         values = np.empty((capacity, 5))  # price, commission, score, rank, pnl
-        count = _day_loop(
+        count = day_loop(
             panel.daynum,
             panel.open,
             panel.close,
             panel.has_bar,
+            panel.prev_volume,
             panel.raw,
             used,
             panel.member,
@@ -304,6 +319,8 @@ def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> di
             start_idx,
             float(cash),
             float(commission),
+            0.0,
+            0.0,
             equity,
             positions,
             traded,
@@ -363,271 +380,3 @@ def rows_frame(rows: list[dict]) -> pd.DataFrame:
     for column in ("Price", "Amount", "PnL_Pct", "Days", "Commission"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
-
-
-# ------------------------------------------------------------------------------ the compiled loop
-@njit(cache=True)
-def _affordable(cash, price, c):
-    # strategies.alpha_rank.affordable_shares with the broker's percentage commission
-    if not (cash > 0 and price > 0):
-        return 0
-    budget = cash * (1.0 - 1e-9)
-    per_share = price + 1.0 * c * price
-    shares = int(budget // per_share) if per_share > 0 else 0
-    while shares > 0 and shares * price + (shares * c) * price > budget:
-        shares -= 1
-    while (shares + 1) * price + ((shares + 1) * c) * price <= budget:
-        shares += 1
-    return shares
-
-
-@njit(cache=True)
-def _score_of(t, j, raw, used, member, rank_mode):
-    """The cross-sectioned score of a ready stock; a non-member is ranked as one more member."""
-    if member[t, j] or not rank_mode:
-        return used[t, j]
-    value = raw[t, j]
-    m = 0
-    less = 0
-    equal = 0
-    for k in range(raw.shape[1]):
-        if member[t, k]:
-            m += 1
-            if raw[t, k] < value:
-                less += 1
-            elif raw[t, k] == value:
-                equal += 1
-    if m == 0:
-        return 0.0
-    mean_rank = (2 * less + equal + 2) / 2.0
-    return 2.0 * (mean_rank - 1.0) / float(m) - 1.0
-
-
-@njit(cache=True)
-def _day_loop(
-    daynum,
-    open_,
-    close,
-    has_bar,
-    raw,
-    used,
-    member,
-    order,
-    n_order,
-    barcount,
-    ends_next,
-    top_k,
-    entry,
-    exit_,
-    pct,
-    review_days,
-    review_bars,
-    min_cash,
-    rank_mode,
-    close_at_end,
-    start_idx,
-    cash,
-    c,
-    equity,
-    positions,
-    traded,
-    fills,
-    values,
-):
-    """The compiled day loop: AlphaRankStrategy's next (decide at the close) and next_open (size and
-    fill at the open) for every bar, in the strategy's order of operations.
-
-    Long because: it is one numba-compiled loop whose steps mirror the strategy's methods in order
-    (exits, entries, sells, buys, valuation); split into jitted calls it is harder to hold side by
-    side with strategies/alpha_rank.py, which is what the property test compares it with."""
-    n = open_.shape[1]
-    t_count = open_.shape[0]
-    capacity = fills.shape[0]
-    size = np.zeros(n, dtype=np.int64)
-    entry_price = np.zeros(n)
-    entry_logged = np.zeros(n)
-    review_day = np.zeros(n, dtype=np.int64)
-    review_bar = np.zeros(n, dtype=np.int64)
-    in_book = np.zeros(n, dtype=np.bool_)
-    flagged = np.zeros(n, dtype=np.bool_)
-    flag_reason = np.zeros(n, dtype=np.int64)
-    flag_score = np.zeros(n)
-    book = np.empty(n, dtype=np.int64)  # holdings in the order they were bought (the strategy's _book)
-    n_book = 0
-    sells = np.empty(n, dtype=np.int64)  # flagged holdings in the order flagged (the strategy's _to_sell)
-    n_sells = 0
-    buys = np.empty(n, dtype=np.int64)  # tonight's plan, best first (the strategy's _to_buy)
-    buy_score = np.empty(n)
-    n_buys = 0
-    sold_now = np.zeros(n, dtype=np.bool_)
-    traded_ever = np.zeros(n, dtype=np.bool_)
-    ever = np.empty(n, dtype=np.int64)  # stocks in the order first traded (the broker's positions dict)
-    n_ever = 0
-    count = 0
-    for t in range(t_count):
-        traded_today = 0.0
-        # ---- the open of t: the plan of t-1's close (AlphaRankStrategy.next_open)
-        if n_sells > 0 or n_buys > 0:
-            value = cash
-            for b in range(n_ever):  # broker.positions' order: the order stocks were first traded
-                j = ever[b]
-                if size[j] != 0:
-                    value += size[j] * (open_[t, j] if has_bar[t, j] else close[t, j])
-            est = cash
-            keep = 0
-            n_sold = 0
-            for s in range(n_sells):
-                j = sells[s]
-                if not has_bar[t, j]:
-                    sells[keep] = j  # no bar today: sold at its next open, keeps its slot
-                    keep += 1
-                    continue
-                flagged[j] = False
-                q = size[j]
-                price = open_[t, j]
-                comm = (q * c) * price
-                est += q * price - comm
-                ep = entry_price[j]
-                cash += q * ep + q * (price - ep) * 1.0  # the broker: closed value + pnl, then commission
-                cash -= comm
-                logged = (q * price) / q  # order.executed.price: Backtrader's running average of one fill
-                traded_today += q * logged
-                if count < capacity:
-                    fills[count, 0] = t
-                    fills[count, 1] = j
-                    fills[count, 2] = -q
-                    fills[count, 3] = flag_reason[j]
-                    values[count, 0] = logged
-                    values[count, 1] = comm
-                    values[count, 2] = flag_score[j]
-                    values[count, 3] = np.nan
-                    values[count, 4] = (logged / ((0.0 + q * entry_logged[j]) / q) - 1.0) * 100.0  # TradeLog's PnL_Pct
-                count += 1
-                size[j] = 0
-                sold_now[j] = True
-                n_sold += 1
-            n_sells = keep
-            occupied = n_book - n_sold
-            target = pct * value
-            for b in range(n_buys):
-                if occupied >= top_k:
-                    break
-                j = buys[b]
-                if not has_bar[t, j]:
-                    continue
-                price = open_[t, j]
-                if not (price > 0 and np.isfinite(price)):
-                    continue
-                q = int(target // price)
-                if q * price + (q * c) * price > est:
-                    if est <= min_cash:
-                        continue
-                    q = _affordable(est, price, c)
-                if q < 1:
-                    continue
-                comm = (q * c) * price
-                est -= q * price + comm
-                cash -= q * price
-                cash -= comm
-                logged = (q * price) / q
-                traded_today += q * logged
-                occupied += 1
-                if count < capacity:
-                    fills[count, 0] = t
-                    fills[count, 1] = j
-                    fills[count, 2] = q
-                    fills[count, 3] = 0
-                    values[count, 0] = logged
-                    values[count, 1] = comm
-                    values[count, 2] = buy_score[b]
-                    values[count, 3] = b + 1
-                    values[count, 4] = np.nan
-                count += 1
-                size[j] = q
-                entry_price[j] = price
-                entry_logged[j] = logged
-                review_day[j] = daynum[t]
-                review_bar[j] = barcount[t, j]
-                in_book[j] = True
-                if not traded_ever[j]:
-                    traded_ever[j] = True
-                    ever[n_ever] = j
-                    n_ever += 1
-                book[n_book] = j
-                n_book += 1
-            if n_sold > 0:  # sold holdings leave the book (its order is kept)
-                keep = 0
-                for b in range(n_book):
-                    j = book[b]
-                    if sold_now[j]:
-                        sold_now[j] = False
-                        in_book[j] = False
-                    else:
-                        book[keep] = j
-                        keep += 1
-                n_book = keep
-        n_buys = 0
-        # ---- the close of t: the broker's value (LeanBroker._get_value's operations)
-        pos_value = 0.0
-        for b in range(n_ever):
-            j = ever[b]
-            if size[j] == 0:
-                continue
-            dvalue = size[j] * close[t, j]
-            unrealized = size[j] * (close[t, j] - entry_price[j]) * 1.0
-            pos_value += (dvalue - unrealized) / 1.0
-            pos_value += unrealized
-        equity[t] = cash + pos_value
-        positions[t] = n_book
-        traded[t] = traded_today
-        if t < start_idx:
-            continue
-        # ---- exits (AlphaRankStrategy._decide_exits)
-        for b in range(n_book):
-            j = book[b]
-            if flagged[j]:
-                continue
-            ready = not np.isnan(raw[t, j])
-            if close_at_end and ends_next[t, j]:
-                flagged[j] = True
-                flag_reason[j] = 2
-                flag_score[j] = _score_of(t, j, raw, used, member, rank_mode) if ready else np.nan
-                sells[n_sells] = j
-                n_sells += 1
-                continue
-            if not ready:
-                continue
-            if review_bars:
-                due = barcount[t, j] - review_bar[j] >= review_days
-            else:
-                due = daynum[t] - review_day[j] >= review_days
-            if not due:
-                continue
-            review_day[j] = daynum[t]
-            review_bar[j] = barcount[t, j]
-            score = _score_of(t, j, raw, used, member, rank_mode)
-            if score < exit_:
-                flagged[j] = True
-                flag_reason[j] = 1
-                flag_score[j] = score
-                sells[n_sells] = j
-                n_sells += 1
-        # ---- entries (AlphaRankStrategy._decide_entries): the day's members, best first
-        free = top_k - (n_book - n_sells)
-        if free <= 0:
-            continue
-        for k in range(n_order[t]):
-            j = order[t, k]
-            score = used[t, j]
-            if not score > entry:
-                break
-            if in_book[j]:
-                continue
-            if close_at_end and ends_next[t, j]:
-                continue
-            buys[n_buys] = j
-            buy_score[n_buys] = score
-            n_buys += 1
-            if n_buys == free:
-                break
-    return count

@@ -368,3 +368,17 @@ def test_cerebro_membership_mask_path_equals_is_member_path():
         assert len(logs[0]) > 0
         pd.testing.assert_frame_equal(logs[0], logs[1])
         assert_same({**case, "universe": members}, label=f"seed {seed} Membership")
+
+
+def test_the_kernels_take_only_numpy_arrays_and_scalars():
+    """strategies/vector_nb.py imports numpy and numba only (no pandas, no project module): what
+    it gets is arrays and numbers, as vectorbt's portfolio/nb.py."""
+    import ast
+    from pathlib import Path
+
+    import strategies.vector_nb as nb
+
+    tree = ast.parse(Path(nb.__file__).read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported == {"__future__", "numpy", "numba"}
