@@ -4,7 +4,7 @@ array-backed Backtrader feed, validation, universes. Imports nothing of the proj
 
 from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError, DownloadError
 from feeds.arraydata import ArrayData, FastArrayData, feed_frame
-from feeds.broker import LeanBroker
+from feeds.broker import LeanBroker, set_slippage
 from feeds.csv_folder import load_csv_folder
 from feeds.embedded import CAVEATS, load_embedded
 from feeds.panel import FIELDS, PricePanel, series_fingerprint

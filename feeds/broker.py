@@ -8,6 +8,9 @@ backtrader 1.9.78.123 ``BackBroker._get_value``, and tests/test_arraydata.py che
 fills against the stock broker.
 
 Usage: ``cerebro.broker = LeanBroker(cash=100_000)`` (params are BackBroker's).
+
+``set_slippage(broker, s)`` is the project's slippage rule on any BackBroker (LeanBroker or the
+stock one): Backtrader's own ``set_slippage_perc`` with the fill not capped at the bar's high/low.
 """
 
 from __future__ import annotations
@@ -15,6 +18,23 @@ from __future__ import annotations
 import math
 
 import backtrader as bt
+
+from core.errors import ConfigError
+
+
+def set_slippage(broker, slippage: float) -> None:
+    """A buy fills at open * (1 + s), a sell at open * (1 - s): ``broker.set_slippage_perc(s,
+    slip_open=True, slip_match=True, slip_out=True)``; s = 0 leaves the broker as it is.
+
+    ``slip_out=True`` on every data, not only close-only data (open = high = low = close, where
+    Backtrader's default cap at the bar's high/low would cancel every slip): the fill is then
+    exactly the price AlphaRankStrategy sized the order at, with no read of the day's high or low
+    (unknown at the open), so its cash cap holds to the last bit, and the vector engine applies the
+    same one multiplication (strategies/vector_nb.py)."""
+    if not (isinstance(slippage, (int, float)) and 0 <= slippage < 1):
+        raise ConfigError(f"slippage {slippage!r} must be a fraction a side in [0, 1), e.g. 0.0005 for 5 bp")
+    if slippage:
+        broker.set_slippage_perc(float(slippage), slip_open=True, slip_limit=True, slip_match=True, slip_out=True)
 
 
 class LeanBroker(bt.brokers.BackBroker):

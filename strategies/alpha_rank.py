@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from core.dates import EPOCH_DAYNUM
-from core.errors import ConfigError
+from core.errors import ConfigError, DataError
 
 REVIEW_UNITS = ("calendar", "bars")
 CROSS_SECTIONS = ("rank", "none")
@@ -102,6 +102,14 @@ def affordable_shares(cash: float, price: float, commission) -> int:
     return shares
 
 
+def volume_cap(max_volume_pct: float, volume: float) -> int:
+    """The most shares one order may trade: int(max_volume_pct * volume), volume being the stock's
+    last bar before the fill (known at the close the decision was made); 0 without volume."""
+    if not (volume > 0):
+        return 0
+    return int(max_volume_pct * volume)
+
+
 def buy_shares(target: float, price: float, cash: float, min_cash: float, commission) -> int:
     """Whole shares of one buy: `target` (position_pct of the book) // price; when that, commission
     included, is more than the cash, what the cash affords if it is above `min_cash`, else 0."""
@@ -135,6 +143,10 @@ class AlphaRankStrategy(bt.Strategy):
         are computed among that day's members only; a holding that is not a member is still reviewed,
         on its rank as if it were one more member that day
       - ``start`` (None): no order is decided before this date (warm-up); first fills the bar after
+      - ``max_volume_pct`` (None): cap every order at this fraction of the stock's volume on its
+        last bar before the fill (the decision day's, known at the close), in whole shares; what a
+        sale leaves unsold is sold at the next bar (the holding keeps its slot). The datas need
+        volume: a preloaded data without any is refused
       - ``close_at_end`` (True): sell each holding at the open of the backtest's last bar, reason
         "end", so every trade is closed in the trade log; a stock is not bought on the bar before
         the last. Only the end of the whole backtest (a date the user chose) counts: a stock whose
@@ -163,6 +175,7 @@ class AlphaRankStrategy(bt.Strategy):
         ("universe", None),
         ("start", None),
         ("close_at_end", True),
+        ("max_volume_pct", None),
         ("verbose", False),
     )
 
@@ -232,6 +245,8 @@ class AlphaRankStrategy(bt.Strategy):
         check_number("position_pct", p.position_pct, low=0.0, high=1.0, low_open=True)
         check_number("review_days", p.review_days, integer=True, low=1)
         check_number("min_cash", p.min_cash, low=0.0)
+        if p.max_volume_pct is not None:
+            check_number("max_volume_pct", p.max_volume_pct, low=0.0, high=1.0, low_open=True)
         if p.review_in not in REVIEW_UNITS:
             raise ConfigError(
                 f"AlphaRankStrategy param 'review_in' is {p.review_in!r}; valid values: "
@@ -259,8 +274,31 @@ class AlphaRankStrategy(bt.Strategy):
             )
         self.env.p.cheat_on_open = True
         broker.set_coo(True)
+        self._check_costs(broker)
         # the backtest's last day: the end the user chose, the only end known in advance
         self._final_day = max((int(d.datetime.array[-1]) for d in self.datas if len(d.datetime.array)), default=0)
+
+    def _check_costs(self, broker):
+        """Refuse what would let an order miss this open (it would fill later at a price nobody
+        sized), and a volume cap on data without volume (it would silently block every order)."""
+        bp = broker.p
+        slips = getattr(bp, "slip_open", False) and (getattr(bp, "slip_perc", 0) or getattr(bp, "slip_fixed", 0))
+        if slips and not (getattr(bp, "slip_match", True) or getattr(bp, "slip_out", False)):
+            raise ConfigError(
+                "AlphaRankStrategy: the broker's slippage has slip_match=False and slip_out=False, so a "
+                "slipped market order past the bar's high/low would not fill at this open; set "
+                "slip_match=True or slip_out=True (feeds.broker.set_slippage sets slip_out=True)"
+            )
+        if self.p.max_volume_pct is None:
+            return
+        for d in self.stocks:
+            volume = np.asarray(d.volume.array, dtype=float)
+            if len(volume) and not (volume > 0).any():
+                raise DataError(
+                    f"AlphaRankStrategy param 'max_volume_pct' is {self.p.max_volume_pct!r}, but data "
+                    f"{d._name!r} has no volume (every bar 0 or missing); feed OHLCV data or set "
+                    f"max_volume_pct=None"
+                )
 
     # ------------------------------------------------------------------ after the close of t
     def prenext(self):
@@ -424,10 +462,12 @@ class AlphaRankStrategy(bt.Strategy):
         for d, (reason, score) in list(self._to_sell.items()):
             if not trades_today(d):
                 continue  # no bar today (gap or halt): sell at its next open
-            del self._to_sell[d]
-            size = broker.getposition(d).size
+            held = broker.getposition(d).size
+            size = self._volume_capped(d, held)
+            if size >= held:
+                del self._to_sell[d]
             if size <= 0:
-                continue
+                continue  # what the volume cap leaves is sold at the next bar, in this slot
             price = self._fill_price(d, buy=False)
             order = self.sell(data=d, size=size)
             order.addinfo(score=score, rank=None, reason=reason)
@@ -436,7 +476,7 @@ class AlphaRankStrategy(bt.Strategy):
 
         target = self.p.position_pct * value
         # a holding whose sale waits for a bar keeps its slot: buy only into the slots free now
-        occupied = sum(1 for d in self._book if d not in self._pending)
+        occupied = sum(1 for d in self._book if d not in self._pending or d in self._to_sell)
         occupied += sum(1 for o in self._pending.values() if o.isbuy())
         for d, score, rank in self._to_buy:
             if occupied >= self.p.top_k:
@@ -447,7 +487,7 @@ class AlphaRankStrategy(bt.Strategy):
             if not (price > 0 and math.isfinite(price)):
                 continue
             commission = broker.getcommissioninfo(d).getcommission
-            size = buy_shares(target, price, cash, self.p.min_cash, commission)
+            size = self._volume_capped(d, buy_shares(target, price, cash, self.p.min_cash, commission))
             if size < 1:
                 self._log(f"SKIP  {d._name}: cash {cash:.2f} buys no share (min_cash {self.p.min_cash})")
                 continue
@@ -460,13 +500,26 @@ class AlphaRankStrategy(bt.Strategy):
         self._to_buy = []
 
     def _fill_price(self, d, buy):
-        """The price the broker will fill a market order at this open (its slippage included)."""
+        """The price the broker will fill a market order at this open, its slippage included, as
+        BackBroker._slip_up / _slip_down compute it. With slip_out=False the broker may cap it at
+        the bar's high (low), a better price than this one, so sizing at this one stays safe (and
+        does not read the day's high or low, which are not known at the open)."""
         price = d.open[0]
         bp = self.broker.p
         if getattr(bp, "slip_open", False):
             perc, fixed = getattr(bp, "slip_perc", 0.0) or 0.0, getattr(bp, "slip_fixed", 0.0) or 0.0
-            price = price * (1 + perc) + fixed if buy else price * (1 - perc) - fixed
+            if perc:
+                price = price * (1 + perc) if buy else price * (1 - perc)
+            elif fixed:
+                price = price + fixed if buy else price - fixed
         return price
+
+    def _volume_capped(self, d, size: int) -> int:
+        """`size` capped by ``max_volume_pct`` of the volume of the data's last bar before today."""
+        if self.p.max_volume_pct is None:
+            return size
+        volume = d.volume[-1] if len(d) > 1 else 0.0
+        return min(size, volume_cap(self.p.max_volume_pct, volume))
 
     # ------------------------------------------------------------------ notifications
     def notify_order(self, order):

@@ -48,6 +48,7 @@ PARAM_KEYS = (
     "cross_section",
     "start",
     "close_at_end",
+    "max_volume_pct",
 )
 DEFAULTS = {name: value for name, value in AlphaRankStrategy.params._getitems() if name in PARAM_KEYS}
 
@@ -66,6 +67,7 @@ class Panel:
     close: np.ndarray  # float64 [T, N]: the last close on or before the day (NaN before the first bar)
     has_bar: np.ndarray  # bool [T, N]
     prev_volume: np.ndarray  # float64 [T, N]: the volume of the stock's last bar before the day (0 without)
+    has_volume: np.ndarray  # bool [N]: some bar of the stock has a volume > 0 (max_volume_pct needs it)
     raw: np.ndarray  # float64 [T, N]: the score of a ready stock (bar and finite score), else NaN
     rank: np.ndarray  # float64 [T, N]: rank in [-1, 1] among the day's members, NaN elsewhere
     member: np.ndarray  # bool [T, N]: ready and a member of the universe that day
@@ -119,6 +121,7 @@ def prepare(prices, scores: pd.DataFrame, start=None, end=None, universe=None, b
             ends_next[rows[-2] : rows[-1], j] = True
     close = pd.DataFrame(close).ffill().to_numpy()  # a stock without a bar is held at its last close
     prev_volume = _previous_bar_volume(frames, dates)
+    has_volume = np.array([bool((bars["volume"].to_numpy() > 0).any()) for bars in frames.values()], dtype=bool)
     barcount = np.cumsum(has_bar, axis=0, dtype=np.int32)
 
     prepared = _PreparedScores(scores)
@@ -139,6 +142,7 @@ def prepare(prices, scores: pd.DataFrame, start=None, end=None, universe=None, b
         np.ascontiguousarray(close),
         has_bar,
         prev_volume,
+        has_volume,
         raw,
         rank,
         member,
@@ -210,6 +214,8 @@ def check_params(params: dict) -> dict:
     _check_number("position_pct", p["position_pct"], low=0.0, high=1.0, low_open=True)
     _check_number("review_days", p["review_days"], integer=True, low=1)
     _check_number("min_cash", p["min_cash"], low=0.0)
+    if p["max_volume_pct"] is not None:
+        _check_number("max_volume_pct", p["max_volume_pct"], low=0.0, high=1.0, low_open=True)
     if p["review_in"] not in ("calendar", "bars"):
         raise ConfigError(f"vector engine param 'review_in' is {p['review_in']!r}; valid: 'calendar' or 'bars'")
     if p["cross_section"] not in ("rank", "none"):
@@ -227,10 +233,12 @@ def simulate(
     end=None,
     universe=None,
     benchmark=None,
+    slippage: float = 0.0,
 ) -> VectorResult:
     """One variant: ``prepare`` then ``simulate_prepared`` (see both). `params` are
     AlphaRankStrategy's (its ``start`` param is the warm-up: no decision before that date)."""
-    return simulate_prepared(prepare(prices, scores, start, end, universe, benchmark), params, cash, commission)
+    panel = prepare(prices, scores, start, end, universe, benchmark)
+    return simulate_prepared(panel, params, cash, commission, slippage=slippage)
 
 
 def simulate_prepared(
@@ -240,12 +248,14 @@ def simulate_prepared(
     commission: float = 0.0,
     trade_log: bool = True,
     benchmark_metrics: dict | None = None,
+    slippage: float = 0.0,
 ) -> VectorResult:
     """One variant on shared arrays. trade_log=False skips the trades frame (metrics still count
     the trades): what a sweep of thousands of variants wants. `benchmark_metrics`: the benchmark_*
     metrics of the panel's calendar when already computed (``panel_benchmark_metrics``); they do
-    not depend on the variant."""
-    out = run_arrays(panel, params, cash, commission)
+    not depend on the variant. `slippage`: a fraction a side, as ``feeds.broker.set_slippage`` sets
+    it on a Cerebro broker (a buy fills at open * (1 + s), a sell at open * (1 - s), never capped)."""
+    out = run_arrays(panel, params, cash, commission, slippage)
     equity = pd.Series(out["equity"], index=panel.dates, name="value")
     rows = trade_rows(panel, out) if trade_log else None
     closing = pd.DataFrame({"PnL_Pct": out["pnl"][out["size"] < 0]})
@@ -274,13 +284,22 @@ def panel_benchmark_metrics(panel: Panel) -> dict:
     }
 
 
-def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> dict:
+def run_arrays(panel: Panel, params: dict, cash: float, commission: float, slippage: float = 0.0) -> dict:
     """The compiled day loop for one variant: equity, positions, traded per day and the fills."""
     p = check_params(params)
     if not (cash > 0):
         raise ConfigError(f"vector engine: cash {cash!r} must be positive")
     if not (0 <= commission < 1):
         raise ConfigError(f"vector engine: commission {commission!r} must be a fraction in [0, 1)")
+    if not (0 <= slippage < 1):
+        raise ConfigError(f"vector engine: slippage {slippage!r} must be a fraction a side in [0, 1)")
+    if p["max_volume_pct"] is not None and not panel.has_volume.all():
+        missing = [t for t, ok in zip(panel.tickers, panel.has_volume) if not ok]
+        raise DataError(
+            f"vector engine param 'max_volume_pct' is {p['max_volume_pct']!r}, but {len(missing)} stock(s) have "
+            f"no volume (every bar 0 or missing): {', '.join(map(repr, missing[:10]))}; give OHLCV data or "
+            f"set max_volume_pct to None"
+        )
     start_idx = 0
     if p["start"] is not None:
         start_idx = int(np.searchsorted(panel.daynum, _daynum(p["start"])))
@@ -319,8 +338,8 @@ def run_arrays(panel: Panel, params: dict, cash: float, commission: float) -> di
             start_idx,
             float(cash),
             float(commission),
-            0.0,
-            0.0,
+            float(slippage),
+            float(p["max_volume_pct"] or 0.0),
             equity,
             positions,
             traded,

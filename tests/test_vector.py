@@ -8,7 +8,10 @@ universe). The simulator must give Cerebro's fills (AlphaRankStrategy + ScoreAlp
 date, action, ticker, shares and reason equal; prices, commissions, scores, the daily equity and
 every metric equal to 1e-9 relative. No rule is left unmatched.
 
-CI runs FAST_CASES of them; the slow test runs ALL_CASES (>= 200).
+CI runs FAST_CASES of them; the slow test runs ALL_CASES (>= 200). The cost cases (make_cost_case)
+add random slippage (Cerebro: feeds.broker.set_slippage), a random volume cap (max_volume_pct,
+partial sales over several bars) and OHLC bars whose high and low lie beyond the open and close:
+COST_FAST_CASES in CI, COST_CASES (>= 100) in the slow set.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import pandas as pd
 import pytest
 
 import analyzers as A
-from feeds import ArrayData, LeanBroker
+from feeds import ArrayData, LeanBroker, set_slippage
 from strategies import AlphaRankStrategy, ScoreAlpha, rank_to_unit
 from strategies.vector import day_ranks, prepare, simulate, simulate_prepared
 
 FAST_CASES = 20
 ALL_CASES = 240
+COST_FAST_CASES = 12
+COST_CASES = 150
 RTOL = 1e-9
 
 
@@ -110,11 +115,32 @@ def make_case(seed: int) -> dict:
     )
 
 
+def make_cost_case(seed: int) -> dict:
+    """make_case's universe and params plus costs: OHLC bars (high and low beyond the open and
+    close), volume (5 % of days without), slippage 0 / 5 bp / 20 bp / up to 3 %, and a volume cap
+    of 0.2 % - 100 % of the day's volume on 60 % of the cases (it binds on buys and splits sales)."""
+    case = make_case(seed)
+    rng = np.random.default_rng(1_000_000 + seed)
+    prices = {}
+    for ticker, frame in case["prices"].items():
+        n = len(frame)
+        top = np.maximum(frame["open"], frame["close"]) * (1 + np.abs(rng.normal(0, 0.01, n)))
+        bottom = np.minimum(frame["open"], frame["close"]) * (1 - np.abs(rng.normal(0, 0.01, n)))
+        volume = np.round(rng.uniform(200, 50_000, n)) * (rng.random(n) > 0.05)
+        prices[ticker] = frame.assign(high=top, low=bottom, volume=volume)
+    slippage = [0.0, 0.0005, 0.002, float(rng.uniform(0, 0.03))][int(rng.integers(0, 4))]
+    params = dict(case["params"])
+    if rng.random() < 0.6:
+        params["max_volume_pct"] = float(rng.choice([0.002, 0.01, 0.05, 0.2, 1.0]))
+    return {**case, "prices": prices, "params": params, "slippage": slippage}
+
+
 def run_cerebro(case: dict):
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
     cerebro.setbroker(LeanBroker())
     cerebro.broker.setcash(case["cash"])
     cerebro.broker.setcommission(commission=case["commission"])
+    set_slippage(cerebro.broker, case.get("slippage", 0.0))
     for ticker, frame in case["prices"].items():
         cerebro.adddata(ArrayData(dataname=frame, lean=True), name=ticker)
     cerebro.addstrategy(
@@ -131,11 +157,20 @@ def assert_same(case: dict, label: str = "") -> int:
     strategy = run_cerebro(case)
     assert strategy.rejected_orders == 0
     ours = simulate(
-        case["prices"], case["scores"], case["params"], case["cash"], case["commission"], universe=case["universe"]
+        case["prices"],
+        case["scores"],
+        case["params"],
+        case["cash"],
+        case["commission"],
+        universe=case["universe"],
+        slippage=case.get("slippage", 0.0),
     )
     theirs = strategy.analyzers.tradelog.to_frame()
     mine = ours.trades
-    context = f"{label} params={case['params']} commission={case['commission']} universe={case['universe'] is not None}"
+    context = (
+        f"{label} params={case['params']} commission={case['commission']} slippage={case.get('slippage', 0.0)} "
+        f"universe={case['universe'] is not None}"
+    )
     assert len(mine) == len(theirs), f"{context}: {len(mine)} fills vs Cerebro's {len(theirs)}\n{mine}\n{theirs}"
     for column in ("Date", "Action", "Ticker", "Shares", "Reason", "Rank"):
         a, b = mine[column].tolist(), theirs[column].tolist()
@@ -175,10 +210,10 @@ def assert_metrics_equal(mine: dict, theirs: dict, context: str = "") -> None:
             assert mine[key] == value, f"{context}: metric {key}"
 
 
-def _run_cases(seeds):
+def _run_cases(seeds, make=make_case):
     fills = 0
     for seed in seeds:
-        fills += assert_same(make_case(seed), label=f"seed {seed}")
+        fills += assert_same(make(seed), label=f"seed {seed}")
     return fills
 
 
@@ -189,6 +224,41 @@ def test_vector_equals_cerebro_trade_for_trade_fast_share():
 @pytest.mark.slow
 def test_vector_equals_cerebro_trade_for_trade_all_cases():
     assert _run_cases(range(ALL_CASES)) > 10 * ALL_CASES
+
+
+def test_vector_equals_cerebro_with_slippage_volume_caps_and_ohlc_fast_share():
+    assert _run_cases(range(COST_FAST_CASES), make_cost_case) > 10 * COST_FAST_CASES
+
+
+@pytest.mark.slow
+def test_vector_equals_cerebro_with_slippage_volume_caps_and_ohlc_all_cases():
+    assert _run_cases(range(COST_CASES), make_cost_case) > 10 * COST_CASES
+
+
+def partial_sales(trades: pd.DataFrame) -> int:
+    """SELL fills that leave part of the holding (the volume cap split the sale)."""
+    held, count = {}, 0
+    for action, ticker, shares in trades[["Action", "Ticker", "Shares"]].itertuples(index=False):
+        held[ticker] = held.get(ticker, 0) + (shares if action == "BUY" else -shares)
+        count += action == "SELL" and held[ticker] > 0
+    return count
+
+
+@pytest.mark.slow
+def test_the_cost_cases_slip_cap_and_split_sales():
+    """What the cost cases must exercise: slippage on most, the volume cap on many, sales split."""
+    cases = [make_cost_case(seed) for seed in range(COST_CASES)]
+    assert sum(c["slippage"] > 0 for c in cases) > COST_CASES // 2
+    assert {c["slippage"] for c in cases} >= {0.0, 0.0005, 0.002}
+    capped = [c for c in cases if c["params"].get("max_volume_pct") is not None]
+    assert len(capped) > COST_CASES // 3
+    split = sum(
+        partial_sales(
+            simulate(c["prices"], c["scores"], c["params"], c["cash"], c["commission"], universe=c["universe"]).trades
+        )
+        for c in capped
+    )
+    assert split > 20
 
 
 @pytest.mark.slow
