@@ -89,6 +89,17 @@ def main_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--commission", type=float, help="commission per side as a fraction (default 0.0005 = 5 bp; seed preset 0)"
     )
+    p.add_argument(
+        "--slippage",
+        type=float,
+        help="slippage per side as a fraction: buys fill at open x (1 + s), sells at open x (1 - s) (default 0)",
+    )
+    p.add_argument(
+        "--max-volume-pct",
+        type=float,
+        help="cap each order at this fraction of the stock's volume on the decision day; the rest of a sale "
+        "is sold at the next bar (default 0 = no cap; needs data with volume)",
+    )
     add_shared_options(p, "--out")
     p.add_argument("--name", help="run name: results go to <out>/<name> (default: the preset or config name)")
     p.add_argument(
@@ -178,6 +189,8 @@ def config_from_args(args) -> dict:
     put("backtest", "end", args.end)
     put("backtest", "cash", args.cash)
     put("backtest", "commission", args.commission)
+    put("backtest", "slippage", args.slippage)
+    put("backtest", "max_volume_pct", args.max_volume_pct)
     put("model", "seed", args.seed)
     put("model", "kind", getattr(args, "model_kind", None))
     if args.walk_forward:
@@ -199,6 +212,10 @@ def config_from_args(args) -> dict:
         config["split_rule"] = f"--split {args.split}"
     if args.commission is not None and not (0 <= args.commission < 0.1):
         raise ConfigError(f"--commission {args.commission} is not a fraction in [0, 0.1); 5 bp is 0.0005")
+    if args.slippage is not None and not (0 <= args.slippage < 0.1):
+        raise ConfigError(f"--slippage {args.slippage} is not a fraction in [0, 0.1); 5 bp is 0.0005")
+    if args.max_volume_pct is not None and not (0 <= args.max_volume_pct <= 1):
+        raise ConfigError(f"--max-volume-pct {args.max_volume_pct} is not a fraction in [0, 1] (0 = no cap)")
     if args.cash is not None and args.cash <= 0:
         raise ConfigError(f"--cash {args.cash} must be positive")
     return config
@@ -264,6 +281,8 @@ def print_summary(result, data, config, diagnostics=None) -> None:
         f"days invested {fmt_share(m.get('exposure'))}, turnover {fmt_num(m.get('turnover'))}/yr, "
         f"rejected orders {result.rejected_orders}"
     )
+    if getattr(result, "costs", None) is not None:
+        print(f"  {result.costs.summary()}")
     if result.alpha:
         ic = result.alpha.get("horizons", {}).get("10", result.alpha.get("horizons", {}).get(10, {}))
         rank = ic.get("rank_ic", {}) if isinstance(ic, dict) else {}
@@ -500,7 +519,7 @@ def sweep_overrides(args) -> dict:
     put("data", "source", source)
     put("data", "dir", getattr(args, "data", None))
     put("data", "benchmark", getattr(args, "benchmark", None))
-    for key in ("start", "end", "cash", "commission"):
+    for key in ("start", "end", "cash", "commission", "slippage", "max_volume_pct"):
         put("backtest", key, getattr(args, key, None))
     put("model", "seed", getattr(args, "seed", None))
     for option in ("selection", "holdout"):

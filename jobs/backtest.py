@@ -22,6 +22,7 @@ from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tears
 from core.io import atomic_dir, write_json, write_text
 from feeds import Membership
 from jobs.engines import (
+    backtest_costs,
     build_cerebro,
     check_enough_stocks,
     equal_weight_curve,
@@ -87,6 +88,7 @@ class RunResult:
     seconds: dict
     rejected_orders: int
     alpha: dict | None = None
+    costs: object = None  # jobs.engines.Costs
 
 
 def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields) -> RunResult:
@@ -106,16 +108,17 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
     seconds.setdefault("model", time.perf_counter() - t)
     start, end = backtest_period(config, data)
     alpha_for = score_alpha(opts.scores) if opts.scores is not None else model_alpha(model, data, start)
-    bt_cfg = config["backtest"]
+    costs = backtest_costs(config, data)
     cerebro = build_cerebro(
         data,
         start,
         end,
         alpha_for,
-        strategy_params(config),
-        float(bt_cfg["cash"]),
-        float(bt_cfg["commission"]),
+        {**strategy_params(config), **costs.strategy_params()},
+        float(config["backtest"]["cash"]),
+        costs.commission,
         universe=opts.universe,
+        slippage=costs.slippage,
     )
     with atomic_dir(out_dir) as tmp:  # a run that fails leaves no half-written results folder
         add_analyzers(cerebro, config, data, start, end, tmp, opts)
@@ -132,6 +135,7 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
                 "model_reused": reused,
                 "seconds": {k: round(v, 2) for k, v in seconds.items()},
                 "rejected_orders": strategy.rejected_orders,
+                "costs": costs.record(),
                 "caveats": data.caveats,
                 "scores": "precomputed file (--scores)"
                 if opts.scores is not None
@@ -140,7 +144,17 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
         )
     alpha = strategy.analyzers.alpha_quality.get_analysis() if opts.scores is None else None
     return RunResult(
-        out_dir, metrics, log, equity, results, model_path, reused, seconds, strategy.rejected_orders, alpha=alpha
+        out_dir,
+        metrics,
+        log,
+        equity,
+        results,
+        model_path,
+        reused,
+        seconds,
+        strategy.rejected_orders,
+        alpha=alpha,
+        costs=costs,
     )
 
 
@@ -241,13 +255,13 @@ def run_vector(
 
     seconds = dict(seconds or {})
     start, end = backtest_period(config, data)
-    params = strategy_params(config)
+    costs = backtest_costs(config, data)
+    params = {**strategy_params(config), **costs.strategy_params()}
     t = time.perf_counter()
     panel = vector_panel(data, scores, start, end, universe)
     check_enough_stocks(len(panel.tickers), params, start, end)
-    bt_cfg = config["backtest"]
-    cash = float(bt_cfg["cash"])
-    result = simulate_prepared(panel, params, cash, float(bt_cfg["commission"]))
+    cash = float(config["backtest"]["cash"])
+    result = simulate_prepared(panel, params, cash, costs.commission, slippage=costs.slippage)
     seconds["backtest"] = time.perf_counter() - t
     equity = result.equity
     metrics = {**result.metrics, **universe_baseline(data.prices, equity.index)}
@@ -284,11 +298,12 @@ def run_vector(
                 "model_reused": model_reused,
                 "seconds": {k: round(v, 2) for k, v in seconds.items()},
                 "rejected_orders": 0,
+                "costs": costs.record(),
                 "caveats": data.caveats,
                 "scores": "the model's scores (models/score_cache) traded by strategies/vector.py",
             },
         )
-    return RunResult(out_dir, metrics, result.trades, equity, {}, model_path, model_reused, seconds, 0)
+    return RunResult(out_dir, metrics, result.trades, equity, {}, model_path, model_reused, seconds, 0, costs=costs)
 
 
 def write_equity_png(

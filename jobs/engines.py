@@ -1,21 +1,26 @@
-"""The two backtest engines' set-up (shared by every job): build_cerebro and the indicator
-factories for Backtrader; period_scores and vector_panel for the compiled vector engine
+"""The two backtest engines' set-up (shared by every job): the costs of [backtest]
+(backtest_costs), build_cerebro and the indicator factories for Backtrader; period_scores and
+vector_panel for the compiled vector engine
 (strategies/vector.py), trade for trade Cerebro's; strategy_sharpe, and the equal-weight yardstick
 (equal_weight_curve, universe_baseline) every report compares with."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import backtrader as bt
 import pandas as pd
 
 import analyzers as A
-from feeds import ArrayData, DataError, LeanBroker, Membership, PricePanel
+from feeds import ArrayData, ConfigError, DataError, LeanBroker, Membership, PricePanel, set_slippage
 from jobs.market import MarketData, fed_frames
 from jobs.periods import backtest_period
 from models import AlphaIndicator, LSTMAlpha
 from strategies import AlphaRankStrategy, ScoreAlpha
 
 __all__ = [
+    "Costs",
+    "backtest_costs",
     "build_cerebro",
     "check_enough_stocks",
     "equal_weight_curve",
@@ -36,6 +41,72 @@ def strategy_params(config: dict) -> dict:
     """The [strategy] table's AlphaRankStrategy params (the strategy's own list decides)."""
     allowed = set(AlphaRankStrategy.params._getkeys())
     return {k: v for k, v in config["strategy"].items() if k in allowed}
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What a fill costs beyond its price, from [backtest]: `commission` and `slippage` are fractions
+    a side (a buy fills at open x (1 + slippage), a sell at open x (1 - slippage), in both engines:
+    feeds.broker.set_slippage); `max_volume_pct` (None = no cap) caps each order at that fraction
+    of the stock's volume on the decision day (AlphaRankStrategy's param of that name)."""
+
+    commission: float = 0.0
+    slippage: float = 0.0
+    max_volume_pct: float | None = None
+    close_only: bool = False  # the data has no real open/high/low: Backtrader's cap would cancel every slip
+
+    def strategy_params(self) -> dict:
+        return {} if self.max_volume_pct is None else {"max_volume_pct": self.max_volume_pct}
+
+    def record(self) -> dict:
+        """run.json's "costs": the settings, and why slip_out is set."""
+        out = {"commission": self.commission, "slippage": self.slippage, "max_volume_pct": self.max_volume_pct}
+        if self.slippage:
+            out["slip_out"] = True
+            out["slip_out_why"] = self.slip_out_why()
+        return out
+
+    def slip_out_why(self) -> str:
+        if self.close_only:
+            return (
+                "close-only data (open = high = low = close): Backtrader's default cap at the bar's high/low "
+                "would cancel every slip, so slip_out=True is set"
+            )
+        return "slip_out=True on every data: fills at open x (1 +/- slippage), not capped at the bar's high/low"
+
+    def summary(self) -> str:
+        """One line for the printed summary."""
+        parts = [f"commission {self.commission * 1e4:.1f} bp a side"]
+        if self.slippage:
+            parts.append(f"slippage {self.slippage * 1e4:.1f} bp a side ({self.slip_out_why()})")
+        else:
+            parts.append("no slippage")
+        cap = self.max_volume_pct
+        parts.append("no volume cap" if cap is None else f"orders capped at {100 * cap:g} % of the day's volume")
+        return "costs: " + ", ".join(parts)
+
+
+def backtest_costs(config: dict, data: MarketData | None = None) -> Costs:
+    """[backtest] commission, slippage and max_volume_pct (0 = no cap), checked; with `data`, a
+    volume cap on data without volume is refused naming the data."""
+    bt_cfg = config["backtest"]
+    commission = float(bt_cfg["commission"])
+    slippage = float(bt_cfg.get("slippage", 0.0) or 0.0)
+    cap = float(bt_cfg.get("max_volume_pct", 0.0) or 0.0)
+    if not (0 <= slippage < 0.1):
+        raise ConfigError(f"[backtest] slippage = {slippage}: give a fraction a side in [0, 0.1); 5 bp is 0.0005")
+    if not (0 <= cap <= 1):
+        raise ConfigError(
+            f"[backtest] max_volume_pct = {cap}: give a fraction of the day's volume in (0, 1], 0 = no cap"
+        )
+    available = data.prices.available if data is not None else {"open", "high", "low", "volume"}
+    if cap and "volume" not in available:
+        raise DataError(
+            f"[backtest] max_volume_pct = {cap}, but the price data {data.prices.name!r} has no volume "
+            f"(fields: {sorted(available)}); give data with volume or set max_volume_pct = 0"
+        )
+    close_only = not ({"open", "high", "low"} & set(available))
+    return Costs(commission, slippage, cap or None, close_only)
 
 
 def check_enough_stocks(n: int, params: dict, start, end) -> None:
@@ -59,16 +130,19 @@ def build_cerebro(
     make_feed=None,
     strategy=AlphaRankStrategy,
     min_bars: int = 2,
+    slippage: float = 0.0,
 ) -> bt.Cerebro:
     """A Cerebro fed only the backtest period (warm-up history goes to the alpha, not the feeds),
     the benchmark as a data named after it, and AlphaRankStrategy with `alpha_for(benchmark_data)`
     as its alpha. make_feed(frame_or_series) makes each feed (default ArrayData); `strategy` may be a
-    subclass; a stock needs `min_bars` bars in the period to be added (jobs/paper.py uses these)."""
+    subclass; a stock needs `min_bars` bars in the period to be added (jobs/paper.py uses these);
+    `slippage` a fraction a side (feeds.broker.set_slippage)."""
     make_feed = make_feed or (lambda frame: ArrayData(dataname=frame, lean=lean))
     cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
     cerebro.setbroker(LeanBroker())  # same fills and values as BackBroker (tested), skips flat positions
     cerebro.broker.setcash(cash)
     cerebro.broker.setcommission(commission=commission)
+    set_slippage(cerebro.broker, slippage)
     bench = data.benchmark.loc[start:end]
     if bench.empty:
         raise DataError(f"benchmark {data.benchmark_name!r} has no prices between {start.date()} and {end.date()}")
@@ -160,12 +234,13 @@ def strategy_sharpe(config: dict, data: MarketData, scores: pd.DataFrame) -> flo
     from strategies.vector import simulate_prepared
 
     start, end = backtest_period(config, data)
-    bt_cfg = config["backtest"]
+    costs = backtest_costs(config, data)
     result = simulate_prepared(
         vector_panel(data, scores, start, end),
-        strategy_params(config),
-        float(bt_cfg["cash"]),
-        float(bt_cfg["commission"]),
+        {**strategy_params(config), **costs.strategy_params()},
+        float(config["backtest"]["cash"]),
+        costs.commission,
+        slippage=costs.slippage,
     )
     sharpe = result.metrics.get("sharpe")
     return float("nan") if sharpe is None else float(sharpe)

@@ -48,7 +48,7 @@ from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
 from core.io import atomic_dir
 from feeds import ArrayData
 from feeds.arraydata import datetime_numbers
-from jobs.engines import build_cerebro, strategy_params
+from jobs.engines import backtest_costs, build_cerebro, strategy_params
 from jobs.market import MarketData, load_data
 from jobs.periods import resolve_split
 from jobs.store import MODEL_STORE, get_model, model_config, model_kind
@@ -234,6 +234,17 @@ class Replay:
     strategy: object
     batched: pd.DataFrame
     commission: dict = field(default_factory=dict)
+
+
+def refuse_costs_paper_cannot_book(config: dict) -> None:
+    """The account books its own orders at the open with commission only: a slippage or a volume
+    cap in its config would make the replay and the account differ, so it is refused, not ignored."""
+    costs = backtest_costs(config)
+    if costs.slippage or costs.max_volume_pct is not None:
+        raise ConfigError(
+            f"the paper account models commission only; its config sets [backtest] slippage = {costs.slippage} "
+            f"and max_volume_pct = {costs.max_volume_pct or 0}: set both to 0 for a paper account"
+        )
 
 
 def replay(model, data: MarketData, start, end, params: dict, cash: float, commission: float) -> Replay:
@@ -888,6 +899,7 @@ def _step(
         raise DataError(f"the data ends {end.date()}, before the generation's start {start.date()}")
     model, refits = _model_for(path, account, config, data, start, end, progress)
     params = strategy_params(config)
+    refuse_costs_paper_cannot_book(config)
     run = replay(model, data, start, end, params, float(gen["cash"]), float(config["backtest"]["commission"]))
     by_date = {d["date"]: d for d in run.days}
 

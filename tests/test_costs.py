@@ -192,3 +192,78 @@ def test_bad_costs_are_clear_errors():
     cerebro.addstrategy(AlphaRankStrategy, alpha=ScoreAlpha.factory(scores))
     with pytest.raises(ConfigError, match="slip_match"):
         cerebro.run()
+
+
+@pytest.mark.filterwarnings("ignore:the backtest starts")
+def test_main_job_costs_in_both_engines_and_in_run_json(tmp_path):
+    """jobs.backtest.run (Cerebro) and run_vector with [backtest] slippage and max_volume_pct on
+    OHLCV data: the same trades.csv, equity.csv and metrics.json bytes, no order rejected, and
+    run.json says what was set and why slip_out is on."""
+    import json
+
+    from configs import load_config
+    from feeds import make_synthetic_universe
+    from jobs.backtest import run, run_vector
+    from jobs.market import MarketData
+
+    prices, bench = make_synthetic_universe(n_tickers=12, n_days=300, seed=3)
+    data = MarketData(prices, bench)
+    costs = {"slippage": 0.0005, "max_volume_pct": 0.0005, "start": "2010-06-01", "end": str(prices.dates[-1].date())}
+    config = load_config("default", None, {"backtest": costs, "strategy": {"top_k": 4}})
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(rng.uniform(-1, 1, prices.close.shape), index=prices.dates, columns=prices.tickers)
+    cerebro = run(config, tmp_path / "cerebro", scores=scores, progress=False, data=data)
+    run_vector(config, tmp_path / "vector", scores, data)
+    assert cerebro.rejected_orders == 0 and len(cerebro.trades) > 20
+    assert partial_sales_of(cerebro.trades) > 0  # the cap binds
+    for name in ("trades.csv", "equity.csv", "metrics.json"):
+        assert (tmp_path / "vector" / name).read_bytes() == (tmp_path / "cerebro" / name).read_bytes(), name
+    record = json.loads((tmp_path / "cerebro" / "run.json").read_text())["costs"]
+    assert record["slippage"] == 0.0005 and record["max_volume_pct"] == 0.0005 and record["slip_out"] is True
+    assert "not capped" in record["slip_out_why"]
+    assert "slippage 5.0 bp a side" in cerebro.costs.summary()
+
+
+def partial_sales_of(trades):
+    from tests.test_vector import partial_sales
+
+    return partial_sales(trades)
+
+
+def test_close_only_data_says_slip_out_and_refuses_a_volume_cap(embedded):
+    from configs import load_config
+    from jobs.engines import backtest_costs
+    from jobs.market import MarketData
+
+    data = MarketData(*embedded)
+    costs = backtest_costs(load_config("default", None, {"backtest": {"slippage": 0.0005}}), data)
+    assert costs.close_only and "close-only data" in costs.record()["slip_out_why"]
+    assert "close-only" in costs.summary()
+    with pytest.raises(DataError, match="max_volume_pct.*has no volume"):
+        backtest_costs(load_config("default", None, {"backtest": {"max_volume_pct": 0.01}}), data)
+    with pytest.raises(ConfigError, match="slippage"):
+        backtest_costs(load_config("default", None, {"backtest": {"slippage": 0.5}}), data)
+
+
+def test_cli_flags_set_the_backtest_keys_and_bad_values_are_refused():
+    import run_backtest
+
+    def config(*argv):
+        return run_backtest.config_from_args(run_backtest.main_parser().parse_args(list(argv)))
+
+    assert config()["backtest"]["slippage"] == 0.0 and config()["backtest"]["max_volume_pct"] == 0.0
+    got = config("--slippage", "0.0005", "--max-volume-pct", "0.02")["backtest"]
+    assert got["slippage"] == 0.0005 and got["max_volume_pct"] == 0.02
+    with pytest.raises(ConfigError, match="--slippage"):
+        config("--slippage", "0.2")
+    with pytest.raises(ConfigError, match="--max-volume-pct"):
+        config("--max-volume-pct", "1.5")
+
+
+def test_the_paper_account_refuses_costs_it_cannot_book():
+    from configs import load_config
+    from jobs.paper import refuse_costs_paper_cannot_book
+
+    refuse_costs_paper_cannot_book(load_config("default"))
+    with pytest.raises(ConfigError, match="paper account models commission only"):
+        refuse_costs_paper_cannot_book(load_config("default", None, {"backtest": {"slippage": 0.001}}))

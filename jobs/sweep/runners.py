@@ -18,7 +18,7 @@ import pandas as pd
 
 from core.errors import AlphaPluginError
 from jobs.backtest import run
-from jobs.engines import check_enough_stocks, strategy_params, universe_baseline, vector_panel
+from jobs.engines import backtest_costs, check_enough_stocks, strategy_params, universe_baseline, vector_panel
 from jobs.periods import backtest_period
 from jobs.sweep.report import format_number
 
@@ -220,6 +220,7 @@ class VectorTask:
     params: dict
     cash: float
     commission: float
+    slippage: float = 0.0
 
 
 _VECTOR_STATE: dict = {}
@@ -257,6 +258,7 @@ def run_vector_chunk(chunk: list, panels: dict) -> list:
                 task.params,
                 task.cash,
                 task.commission,
+                slippage=task.slippage,
                 trade_log=False,
                 benchmark_metrics={k: v for k, v in fixed.items() if k.startswith("benchmark_")},
             )
@@ -280,16 +282,12 @@ def run_vector_variants(
     ranks) are built once and shared: inherited by forked processes, or put in Ray's object store once."""
     t0 = time.perf_counter()
     panels = vector_panels(tasks, data, scores_by_key, universe)
-    vtasks = [
-        VectorTask(
-            task.name,
-            task.scores_key,
-            strategy_params(task.config),
-            float(task.config["backtest"]["cash"]),
-            float(task.config["backtest"]["commission"]),
-        )
-        for task in tasks
-    ]
+    vtasks = []
+    for task in tasks:  # the costs of [backtest], as jobs.backtest.run gives them to Cerebro
+        costs = backtest_costs(task.config, data)
+        params = {**strategy_params(task.config), **costs.strategy_params()}
+        cash = float(task.config["backtest"]["cash"])
+        vtasks.append(VectorTask(task.name, task.scores_key, params, cash, costs.commission, costs.slippage))
     found = simulate_variants(vtasks, panels, mode, workers, ray_address)
     outcomes, columns = [], {}
     seconds = (time.perf_counter() - t0) / max(1, len(tasks))
