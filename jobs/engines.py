@@ -78,7 +78,10 @@ class Costs:
         """One line for the printed summary."""
         parts = [f"commission {self.commission * 1e4:.1f} bp a side"]
         if self.slippage:
-            parts.append(f"slippage {self.slippage * 1e4:.1f} bp a side ({self.slip_out_why()})")
+            why = (
+                "close-only data, where Backtrader's cap at high/low would cancel it" if self.close_only else "all data"
+            )
+            parts.append(f"slippage {self.slippage * 1e4:.1f} bp a side (slip_out=True: {why})")
         else:
             parts.append("no slippage")
         cap = self.max_volume_pct
