@@ -94,8 +94,10 @@ def _html(report, png_b64=None) -> str:
                 _fmt(r["rank_ic"].get("se")),
                 _fmt(r["rank_ic"]["icir"]),
                 _fmt(r["rank_ic"]["t_stat"]),
-                _fmt(r["rank_ic"]["t_stat_naive"]),
+                _fmt(r["rank_ic"].get("mean_nonoverlap")),
+                _fmt(r["rank_ic"].get("t_stat_nonoverlap")),
                 _fmt(r["rank_ic"]["n_independent_days"]),
+                _fmt(r["rank_ic"]["t_stat_naive"]),
                 _fmt(r["hit_rate"], True),
                 _fmt(r["top_minus_bottom"], True),
             ]
@@ -109,8 +111,10 @@ def _html(report, png_b64=None) -> str:
         "<h1>Alpha quality</h1>",
         f"<p>{_fmt(report.get('n_stocks'))} stocks, {_fmt(report.get('n_days'))} days with a score, "
         f"{_fmt(report.get('start'))} to {_fmt(report.get('end'))}. Forward returns are in excess "
-        "of the benchmark. t-stat and standard error (se) use non-overlapping days (every h-th day); "
-        "the naive t over all days is shown for comparison and overstates significance for h &gt; 1. "
+        "of the benchmark. Each t and standard error (se) is of the mean beside it, over the same days: "
+        "Newey–West (HAC, Bartlett kernel, h − 1 lags) over all days; the non-overlapping columns "
+        "take every h-th day, with their own mean; the naive t over all days without lags is shown "
+        "for comparison and overstates significance for h &gt; 1. "
         "The tradeable rank IC measures the forward return from the fill day (one bar after the "
         "score: the next close on close-only data); the signal IC and rank IC from the score's own "
         "close.</p>",
@@ -119,15 +123,17 @@ def _html(report, png_b64=None) -> str:
             [
                 "horizon (days)",
                 "tradeable rank IC",
-                "tradeable se",
-                "tradeable t (non-overlap)",
+                "tradeable se (HAC)",
+                "tradeable t (HAC)",
                 "signal IC",
                 "signal rank IC",
-                "signal rank se",
+                "signal rank se (HAC)",
                 "rank ICIR",
-                "rank IC t (non-overlap)",
+                "rank IC t (HAC)",
+                "rank IC, non-overlapping days",
+                "its t",
+                "non-overlapping days",
                 "rank IC t (naive)",
-                "independent days",
                 "hit rate",
                 "Q5 − Q1",
             ],

@@ -12,11 +12,14 @@ Definitions (Qlib / alphalens conventions):
   returns of the stocks that have both (Pearson = IC; Spearman = rank IC, ties averaged); days
   with fewer than 3 such stocks, or a constant column, give NaN.
 - ICIR = mean(IC) / std(IC) (daily, not annualised).
-- t-statistic: h-day labels of consecutive days overlap by h−1 days, so daily ICs are strongly
-  autocorrelated and mean / (std / √n) over all days overstates significance (≈3× for h=10 on the
-  embedded data). `t_stat` uses non-overlapping days only: every h-th day of the days with an IC,
-  t = mean / se with se = std / √n over those n days (std with ddof=1; `se` is the standard error
-  of the mean IC). `t_stat_naive` (all days) is reported beside it for comparison.
+- t-statistic and standard error of the mean IC: h-day labels of consecutive days overlap by h−1
+  days, so daily ICs are strongly autocorrelated and mean / (std / √n) over all days overstates
+  significance (≈3× for h=10 on the embedded data). `t_stat` and `se` are Newey–West (HAC,
+  Bartlett kernel, h−1 lags) over all days with an IC, the same days as `mean`
+  (analyzers/significance.mean_se_t). Secondary, from its own sample: `mean_nonoverlap`,
+  `se_nonoverlap`, `t_stat_nonoverlap` over every h-th day of the days with an IC
+  (`n_independent_days`), classical se = std / √n (ddof=1). `t_stat_naive` (all days, no lags)
+  is reported beside them for comparison. Every t has the sign of the mean it is reported with.
 - signal vs tradeable IC: the signal IC correlates the score of day t with the forward return from
   the close of t; an order decided on t fills on the next bar (on close-only data at its close), so
   the tradeable IC (`tradeable_ic`, `tradeable_rank_ic`) uses the same horizon from the fill day
@@ -35,11 +38,10 @@ Definitions (Qlib / alphalens conventions):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from analyzers.significance import mean_se_t
 from core.errors import ConfigError, DataError
 
 MIN_STOCKS = 3
@@ -105,29 +107,28 @@ def daily_ic(scores: pd.DataFrame, fwd: pd.DataFrame, method: str = "pearson") -
 
 
 def ic_summary(ic_series: pd.Series, horizon: int = 1) -> dict:
-    """mean, std, ICIR, share of positive days, and t of non-overlapping days (see module doc)."""
+    """mean, std, ICIR, share of positive days; the mean's Newey–West t and se over all days, and
+    the secondary t of the non-overlapping days with its own mean (see module doc)."""
     ic = ic_series.dropna()
     h = max(int(horizon), 1)
-    every_h = ic.iloc[::h]
+    hac = mean_se_t(ic, lags=h - 1)
+    every_h = mean_se_t(ic.iloc[::h])
     nan = float("nan")
-
-    def se_of(x):
-        return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 2 and x.std(ddof=1) > 0 else nan
-
-    def t_of(x):
-        return float(x.mean() / se_of(x)) if len(x) > 2 and x.std(ddof=1) > 0 else nan
-
     std = float(ic.std(ddof=1)) if len(ic) > 1 else nan
     return {
-        "mean": float(ic.mean()) if len(ic) else nan,
+        "mean": hac.mean,
         "std": std,
-        "icir": float(ic.mean() / std) if len(ic) > 1 and std > 0 else nan,
+        "icir": float(hac.mean / std) if len(ic) > 1 and std > 0 else nan,
         "positive_share": float((ic > 0).mean()) if len(ic) else nan,
         "n_days": int(len(ic)),
-        "t_stat": t_of(every_h),
-        "se": se_of(every_h),
-        "n_independent_days": int(len(every_h)),
-        "t_stat_naive": t_of(ic),
+        "t_stat": hac.t,
+        "se": hac.se,
+        "hac_lags": h - 1,
+        "mean_nonoverlap": every_h.mean,
+        "t_stat_nonoverlap": every_h.t,
+        "se_nonoverlap": every_h.se,
+        "n_independent_days": every_h.n,
+        "t_stat_naive": mean_se_t(ic).t,
     }
 
 

@@ -75,7 +75,7 @@ def test_fewer_than_three_stocks_give_nan():
     assert math.isnan(ic.iloc[7]) and ic.iloc[8:20].notna().all()
 
 
-def test_ic_summary_t_of_non_overlapping_days_by_hand():
+def test_ic_summary_non_overlapping_days_and_naive_t_by_hand():
     rng = np.random.default_rng(3)
     ic = pd.Series(rng.normal(0.03, 0.2, 500), index=pd.bdate_range("2020-01-01", periods=500))
     ic.iloc[[5, 6, 100]] = np.nan
@@ -87,13 +87,17 @@ def test_ic_summary_t_of_non_overlapping_days_by_hand():
     mean = sum(picked) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in picked) / (n - 1))
     assert s["n_independent_days"] == n == 50
-    assert s["t_stat"] == pytest.approx(mean / (sd / math.sqrt(n)), rel=1e-12)
+    assert s["mean_nonoverlap"] == pytest.approx(mean, rel=1e-12)  # the secondary t's own mean
+    assert s["t_stat_nonoverlap"] == pytest.approx(mean / (sd / math.sqrt(n)), rel=1e-12)
+    assert s["se_nonoverlap"] == pytest.approx(sd / math.sqrt(n), rel=1e-12)
     m_all = sum(vals) / len(vals)
     sd_all = math.sqrt(sum((v - m_all) ** 2 for v in vals) / (len(vals) - 1))
     assert s["mean"] == pytest.approx(m_all) and s["std"] == pytest.approx(sd_all)
     assert s["icir"] == pytest.approx(m_all / sd_all)
     assert s["t_stat_naive"] == pytest.approx(m_all / sd_all * math.sqrt(len(vals)))
-    assert ic_summary(ic, 1)["t_stat"] == pytest.approx(s["t_stat_naive"])
+    assert ic_summary(ic, 1)["t_stat"] == pytest.approx(s["t_stat_naive"])  # h = 1: no lags
+    # the headline t is Newey-West over all days (tests/test_significance.py checks it against statsmodels)
+    assert s["hac_lags"] == 9 and s["t_stat"] == pytest.approx(s["mean"] / s["se"], rel=1e-12)
 
 
 def test_quintiles_and_hit_rate_by_brute_force():

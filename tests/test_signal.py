@@ -95,13 +95,19 @@ def test_a_one_day_signal_has_a_signal_ic_and_no_tradeable_ic():
     assert abs(r["tradeable_rank_ic"]["mean"]) < 4 * r["tradeable_rank_ic"]["se"]
 
 
-def test_ic_summary_standard_error_by_hand():
+def test_ic_summary_standard_errors_by_hand():
     ic = pd.Series([0.1, -0.05, 0.2, 0.0, 0.15, 0.05, -0.1, 0.3, 0.12, 0.02, 0.07])
+    n, m = len(ic), ic.mean()
+    e = (ic - m).to_numpy()
+    # Newey-West, 1 lag (h = 2), Bartlett weight 1/2, small-sample factor n / (n - 1)
+    s_hac = e @ e + 2 * 0.5 * (e[1:] @ e[:-1])
+    s = ic_summary(ic, 2)
+    assert s["se"] == pytest.approx(math.sqrt(s_hac / (n * (n - 1))))
+    assert s["t_stat"] == pytest.approx(m / s["se"])
     every_2 = ic.iloc[::2].to_numpy()
     se = every_2.std(ddof=1) / math.sqrt(len(every_2))
-    s = ic_summary(ic, 2)
-    assert s["se"] == pytest.approx(se)
-    assert s["t_stat"] == pytest.approx(every_2.mean() / se)
+    assert s["se_nonoverlap"] == pytest.approx(se)
+    assert s["t_stat_nonoverlap"] == pytest.approx(every_2.mean() / se)
 
 
 def test_model_diagnostics_report_signal_and_tradeable_ic():
@@ -338,7 +344,7 @@ def test_measured_rank_ic_of_the_planted_feature_is_near_planted_ic():
     close = data.prices.close
     reversal = -np.log(close / close.shift(20))
     s = ic_summary(daily_ic(reversal, forward_excess_returns_from(close, data.benchmark, 10), "spearman"), 10)
-    print(f"planted {planted}: measured rank IC {s['mean']:.4f} ± {s['se']:.4f} (se, non-overlapping days)")
+    print(f"planted {planted}: measured rank IC {s['mean']:.4f} ± {s['se']:.4f} (Newey-West se over all days)")
     assert 0.003 < s["se"] < 0.02
     assert abs(s["mean"] - planted) < 3 * s["se"]
     # the same universe without the plant: no signal
