@@ -4,8 +4,8 @@ A synthetic universe with a planted 20-day reversal (feeds/synthetic.py, planted
 by date (split = "auto"); the default preset's LSTM is fitted on it and its test-period rank IC is set
 against the planted one. Each row is one seed of the data and the model; the first numeric columns
 are the planted feature's own rank IC on the same test days (what a perfect model could show there).
-Standard errors (se) come from non-overlapping 10-day blocks. SYNTHETIC data: says nothing about
-real stocks.
+Standard errors (se) are Newey-West over all test days, 9 lags for the overlapping 10-day labels
+(analyzers/ic.ic_summary). SYNTHETIC data: says nothing about real stocks.
 
     python -m bench.positive_control                       # 150 stocks, 1500 days, planted 0.10, 3 seeds
     python -m bench.positive_control --planted 0 --seeds 1 # the null: no planted signal
