@@ -173,7 +173,7 @@ def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
 
 
 def model_diagnostics(model, data: MarketData, config: dict, scores: pd.DataFrame | None = None) -> dict:
-    """Validation and test rank IC (t of non-overlapping days), the spread of p, and how often a
+    """Validation and test rank IC (Newey-West t over the same days), the spread of p, and how often a
     raw 2p - 1 > 0.2 gate would fire: the numbers that say whether the signal is worth trading.
 
 

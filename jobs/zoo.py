@@ -10,7 +10,7 @@ through jobs.store.get_model: the artifacts land in the model store, so the LSTM
 main job's model, same artifact, same numbers, and a rerun reuses every fit.
 
 Each fit gives one row of zoo.csv (ZOO_COLUMNS): the rank IC (Spearman, signal: from the close
-the score was made at) on validation and test with its t of non-overlapping days, the tradeable
+the score was made at) on validation and test with its Newey-West t over the same days, the tradeable
 rank IC (from the fill day, lag 1), the test quintile spread (top minus bottom fifth's mean
 10-day excess return), the default strategy's test Sharpe on the model's scores, and the fit time.
 zoo.md summarises per model (mean ± sd over seeds, standard errors), compares the LSTM with the
@@ -23,7 +23,6 @@ synthetic universe with a planted signal runs through the same code as the embed
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analyzers.significance import mean_se_t
 from core.errors import ConfigError
 from jobs.engines import strategy_sharpe
 from jobs.market import MarketData, load_data, planted_data
@@ -56,7 +56,6 @@ __all__ = [
     "run_task",
     "run_tasks",
     "run_zoo",
-    "se_of_days",
     "summarise",
     "task_config",
     "verdict",
@@ -124,16 +123,10 @@ def task_config(config: dict, task: ZooTask) -> dict:
 
 
 # ---------------------------------------------------------------------- one row
-def se_of_days(summary: dict) -> float:
-    """Standard error of a mean daily IC (an ic_summary): its sd over all days / sqrt(the number of
-    non-overlapping days), the overlap of h-day labels taken out."""
-    n = summary["n_independent_days"]
-    return float(summary["std"] / math.sqrt(n)) if n else float("nan")
-
-
 def evaluate_scores(model, data: MarketData, config: dict, scores: pd.DataFrame) -> dict:
     """The zoo's numbers of one fitted model (everything but model, seed and fit time), plus the test
-    rank IC's standard error over non-overlapping days (zoo.md's s.e. (days); not a zoo.csv column)."""
+    rank IC's standard error (zoo.md's s.e. (days); not a zoo.csv column). Its t and se are the
+    Newey-West ones of ic_summary, over the test days of its mean."""
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary, quintile_returns
 
     diag = model_diagnostics(model, data, config, scores=scores)
@@ -148,7 +141,7 @@ def evaluate_scores(model, data: MarketData, config: dict, scores: pd.DataFrame)
         "valid_rank_ic": diag["valid_rank_ic"]["mean"],
         "test_rank_ic": test_ic["mean"],
         "test_rank_ic_t": test_ic["t_stat"],
-        "test_rank_ic_se": se_of_days(test_ic),
+        "test_rank_ic_se": test_ic["se"],
         "test_tradeable_rank_ic": traded_ic["mean"],
         "test_quintile_spread": float(quintiles.iloc[-1] - quintiles.iloc[0]),
         "test_sharpe": strategy_sharpe(config, data, scores),
@@ -224,14 +217,17 @@ def run_tasks(
 
 # ---------------------------------------------------------------------- the summary (pure)
 def _mean_sd_se(x: pd.Series) -> tuple[float, float, float]:
+    """Mean over seeds, its sd and its standard error (seeds are independent fits: no lags)."""
     x = x.dropna()
     sd = float(x.std(ddof=1)) if len(x) > 1 else float("nan")
-    return float(x.mean()) if len(x) else float("nan"), sd, sd / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+    m = mean_se_t(x)
+    return m.mean, sd, m.se
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """One row per model: runs, mean ± sd (and s.e. over seeds) of each column, and the test rank
-    IC's standard error from the non-overlapping days of one run (averaged over its runs)."""
+    IC's standard error over the test days of one run (Newey-West, averaged over its runs) and the
+    seed mean's t against it."""
     rows = []
     for name, g in table.groupby("model", sort=False):
         row = {"model": name, "runs": len(g)}
@@ -239,8 +235,9 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
             if col == "test_rank_ic_t":
                 continue
             row[col], row[f"{col}_sd"], row[f"{col}_se"] = _mean_sd_se(g[col])
-        row["test_rank_ic_se_days"] = float(g["test_rank_ic_se"].mean())
-        row["test_rank_ic_t"] = float(g["test_rank_ic_t"].mean())
+        row["test_rank_ic_se_days"] = se_days = float(g["test_rank_ic_se"].mean())
+        # the seed mean over one run's test-day noise: the t of the mean beside it, not a mean of t's
+        row["test_rank_ic_t"] = row["test_rank_ic"] / se_days if se_days > 0 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 
@@ -248,7 +245,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
 def lstm_versus_best_baseline(table: pd.DataFrame) -> dict | None:
     """The baseline with the best mean validation rank IC (never chosen on test), and the LSTM's
     test rank IC minus it: paired by seed when both have the seed, else against the baseline's
-    single run; t = mean / (sd / sqrt(n)) over seeds."""
+    single run; t = mean / (sd / sqrt(n)) over seeds (analyzers.significance.mean_se_t)."""
     if "lstm" not in set(table["model"]):
         return None
     others = table[table["model"] != "lstm"]
@@ -259,14 +256,14 @@ def lstm_versus_best_baseline(table: pd.DataFrame) -> dict | None:
     base = table[table["model"] == best].set_index("seed")["test_rank_ic"]
     paired = len(base) > 1
     diff = (lstm - base).dropna() if paired else lstm - float(base.iloc[0])
-    mean, sd, se = _mean_sd_se(diff)
+    mean, sd, _ = _mean_sd_se(diff)
     return {
         "baseline": best,
         "paired": paired,
         "n": int(len(diff)),
         "diff": mean,
         "sd": sd,
-        "t": mean / se if se and se > 0 else float("nan"),
+        "t": mean_se_t(diff).t,
     }
 
 
@@ -274,7 +271,7 @@ def verdict(summary: pd.DataFrame, versus: dict | None) -> str:
     if versus is None:
         return "No verdict: the LSTM and at least one baseline must both be in the zoo."
     lstm = summary.loc["lstm"]
-    t_days = lstm["test_rank_ic"] / lstm["test_rank_ic_se_days"] if lstm["test_rank_ic_se_days"] > 0 else float("nan")
+    t_days = lstm["test_rank_ic_t"]
     d, t, base = versus["diff"], versus["t"], versus["baseline"]
     if d > 0 and t > 2 and t_days > 2:
         return (
@@ -306,7 +303,7 @@ NULL_MODEL, NULL_SES = "random", 3.0  # the null stays within NULL_SES standard 
 def planted_feature_ic(data: MarketData, config: dict) -> dict:
     """The planted feature's own rank IC on the test days, the most a model can show there: minus the
     20-day log return (each day the same ranking as minus rel_ret_20) against the forward excess
-    return over the label horizon, with its standard error from the non-overlapping days."""
+    return over the label horizon, with its Newey-West standard error over the same test days."""
     from analyzers.ic import daily_ic, forward_excess_returns_from, ic_summary
 
     split, h = config["model"]["split"], int(config["model"]["horizon"])
@@ -315,12 +312,12 @@ def planted_feature_ic(data: MarketData, config: dict) -> dict:
     fwd = forward_excess_returns_from(close, data.benchmark, h)
     test = slice(split["test_start"], split["test_end"])
     summary = ic_summary(daily_ic(reversal.loc[test], fwd.loc[test], method="spearman"), h)
-    return {"mean": float(summary["mean"]), "se": se_of_days(summary)}
+    return {"mean": float(summary["mean"]), "se": float(summary["se"])}
 
 
 def positive_control(table: pd.DataFrame, planted_ic: float, feature_ic: float = float("nan")) -> pd.DataFrame:
     """One row per model of a zoo table on planted data: its test rank IC (mean, sd over seeds), the
-    s.e. from the non-overlapping test days (of one run, averaged over its runs), the share of the
+    Newey-West s.e. over the test days (of one run, averaged over its runs), the share of the
     planted rank IC it recovers (seed mean; and its worst seed), the share of the planted feature's own
     test IC, and its bar: the MUST_RECOVER models need a seed mean >= RECOVERY_BAR x planted, the null
     |seed mean| <= NULL_SES x s.e.; other models have no bar (passed None)."""
@@ -380,8 +377,8 @@ def positive_control_markdown(table: pd.DataFrame, planted: dict) -> list[str]:
         "feeds/synthetic.py). The planted feature's own rank IC on the test days is the most a model can show "
         "there.",
         "",
-        "Test rank IC: mean ± sd over seeds. s.e. (days): the standard error of one run's test rank IC, its sd "
-        f"over the test days / sqrt(the non-overlapping {planted['horizon']}-day days), averaged over runs. "
+        "Test rank IC: mean ± sd over seeds. s.e. (days): the standard error of one run's test rank IC over "
+        f"its test days (Newey-West, {planted['horizon'] - 1} lags), averaged over runs. "
         "Recovered: the seed mean / the planted IC (worst seed: the lowest run / the planted IC). "
         f"Bars (issue 11): logistic, LightGBM and the LSTM each recover >= {RECOVERY_BAR:.0%} of the planted "
         f"rank IC; random stays within {NULL_SES:g} s.e. (days) of 0.",
@@ -426,7 +423,7 @@ def zoo_markdown(table: pd.DataFrame, info: dict) -> str:
         f"up to {info['seeds']} seeds).",
         "",
         "Mean ± sd over seeds. s.e.(seeds) = sd / sqrt(runs): seed luck only. s.e.(days) = the test rank IC's "
-        "standard error from the non-overlapping test days of one run: the period's own noise. "
+        "Newey-West standard error over the test days of one run (averaged over runs): the period's own noise. "
         "Tradeable IC: from the fill day (lag 1). Spread: top minus bottom quintile's mean "
         f"{info['horizon']}-day excess return. Sharpe: the default strategy on the model's test scores "
         f"({info['sharpe_engine']}).",

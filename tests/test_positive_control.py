@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import run_backtest
+from analyzers.significance import mean_se_t
 from feeds import ConfigError
 from jobs import zoo
 from jobs.market import planted_data
@@ -17,7 +18,7 @@ from jobs.periods import resolve_split
 
 
 def _table(rows):
-    """rows: (model, seed, test rank IC, s.e. of its non-overlapping days)."""
+    """rows: (model, seed, test rank IC, s.e. over its test days)."""
     return pd.DataFrame(
         [[m, s, 0.1, ic, ic / se, ic, 0.0, 0.5, 1.0, se] for m, s, ic, se in rows],
         columns=zoo.ZOO_COLUMNS + ["test_rank_ic_se"],
@@ -126,7 +127,9 @@ def test_planted_feature_ic_equals_a_loop_over_days():
         daily.append(spearmanr(reversal[ok], fwd[ok])[0])
     daily = np.array(daily)
     assert got["mean"] == pytest.approx(daily.mean(), abs=1e-12)
-    assert got["se"] == pytest.approx(daily.std(ddof=1) / math.sqrt(len(daily[::10])), abs=1e-12)
+    # Newey-West over the same days, 9 lags (tests/test_significance.py checks it against statsmodels' OLS)
+    assert got["se"] == pytest.approx(mean_se_t(daily, lags=9).se, rel=1e-9)
+    assert got["se"] > 2 * daily.std(ddof=1) / math.sqrt(len(daily))  # wider than the naive se: overlap
 
 
 @pytest.mark.parametrize(

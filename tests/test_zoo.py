@@ -68,6 +68,39 @@ def test_a_deterministic_baseline_is_compared_with_its_single_run():
     assert versus["diff"] == pytest.approx(0.01)
 
 
+def test_the_summary_t_is_of_the_seed_mean_beside_it():
+    # one strong seed and two weak negative ones: the mean of the runs' t's (+1.27) would disagree in
+    # sign with the seed mean (-0.0233); the summary's t is that mean over one run's test-day se
+    table = _table([_row("lstm", 0, 0.03, 0.05, se=0.01), *(_row("lstm", s, 0.03, -0.06, se=0.10) for s in (1, 2))])
+    row = zoo.summarise(table).loc["lstm"]
+    assert row["test_rank_ic"] == pytest.approx(-0.07 / 3)
+    assert row["test_rank_ic_se_days"] == pytest.approx(0.07)
+    assert row["test_rank_ic_t"] == pytest.approx((-0.07 / 3) / 0.07)
+    assert row["test_rank_ic_se"] == pytest.approx(np.std([0.05, -0.06, -0.06], ddof=1) / math.sqrt(3))
+
+
+def test_one_run_reports_the_t_and_se_of_its_own_mean(monkeypatch):
+    """evaluate_scores: test rank IC, its t and its se are one ic_summary's (Newey-West over the test
+    days), so t = mean / se."""
+    from types import SimpleNamespace
+
+    from feeds.synthetic import make_synthetic_universe
+    from jobs.market import MarketData
+    from models.dataset import auto_split
+
+    prices, bench = make_synthetic_universe(n_tickers=8, n_days=200, seed=4, ohlcv=False, late_start_share=0)
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame(rng.uniform(-1, 1, prices.close.shape), index=prices.dates, columns=prices.tickers)
+    model = SimpleNamespace(
+        config=SimpleNamespace(horizon=5, split=auto_split(prices.dates, 5), label="regression"),
+        predict=lambda *a, **k: scores,
+    )
+    monkeypatch.setattr(zoo, "strategy_sharpe", lambda *a: 0.0)
+    row = zoo.evaluate_scores(model, MarketData(prices, bench), {}, scores)
+    assert row["test_rank_ic_t"] == pytest.approx(row["test_rank_ic"] / row["test_rank_ic_se"], rel=1e-12)
+    assert np.sign(row["test_rank_ic_t"]) == np.sign(row["test_rank_ic"])
+
+
 def test_verdict_sentences():
     no_skill = _table(
         [_row("lstm", s, 0.03, 0.006 + 0.001 * s, se=0.006) for s in range(3)]
