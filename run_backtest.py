@@ -249,8 +249,13 @@ def fmt_num(x, digits=2):
 
 
 def fmt_ic(summary: dict) -> str:
-    """'mean ± se (t ..)' of an ic_summary, standard error and t from non-overlapping days."""
-    return f"{fmt_num(summary.get('mean'), 4)} ± {fmt_num(summary.get('se'), 4)} (t {fmt_num(summary.get('t_stat'))})"
+    """'mean ± se (t ..; one day in h: mean, t ..)' of an ic_summary: se and t Newey-West over the days
+    of the mean, then the non-overlapping days' own mean and t (analyzers/ic.py)."""
+    text = f"{fmt_num(summary.get('mean'), 4)} ± {fmt_num(summary.get('se'), 4)} (t {fmt_num(summary.get('t_stat'))}"
+    if summary.get("hac_lags"):  # h > 1: the every-h-th-day sample differs from all days
+        h, own = summary["hac_lags"] + 1, fmt_num(summary.get("mean_nonoverlap"), 4)
+        text += f"; one day in {h}: {own}, t {fmt_num(summary.get('t_stat_nonoverlap'))}"
+    return text + ")"
 
 
 def print_summary(result, data, config, diagnostics=None) -> None:
@@ -295,7 +300,7 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     if diagnostics:
         print(
             f"  model rank IC, {diagnostics.get('horizon', 10)}-day (tradeable = from the fill day; "
-            "± standard error, t of non-overlapping days):"
+            "± Newey-West standard error and t over all days; one day in h: that sample's own mean and t):"
         )
         for name in ("valid", "test"):
             d = diagnostics[f"{name}_rank_ic"]

@@ -159,6 +159,20 @@ def test_summary_prints_the_tradeable_ic_before_the_signal_ic(capsys):
         assert "0.0030 ± 0.0200" in line
 
 
+def test_summary_prints_each_t_beside_its_own_mean():
+    rng = np.random.default_rng(5)
+    ic = pd.Series(np.convolve(rng.normal(0.02, 1, 509), np.ones(10) / 10, mode="valid") * 0.3)
+    s = ic_summary(ic, 10)
+    text = run_backtest.fmt_ic(s)
+    assert text == (
+        f"{s['mean']:.4f} ± {s['se']:.4f} (t {s['t_stat']:.2f}; "
+        f"one day in 10: {s['mean_nonoverlap']:.4f}, t {s['t_stat_nonoverlap']:.2f})"
+    )
+    assert run_backtest.fmt_ic(ic_summary(ic, 1)) == f"{ic.mean():.4f} ± {ic.std() / math.sqrt(500):.4f} " + (
+        f"(t {ic.mean() / (ic.std() / math.sqrt(500)):.2f})"
+    )
+
+
 # ----------------------------------------------------------------------------- 5. splits
 def test_auto_split_takes_60_20_20_percent_of_the_dates():
     dates = pd.bdate_range("2015-01-01", "2018-12-31")
