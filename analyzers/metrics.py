@@ -226,7 +226,9 @@ def _excess(returns, periods_per_year, risk_free) -> pd.Series:
 
 def _psr(returns, periods_per_year, risk_free) -> float:
     excess = _excess(returns, periods_per_year, risk_free)
-    return probabilistic_sharpe(excess.to_numpy()) if len(excess) >= 2 else float("nan")
+    if len(excess) < 2 or not excess.std(ddof=1) > 0:
+        return float("nan")  # no Sharpe (e.g. a run that never traded), so no probability of one
+    return probabilistic_sharpe(excess.to_numpy())
 
 
 def _exposure(exposure, dates) -> float:

@@ -76,7 +76,9 @@ class QuantStatsTearsheet(bt.Analyzer):
       - match_dates: False (default) keeps the strategy's idle warm-up days so the report covers
         the same days as metrics.json; True lets QuantStats cut them (its own default).
 
-    get_analysis() -> {"path": str, "returns": number of daily returns}.
+    get_analysis() -> {"path": str or None, "returns": number of daily returns, "skipped": why no
+    report was written, or None}. A run whose returns are all the same (no position ever held)
+    gets no report: QuantStats' regressions against the benchmark are undefined on it.
     """
 
     params = (
@@ -106,8 +108,9 @@ class QuantStatsTearsheet(bt.Analyzer):
 
     def stop(self):
         returns = self.returns()
-        if len(returns) < 2:
-            self._result = {"path": None, "returns": int(len(returns))}
+        skipped = skip_reason(returns)
+        if skipped is not None:
+            self._result = {"path": None, "returns": int(len(returns)), "skipped": skipped}
             return
         bench = None
         if self.p.benchmark is not None:
@@ -122,7 +125,7 @@ class QuantStatsTearsheet(bt.Analyzer):
             risk_free=self.p.risk_free,
             match_dates=self.p.match_dates,
         )
-        self._result = {"path": str(path), "returns": int(len(returns))}
+        self._result = {"path": str(path), "returns": int(len(returns)), "skipped": None}
 
     def returns(self) -> pd.Series:
         """The strategy's daily returns as handed to QuantStats."""
@@ -130,6 +133,23 @@ class QuantStatsTearsheet(bt.Analyzer):
 
     def get_analysis(self) -> dict:
         return dict(self._result)
+
+
+def skip_reason(returns: pd.Series) -> str | None:
+    """Why QuantStats cannot report on `returns`, or None when it can.
+
+    Fewer than two returns, or returns that are all equal (a run that never held a position has
+    only zeros): QuantStats regresses them on the benchmark, which needs varying values.
+    """
+    values = pd.Series(returns, dtype="float64").dropna()
+    if len(values) < 2:
+        return f"tearsheet.html not written: {len(values)} daily return(s), QuantStats needs at least 2"
+    if values.nunique() < 2:
+        return (
+            f"tearsheet.html not written: all {len(values)} daily returns are {values.iloc[0]:g} "
+            f"(no position was held), so QuantStats' regressions on the benchmark are undefined"
+        )
+    return None
 
 
 def write_tearsheet(
@@ -141,11 +161,14 @@ def write_tearsheet(
     periods_per_year=252,
     risk_free=0.0,
     match_dates=False,
-) -> Path:
-    """Render QuantStats' HTML report of `returns` (and `benchmark` returns) to `path`, atomically."""
+) -> Path | None:
+    """Render QuantStats' HTML report of `returns` (and `benchmark` returns) to `path`, atomically;
+    None (nothing written) when QuantStats cannot report on them (`skip_reason`)."""
     import quantstats as qs
 
     _check_benchmark(benchmark)
+    if skip_reason(returns) is not None:
+        return None  # the caller notes skip_reason(returns) where it reports the run
     kwargs = {"strategy_title": strategy_title}
     if benchmark is not None:
         kwargs["benchmark_title"] = str(benchmark.name or "Benchmark")

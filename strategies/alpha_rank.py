@@ -230,6 +230,8 @@ class AlphaRankStrategy(bt.Strategy):
         self._pending: dict = {}  # data -> live order
         self._to_sell: dict = {}  # data -> (reason, score), sold at the next open with a bar
         self._to_buy: list = []  # [(data, score, rank)], decided at the close, sized at the open
+        # what the entry rule saw, to say why a run bought nothing: see entry_summary()
+        self._entry_days, self._most_members, self._best_entry = 0, 0, -math.inf
 
     def _validate_params(self):
         p = self.p
@@ -316,8 +318,16 @@ class AlphaRankStrategy(bt.Strategy):
         self._to_buy = []
         if self._start_day is not None and today < self._start_day:
             return
+        self._note_entry_day(used, member)
         self._decide_exits(today, dict(zip(ready, used.tolist())))
         self._decide_entries(today, ready, used, member)
+
+    def _note_entry_day(self, used: np.ndarray, member: np.ndarray) -> None:
+        self._entry_days += 1
+        n = int(np.count_nonzero(member))
+        if n:
+            self._most_members = max(self._most_members, n)
+            self._best_entry = max(self._best_entry, float(used[member].max()))
 
     def _members_today(self, today: int, ready: list) -> np.ndarray:
         """Which ready stocks are members of the universe today (all of them without a universe)."""
@@ -564,6 +574,19 @@ class AlphaRankStrategy(bt.Strategy):
             "buy": [{"ticker": d._name, "score": s, "rank": k} for d, s, k in self._to_buy],
         }
 
+    def entry_summary(self) -> dict:
+        """What the entry rule saw over the run (from the start date on): decision days, the most
+        stocks eligible on one day (ready and a universe member), the highest cross-sectioned score
+        among them, and the rule's params; `no_trade_reason` turns it into a sentence."""
+        best = self._best_entry
+        return {
+            "decision_days": self._entry_days,
+            "most_eligible": self._most_members,
+            "best_score": best if math.isfinite(best) else None,
+            "entry_threshold": float(self.p.entry_threshold),
+            "cross_section": self.p.cross_section,
+        }
+
     def _log(self, text):
         if self.p.verbose:
             when = self.datetime.date(0) if len(self) else "-"
@@ -576,6 +599,31 @@ class AlphaRankStrategy(bt.Strategy):
 
 
 # ---------------------------------------------------------------------- helpers
+def no_trade_reason(summary: dict) -> str:
+    """Why a run bought nothing, from AlphaRankStrategy.entry_summary()."""
+    threshold, best = summary["entry_threshold"], summary["best_score"]
+    if not summary["decision_days"]:
+        return "the period has no bar on or after the start date, so no order was ever decided"
+    if not summary["most_eligible"]:
+        return "no stock was eligible on any day (none had a score and, with --universe, membership)"
+    if summary["cross_section"] == "rank" and summary["most_eligible"] < 2:
+        return (
+            f"fewer eligible stocks than the 2 that cross_section='rank' needs: at most "
+            f"{summary['most_eligible']} on any day (scores and --universe membership), and a lone "
+            f"stock ranks 0, never above entry_threshold {threshold:g}"
+        )
+    if best is None or not best > threshold:
+        ranked = summary["cross_section"] == "rank"
+        tied = " (the day's scores were all tied, e.g. all zero: every rank is 0)" if ranked and best == 0.0 else ""
+        rule = "cross-sectioned rank" if ranked else "score"
+        return (
+            f"no score passed the entry threshold: the highest {rule} of an eligible stock was "
+            f"{best:+.4f}{tied}, never above entry_threshold {threshold:g}"
+        )
+    return (
+        f"scores passed entry_threshold {threshold:g} (highest {best:+.4f}) but no buy was filled: "
+        f"the cash bought no share (min_cash), or the only candidates came on the bar before the last"
+    )
 
 
 def daynum_of(value) -> int:
