@@ -3,6 +3,12 @@
 Write to a temporary sibling, then os.replace (atomic on POSIX), so an interrupted run never
 leaves a half-written cache entry, result file or model artifact behind. JSON has no NaN, no
 numpy numbers and no dates: `json_safe` turns a result into plain JSON values (NaN -> null).
+
+A temporary is named after its owner, `.<name>.tmp-<host>-<pid>-<random><suffix>`, so a run killed
+before its rename (SIGKILL, power loss) leaves something recognisable: the next write of the same
+name removes the temporaries of `<name>` whose process is dead on this host, or, from another host
+(a shared disk) or from before these names, that are older than STALE_AFTER. A live process's
+temporaries on this host are never removed.
 """
 
 from __future__ import annotations
@@ -12,13 +18,91 @@ import datetime as _dt
 import json
 import math
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+STALE_AFTER = 24 * 3600.0  # seconds: a temporary whose owner cannot be checked is stale after a day
+
+
+def _host() -> str:
+    # '-' separates the name's fields, so the host keeps only letters, digits and '_'
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def temp_name(name: str, kind: str = "tmp", suffix: str = "") -> str:
+    """`.<name>.<kind>-<host>-<pid>-<random><suffix>`: a temporary sibling of `name` owned by this
+    process (kind "tmp" for what is being written, "old" for what is being replaced)."""
+    return f".{name}.{kind}-{_host()}-{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def temp_owner(name: str, entry: str) -> tuple[str, int] | None:
+    """(host, pid) when `entry` is a temporary of `name` made by temp_name, else None."""
+    match = re.match(rf"\.{re.escape(name)}\.(?:tmp|old)-([A-Za-z0-9_]+)-(\d+)-[0-9a-f]{{8}}", entry)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def _legacy_temp(name: str, entry: str) -> bool:
+    # names from before temp_name, owner unknown: tempfile's `.<name>.<8 random chars>[suffix]`
+    # and atomic_dir's `.<name>.old-<pid>`
+    rest = entry[len(name) + 2 :] if entry.startswith(f".{name}.") else ""
+    return bool(re.fullmatch(r"[a-z0-9_]{8}(\.[A-Za-z0-9.]+)?|old-\d+", rest))
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process `pid` exists on this host (another user's counts too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(name: str, entry: str, age: float, max_age: float = STALE_AFTER) -> bool:
+    """Whether the sibling `entry` (`age` seconds since it was last modified) is a temporary of
+    `name` left by a run that is gone: its pid is dead on this host, or its owner cannot be checked
+    (another host, or a name from before temp_name) and it is older than `max_age`."""
+    owner = temp_owner(name, entry)
+    if owner is None:
+        return _legacy_temp(name, entry) and age > max_age
+    host, pid = owner
+    if host == _host():
+        return pid != os.getpid() and not pid_alive(pid)
+    return age > max_age
+
+
+def remove_stale_temps(path, max_age: float = STALE_AFTER) -> list[Path]:
+    """Remove the stale temporaries of `path` (see is_stale) beside it; return what was removed."""
+    path = Path(path)
+    removed, now = [], time.time()
+    try:
+        entries = list(os.scandir(path.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(f".{path.name}."):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue  # its owner renamed or removed it meanwhile
+        if is_stale(path.name, entry.name, age, max_age):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
 
 
 @contextlib.contextmanager
@@ -26,11 +110,13 @@ def atomic_path(path, suffix=""):
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    tmp = path.with_name(temp_name(path.name, suffix=suffix or ".tmp"))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # results and caches are shared
     os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; results and caches are meant to be shared
+    os.chmod(tmp, 0o644)  # whatever the umask
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -62,12 +148,14 @@ def atomic_dir(path):
     """Yield a temporary directory beside `path`; on success it replaces `path` as a whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_stale_temps(path)
+    tmp = path.with_name(temp_name(path.name))
+    tmp.mkdir(mode=0o755)
     os.chmod(tmp, 0o755)
     try:
         yield tmp
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(temp_name(path.name, kind="old"))
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
