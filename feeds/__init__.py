@@ -10,5 +10,5 @@ from feeds.embedded import CAVEATS, load_embedded
 from feeds.panel import FIELDS, PricePanel, series_fingerprint
 from feeds.synthetic import SYNTHETIC_LABEL, make_synthetic_universe
 from feeds.universe import Membership, load_constituents
-from feeds.validate import DataRepairWarning, validate_ohlcv
+from feeds.validate import DataRepairWarning, SuspiciousDataWarning, validate_ohlcv
 from feeds.yahoo import DownloadReport, download_to_cache, load_cache

@@ -7,7 +7,8 @@ Accepted shapes, column names case-insensitive:
 
 Every file is checked by feeds.validate; the first problem raises DataError naming the file, the
 line and the column. Repairs (dropped exact duplicates, reversed newest-first files, ...) are shown
-as DataRepairWarning.
+as DataRepairWarning; extreme daily moves and files that end long before the rest as
+SuspiciousDataWarning.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ import pandas as pd
 
 from core.errors import DataError
 from feeds.panel import PricePanel
-from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, read_each, validate_ohlcv
+from feeds.validate import (
+    DEFAULT_MAX_GAP_DAYS,
+    DEFAULT_MIN_ROWS,
+    FIELDS,
+    early_ends,
+    emit,
+    read_each,
+    validate_ohlcv,
+)
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 
@@ -74,7 +83,8 @@ def load_csv_folder(
         bench = bench_frame["close"].rename(benchmark)
 
     prices, field_notes = frames_to_panel(frames, name=Path(directory).name)
-    emit(notes + field_notes)
+    last_days = {files[t].name: frame.index[-1] for t, frame in frames.items()}
+    emit(notes + field_notes + early_ends(last_days, str(directory)))
     return prices, bench
 
 

@@ -41,7 +41,15 @@ from core.errors import DataError, DownloadError
 from core.io import atomic_path
 from feeds.csv_folder import frames_to_panel
 from feeds.panel import PricePanel
-from feeds.validate import DEFAULT_MAX_GAP_DAYS, DEFAULT_MIN_ROWS, FIELDS, emit, read_each, validate_ohlcv
+from feeds.validate import (
+    DEFAULT_MAX_GAP_DAYS,
+    DEFAULT_MIN_ROWS,
+    FIELDS,
+    early_ends,
+    emit,
+    read_each,
+    validate_ohlcv,
+)
 
 VIX = "^VIX"
 RESCALE_RTOL = 1e-4  # 0.01 %: far below any dividend adjustment, far above float noise
@@ -522,5 +530,6 @@ def load_cache(
             "close"
         ].rename(VIX)
     prices, more = frames_to_panel(frames, name=f"yfinance:{folder.name}")
-    emit(notes + more)
+    last_days = {cache_file(cache_dir, t).name: frame.index[-1] for t, frame in frames.items()}
+    emit(notes + more + early_ends(last_days, str(cache_dir)))
     return prices, bench, vix_close
