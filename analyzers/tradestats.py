@@ -32,8 +32,19 @@ REQUIRED = ("Date", "Action", "Ticker", "Price", "Shares", "PnL_Pct")
 
 
 def read_trade_log(path) -> pd.DataFrame:
-    """Read a trades.csv (ours or the seed's; the seed's has an unnamed index column)."""
-    log = pd.read_csv(path)
+    """Read a trades.csv (ours or the seed's; the seed's has an unnamed index column); DataError
+    naming the file when it is missing or not a CSV."""
+    hint = "give a trades.csv written by a run (results/<name>/trades.csv) or the seed's backtest_trades.csv"
+    try:
+        log = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; {hint}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a file; {hint}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (not even a header); {hint}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: not a readable CSV ({str(error).strip()[:120]}); {hint}") from None
     return log.drop(columns=[c for c in log.columns if str(c).startswith("Unnamed")])
 
 
@@ -45,7 +56,11 @@ def _check(log: pd.DataFrame) -> pd.DataFrame:
             f"Expected a TradeLog trades.csv or the seed's backtest_trades.csv."
         )
     log = log.copy()
-    log["Date"] = pd.to_datetime(log["Date"])
+    dates = pd.to_datetime(log["Date"], errors="coerce")
+    if dates.isna().any():
+        row = int(dates.isna().to_numpy().argmax())
+        raise DataError(f"trade log, row {row + 1}, column Date: {log['Date'].iloc[row]!r} is not a date (YYYY-MM-DD)")
+    log["Date"] = dates
     for c in ("Price", "Shares", "PnL_Pct", "Days"):
         if c in log.columns:
             log[c] = pd.to_numeric(log[c], errors="coerce")

@@ -104,8 +104,24 @@ class Membership:
                     f"{line}: start {start.date()} is after end {end.date()} for {ticker}; "
                     f"swap them or fix the dates (end is the last day as a member)"
                 )
-            spans.setdefault(ticker, []).append((start, end))
-        return cls(spans, source=str(path))
+            spans.setdefault(ticker, []).append((start, end, line))
+        for ticker, rows in spans.items():
+            _refuse_overlap(ticker, rows)
+        return cls({t: [(a, b) for a, b, _ in rows] for t, rows in spans.items()}, source=str(path))
+
+    def check_tickers(self, tickers) -> list[str]:
+        """The universe's tickers that `tickers` (the data's stocks) lacks, sorted. DataError when
+        it has none of them (a backtest would then never be able to buy anything)."""
+        have = set(map(str, tickers))
+        unknown = sorted(set(self._spans) - have)
+        if unknown and len(unknown) == len(self._spans):
+            shown = sorted(have)[:10]
+            raise DataError(
+                f"{self.source or 'universe'}: none of its {len(unknown)} ticker(s) ({unknown[:10]}) is in the "
+                f"data, whose stocks are {shown}{' ...' if len(have) > 10 else ''}; check the spelling "
+                f"(tickers are case-sensitive) or give the matching --data"
+            )
+        return unknown
 
     @classmethod
     def always(cls, tickers) -> "Membership":
@@ -135,6 +151,18 @@ class Membership:
 
     def __repr__(self) -> str:
         return f"Membership({len(self._spans)} tickers, source={self.source!r})"
+
+
+def _refuse_overlap(ticker: str, rows: list) -> None:
+    """DataError when two membership spans of one ticker overlap (a typo: which end is right?)."""
+    rows = sorted(rows, key=lambda r: r[0])
+    for (s1, e1, line1), (s2, _, line2) in zip(rows, rows[1:]):
+        if s2 <= e1:
+            end = "open" if e1 == pd.Timestamp.max.normalize() else str(e1.date())
+            raise DataError(
+                f"{line1} and {line2}: the spans of {ticker} overlap ({s1.date()}..{end} and "
+                f"{s2.date()}..); a ticker that left and rejoined needs an end before its next start"
+            )
 
 
 def _parse_date(value, line: str, column: str):

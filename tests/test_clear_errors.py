@@ -1,0 +1,90 @@
+"""Clear errors where the newcomer review found tracebacks (issue 17.6): each names the option, key
+or file at fault and says what to do."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+
+import pandas as pd
+import pytest
+
+from analyzers import read_trade_log
+from core.dates import parse_day
+from core.errors import ConfigError, DataError
+from feeds import Membership
+
+
+# ----------------------------------------------------------------------------------- dates typed in
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("2021-02-30", "February 2021 has days 1 to 28"),
+        ("2020-02-30", "February 2020 has days 1 to 29"),
+        ("2021-13-01", "there is no month 13"),
+        ("yesterday", "is not a date; write it as YYYY-MM-DD"),
+        ("03/04/2021", "is not a date; write it as YYYY-MM-DD"),
+        ("", "is not a date"),
+    ],
+)
+def test_parse_day_refuses_what_is_not_a_calendar_day(text, says):
+    with pytest.raises(ConfigError) as error:
+        parse_day(text, "--start")
+    assert str(error.value).startswith(f"--start {text!r}") and says in str(error.value)
+
+
+def test_parse_day_reads_days_and_date_objects():
+    assert parse_day("2021-02-28", "--start") == pd.Timestamp("2021-02-28")
+    assert parse_day(" 2021-3-1 ", "--end") == pd.Timestamp("2021-03-01")
+    assert parse_day(dt.date(2020, 2, 29), "[backtest] start") == pd.Timestamp("2020-02-29")  # TOML dates
+    assert parse_day(pd.Timestamp("2020-02-29 15:30"), "x") == pd.Timestamp("2020-02-29")
+
+
+# ----------------------------------------------------------------------------------- trade-stats
+def test_read_trade_log_names_a_missing_or_unreadable_file(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.csv: no such file; give a trades\.csv"):
+        read_trade_log(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_trade_log(tmp_path)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv: the file is empty"):
+        read_trade_log(tmp_path / "empty.csv")
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x81garbage")
+    with pytest.raises(DataError, match=r"bin\.csv: not a readable CSV"):
+        read_trade_log(tmp_path / "bin.csv")
+
+
+def test_trade_stats_command_on_a_missing_file_exits_2(tmp_path, capsys):
+    import run_backtest
+
+    assert run_backtest.main(["trade-stats", str(tmp_path / "nope.csv")]) == 2
+    assert "nope.csv: no such file" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------- universes
+def membership(tmp_path, text) -> Membership:
+    path = tmp_path / "members.csv"
+    path.write_text("ticker,start,end\n" + text)
+    return Membership.from_csv(path)
+
+
+def test_overlapping_spans_of_one_ticker_are_refused_naming_both_lines(tmp_path):
+    with pytest.raises(DataError) as error:
+        membership(tmp_path, "AAPL,2010-01-04,\nMSFT,2010-01-04,\nAAPL,2015-01-02,2016-01-04\n")
+    message = str(error.value)
+    assert "line 2" in message and "line 4" in message and "spans of AAPL overlap" in message
+    assert "2010-01-04..open" in message
+    ok = membership(tmp_path, "AAPL,2010-01-04,2012-12-31\nAAPL,2013-01-02,\n")  # left and rejoined
+    assert ok.is_member("AAPL", "2012-12-31") and not ok.is_member("AAPL", "2013-01-01")
+
+
+def test_a_universe_that_shares_no_ticker_with_the_data_is_refused(tmp_path):
+    members = membership(tmp_path, "aapl,2010-01-04,\nmsft,2010-01-04,\n")
+    with pytest.raises(DataError) as error:
+        members.check_tickers(["AAPL", "MSFT", "JNJ"])
+    assert "members.csv: none of its 2 ticker(s) (['aapl', 'msft'])" in str(error.value)
+    assert "case-sensitive" in str(error.value)
+    some = membership(tmp_path, "AAPL,2010-01-04,\nXLNX,2010-01-04,\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert some.check_tickers(["AAPL", "MSFT"]) == ["XLNX"]  # delisted names are normal: listed, no error
