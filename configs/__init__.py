@@ -13,6 +13,7 @@ the file or the command line sets the split.
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import tomllib
 from pathlib import Path
 
@@ -60,6 +61,33 @@ def _check_keys(config: dict, schema: dict, source: str, prefix=()) -> None:
                 also = ' or "auto"' if where == ("model", "split") else ""
                 raise ConfigError(f"{source}: '{'.'.join(where)}' must be a table ([{'.'.join(where)}]){also}")
             _check_keys(value, schema[key], source, where)
+        else:
+            _check_type(value, schema[key], source, ".".join(where))
+
+
+def _kind(value) -> str:
+    """The kind of a config value as the schema (default.toml) has it: a number is int or float
+    alike (cash = 1e5 is as good as 100000), a date is a string's kind (TOML dates unquoted)."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (str, _dt.date)):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _check_type(value, default, source: str, key: str) -> None:
+    """ConfigError naming the key when `value` is not of the default's kind (a quoted number, a
+    number where a name belongs), instead of a TypeError deep inside a run."""
+    expected, got = _kind(default), _kind(value)
+    if got != expected:
+        raise ConfigError(
+            f"{source}: '{key}' = {value!r} is {got}; it must be {expected}, like the default {key.split('.')[-1]} = "
+            f"{default!r}" + (" (write it without quotes)" if got == "a string" and expected == "a number" else "")
+        )
 
 
 def preset_path(name: str) -> Path:

@@ -88,3 +88,32 @@ def test_a_universe_that_shares_no_ticker_with_the_data_is_refused(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert some.check_tickers(["AAPL", "MSFT"]) == ["XLNX"]  # delisted names are normal: listed, no error
+
+
+# ----------------------------------------------------------------------------------- config types
+def test_a_variants_value_of_the_wrong_type_names_key_and_type(tmp_path):
+    from sweep.spec import load_sweep
+
+    path = tmp_path / "bad.toml"
+    path.write_text('base = "default"\n[variants.grid]\ntop_k = [3, "5"]\nreview_in = ["calendar", 7]\n')
+    _, variants = load_sweep(path)
+    errors = {v.name: v.error for v in variants}
+    assert errors["top_k=3_review_in=calendar"] is None
+    assert errors["top_k=5_review_in=calendar"] == (
+        "ConfigError: variant 'top_k=5_review_in=calendar': 'strategy.top_k' = '5' is a string; it must be "
+        "a number, like the default top_k = 5 (write it without quotes)"
+    )
+    assert "'strategy.review_in' = 7 is a number; it must be a string" in errors["top_k=3_review_in=7"]
+    assert not any("TypeError" in (e or "") for e in errors.values())
+
+
+def test_a_config_file_value_of_the_wrong_type_is_refused(tmp_path):
+    from configs import load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("[backtest]\ncash = 1e5\nstart = 2021-01-04\n[walk_forward]\nenabled = 1\n")
+    with pytest.raises(ConfigError, match=r"c\.toml: 'walk_forward.enabled' = 1 is a number; it must be true or false"):
+        load_config("default", path)
+    path.write_text("[backtest]\ncash = 1e5\nstart = 2021-01-04\n")  # a float for an int, a TOML date: fine
+    config = load_config("default", path)
+    assert config["backtest"]["cash"] == 1e5 and config["backtest"]["start"] == dt.date(2021, 1, 4)
