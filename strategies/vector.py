@@ -274,6 +274,22 @@ def simulate_prepared(
     return VectorResult(trades, rows, equity, json_safe_metrics(metrics), out["positions"], out["traded"])
 
 
+def entry_summary(panel: Panel, params: dict) -> dict:
+    """AlphaRankStrategy.entry_summary() of the same run, from the panel's arrays (no day loop):
+    what no_trade_reason needs to say why a variant bought nothing."""
+    p = check_params(params)
+    days = np.ones(len(panel.dates), dtype=bool) if p["start"] is None else panel.daynum >= _daynum(p["start"])
+    member = panel.member[days]
+    used = (panel.rank if p["cross_section"] == "rank" else panel.raw)[days]
+    return {
+        "decision_days": int(days.sum()),
+        "most_eligible": int(member.sum(axis=1).max(initial=0)),
+        "best_score": float(used[member].max()) if member.any() else None,
+        "entry_threshold": float(p["entry_threshold"]),
+        "cross_section": p["cross_section"],
+    }
+
+
 def panel_benchmark_metrics(panel: Panel) -> dict:
     """The benchmark_* metrics over the panel's calendar: the same for every variant."""
     flat = pd.Series(1.0, index=panel.dates)

@@ -121,3 +121,19 @@ def test_metrics_of_a_flat_curve_are_undefined_not_made_up():
     m = compute_metrics(pd.Series(1000.0, index=dates), initial_value=1000.0)
     assert m["total_return"] == 0.0 and m["max_drawdown"] == 0.0
     assert np.isnan(m["sharpe"]) and np.isnan(m["psr"]) and np.isnan(m["sortino"])
+
+
+@pytest.mark.parametrize("trigger", ["threshold", "zeros", "one-member"])
+def test_the_vector_engine_sees_what_cerebro_saw(market, tmp_path, trigger):
+    from feeds.csv_folder import frames_to_panel
+    from strategies.vector import entry_summary, prepare, simulate_prepared
+
+    frames, bench = market
+    scores = random_scores(frames) * (0.0 if trigger == "zeros" else 1.0)
+    one = Membership({"AAPL": [(pd.Timestamp("2000-01-01"), pd.Timestamp("2030-01-01"))]}, "one.csv")
+    universe = one if trigger == "one-member" else None
+    params = {"entry_threshold": 1.0} if trigger == "threshold" else {}
+    cerebro = backtest(market, scores, tmp_path, universe=universe, **params)
+    panel = prepare(frames_to_panel(frames)[0], scores, START, END, universe=universe, benchmark=bench)
+    assert simulate_prepared(panel, params).metrics["n_trades"] == 0
+    assert entry_summary(panel, params) == cerebro.entry_summary()  # two computations, one answer
