@@ -137,3 +137,20 @@ def test_the_vector_engine_sees_what_cerebro_saw(market, tmp_path, trigger):
     panel = prepare(frames_to_panel(frames)[0], scores, START, END, universe=universe, benchmark=bench)
     assert simulate_prepared(panel, params).metrics["n_trades"] == 0
     assert entry_summary(panel, params) == cerebro.entry_summary()  # two computations, one answer
+
+
+def test_run_notes_say_zero_trades_why_and_what_was_skipped(market, tmp_path):
+    from analyzers.notes import run_notes, trade_histogram_skip
+
+    strategy = backtest(market, random_scores(market[0]) * 0.0, tmp_path)
+    metrics = strategy.analyzers.metrics.get_analysis()
+    skipped = (strategy.analyzers.tear.get_analysis()["skipped"], trade_histogram_skip(metrics["n_trades"]))
+    notes = run_notes(metrics, no_trade_reason(strategy.entry_summary()), skipped)
+    assert notes[0].startswith("0 trades: no score passed the entry threshold")
+    assert notes[1].startswith("tearsheet.html not written") and notes[2].startswith("trade_returns.png not written")
+    assert notes[3] == "sharpe, psr, sortino not computed (null): the daily returns do not vary"
+    assert notes[4] == "win_rate not computed (null): no closed trade"
+    trading = backtest(market, random_scores(market[0]), tmp_path / "trading")
+    m = trading.analyzers.metrics.get_analysis()
+    skipped = (trading.analyzers.tear.get_analysis()["skipped"], trade_histogram_skip(m["n_trades"]))
+    assert run_notes(m, None, skipped) == []
