@@ -29,6 +29,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.errors import ConfigError
+
+
+def ensure_folder(folder) -> Path:
+    """mkdir -p `folder`; ConfigError naming the file in the way when a part of it is a file."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise ConfigError(
+            f"{blocker} is a file, not a folder, so nothing can be written into {folder}; "
+            f"choose another folder (e.g. with --out) or move the file away"
+        ) from None
+    return folder
+
+
 STALE_AFTER = 24 * 3600.0  # seconds: a temporary whose owner cannot be checked is stale after a day
 
 
@@ -109,7 +126,7 @@ def remove_stale_temps(path, max_age: float = STALE_AFTER) -> list[Path]:
 def atomic_path(path, suffix=""):
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     remove_stale_temps(path)
     tmp = path.with_name(temp_name(path.name, suffix=suffix or ".tmp"))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # results and caches are shared
@@ -147,7 +164,7 @@ def json_default(value):
 def atomic_dir(path):
     """Yield a temporary directory beside `path`; on success it replaces `path` as a whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     remove_stale_temps(path)
     tmp = path.with_name(temp_name(path.name))
     tmp.mkdir(mode=0o755)

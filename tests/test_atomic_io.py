@@ -139,3 +139,21 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError), atomic_path(tmp_path / "f.png", suffix=".png"):
         raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writing_under_a_file_names_the_file(tmp_path):
+    from core.errors import ConfigError
+    from core.io import ensure_folder
+
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder")
+    for target in (blocker / "default", blocker / "deeper" / "default"):
+        with pytest.raises(ConfigError, match=rf"{blocker} is a file, not a folder") as error:
+            with atomic_dir(target):
+                pass
+        assert "--out" in str(error.value)
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        write_text(blocker / "metrics.json", "{}")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        ensure_folder(blocker)
+    assert ensure_folder(tmp_path / "a" / "b").is_dir()
