@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from core.cli import add_shared_options
+from core.dates import day_argument
 from core.errors import AlphaPluginError, ConfigError
 
 ROOT = Path(__file__).resolve().parent
@@ -83,8 +84,8 @@ def main_parser() -> argparse.ArgumentParser:
         "(default: the embedded data's preset 1996-2012/2013-2016/2017-2022; any other data "
         "'auto', 60/20/20 %% of its dates)",
     )
-    p.add_argument("--start", help="first backtest day (default: the model's test_start)")
-    p.add_argument("--end", help="last backtest day (default: the model's test_end)")
+    p.add_argument("--start", type=day_argument("--start"), help="first backtest day (default: the model's test_start)")
+    p.add_argument("--end", type=day_argument("--end"), help="last backtest day (default: the model's test_end)")
     p.add_argument("--cash", type=float, help="starting cash (default 100000)")
     p.add_argument(
         "--commission", type=float, help="commission per side as a fraction (default 0.0005 = 5 bp; seed preset 0)"
@@ -617,8 +618,8 @@ def download_parser() -> argparse.ArgumentParser:
     who.add_argument(
         "--universe", choices=["sp500"], help="the shipped S&P 500 constituent list (today's members: survivors!)"
     )
-    p.add_argument("--start", default="2010-01-01")
-    p.add_argument("--end", default=None)
+    p.add_argument("--start", type=day_argument("--start"), default="2010-01-01")
+    p.add_argument("--end", type=day_argument("--end"), default=None)
     p.add_argument("--benchmark", default="SPY")
     p.add_argument("--vix", action="store_true", help="also fetch ^VIX (the vix feature)")
     p.add_argument("--cache", default=str(ROOT / "cache" / "yfinance"))

@@ -49,3 +49,18 @@ def parse_day(value, what: str) -> pd.Timestamp:
             f"{what} {text!r}: {calendar.month_name[month]} {year} has days 1 to {last}; give a day of the calendar"
         )
     return pd.Timestamp(year, month, day)
+
+
+def day_argument(option: str):
+    """An argparse `type=` for a day option: the day as "YYYY-MM-DD", or argparse's usage error
+    with parse_day's message ("--start '2021-02-30': February 2021 has days 1 to 28 ...")."""
+    import argparse
+
+    def parse(text: str) -> str:
+        try:
+            return str(parse_day(text, option).date())
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "date"  # argparse names the type in some messages
+    return parse

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.dates import day_argument, parse_day
 from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
 from core.io import atomic_dir
 from feeds import ArrayData
@@ -696,10 +697,7 @@ def init(
         )
     if months and model_store is not None:
         raise ConfigError(f"--model-store and --refit: a refitting account keeps its folds in {path}/models/")
-    try:
-        start = pd.Timestamp(start)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"--start {start!r} is not a date; give e.g. 2021-01-04") from exc
+    start = parse_day(start, "--start")
     csource = config_source(preset, config_file, start, cash, data_dir, benchmark, source)
     config = resolve_config(csource)
     data = load_data(config)
@@ -1209,7 +1207,12 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     i = sub.add_parser("init", help="create paper/NAME with the frozen configuration, model and data source")
     i.add_argument("name")
-    i.add_argument("--start", required=True, help="first trading day of the account (its first decisions)")
+    i.add_argument(
+        "--start",
+        required=True,
+        type=day_argument("--start"),
+        help="first trading day of the account (its first decisions)",
+    )
     i.add_argument("--cash", type=float, help="starting cash (default: the config's backtest.cash)")
     i.add_argument("--preset", choices=["default", "seed"], default="default")
     i.add_argument("--config", metavar="FILE.toml")

@@ -117,3 +117,30 @@ def test_a_config_file_value_of_the_wrong_type_is_refused(tmp_path):
     path.write_text("[backtest]\ncash = 1e5\nstart = 2021-01-04\n")  # a float for an int, a TOML date: fine
     config = load_config("default", path)
     assert config["backtest"]["cash"] == 1e5 and config["backtest"]["start"] == dt.date(2021, 1, 4)
+
+
+@pytest.mark.parametrize("argv", [["--start", "2021-02-30"], ["--start", "yesterday"], ["--end", "2021-13-01"]])
+def test_day_options_are_usage_errors_not_pandas_tracebacks(argv, capsys):
+    import run_backtest
+
+    with pytest.raises(SystemExit) as stop:
+        run_backtest.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[0]}: {argv[0]} {argv[1]!r}" in err and "Traceback" not in err
+
+
+def test_paper_init_start_is_checked_by_the_parser(tmp_path, capsys):
+    import papertrade
+
+    with pytest.raises(SystemExit) as stop:
+        papertrade.main(["--root", str(tmp_path), "init", "acct", "--start", "yesterday"])
+    assert stop.value.code == 2 and "--start 'yesterday' is not a date" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert run_day_option("2021-3-1") == "2021-03-01"
+
+
+def run_day_option(text):
+    from core.dates import day_argument
+
+    return day_argument("--start")(text)
