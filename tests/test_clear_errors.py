@@ -144,3 +144,12 @@ def run_day_option(text):
     from core.dates import day_argument
 
     return day_argument("--start")(text)
+
+
+@pytest.mark.parametrize("value, says", [("2021-02-30", "February 2021 has days 1 to 28"), ("yesterday", "not a date")])
+def test_sweep_periods_read_days_strictly(value, says):
+    import sweep
+
+    table = {"selection_start": "2013-01-01", "selection_end": "2016-12-31", "holdout_start": "2017-01-01"}
+    with pytest.raises(ConfigError, match=f"selection.holdout_end = '{value}'.*{says}"):
+        sweep.sweep_periods({"selection": {**table, "holdout_end": value}})

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from configs import load_config, merge_config
+from core.dates import parse_day
 from core.errors import ConfigError
 
 VARIANT_SECTIONS = ("strategy", "model", "backtest")
@@ -159,14 +160,10 @@ def sweep_periods(config: dict, source: str = "the sweep") -> Periods:
     table = config.get("selection") or {}
     days = {}
     for key in PERIOD_KEYS:
-        value = table.get(key)
         try:
-            day = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            day = pd.NaT
-        if pd.isna(day):
-            raise ConfigError(f"{source}: selection.{key} = {value!r} is not a date (YYYY-MM-DD); {PERIOD_HELP}")
-        days[key] = day.normalize()
+            days[key] = parse_day(table.get(key), f"selection.{key} =")
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}; {PERIOD_HELP}") from None
     periods = Periods((days["selection_start"], days["selection_end"]), (days["holdout_start"], days["holdout_end"]))
     for which in ("selection", "holdout"):
         start, end = getattr(periods, which)
