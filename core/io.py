@@ -14,6 +14,7 @@ temporaries on this host are never removed.
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as _dt
 import json
 import math
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError
+from core.errors import ArtifactError, ConfigError
 
 
 def ensure_folder(folder) -> Path:
@@ -181,6 +182,44 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# ---------------------------------------------------------------------------- reading back
+def read_json(path, restore: str):
+    """The JSON value of the file at `path`; ArtifactError naming the file, where it is damaged and
+    `restore` (how to get a good copy back) when it is not valid JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        where = f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+    except UnicodeDecodeError as exc:
+        where = f"not text: byte {exc.start} is not UTF-8"
+    raise ArtifactError(f"{path} is damaged ({where}); {restore}")
+
+
+def read_csv_rows(path, columns, restore: str) -> list[dict]:
+    """The rows of the CSV at `path` as dicts (all text; [] when the file is absent); ArtifactError
+    naming the file, the line and `restore` when its header is not `columns` or a row has more or
+    fewer fields (a cut-off write, an edit)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            header, rows = reader.fieldnames, list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ArtifactError(f"{path} is damaged (not a readable CSV: {exc}); {restore}") from None
+    if list(header or []) != list(columns):
+        raise ArtifactError(f"{path} is damaged (its header is {header}, expected {list(columns)}); {restore}")
+    for number, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise ArtifactError(
+                f"{path} is damaged (line {number} has {'more' if None in row else 'fewer'} than "
+                f"{len(columns)} fields); {restore}"
+            )
+    return rows
 
 
 # ---------------------------------------------------------------------------- JSON-safe values

@@ -4,6 +4,7 @@ removes those a killed run left (issue 20.3), never a live run's."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,3 +158,45 @@ def test_writing_under_a_file_names_the_file(tmp_path):
     with pytest.raises(ConfigError, match="is a file, not a folder"):
         ensure_folder(blocker)
     assert ensure_folder(tmp_path / "a" / "b").is_dir()
+
+
+def test_read_json_names_the_damaged_file_and_how_to_restore_it(tmp_path):
+    from core.errors import ArtifactError
+    from core.io import read_json
+
+    path = tmp_path / "book.json"
+    path.write_text('{"date": "2021-01-05", "value": 10')  # cut off mid-write
+    with pytest.raises(ArtifactError) as error:
+        read_json(path, "restore it from a backup")
+    assert str(error.value).startswith(f"{path} is damaged (not valid JSON: ")
+    assert "line 1, column" in str(error.value) and str(error.value).endswith("restore it from a backup")
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(ArtifactError, match="not text: byte 0 is not UTF-8"):
+        read_json(path, "x")
+    path.write_text('{"a": [1, 2]}')
+    assert read_json(path, "x") == {"a": [1, 2]}
+
+
+def test_read_csv_rows_refuses_a_cut_or_edited_table(tmp_path):
+    from core.errors import ArtifactError
+    from core.io import read_csv_rows
+
+    path, columns = tmp_path / "journal.csv", ["date", "value", "decisions"]
+    assert read_csv_rows(path, columns, "r") == []  # absent: nothing recorded yet
+    path.write_text("date,value,decisions\n2021-01-04,100,\n2021-01-05,101,BUY AAPL\n")
+    assert read_csv_rows(path, columns, "r") == [
+        {"date": "2021-01-04", "value": "100", "decisions": ""},
+        {"date": "2021-01-05", "value": "101", "decisions": "BUY AAPL"},
+    ]
+    for text, says in [
+        ("date,value,decisions\n2021-01-04,100,\n2021-01-05,1", "line 3 has fewer than 3 fields"),
+        ("date,value,decisions\n2021-01-04,100,,extra\n", "line 2 has more than 3 fields"),
+        ("date,value\n2021-01-04,100\n", "its header is ['date', 'value']"),
+        ("", "its header is None"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ArtifactError, match=rf"journal\.csv is damaged \({re.escape(says)}.*\); restore"):
+            read_csv_rows(path, columns, "restore from a backup")
+    path.write_bytes(b"date,value,decisions\n\xff\xfe\x00")
+    with pytest.raises(ArtifactError, match="not a readable CSV"):
+        read_csv_rows(path, columns, "r")
