@@ -101,7 +101,8 @@ def write_pyfolio_tearsheet(
 
     `create_full_tear_sheet` returns no figure, so the sheets it is made of are called one by one
     with `return_fig=True`: returns (`<stem>_returns.png`), positions, transactions and round trips
-    (each only when its inputs are given; pyfolio skips round trips under 5 closed trades).
+    (each only when its inputs are given; transactions and round trips only with a transaction;
+    pyfolio skips round trips under 5 closed trades).
     `benchmark_returns` are daily returns (not prices) on the same calendar; tz-naive indexes are
     taken as UTC. Printed tables pyfolio shows in a notebook are not saved.
     """
@@ -140,7 +141,7 @@ def write_pyfolio_tearsheet(
                 lambda: pf.create_position_tear_sheet(returns, positions, estimate_intraday=False, return_fig=True),
             )
         )
-        if transactions is not None:
+        if transactions is not None and len(transactions):  # pyfolio cannot plot no transaction
             sheets.append(
                 (
                     "transactions",
