@@ -92,7 +92,7 @@ def test_a_universe_that_shares_no_ticker_with_the_data_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------------- config types
 def test_a_variants_value_of_the_wrong_type_names_key_and_type(tmp_path):
-    from sweep.spec import load_sweep
+    from jobs.sweep.spec import load_sweep
 
     path = tmp_path / "bad.toml"
     path.write_text('base = "default"\n[variants.grid]\ntop_k = [3, "5"]\nreview_in = ["calendar", 7]\n')
@@ -131,10 +131,10 @@ def test_day_options_are_usage_errors_not_pandas_tracebacks(argv, capsys):
 
 
 def test_paper_init_start_is_checked_by_the_parser(tmp_path, capsys):
-    import papertrade
+    from jobs import paper
 
     with pytest.raises(SystemExit) as stop:
-        papertrade.main(["--root", str(tmp_path), "init", "acct", "--start", "yesterday"])
+        paper.main(["--root", str(tmp_path), "init", "acct", "--start", "yesterday"])
     assert stop.value.code == 2 and "--start 'yesterday' is not a date" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     assert run_day_option("2021-3-1") == "2021-03-01"
@@ -148,7 +148,7 @@ def run_day_option(text):
 
 @pytest.mark.parametrize("value, says", [("2021-02-30", "February 2021 has days 1 to 28"), ("yesterday", "not a date")])
 def test_sweep_periods_read_days_strictly(value, says):
-    import sweep
+    from jobs import sweep
 
     table = {"selection_start": "2013-01-01", "selection_end": "2016-12-31", "holdout_start": "2017-01-01"}
     with pytest.raises(ConfigError, match=f"selection.holdout_end = '{value}'.*{says}"):
