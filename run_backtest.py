@@ -319,6 +319,8 @@ def print_summary(result, data, config, diagnostics=None) -> None:
                 f"  model p, 1st-99th percentile on validation: {lo:.3f} .. {hi:.3f}; "
                 f"validation stock-days with 2p-1 > 0.2: {100 * diagnostics['share_valid_score_above_0.2']:.2f}%"
             )
+    for note in m.get("notes", []):  # a run that did not trade: why, and what it skipped
+        print(f"  Note: {note}")
     for caveat in data.caveats:
         print(f"  Caveat: {caveat}")
     print(

@@ -18,7 +18,8 @@ import backtrader as bt
 import pandas as pd
 
 import analyzers as A
-from analyzers.tearsheet import benchmark_returns, strategy_returns, write_tearsheet
+from analyzers.notes import run_notes, trade_histogram_skip
+from analyzers.tearsheet import benchmark_returns, skip_reason, strategy_returns, write_tearsheet
 from core.io import atomic_dir, write_json, write_text
 from feeds import Membership
 from jobs.engines import (
@@ -37,6 +38,7 @@ from jobs.engines import (
 from jobs.market import MarketData, load_data
 from jobs.periods import backtest_period, describe_split, needs_split, resolve_split
 from jobs.store import MODEL_STORE, get_model, model_diagnostics, model_kind
+from strategies.alpha_rank import no_trade_reason
 
 __all__ = [
     "OUR_ANALYZERS",
@@ -47,8 +49,10 @@ __all__ = [
     "importance_writer",
     "main_job",
     "main_model",
+    "notes_of",
     "run",
     "run_vector",
+    "with_notes",
     "write_equity_png",
     "write_importance",
     "write_reports",
@@ -140,6 +144,7 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
                 "scores": "precomputed file (--scores)"
                 if opts.scores is not None
                 else f"{indicator_class(model).__name__} indicator ({model_kind(config)} model)",
+                **notes_of(metrics),
             },
         )
     alpha = strategy.analyzers.alpha_quality.get_analysis() if opts.scores is None else None
@@ -212,8 +217,15 @@ def write_reports(strategy, data: MarketData, start, end, folder: Path, opts: Ru
     """metrics.json (with the equal-weight yardstick), analyzers.json, equity.png, the optional
     pyfolio and Backtrader plots, trade_returns.png: (metrics, analyzer results, trade log, equity)."""
     equity = strategy.analyzers.metrics.equity()
-    # PortfolioMetrics wrote metrics.json and equity.csv; add the universe yardstick to the former
+    log = strategy.analyzers.tradelog.to_frame()
+    # PortfolioMetrics wrote metrics.json and equity.csv; add the universe yardstick to the former,
+    # and the notes of a run that could not compute everything (one that never traded)
     metrics = {**strategy.analyzers.metrics.get_analysis(), **universe_baseline(data.prices, equity.index)}
+    skipped = (strategy.analyzers.tearsheet.get_analysis().get("skipped"), trade_histogram_skip(len(log)))
+    if opts.pyfolio and not len(log):
+        skipped += ("pyfolio_transactions.png and pyfolio_round_trips.png not written: no transaction",)
+    reason = no_trade_reason(strategy.entry_summary()) if hasattr(strategy, "entry_summary") else None
+    metrics = with_notes(metrics, run_notes(metrics, reason, skipped))
     write_json(folder / "metrics.json", metrics)
     results = A.analyzer_results(strategy)
     write_equity_png(
@@ -232,7 +244,6 @@ def write_reports(strategy, data: MarketData, start, end, folder: Path, opts: Ru
         A.save_bt_plot(strategy, folder / "bt_plot.png")
     if opts.write_extra is not None:  # more reports into the same all-or-nothing folder
         opts.write_extra(folder)
-    log = strategy.analyzers.tradelog.to_frame()
     if len(log):
         A.trade_histogram_png(log, folder / "trade_returns.png")
     return metrics, results, log, equity
@@ -251,7 +262,7 @@ def run_vector(
     """The main job on the vector engine: the same rules and the same files as `run` (trades.csv,
     equity.csv, metrics.json, tearsheet.html, equity.png, run.json) from a score frame. `seconds`:
     the time the caller already spent (data, model)."""
-    from strategies.vector import simulate_prepared
+    from strategies.vector import entry_summary, simulate_prepared
 
     seconds = dict(seconds or {})
     start, end = backtest_period(config, data)
@@ -265,12 +276,16 @@ def run_vector(
     seconds["backtest"] = time.perf_counter() - t
     equity = result.equity
     metrics = {**result.metrics, **universe_baseline(data.prices, equity.index)}
+    returns = strategy_returns(equity.index, equity.to_numpy(), cash)
+    reason = no_trade_reason(entry_summary(panel, params)) if metrics.get("n_trades") == 0 else None
+    metrics = with_notes(
+        metrics, run_notes(metrics, reason, (skip_reason(returns), trade_histogram_skip(len(result.trades))))
+    )
     with atomic_dir(out_dir) as tmp:
         write_text(tmp / "trades.csv", A.trade_rows_csv(result.trade_rows))
         write_text(tmp / "equity.csv", A.equity_csv(equity))
         write_json(tmp / "metrics.json", metrics)
-        returns = strategy_returns(equity.index, equity.to_numpy(), cash)
-        if len(returns) >= 2:
+        if skip_reason(returns) is None:
             bench = benchmark_returns(panel.benchmark, returns.index)
             write_tearsheet(
                 returns,
@@ -301,9 +316,21 @@ def run_vector(
                 "costs": costs.record(),
                 "caveats": data.caveats,
                 "scores": "the model's scores (models/score_cache) traded by strategies/vector.py",
+                **notes_of(metrics),
             },
         )
     return RunResult(out_dir, metrics, result.trades, equity, {}, model_path, model_reused, seconds, 0, costs=costs)
+
+
+def with_notes(metrics: dict, notes: list[str]) -> dict:
+    """metrics.json's dict with a "notes" list when there is something to say (a run that did not
+    trade); a run that traded keeps exactly its keys."""
+    return {**metrics, "notes": notes} if notes else metrics
+
+
+def notes_of(metrics: dict) -> dict:
+    """run.json's "notes" entry: the same notes as metrics.json, when there are any."""
+    return {"notes": metrics["notes"]} if metrics.get("notes") else {}
 
 
 def write_equity_png(
@@ -406,6 +433,11 @@ def main_job(
     if needs_split(config, model_used=opts.scores is None):
         config = resolve_split(config, data)
         say(describe_split(config))
+    if opts.universe is not None:  # before any training: a universe of unknown tickers is an error
+        unknown = opts.universe.check_tickers(data.prices.tickers)
+        if unknown:
+            shown = f"{unknown[:10]}{' ...' if len(unknown) > 10 else ''}"
+            say(f"universe {opts.universe.source}: {len(unknown)} ticker(s) not in the data, never bought: {shown}")
     model = path = reused = diagnostics = None
     if opts.scores is None:
         t = time.perf_counter()

@@ -8,6 +8,7 @@ import warnings
 
 import pandas as pd
 
+from core.dates import parse_day
 from feeds import ConfigError
 from jobs.market import MarketData
 
@@ -60,7 +61,8 @@ def describe_split(config: dict) -> str:
 def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Timestamp]:
     bt_cfg = config["backtest"]
     if not needs_split(config, model_used=False):
-        start, end = pd.Timestamp(bt_cfg["start"]), min(pd.Timestamp(bt_cfg["end"]), data.prices.dates[-1])
+        start = parse_day(bt_cfg["start"], "backtest.start (--start)")
+        end = min(parse_day(bt_cfg["end"], "backtest.end (--end)"), data.prices.dates[-1])
         if start > end:
             raise ConfigError(
                 f"backtest start {start.date()} is after its end {end.date()} (the data ends "
@@ -72,8 +74,8 @@ def backtest_period(config: dict, data: MarketData) -> tuple[pd.Timestamp, pd.Ti
         return start, end
     config = resolve_split(config, data)
     split = config["model"]["split"]
-    start = pd.Timestamp(bt_cfg.get("start") or split["test_start"])
-    end = pd.Timestamp(bt_cfg.get("end") or split["test_end"])
+    start = parse_day(bt_cfg.get("start") or split["test_start"], "backtest.start (--start)")
+    end = parse_day(bt_cfg.get("end") or split["test_end"], "backtest.end (--end)")
     end = min(end, data.prices.dates[-1])
     if start > end:
         raise ConfigError(

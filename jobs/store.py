@@ -42,6 +42,12 @@ RESULTS = ROOT / "results"
 def resolve_out_dir(root, name: str) -> Path:
     """results/<name>, refusing a name that climbs out of the results folder."""
     root = Path(root).resolve()
+    blocker = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # found now, before minutes of training, not when the results are written
+        where = "" if blocker == root else f": {blocker}"
+        raise ConfigError(
+            f"--out {root}{where} is a file, not a folder; give the folder the results go into (default results/)"
+        )
     target = (root / name).resolve()
     if not name or root not in target.parents:
         raise ConfigError(f"run name {name!r} would write outside {root}; use a plain name such as 'default'")

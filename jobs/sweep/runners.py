@@ -200,7 +200,9 @@ class EngineMismatchError(AlphaPluginError):
 
 # ----------------------------------------------------------------------------- the vector engine
 def metrics_mismatch(vector: dict, cerebro: dict) -> str | None:
-    """None when every metric agrees (numbers to CONFIRM_RTOL), else the first difference."""
+    """None when every metric agrees (numbers to CONFIRM_RTOL), else the first difference. The
+    notes of a run that did not trade (jobs.backtest.with_notes) are text, not a metric."""
+    vector, cerebro = ({k: v for k, v in m.items() if k != "notes"} for m in (vector, cerebro))
     if set(vector) != set(cerebro):
         return f"metric keys differ: {sorted(set(vector) ^ set(cerebro))}"
     for key, theirs in cerebro.items():
