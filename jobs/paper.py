@@ -38,6 +38,7 @@ import os
 import re
 import shutil
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,8 @@ import pandas as pd
 
 from core.dates import day_argument, parse_day
 from core.errors import AlphaPluginError, ArtifactError, ConfigError, DataError
-from core.io import atomic_dir
+from core.io import atomic_dir, read_json
+from core.io import read_csv_rows as read_table
 from feeds import ArrayData
 from feeds.arraydata import datetime_numbers
 from jobs.engines import backtest_costs, build_cerebro, strategy_params
@@ -66,6 +68,7 @@ __all__ = [
     "LiveTailData",
     "ORDER_COLUMNS",
     "PLAN_KEYS",
+    "REBUILT_BY_STEP",
     "PaperAlpha",
     "PaperStrategy",
     "REFIT_CHOICES",
@@ -79,6 +82,7 @@ __all__ = [
     "batched_scores",
     "book_dict",
     "check_drift",
+    "checked_journal",
     "code_version",
     "commit_state",
     "config_sha256",
@@ -86,6 +90,9 @@ __all__ = [
     "csv_text",
     "data_fingerprints",
     "decisions_text",
+    "early_end_note",
+    "ended_early",
+    "in_sample_warning",
     "init",
     "load_model",
     "main",
@@ -100,10 +107,12 @@ __all__ = [
     "refresh_data",
     "replay",
     "resolve_config",
+    "restore_hint",
     "save_fold",
     "size_orders",
     "status_text",
     "step",
+    "stock_file",
     "tearsheet_html",
     "train_due_folds",
     "tree_sha256",
@@ -410,27 +419,66 @@ def account_dir(root, name: str) -> Path:
 
 
 def read_state(path: Path) -> dict:
-    """The current state of an account: its files in `current/` as parsed values."""
+    """The current state of an account: its files in `current/` as parsed values. A damaged file
+    (cut off, edited) is an ArtifactError naming it and saying how to restore it."""
     current = path / "current"
     if not current.is_dir():
         raise ConfigError(
             f"{path}: no paper account there (no 'current' state); create it with "
             f"'run_backtest.py paper init {path.name} --start DATE'"
         )
-    account = json.loads((current / "account.json").read_text())
+    state_dir = current.resolve()  # the real files, named in every message (current/ is a link)
+
+    def hint(name):
+        return restore_hint(path, state_dir / name)
+
+    account = read_json(state_dir / "account.json", hint("account.json"))
     if account.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
             f"{current / 'account.json'}: format {account.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
-    book = current / "book.json"
+    book, journal = state_dir / "book.json", state_dir / "journal.csv"
     return {
-        "dir": current.resolve(),
+        "dir": state_dir,
         "account": account,
-        "config": json.loads((current / "config.json").read_text()),
-        "book": json.loads(book.read_text()) if book.is_file() else None,
-        "journal": read_csv_rows(current / "journal.csv"),
-        "orders": read_csv_rows(current / "orders_next_open.csv"),
+        "config": read_json(state_dir / "config.json", hint("config.json")),
+        "book": read_json(book, hint("book.json")) if book.is_file() else None,
+        "journal": checked_journal(
+            read_table(journal, JOURNAL_COLUMNS, hint("journal.csv")), journal, hint("journal.csv")
+        ),
+        "orders": read_table(state_dir / "orders_next_open.csv", ORDER_COLUMNS, hint("orders_next_open.csv")),
     }
+
+
+# the files a step writes again from the replay; the others are the account's own record
+REBUILT_BY_STEP = ("book.json", "orders_next_open.csv")
+
+
+def restore_hint(account: Path, file: Path) -> str:
+    """How to get a good `file` of the account back: a step rewrites the book and the orders; the
+    journal, account.json and config.json are its record and come from a backup, or a new init."""
+    if file.name in REBUILT_BY_STEP:
+        return (
+            f"it is rebuilt from the replay: delete it (rm {file}) and run 'run_backtest.py paper step {account.name}'"
+        )
+    return (
+        f"it is the account's own record and cannot be rebuilt from the data: restore it from a backup of "
+        f"{account}, or move {account} away and run 'run_backtest.py paper init {account.name}' again with the "
+        f"same options (the replay gives the same decisions for every day whose data has not changed)"
+    )
+
+
+def checked_journal(rows: list[dict], path: Path, restore: str) -> list[dict]:
+    """The journal's rows after checking the cells a step computes with (generation, date, money)."""
+    for number, row in enumerate(rows, start=2):
+        try:
+            int(row["generation"])
+            parse_day(row["date"], "date")
+            for column in ("cash", "value", "benchmark"):
+                float(row[column])
+        except (ValueError, ConfigError) as exc:
+            raise ArtifactError(f"{path} is damaged (line {number}: {exc}); {restore}") from None
+    return rows
 
 
 def read_csv_rows(path: Path) -> list[dict]:
@@ -728,7 +776,11 @@ def init(
         model_dir = _fixed_model_dir(config, data, model_dir, model_store, progress)
         sha = tree_sha256(model_dir)
         account["model"] = {"dir": f"models/{sha[:16]}", "sha256": sha, "source": str(model_dir)}
-        account["in_sample_warning"] = bool(start < pd.Timestamp(load_model(model_dir).config.split.test_start))
+        split = load_model(model_dir).config.split
+        account["in_sample_warning"] = bool(start < pd.Timestamp(split.test_start))
+        warning = in_sample_warning(start, split)
+        if warning:
+            warnings.warn(warning, UserWarning, stacklevel=2)
     with atomic_dir(path) as tmp:
         if months:
             for message in train_due_folds(tmp, account, config, data, start, progress):
@@ -758,6 +810,54 @@ def _fixed_model_dir(config: dict, data, model_dir, model_store, progress: bool)
     model_dir = Path(model_dir).resolve()
     load_model(model_dir)  # refuses anything but one saved AlphaModel
     return model_dir
+
+
+def in_sample_warning(start: pd.Timestamp, split) -> str | None:
+    """Why an account starting on `start` is not a forward test of a model fitted with `split`
+    (its training or validation years: the model saw those days, or chose its epoch on them)."""
+    valid_start, valid_end = split.period("valid")
+    test_start = pd.Timestamp(split.test_start)
+    if start >= test_start:
+        return None
+    years = "training" if start < valid_start else "validation"
+    why = "it was fitted on them" if years == "training" else "it chose its epoch on them"
+    return (
+        f"the account starts {start.date()}, inside the model's {years} years "
+        f"({split.train_start} .. {split.train_end} training, {valid_start.date()} .. {valid_end.date()} "
+        f"validation; {why}): its results until {valid_end.date()} are in-sample, not a forward test. "
+        f"Start on or after {test_start.date()}, the model's test period"
+    )
+
+
+def ended_early(data: MarketData, end: pd.Timestamp) -> dict:
+    """{ticker: its last close} for the stocks whose prices stop before `end`, the data's last day."""
+    last = data.prices.close.apply(lambda column: column.last_valid_index())
+    return {t: d for t, d in last.items() if d is not None and d < end}
+
+
+def stock_file(config: dict, ticker: str) -> str:
+    """Where a stock's prices come from: its CSV file, its yfinance cache file, or the embedded data."""
+    source, folder = config["data"].get("source"), config["data"].get("dir")
+    if source == "csv" and folder:
+        from feeds.csv_folder import csv_files
+
+        return str(csv_files(folder).get(ticker, Path(folder) / f"{ticker}.csv"))
+    if source == "yfinance":
+        from feeds.yahoo import cache_file
+
+        return str(cache_file(folder or ROOT / "cache" / "yfinance", ticker))
+    return f"the embedded data of {ticker}"
+
+
+def early_end_note(config: dict, early: dict, end: pd.Timestamp) -> str | None:
+    """A sentence naming the files that end before the data's last day, or None."""
+    if not early:
+        return None
+    shown = "; ".join(f"{stock_file(config, t)} ends {d.date()}" for t, d in sorted(early.items())[:10])
+    return (
+        f"{len(early)} stock file(s) end before the data's last day {end.date()}: {shown}. A file cut short or "
+        f"not updated is not revised data: bring it up to date (those stocks are not traded after their last day)"
+    )
 
 
 def _json(obj) -> str:
@@ -886,7 +986,9 @@ def _step(
                 f"the data ends {end.date()}, before the account's last step {last['date']}; "
                 "has the data source lost rows?"
             )
-        if last["date"] == str(end.date()) and last["data_fingerprint"] == fingerprint:
+        # a state without its book or orders (deleted to rebuild them) is written again below
+        same = last["date"] == str(end.date()) and last["data_fingerprint"] == fingerprint
+        if same and all((state["dir"] / f).is_file() for f in REBUILT_BY_STEP):
             return StepResult(
                 "unchanged",
                 last["date"],
@@ -903,6 +1005,7 @@ def _step(
 
     recorded = {r["date"]: r for r in mine}
     divergences = _divergences(recorded, by_date)
+    early = early_end_note(config, ended_early(data, end), end)
     if divergences:
         return StepResult(
             "diverged",
@@ -910,7 +1013,8 @@ def _step(
             [
                 f"revised data would change {len(divergences)} past decision(s); nothing was written. The journal "
                 "keeps what was decided. To accept the revised data, start a new generation with --rebase"
-            ],
+            ]
+            + ([early] if early else []),
             divergences,
             run,
         )
@@ -945,7 +1049,9 @@ def _step(
     return StepResult(
         "stepped",
         str(end.date()),
-        refits + [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, {len(orders)} order(s) for the next open"],
+        refits
+        + [f"stepped to {end.date()}: {what}; value {run.value:,.2f}, {len(orders)} order(s) for the next open"]
+        + ([early] if early else []),
         [],
         run,
     )
