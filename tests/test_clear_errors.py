@@ -153,3 +153,19 @@ def test_sweep_periods_read_days_strictly(value, says):
     table = {"selection_start": "2013-01-01", "selection_end": "2016-12-31", "holdout_start": "2017-01-01"}
     with pytest.raises(ConfigError, match=f"selection.holdout_end = '{value}'.*{says}"):
         sweep.sweep_periods({"selection": {**table, "holdout_end": value}})
+
+
+def test_a_sweep_refuses_a_universe_of_unknown_tickers_before_any_model(tmp_path):
+    from jobs import sweep
+    from tests.conftest import ROOT
+
+    members = Membership({"NOPE": [(pd.Timestamp("2000-01-01"), pd.Timestamp("2030-01-01"))]}, "members.csv")
+
+    def model_for(config, data):
+        raise AssertionError("no model may be fitted for a sweep that cannot trade")
+
+    with pytest.raises(DataError, match=r"members\.csv: none of its 1 ticker\(s\) \(\['NOPE'\]\) is in the data"):
+        sweep.run_sweep(
+            ROOT / "configs" / "variants.toml", out_root=tmp_path, model_for=model_for, universe=members, progress=None
+        )
+    assert list(tmp_path.iterdir()) == []

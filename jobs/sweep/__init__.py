@@ -378,6 +378,12 @@ def run_sweep(
     for v in variants:
         resolve_out_dir(out_dir, v.name)  # refuse a name that climbs out before any work
     data = data or load_data(base)
+    if universe is not None:  # before any model: a universe of unknown tickers is a DataError
+        unknown = universe.check_tickers(data.prices.tickers)
+        if unknown and progress:
+            progress(
+                f"universe {universe.source}: {len(unknown)} ticker(s) not in the data, never bought: {unknown[:10]}"
+            )
     model_for = model_for or default_model_for(progress=progress is not None)
     seconds["setup"] = time.perf_counter() - t0
 
