@@ -476,6 +476,9 @@ def checked_journal(rows: list[dict], path: Path, restore: str) -> list[dict]:
             parse_day(row["date"], "date")
             for column in ("cash", "value", "benchmark"):
                 float(row[column])
+            sha = row.get("model_sha256", "")
+            if sha and not re.fullmatch(r"[0-9a-f]{64}", sha):  # cut short: the fold cannot be checked
+                raise ValueError(f"model_sha256 {sha!r} is not a sha256 (64 hex digits)")
         except (ValueError, ConfigError) as exc:
             raise ArtifactError(f"{path} is damaged (line {number}: {exc}); {restore}") from None
     return rows
@@ -1166,7 +1169,7 @@ def tearsheet_html(journal: list[dict], data: MarketData, account: dict) -> str 
             title=f"paper account {account['name']}: AlphaRankStrategy vs {data.benchmark_name}",
             strategy_title="paper account",
         )
-        return out.read_text()
+        return None if out is None else out.read_text()  # None: a flat account (no varying returns) has none
 
 
 def _rebase(

@@ -49,7 +49,7 @@ def test_a_damaged_journal_names_the_file_and_the_backup(tmp_path, model_dir, em
     journal = (path / "current").resolve() / "journal.csv"
     text = journal.read_text()
     if damage == "cut":
-        journal.write_text(text[: len(text) - 40])  # the last row loses its last fields
+        journal.write_text(text[: len(text) - 40])  # cut off mid-write: the last row's sha256 is cut short
     else:
         lines = text.splitlines()
         cells = lines[2].split(",")
@@ -88,3 +88,15 @@ def test_an_account_started_in_the_validation_years_warns(tmp_path, model_dir, e
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert paper.in_sample_warning(pd.Timestamp("2017-01-03"), Split()) is None
+
+
+def test_a_flat_account_has_no_tearsheet_instead_of_a_quantstats_error(embedded):
+    from types import SimpleNamespace
+
+    days = embedded[1].loc["2021-01-04":].index[:10]
+    journal = [{"date": str(d.date()), "value": "100000.0"} for d in days]
+    data = SimpleNamespace(benchmark=embedded[1], benchmark_name="SP500")
+    account = {"name": "flat", "generations": [{"cash": 100000.0}]}
+    assert paper.tearsheet_html(journal, data, account) is None
+    journal[-1]["value"] = "101000.0"
+    assert "<html" in paper.tearsheet_html(journal, data, account).lower()
