@@ -23,6 +23,7 @@ def cli(root, *argv):
     return paper.main(["--root", str(root), *argv])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["step", "status"])
 def test_a_damaged_book_names_the_file_and_a_step_rebuilds_it(tmp_path, model_dir, embedded, days, capsys, command):  # noqa: F811
     root, path, _ = new_account(tmp_path, model_dir, embedded, days[3])
@@ -41,6 +42,7 @@ def test_a_damaged_book_names_the_file_and_a_step_rebuilds_it(tmp_path, model_di
     assert cli(root, "status", "acct") == 0 and "book at the close of" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["step", "status"])
 @pytest.mark.parametrize("damage", ["cut", "garbled"])
 def test_a_damaged_journal_names_the_file_and_the_backup(tmp_path, model_dir, embedded, days, capsys, command, damage):  # noqa: F811
@@ -64,6 +66,7 @@ def test_a_damaged_journal_names_the_file_and_the_backup(tmp_path, model_dir, em
     assert account_files(path) == before  # nothing was written over it
 
 
+@pytest.mark.slow
 def test_a_stock_file_that_ends_early_is_named(tmp_path, model_dir, embedded, days):  # noqa: F811
     root, path, csv = new_account(tmp_path, model_dir, embedded, days[5])
     paper.step(root, "acct", tearsheet=False)
@@ -80,6 +83,7 @@ def test_a_stock_file_that_ends_early_is_named(tmp_path, model_dir, embedded, da
     assert f"{file} ends {cut.index[-1]}" in note and "not revised data" in note
 
 
+@pytest.mark.slow
 def test_an_account_started_in_the_validation_years_warns(tmp_path, model_dir, embedded):  # noqa: F811
     csv = write_csv_folder(tmp_path / "csv", embedded, "2021-01-08")
     with pytest.warns(UserWarning, match=r"starts 2016-06-01, inside the model's validation years"):

@@ -45,7 +45,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# one case in the fast set; the others (with pyfolio's sheets, the vector engine) in the slow one
+@pytest.mark.parametrize("case", [c if c == "threshold" else pytest.param(c, marks=pytest.mark.slow) for c in CASES])
 def test_a_run_without_trades_writes_its_folder_and_says_why(case, scores_files, tmp_path, capsys):
     args, why = CASES[case]
     argv = [str(scores_files / a) if a.endswith((".csv", ".toml")) else a for a in args]
