@@ -5,7 +5,9 @@ text format, JSON coefficients for linear models. No pickle anywhere. Written to
 directory and renamed, so an interrupted save never leaves half an artifact.
 
 The same manifest and files travel between processes (walk-forward folds, the zoo's workers) as
-plain dicts and bytes: a model's `state()` / `from_state()`, with `with_checksums` / `checked`.
+plain dicts and bytes: a model's `state()` / `from_state()`, with `with_checksums` / `checked`. A
+fitted model that is pickled (Backtrader's optstrategy workers, copy.deepcopy) pickles as such a
+parcel (`to_parcel` / `from_parcel`): JSON text and bytes, never a pickled torch or LightGBM object.
 """
 
 from __future__ import annotations
@@ -67,6 +69,29 @@ def checked(state: dict, where: str = "state") -> dict:
                 "damaged or was replaced. Retrain (--retrain) rather than trust it"
             )
     return state
+
+
+PARCEL = "alpha-model-state"
+
+
+def to_parcel(state: dict) -> dict:
+    """A model's state() as it crosses a process boundary inside a pickle: model.json's text (JSON,
+    checksums included) and the state files' bytes, the artifact's content without the disk."""
+    state = with_checksums(state)
+    return {"parcel": PARCEL, "meta": json.dumps(state["meta"]), "files": dict(state["files"])}
+
+
+def is_parcel(value) -> bool:
+    return isinstance(value, dict) and value.get("parcel") == PARCEL
+
+
+def from_parcel(parcel: dict, where: str = "a model sent between processes") -> dict:
+    """The state a parcel holds, every file checked against its recorded sha256."""
+    try:
+        meta = json.loads(parcel["meta"])
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{where}: the model's manifest is damaged ({exc}); send it again") from exc
+    return checked({"meta": meta, "files": parcel["files"]}, where=where)
 
 
 def write_artifact(state: dict, path) -> Path:

@@ -424,6 +424,25 @@ class BaseAlphaModel:
         model.meta_ = meta
         return model
 
+    def __getstate__(self) -> dict:
+        """A fitted model pickles as its state (models.artifact.to_parcel: the manifest as JSON and
+        the state files' bytes), so a model sent to another process, say one of Backtrader's
+        optstrategy workers, is rebuilt there from weights and metadata by from_state."""
+        if self.features_ is None or not self._is_fitted():
+            return dict(self.__dict__)  # not fitted: only its config and params, plain data
+        from models.artifact import to_parcel
+
+        return to_parcel(self.state())
+
+    def __setstate__(self, state: dict) -> None:
+        from models.artifact import from_parcel, is_parcel
+
+        if not is_parcel(state):
+            self.__dict__.update(state)
+            return
+        rebuilt = type(self).from_state(from_parcel(state), where=f"a pickled {type(self).__name__}")
+        self.__dict__.update(rebuilt.__dict__)
+
     def save(self, path) -> Path:
         """Write the artifact directory (models.artifact: checksums, versions, atomic)."""
         from models.artifact import write_artifact

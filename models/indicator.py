@@ -82,9 +82,11 @@ class BatchScorer:
     def bench_history(self) -> pd.Series | None:
         return None if self.history_benchmark is None else self.history_benchmark.rename("close").to_frame()
 
-    def register(self, indicator) -> None:
+    def register(self, indicator) -> "BatchScorer":
+        """Add the indicator to the next batch; returns the scorer that will score it (this one)."""
         self.members.append(indicator)
         self._scores = None
+        return self
 
     def scores(self) -> pd.DataFrame:
         if self._scores is None:
@@ -104,6 +106,82 @@ class BatchScorer:
             )
             self._scores = self.model.predict(panel, bench, start=first_fed)
         return self._scores
+
+
+class AlphaFactory:
+    """What AlphaIndicator.factory returns: ``make(data)`` -> an indicator of `indicator_cls` on the
+    data (and the benchmark), all of one strategy's indicators sharing one BatchScorer.
+
+    A class with explicit state rather than a closure, so that it pickles: Backtrader's optstrategy
+    sends it to its worker processes. The scorer is not part of that state: each strategy (each
+    optstrategy run, in whichever process) gets a fresh one, so no scorer's members or scores leak
+    from one run or process into another. The model travels as its state, weights and metadata
+    (models.base.BaseAlphaModel.__getstate__), never as a pickled Python object."""
+
+    def __init__(self, indicator_cls, model, benchmark=None, history=None, history_benchmark=None):
+        self.indicator_cls = indicator_cls
+        self.model = model
+        self.benchmark = benchmark
+        self.history = history
+        self.history_benchmark = history_benchmark
+        self._benchmark_id = None  # the benchmark's Cerebro data id, once pickled
+        self._new_run()
+
+    def _new_run(self) -> None:
+        self._batch: BatchScorer | None = None
+        self._batch_owner = None
+
+    @property
+    def scorer(self) -> BatchScorer | None:
+        """The batch scorer of the last strategy that made indicators with this factory."""
+        return self._batch
+
+    def __call__(self, data):
+        if self.benchmark is None and self._benchmark_id is not None:
+            self.benchmark = _cerebro_data(data, self._benchmark_id)
+        datas = (data,) if self.benchmark is None else (data, self.benchmark)
+        return self.indicator_cls(*datas, model=self.model, scorer=self)
+
+    def register(self, indicator) -> BatchScorer:
+        """The batch scorer of the indicator's owner (the strategy making it); a new owner, as in
+        each run of an optimization, starts a new batch."""
+        owner = getattr(indicator, "_owner", None)  # set by Backtrader before __init__
+        if self._batch is None or self._batch_owner is not owner:
+            self._batch = BatchScorer(self.model, self.benchmark, self.history, self.history_benchmark)
+            self._batch_owner = owner
+        return self._batch.register(indicator)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_batch", None)
+        state.pop("_batch_owner", None)
+        data_id = getattr(self.benchmark, "_id", None)
+        if self.benchmark is not None and data_id is not None:
+            # The benchmark travels in its Cerebro; here only its id. A data refers to its Cerebro,
+            # and that to its strategies: an OptReturn sent back to the parent would carry the
+            # whole run, and Backtrader's observers, whose classes exist only in the worker.
+            state["benchmark"], state["_benchmark_id"] = None, (data_id, getattr(self.benchmark, "_name", ""))
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._new_run()
+
+    def __repr__(self):
+        return f"{self.indicator_cls.__name__}.factory({self.model!r})"
+
+
+def _cerebro_data(data, reference: tuple):
+    """The data of `data`'s Cerebro with the Backtrader data id `reference[0]` (the benchmark)."""
+    data_id, name = reference
+    cerebro = getattr(data, "_env", None)
+    for candidate in getattr(cerebro, "datas", ()):
+        if getattr(candidate, "_id", None) == data_id:
+            return candidate
+    raise ConfigError(
+        f"AlphaFactory: the benchmark {name!r} (data id {data_id}) is not a data of the Cerebro that "
+        f"holds {getattr(data, '_name', data)!r}; add the benchmark and the stocks to the same Cerebro"
+    )
 
 
 class AlphaIndicator(LeanLinesMixin, bt.Indicator):
@@ -127,8 +205,7 @@ class AlphaIndicator(LeanLinesMixin, bt.Indicator):
                 f"{name}({self.ticker}): the model's features use the benchmark; "
                 f"pass it as the second data: {name}(stock, benchmark, model=model)"
             )
-        self.scorer = self.p.scorer or BatchScorer(self.p.model, self.bench)
-        self.scorer.register(self)
+        self.scorer = (self.p.scorer or BatchScorer(self.p.model, self.bench)).register(self)
         self._history = self.p.model.warmup + EWM_MARGIN_BARS
         self._last_len = 0
 
@@ -136,18 +213,12 @@ class AlphaIndicator(LeanLinesMixin, bt.Indicator):
         return []  # the params (a model, a scorer) would print their repr into the plot label
 
     @classmethod
-    def factory(cls, model, benchmark=None, history=None, history_benchmark=None):
-        """A callable data -> indicator of this class; all indicators it makes share one batch scorer.
+    def factory(cls, model, benchmark=None, history=None, history_benchmark=None) -> "AlphaFactory":
+        """A callable data -> indicator of this class; the indicators one strategy makes with it
+        share one batch scorer. It pickles (Backtrader's optstrategy on several cores).
 
         history / history_benchmark: prices before the feeds start (warm-up), see BatchScorer."""
-        scorer = BatchScorer(model, benchmark, history, history_benchmark)
-
-        def make(data):
-            datas = (data,) if benchmark is None else (data, benchmark)
-            return cls(*datas, model=model, scorer=scorer)
-
-        make.scorer = scorer
-        return make
+        return AlphaFactory(cls, model, benchmark, history, history_benchmark)
 
     # ---------------------------------------------------------------- vectorized path
     def once(self, start, end):

@@ -127,18 +127,40 @@ class ScoreAlpha(LeanLinesMixin, bt.Indicator):
         self.lines.score.array[start:end] = array.array("d", values)
 
     @classmethod
-    def factory(cls, scores: pd.DataFrame, asof: bool = False):
+    def factory(cls, scores: pd.DataFrame, asof: bool = False) -> "ScoreFactory":
         """A callable ``make(data) -> ScoreAlpha`` for ``AlphaRankStrategy(alpha=...)``.
 
-        The frame's dates are converted once here and shared by every ticker's indicator.
-        """
-        prepared = PreparedScores(scores)
+        The frame's dates are converted once here and shared by every ticker's indicator. It
+        pickles (Backtrader's optstrategy on several cores)."""
+        return ScoreFactory(cls, scores, asof)
 
-        def make(data):
-            return cls(data, scores=scores, asof=asof, prepared=prepared)
 
-        make.__name__ = f"{cls.__name__}.factory"
-        return make
+class ScoreFactory:
+    """What ScoreAlpha.factory returns: ``make(data)`` -> a ScoreAlpha on the data.
+
+    A class with explicit state rather than a closure, so that Backtrader's optstrategy can send it
+    to its worker processes: the frame and `asof` travel, the look-up tables built from the frame
+    do not (each process builds its own on first use)."""
+
+    def __init__(self, indicator_cls, scores: pd.DataFrame, asof: bool = False):
+        self.indicator_cls = indicator_cls
+        self.scores = scores
+        self.asof = asof
+        self._prepared: PreparedScores | None = PreparedScores(scores)  # checks the frame now
+
+    def __call__(self, data):
+        if self._prepared is None:
+            self._prepared = PreparedScores(self.scores)
+        return self.indicator_cls(data, scores=self.scores, asof=self.asof, prepared=self._prepared)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_prepared"] = None
+        return state
+
+    def __repr__(self):
+        name = f"{self.indicator_cls.__name__}.factory"
+        return f"{name}({self.scores.shape[0]} days x {self.scores.shape[1]} tickers, asof={self.asof})"
 
 
 def load_scores_csv(path) -> pd.DataFrame:
