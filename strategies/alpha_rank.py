@@ -216,14 +216,16 @@ class AlphaRankStrategy(bt.Strategy):
                     f"an indicator with lines = ('score',)"
                 )
             self.alphas[d._name] = indicator
+        self._columns = {d: i for i, d in enumerate(self.stocks)}  # data -> its column in the day's arrays
         # (data, its datetime line, its alpha's score line): the daily loop reads the lines directly
         self._watch = [(d, d.lines.datetime, self.alphas[d._name].lines.score) for d in self.stocks]
         self._grid = None  # built at the first bar: see _score_grid
-        self._grid_row = self._grid_columns = self._member_grid = None
+        self._grid_row = self._member_grid = None
+        self._open_days = None  # the day of each step's open, when known in advance: see _open_day
+        # today's ready stocks as arrays: their columns in self.stocks, raw and cross-sectioned scores
+        self._day_columns, self._day_raw, self._day_used = np.empty(0, np.int64), np.empty(0), np.empty(0)
 
         self._start_day = None if self.p.start is None else daynum_of(self.p.start)
-        self.raw_scores: dict = {}
-        self.cross_scores: dict = {}
         self.rejected_orders = 0
         # holdings this strategy opened: data -> {"entry": day, "review_day": day, "review_bar": len}
         self._book: dict = {}
@@ -308,19 +310,19 @@ class AlphaRankStrategy(bt.Strategy):
         self.next()
 
     def next(self):
+        # The day as arrays over today's ready stocks (columns into self.stocks): no per-stock
+        # Python call; only the holdings and the few best candidates are visited one by one.
         today = int(self.datetime[0])
-        ready, values = self._ready_today(today)
-        member = self._members_today(today, ready)
+        columns, values = self._ready_today(today)
+        member = self._members_today(today, columns)
         used = self._cross_section(values, member)
-        names = [d._name for d in ready]
-        self.raw_scores = dict(zip(names, values.tolist()))
-        self.cross_scores = dict(zip(names, used.tolist()))
+        self._day_columns, self._day_raw, self._day_used = columns, values, used
         self._to_buy = []
         if self._start_day is not None and today < self._start_day:
             return
         self._note_entry_day(used, member)
-        self._decide_exits(today, dict(zip(ready, used.tolist())))
-        self._decide_entries(today, ready, used, member)
+        self._decide_exits(today, columns, used)
+        self._decide_entries(today, columns, used, member)
 
     def _note_entry_day(self, used: np.ndarray, member: np.ndarray) -> None:
         self._entry_days += 1
@@ -329,19 +331,34 @@ class AlphaRankStrategy(bt.Strategy):
             self._most_members = max(self._most_members, n)
             self._best_entry = max(self._best_entry, float(used[member].max()))
 
-    def _members_today(self, today: int, ready: list) -> np.ndarray:
+    @property
+    def raw_scores(self) -> dict:
+        """ticker -> score of the last day's ready stocks, before the cross-section."""
+        return self._scores_by_name(self._day_raw)
+
+    @property
+    def cross_scores(self) -> dict:
+        """ticker -> the cross-sectioned score the thresholds applied to, on the last day."""
+        return self._scores_by_name(self._day_used)
+
+    def _scores_by_name(self, values: np.ndarray) -> dict:
+        stocks = self.stocks
+        return {stocks[i]._name: v for i, v in zip(self._day_columns.tolist(), values.tolist())}
+
+    def _members_today(self, today: int, columns: np.ndarray) -> np.ndarray:
         """Which ready stocks are members of the universe today (all of them without a universe)."""
         if self.p.universe is None:
-            return np.ones(len(ready), dtype=bool)
+            return np.ones(len(columns), dtype=bool)
         if self._grid_row is not None and hasattr(self.p.universe, "mask"):
             # runonce and a vectorized universe (feeds.Membership): one mask for the whole run
             if self._member_grid is None:
                 days = self._grid[0]
                 dates = pd.to_datetime(days - EPOCH_DAYNUM, unit="D")
                 self._member_grid = np.asarray(self.p.universe.mask(dates, [d._name for d in self.stocks]), dtype=bool)
-            return self._member_grid[self._grid_row, self._grid_columns]
+            return self._member_grid[self._grid_row, columns]
         date = pd.Timestamp(bt.num2date(float(today)).date())
-        return np.array([bool(self.p.universe.is_member(d._name, date)) for d in ready], dtype=bool)
+        is_member = self.p.universe.is_member
+        return np.array([bool(is_member(self.stocks[i]._name, date)) for i in columns.tolist()], dtype=bool)
 
     def _cross_section(self, values: np.ndarray, member: np.ndarray) -> np.ndarray:
         """The scores the thresholds apply to. "rank": percentile ranks among today's members only;
@@ -357,31 +374,55 @@ class AlphaRankStrategy(bt.Strategy):
             used[i] = rank_among(members, values[i])
         return used
 
-    def _ready_today(self, today: int) -> tuple[list, np.ndarray]:
-        """The stocks with a bar dated today and a finite score, and those scores."""
+    def _ready_today(self, today: int) -> tuple[np.ndarray, np.ndarray]:
+        """The columns (into self.stocks) of the stocks with a bar dated today and a finite score,
+        in the datas' order, and those scores."""
         if self._grid is None:
             self._grid = self._score_grid()
+            self._open_days = self._step_days() if self._grid is not False else None
         self._grid_row = None
         if self._grid is not False:  # runonce: one row lookup instead of a loop over every data
             days, grid = self._grid
             row = np.searchsorted(days, today)
             if row == len(days) or days[row] != today:
-                return [], np.empty(0)
+                return np.empty(0, np.int64), np.empty(0)
             values = grid[row]
             columns = np.flatnonzero(np.isfinite(values))
-            self._grid_row, self._grid_columns = row, columns
-            return [self.stocks[i] for i in columns], values[columns]
-        ready, values = [], []
+            self._grid_row = row
+            return columns, values[columns]
+        columns, values = [], []
         isfinite = math.isfinite
-        for d, dt_line, score_line in self._watch:
+        for i, (_d, dt_line, score_line) in enumerate(self._watch):
             # never read a data that has not started ([0] would be the end of its series), nor one
             # whose last bar is older than today (it has ended, or has no bar today)
             if len(dt_line) and int(dt_line[0]) == today:
                 score = score_line[0]
                 if isfinite(score):
-                    ready.append(d)
+                    columns.append(i)
                     values.append(score)
-        return ready, np.asarray(values, dtype=float)
+        return np.asarray(columns, dtype=np.int64), np.asarray(values, dtype=float)
+
+    def _step_days(self):
+        """The day of every step of the run, in order, when each step is one day: Cerebro's runonce
+        loop steps through the sorted union of the datas' datetimes, so when no two of them share a
+        day (and no data repeats one), step s (len(self) at its open) is day s of that union.
+        None otherwise (next_open then asks every data)."""
+        stamps = []
+        for d in self.datas:
+            line = np.asarray(d.lines.datetime.array, dtype=np.float64)
+            if len(line) != d.buflen() or (len(line) > 1 and not np.all(np.diff(line) > 0)):
+                return None
+            stamps.append(line)
+        union = np.unique(np.concatenate(stamps)) if stamps else np.empty(0)
+        days = np.unique(np.floor(union).astype(np.int64))
+        return days if len(days) == len(union) else None
+
+    def _open_day(self) -> int:
+        """Today's day number at the open: the newest bar's day among the datas."""
+        days, step = self._open_days, len(self)
+        if days is not None and step < len(days):
+            return int(days[step])
+        return max(int(d.datetime[0]) for d in self.datas if len(d))
 
     def _score_grid(self):
         """(sorted day numbers, [days, stocks] scores) when every alpha is already computed for
@@ -403,16 +444,21 @@ class AlphaRankStrategy(bt.Strategy):
             grid[np.searchsorted(days, stock_days), i] = scores
         return days, grid
 
-    def _decide_exits(self, today, scores):
+    def _decide_exits(self, today, columns: np.ndarray, used: np.ndarray):
+        if not self._book:
+            return
         p = self.p
+        score_of = np.full(len(self.stocks), math.nan)  # by column; NaN: no bar or no score today
+        score_of[columns] = used
         for d, entry in list(self._book.items()):
             if d in self._pending or d in self._to_sell:
                 continue
+            score = float(score_of[self._columns[d]])
             if p.close_at_end and self._ends_next_bar(d):
-                self._to_sell[d] = ("end", scores.get(d, math.nan))
+                self._to_sell[d] = ("end", score)
                 self._log(f"END   {d._name}: the backtest ends at the next bar")
                 continue
-            if d not in scores:  # no bar or no score today: reviewed on its next ready day
+            if math.isnan(score):  # no bar or no score today: reviewed on its next ready day
                 continue
             if p.review_in == "calendar":
                 due = today - entry["review_day"] >= p.review_days
@@ -421,11 +467,11 @@ class AlphaRankStrategy(bt.Strategy):
             if not due:
                 continue
             entry["review_day"], entry["review_bar"] = today, len(d)
-            if scores[d] < p.exit_threshold:
-                self._to_sell[d] = ("review_exit", scores[d])
-                self._log(f"EXIT  {d._name}: score {scores[d]:+.4f} < {p.exit_threshold}")
+            if score < p.exit_threshold:
+                self._to_sell[d] = ("review_exit", score)
+                self._log(f"EXIT  {d._name}: score {score:+.4f} < {p.exit_threshold}")
 
-    def _decide_entries(self, today, ready: list, used: np.ndarray, member: np.ndarray):
+    def _decide_entries(self, today, columns: np.ndarray, used: np.ndarray, member: np.ndarray):
         p = self.p
         held = sum(1 for d in self._book if d not in self._to_sell)
         pending_buys = sum(1 for o in self._pending.values() if o.isbuy())
@@ -434,12 +480,12 @@ class AlphaRankStrategy(bt.Strategy):
             return
         book, pending, threshold = self._book, self._pending, p.entry_threshold
         self._to_buy = []
-        candidates = np.flatnonzero(member)  # only today's members are bought
-        for j in candidates[np.argsort(-used[candidates], kind="stable")]:  # highest first; ties: datas' order
+        # today's members above the threshold, highest first (ties: the datas' order); the walk
+        # below stops after `free` buys, so it visits few more than the holdings it skips
+        candidates = np.flatnonzero(member & (used > threshold))
+        for j in candidates[np.argsort(-used[candidates], kind="stable")].tolist():
             score = float(used[j])
-            if not score > threshold:
-                break
-            d = ready[j]
+            d = self.stocks[columns[j]]
             if d in book or d in pending:
                 continue
             if p.close_at_end and self._ends_next_bar(d):
@@ -457,7 +503,7 @@ class AlphaRankStrategy(bt.Strategy):
     def next_open(self):
         if not self._to_sell and not self._to_buy:
             return
-        today = max(int(d.datetime[0]) for d in self.datas if len(d))
+        today = self._open_day()
 
         def trades_today(d):
             return len(d) > 0 and int(d.datetime[0]) == today

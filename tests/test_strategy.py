@@ -602,3 +602,62 @@ def test_a_sale_waiting_for_a_bar_keeps_its_slot():
         (D("2024-01-11"), "A", -200, 10.0, "review_exit", None),
         (D("2024-01-11"), "B", 100, 20.0, "entry", 1),
     ]
+
+
+# ---------------------------------------------------------------- the day on arrays
+class OpenDays(AlphaRankStrategy):
+    """Records, at every open, the day the strategy uses and the day every data gives."""
+
+    def start(self):
+        super().start()
+        self.open_days = []
+
+    def next_open(self):
+        asked = max(int(d.datetime[0]) for d in self.datas if len(d))
+        self.open_days.append((self._open_day(), asked))
+        super().next_open()
+
+
+def _open_days_run(prices, scores, **params):
+    cerebro = bt.Cerebro(stdstats=False)
+    for ticker, frame in prices.items():
+        cerebro.adddata(bt.feeds.PandasData(dataname=frame), name=ticker)
+    cerebro.addstrategy(OpenDays, alpha=ScoreAlpha.factory(scores), cross_section="rank", top_k=2, **params)
+    cerebro.addanalyzer(Fills, _name="fills")
+    return cerebro.run()[0]
+
+
+def test_the_open_day_known_in_advance_is_the_day_the_datas_give():
+    """Late starts, gaps and a benchmark with a day no stock has: the day of each open, looked up in
+    the union of the datas' dates, is the newest bar's day that asking every data gives."""
+    prices, scores = _gappy_universe(n_stocks=4, n_days=40)
+    prices["G0"] = prices["G0"].iloc[10:]  # starts late
+    prices["G1"] = prices["G1"].drop(prices["G1"].index[[5, 6, 20]])  # gaps
+    prices["G2"] = prices["G2"].iloc[:30]  # ends early
+    bench = ohlc(100.0, index=prices["G3"].index.append(pd.DatetimeIndex(["2023-03-04"])))  # a Saturday
+    strat = _open_days_run({"IDX": bench, **prices}, scores, benchmark="IDX")
+    assert strat._open_days is not None  # the look-up, not the loop over the datas, gave the day
+    assert len(strat.open_days) == 41
+    assert all(used == asked for used, asked in strat.open_days)
+
+
+def test_two_stamps_on_one_day_fall_back_to_asking_every_data():
+    prices, scores = _gappy_universe(n_stocks=3, n_days=30)
+    prices["G2"].index = prices["G2"].index + pd.Timedelta(hours=12)  # same dates, another time of day
+    strat = _open_days_run(prices, scores)
+    assert strat._open_days is None
+    assert len(strat.open_days) == 60 and all(used == asked for used, asked in strat.open_days)
+
+
+def test_the_strategy_shadows_no_backtrader_attribute():
+    """Attributes the strategy sets on itself must not be names Backtrader uses (say `_clock`)."""
+    prices, scores = _gappy_universe(n_stocks=2, n_days=20)
+    ours = run(prices, scores)[0]
+    cerebro = bt.Cerebro(stdstats=False)
+    for ticker, frame in prices.items():
+        cerebro.adddata(bt.feeds.PandasData(dataname=frame), name=ticker)
+    cerebro.addstrategy(bt.Strategy)
+    plain = cerebro.run()[0]
+    own = set(vars(ours)) - set(vars(plain))
+    assert "_book" in own and "_day_columns" in own
+    assert not {name for name in own if hasattr(bt.Strategy, name) or hasattr(bt.LineIterator, name)}
