@@ -8,7 +8,7 @@ import backtrader as bt
 import pandas as pd
 
 from analyzers.alpha_report import write_alpha_report
-from analyzers.ic import alpha_report
+from analyzers.ic import DAILY_KEYS, alpha_report
 from core.errors import ConfigError, DataError
 from core.io import json_safe
 
@@ -63,7 +63,7 @@ class AlphaQuality(bt.Analyzer):
         self.report = report
         if self.p.out_dir:
             self.paths = write_alpha_report(report, self.p.out_dir)
-        self.rets.update(json_safe({k: v for k, v in report.items() if k != "daily_rank_ic"}))
+        self.rets.update(json_safe({k: v for k, v in report.items() if k not in DAILY_KEYS}))
 
     def frames(self):
         """(scores, close, benchmark) collected so far, as wide date × ticker frames."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analyzers.ic import DAILY_KEYS
 from core.io import atomic_path, json_safe, write_json, write_text
 
 
@@ -19,15 +20,26 @@ def write_alpha_report(report: dict, out_dir) -> dict:
     alpha_daily_rank_ic.csv into `out_dir`; return {name: path}."""
     out = Path(out_dir)
     paths = {}
-    plain = {k: v for k, v in report.items() if k != "daily_rank_ic"}
+    plain = {k: v for k, v in report.items() if k not in DAILY_KEYS}
     paths["json"] = write_json(out / "alpha.json", json_safe(plain))
     daily = report.get("daily_rank_ic")
     png_b64 = None
     if isinstance(daily, pd.DataFrame) and len(daily):
-        paths["csv"] = write_text(out / "alpha_daily_rank_ic.csv", daily.to_csv(index_label="date"))
+        paths["csv"] = write_text(out / "alpha_daily_rank_ic.csv", daily_ic_frame(report).to_csv(index_label="date"))
         paths["png"], png_b64 = _plot(report, out / "alpha.png")
     paths["html"] = write_text(out / "alpha.html", _html(plain, png_b64))
     return paths
+
+
+def daily_ic_frame(report: dict) -> pd.DataFrame:
+    """alpha_daily_rank_ic.csv's table: the signal rank IC per horizon (columns "1", "5", ...) and
+    the tradeable rank IC, from the fill day, beside it ("tradeable_1", "tradeable_5", ...)."""
+    signal = report["daily_rank_ic"]
+    frame = signal.rename(columns=str)
+    tradeable = report.get("daily_tradeable_rank_ic")
+    if isinstance(tradeable, pd.DataFrame):
+        frame = frame.join(tradeable.rename(columns=lambda h: f"tradeable_{h}"), how="outer")
+    return frame
 
 
 def _plot(report, path):

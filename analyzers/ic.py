@@ -45,6 +45,7 @@ from analyzers.significance import mean_se_t
 from core.errors import ConfigError, DataError
 
 MIN_STOCKS = 3
+DAILY_KEYS = ("daily_rank_ic", "daily_tradeable_rank_ic")  # alpha_report's frames: CSV and plot, not JSON
 
 
 # ---------------------------------------------------------------- pure computations
@@ -196,8 +197,9 @@ def alpha_report(
     (from the close the score was made at), `tradeable_ic` / `tradeable_rank_ic` the same from the
     fill day (`fill_lag` = 1 bar later).
 
-    The one non-JSON entry, `daily_rank_ic` (DataFrame date × horizon), feeds the cumulative-IC
-    plot and the CSV that `write_alpha_report` writes; alpha.json leaves it out.
+    The non-JSON entries (DAILY_KEYS), `daily_rank_ic` and `daily_tradeable_rank_ic` (DataFrames
+    date × horizon of the signal and the tradeable rank IC), feed the cumulative-IC plot and the CSV
+    that `write_alpha_report` writes; alpha.json leaves them out.
     """
     scores = scores.sort_index()
     report = {
@@ -207,27 +209,29 @@ def alpha_report(
         "end": _iso(scores.index.max()),
         "horizons": {},
     }
-    daily = {}
+    daily, daily_tradeable = {}, {}
     report["fill_lag"] = 1  # tradeable_*: forward returns from the fill day, one bar after the score
     for h in horizons:
         fwd = forward_excess_returns_from(close, benchmark, h)
         fwd_fill = forward_excess_returns_from(close, benchmark, h, lag=1)
         ic = daily_ic(scores, fwd, "pearson")
         ric = daily_ic(scores, fwd, "spearman")
-        daily[int(h)] = ric
+        tradeable_ric = daily_ic(scores, fwd_fill, "spearman")
+        daily[int(h)], daily_tradeable[int(h)] = ric, tradeable_ric
         q = quintile_returns(scores, fwd)
         calib = calibration_table(scores, fwd, bins=calibration_bins)
         report["horizons"][str(int(h))] = {
             "ic": ic_summary(ic, h),
             "rank_ic": ic_summary(ric, h),
             "tradeable_ic": ic_summary(daily_ic(scores, fwd_fill, "pearson"), h),
-            "tradeable_rank_ic": ic_summary(daily_ic(scores, fwd_fill, "spearman"), h),
+            "tradeable_rank_ic": ic_summary(tradeable_ric, h),
             "quintile_mean_fwd_excess": {str(k): v for k, v in q.items()},
             "top_minus_bottom": float(q.iloc[-1] - q.iloc[0]),
             "hit_rate": hit_rate(scores, fwd),
             "calibration": calib.to_dict("records"),
         }
     report["daily_rank_ic"] = pd.DataFrame(daily)
+    report["daily_tradeable_rank_ic"] = pd.DataFrame(daily_tradeable)
     return report
 
 

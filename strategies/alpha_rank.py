@@ -633,6 +633,26 @@ class AlphaRankStrategy(bt.Strategy):
             "cross_section": self.p.cross_section,
         }
 
+    def scores_read(self) -> pd.DataFrame:
+        """The scores this strategy read, after a run: a date x ticker frame of each stock's score
+        on each of its bars, before the cross-section (NaN where the stock has no bar or no score).
+        Read from the score lines, which hold every bar's value once the run is over (unless
+        Cerebro was told to drop old bars with exactbars). ScoreAlpha.factory(frame) or the vector
+        engine on this frame trade as this run did."""
+        columns = {}
+        for d, dt_line, score_line in self._watch:
+            n = len(d)
+            if len(dt_line.array) < n or len(score_line.array) < n:
+                raise ConfigError(
+                    f"AlphaRankStrategy.scores_read: the lines of {d._name!r} keep only their last bars "
+                    "(cerebro exactbars); run without exactbars to keep the scores"
+                )
+            days = np.floor(np.asarray(dt_line.array[:n], dtype="float64")).astype(np.int64)
+            columns[d._name] = pd.Series(np.asarray(score_line.array[:n], dtype="float64"), index=days)
+        frame = pd.DataFrame(columns).sort_index()  # the union of the stocks' days
+        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index - EPOCH_DAYNUM, unit="D"), name="date")
+        return frame.where(np.isfinite(frame))
+
     def _log(self, text):
         if self.p.verbose:
             when = self.datetime.date(0) if len(self) else "-"

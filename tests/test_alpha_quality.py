@@ -251,3 +251,28 @@ def test_tradeable_forward_returns_start_at_the_fill_day_brute_force():
     pd.testing.assert_frame_equal(
         forward_excess_returns_from(close, bench, h, lag=0), forward_excess_returns_from(close, bench, h)
     )
+
+
+def test_daily_csv_holds_the_tradeable_rank_ic_beside_the_signal_one(tmp_path):
+    """alpha_daily_rank_ic.csv: per horizon the signal rank IC ("5") and the tradeable one
+    ("tradeable_5"), the latter scipy's Spearman of the score against the return from the fill day."""
+    scores, close, bench = _random_panel()
+    paths = write_alpha_report(alpha_report(scores, close, bench, horizons=(1, 5)), tmp_path)
+    daily = pd.read_csv(paths["csv"], index_col="date", parse_dates=True)
+    assert list(daily.columns) == ["1", "5", "tradeable_1", "tradeable_5"]
+    c, b = close.to_numpy(), bench.to_numpy()
+    checked = 0
+    for i, day in enumerate(scores.index):
+        if i + 1 + 5 >= len(close):
+            assert np.isnan(daily.loc[day, "tradeable_5"])
+            continue
+        fill = (c[i + 6] / c[i + 1] - 1) - (b[i + 6] / b[i + 1] - 1)
+        s = scores.iloc[i].to_numpy()
+        both = np.isfinite(s) & np.isfinite(fill)
+        expected = stats.spearmanr(s[both], fill[both]).statistic
+        assert daily.loc[day, "tradeable_5"] == pytest.approx(expected, abs=1e-12), day
+        checked += 1
+    assert checked > 40
+    signal = daily_ic(scores, forward_excess_returns_from(close, bench, 5), "spearman")
+    np.testing.assert_allclose(daily["5"].to_numpy(), signal.to_numpy(), rtol=1e-12)
+    assert not daily["5"].equals(daily["tradeable_5"])
