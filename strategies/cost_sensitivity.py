@@ -137,6 +137,18 @@ def cost_sensitivity(
     return {"table": table, "breakeven": breakeven_cost(excess_at, bracket, resolution)}
 
 
+def metrics_fields(block: dict) -> dict:
+    """cost_sensitivity's block as metrics.json holds it: `cost_sensitivity` (the table's rows),
+    `breakeven_cost_bp` (None unless found in the bracket) and `breakeven_cost` (status, interval,
+    resolution, bracket, in words)."""
+    found = block["breakeven"]
+    return {
+        "cost_sensitivity": [dict(row) for row in block["table"]],
+        "breakeven_cost_bp": found["bp"],
+        "breakeven_cost": {**found, "text": describe_breakeven(found)},
+    }
+
+
 def describe_breakeven(found: dict) -> str:
     """The breakeven in words: '12.38 bp a side (±0.12 bp)', 'below 0 bp: ...', 'above 500 bp: ...'."""
     lo, hi = found["bracket_bp"]

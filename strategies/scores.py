@@ -232,6 +232,18 @@ def load_scores_csv(path) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index)
 
 
+def scores_csv(scores: pd.DataFrame) -> str:
+    """A score frame as load_scores_csv reads it: a ``Date`` column (YYYY-MM-DD), one column per
+    ticker, every float written in full (its repr), an empty cell for NaN. Read back, the frame is
+    bit for bit the same, so ``--scores`` trades exactly what the frame's run traded."""
+    if not isinstance(scores, pd.DataFrame):
+        raise ConfigError(f"scores_csv: give a DataFrame of dates x tickers, got {type(scores).__name__}")
+    frame = scores.copy()
+    frame.index = pd.DatetimeIndex(frame.index).strftime("%Y-%m-%d")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame.rename_axis("Date").to_csv()
+
+
 def is_finite(value) -> bool:
     """True for a real, finite number (False for NaN, inf, None)."""
     try:

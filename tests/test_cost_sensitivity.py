@@ -142,3 +142,15 @@ def test_the_plot_is_a_png_written_whole(case, tmp_path):
     path = write_cost_png(block["table"], block["breakeven"], tmp_path / "cost_sensitivity.png", turnover=3.2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["cost_sensitivity.png"]  # no temporary left behind
+
+
+def test_metrics_fields_are_json_and_carry_the_breakeven(case):
+    import json
+
+    panel, yardstick, _ = case
+    fields = cs.metrics_fields(cs.cost_sensitivity(panel, PARAMS, CASH, yardstick))
+    assert set(fields) == {"cost_sensitivity", "breakeven_cost_bp", "breakeven_cost"}
+    back = json.loads(json.dumps(fields, allow_nan=False))
+    assert back["breakeven_cost_bp"] == fields["breakeven_cost"]["bp"]
+    assert fields["breakeven_cost"]["low_bp"] < back["breakeven_cost_bp"] < fields["breakeven_cost"]["high_bp"]
+    assert [row["cost_bp"] for row in back["cost_sensitivity"]] == list(cs.GRID_BP)

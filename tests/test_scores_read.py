@@ -10,7 +10,7 @@ import pytest
 
 import analyzers as A
 from feeds import ArrayData, LeanBroker
-from strategies import AlphaRankStrategy, ScoreAlpha
+from strategies import AlphaRankStrategy, ScoreAlpha, load_scores_csv, scores_csv
 from strategies.vector import simulate
 from tests.test_vector import make_case
 
@@ -70,3 +70,16 @@ def test_the_scores_of_an_indicator_trade_the_same_again(runonce):
     vector = simulate(case["prices"], read, case["params"], case["cash"], case["commission"], universe=case["universe"])
     ours, theirs = vector.trades, first.analyzers.tradelog.to_frame()
     assert ours[["Date", "Action", "Ticker", "Shares"]].equals(theirs[["Date", "Action", "Ticker", "Shares"]])
+
+
+def test_scores_csv_reads_back_bit_for_bit_and_trades_the_same(tmp_path):
+    case = make_case(5)
+    first = run(case, Momentum)
+    read = first.scores_read()
+    path = tmp_path / "scores.csv"
+    path.write_text(scores_csv(read))
+    back = load_scores_csv(path)
+    assert back.index.equals(read.index) and list(back.columns) == list(read.columns)
+    np.testing.assert_array_equal(back.to_numpy(), read.to_numpy())  # NaN where NaN, every bit elsewhere
+    again = run(case, ScoreAlpha.factory(back))
+    assert frame_text(again.analyzers.tradelog.to_frame()) == frame_text(first.analyzers.tradelog.to_frame())
