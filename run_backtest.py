@@ -289,6 +289,11 @@ def print_summary(result, data, config, diagnostics=None) -> None:
     )
     if getattr(result, "costs", None) is not None:
         print(f"  {result.costs.summary()}")
+    if getattr(result, "cost_sensitivity", None):
+        from strategies.cost_sensitivity import summary_line
+
+        block = result.cost_sensitivity
+        print(f"  {summary_line(block['cost_sensitivity'], block['breakeven_cost'], m.get('turnover'))}")
     if result.alpha:
         ic = result.alpha.get("horizons", {}).get("10", result.alpha.get("horizons", {}).get(10, {}))
         rank = ic.get("rank_ic", {}) if isinstance(ic, dict) else {}

@@ -18,6 +18,7 @@ import backtrader as bt
 import pandas as pd
 
 import analyzers as A
+from analyzers.cost_plot import write_cost_png
 from analyzers.notes import run_notes, trade_histogram_skip
 from analyzers.tearsheet import benchmark_returns, skip_reason, strategy_returns, write_tearsheet
 from core.io import atomic_dir, write_json, write_text
@@ -38,7 +39,9 @@ from jobs.engines import (
 from jobs.market import MarketData, load_data
 from jobs.periods import backtest_period, describe_split, needs_split, resolve_split
 from jobs.store import MODEL_STORE, get_model, model_diagnostics, model_kind
+from strategies import scores_csv
 from strategies.alpha_rank import no_trade_reason
+from strategies.cost_sensitivity import cost_sensitivity, metrics_fields, yardstick_returns
 
 __all__ = [
     "OUR_ANALYZERS",
@@ -52,7 +55,9 @@ __all__ = [
     "notes_of",
     "run",
     "run_vector",
+    "traded_bars",
     "with_notes",
+    "write_costs_and_scores",
     "write_equity_png",
     "write_importance",
     "write_reports",
@@ -93,6 +98,7 @@ class RunResult:
     rejected_orders: int
     alpha: dict | None = None
     costs: object = None  # jobs.engines.Costs
+    cost_sensitivity: dict | None = None  # metrics.json's cost fields (strategies.cost_sensitivity.metrics_fields)
 
 
 def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields) -> RunResult:
@@ -129,12 +135,18 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
         t = time.perf_counter()
         strategy = cerebro.run()[0]
         seconds["backtest"] = time.perf_counter() - t
-        metrics, results, log, equity = write_reports(strategy, data, start, end, tmp, opts)
+        t = time.perf_counter()
+        panel = vector_panel(data, strategy.scores_read(), start, end, opts.universe)  # what it traded
+        turnover = strategy.analyzers.metrics.get_analysis().get("turnover")
+        sensitivity = write_costs_and_scores(tmp, config, data, panel, costs, turnover)
+        seconds["cost_sensitivity"] = time.perf_counter() - t
+        metrics, results, log, equity = write_reports(strategy, data, start, end, tmp, opts, sensitivity)
         write_json(
             tmp / "run.json",
             {
                 "config": config,
                 "period": [str(start.date()), str(end.date())],
+                "traded_bars": traded_bars(equity),
                 "model_path": str(model_path) if model_path else None,
                 "model_reused": reused,
                 "seconds": {k: round(v, 2) for k, v in seconds.items()},
@@ -160,7 +172,43 @@ def run(config: dict, out_dir: Path, options: RunOptions | None = None, **fields
         strategy.rejected_orders,
         alpha=alpha,
         costs=costs,
+        cost_sensitivity=sensitivity,
     )
+
+
+def write_costs_and_scores(folder: Path, config: dict, data: MarketData, panel, costs, turnover) -> dict:
+    """scores.csv and cost_sensitivity.png of a run whose trades are `panel`'s (the vector
+    engine's arrays of the run's own prices and scores) and whose costs are `costs` (a
+    jobs.engines.Costs); returns metrics.json's cost fields.
+
+    scores.csv: the scores the strategy read (a stock's score on each of its bars, before the
+    cross-section; empty without a bar or a score), on the run's calendar, in the format --scores
+    reads back bit for bit. The cost table: the run re-traded at each cost a side of
+    strategies.cost_sensitivity.GRID_BP (the run's commission first, the rest as slippage; its
+    volume cap kept), against the equal-weight yardstick of the reports."""
+    read = pd.DataFrame(panel.raw, index=pd.DatetimeIndex(panel.dates, name="date"), columns=panel.tickers)
+    write_text(folder / "scores.csv", scores_csv(read))
+    yardstick = yardstick_returns(equal_weight_curve(data.prices, panel.dates))
+    params = {**strategy_params(config), **costs.strategy_params()}
+    cash = float(config["backtest"]["cash"])
+    block = cost_sensitivity(panel, params, cash, yardstick, commission=costs.commission)
+    write_cost_png(
+        block["table"],
+        block["breakeven"],
+        folder / "cost_sensitivity.png",
+        turnover=turnover,
+        title=f"{config.get('name', 'run')}: cost a side vs Sharpe",
+    )
+    return metrics_fields(block)
+
+
+def traded_bars(equity: pd.Series) -> list:
+    """The first and the last bar the run traded over (run.json's `traded_bars`, beside the
+    requested `period`: a period that starts on a holiday starts trading on the next bar)."""
+    if equity.empty:
+        return [None, None]
+    dates = pd.DatetimeIndex(equity.index)
+    return [str(dates[0].date()), str(dates[-1].date())]
 
 
 OUR_ANALYZERS = ("progress", "tradelog", "metrics", "tearsheet", "pyfolio", "alpha_quality")
@@ -213,9 +261,12 @@ class ProgressBar(bt.Analyzer):
         return {}
 
 
-def write_reports(strategy, data: MarketData, start, end, folder: Path, opts: RunOptions) -> tuple:
-    """metrics.json (with the equal-weight yardstick), analyzers.json, equity.png, the optional
-    pyfolio and Backtrader plots, trade_returns.png: (metrics, analyzer results, trade log, equity)."""
+def write_reports(
+    strategy, data: MarketData, start, end, folder: Path, opts: RunOptions, costs: dict | None = None
+) -> tuple:
+    """metrics.json (with the equal-weight yardstick and the `costs` fields: the cost table), analyzers.json,
+    equity.png, the optional pyfolio and Backtrader plots, trade_returns.png: (metrics without the
+    cost fields, analyzer results, trade log, equity)."""
     equity = strategy.analyzers.metrics.equity()
     log = strategy.analyzers.tradelog.to_frame()
     # PortfolioMetrics wrote metrics.json and equity.csv; add the universe yardstick to the former,
@@ -226,7 +277,7 @@ def write_reports(strategy, data: MarketData, start, end, folder: Path, opts: Ru
         skipped += ("pyfolio_transactions.png and pyfolio_round_trips.png not written: no transaction",)
     reason = no_trade_reason(strategy.entry_summary()) if hasattr(strategy, "entry_summary") else None
     metrics = with_notes(metrics, run_notes(metrics, reason, skipped))
-    write_json(folder / "metrics.json", metrics)
+    write_json(folder / "metrics.json", {**metrics, **(costs or {})})
     results = A.analyzer_results(strategy)
     write_equity_png(
         equity,
@@ -282,9 +333,12 @@ def run_vector(
         metrics, run_notes(metrics, reason, (skip_reason(returns), trade_histogram_skip(len(result.trades))))
     )
     with atomic_dir(out_dir) as tmp:
+        t = time.perf_counter()
+        sensitivity = write_costs_and_scores(tmp, config, data, panel, costs, metrics.get("turnover"))
+        seconds["cost_sensitivity"] = time.perf_counter() - t
         write_text(tmp / "trades.csv", A.trade_rows_csv(result.trade_rows))
         write_text(tmp / "equity.csv", A.equity_csv(equity))
-        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "metrics.json", {**metrics, **sensitivity})
         if skip_reason(returns) is None:
             bench = benchmark_returns(panel.benchmark, returns.index)
             write_tearsheet(
@@ -308,6 +362,7 @@ def run_vector(
             {
                 "config": config,
                 "period": [str(start.date()), str(end.date())],
+                "traded_bars": traded_bars(equity),
                 "engine": "vector",
                 "model_path": str(model_path) if model_path else None,
                 "model_reused": model_reused,
@@ -319,7 +374,19 @@ def run_vector(
                 **notes_of(metrics),
             },
         )
-    return RunResult(out_dir, metrics, result.trades, equity, {}, model_path, model_reused, seconds, 0, costs=costs)
+    return RunResult(
+        out_dir,
+        metrics,
+        result.trades,
+        equity,
+        {},
+        model_path,
+        model_reused,
+        seconds,
+        0,
+        costs=costs,
+        cost_sensitivity=sensitivity,
+    )
 
 
 def with_notes(metrics: dict, notes: list[str]) -> dict:

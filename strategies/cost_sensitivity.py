@@ -5,11 +5,11 @@
     print(summary_line(table, found, turnover))
 
 `panel` is strategies.vector.prepare's (the run's own scores and prices), so each row is the same
-trades the run made, only charged more or less. A cost a side is what one fill pays, as a fraction
-of its value: commission plus slippage. `engine_costs` turns it into the engine's keywords; until
-the engines have a slippage setting the whole cost is charged as commission (which also shrinks a
-buy that the cash caps, as a slipped price would). A row holds the cost's parts beside the total,
-so a slippage part shows up in the table once `engine_costs` returns one.
+strategy the run traded, only charged more or less. A cost a side is what one fill pays, as a
+fraction of its value: commission plus slippage. `engine_costs` splits it into the engine's
+keywords: the run's own commission first (`commission`, a fraction), the rest as slippage (a buy
+fills at open x (1 + s), a sell at open x (1 - s)), so the row at the run's own commission +
+slippage is the run itself. A row holds both parts beside the total.
 
 The yardstick is the universe's equal-weight curve of the reports (growth of 1, no costs). The
 excess Sharpe is the Sharpe ratio (analyzers.metrics.sharpe_ratio) of the strategy's daily return
@@ -31,17 +31,22 @@ from strategies.vector import simulate_prepared
 GRID_BP = (0.0, 5.0, 10.0, 20.0, 50.0)  # costs a side, in basis points, that every report shows
 BRACKET_BP = (0.0, 500.0)  # where the breakeven is searched; 500 bp a side is far past any real cost
 RESOLUTION_BP = 0.25  # the bisection stops when the breakeven is known to within this
-BP = 1e-4
+BP_PER_UNIT = 1e4  # basis points in 1; dividing by it gives 5 bp as the float 0.0005 exactly
 
 
-def engine_costs(cost_bp: float) -> dict:
-    """The vector engine's cost keywords for `cost_bp` a side. The whole cost is commission until
-    simulate_prepared has a slippage keyword; then the slippage part goes here, and the table's
-    rows gain a slippage_bp column by themselves (cost_row lists every part)."""
+def engine_costs(cost_bp: float, commission: float = 0.0) -> dict:
+    """simulate_prepared's cost keywords for `cost_bp` a side: up to `commission` (the run's own,
+    a fraction a side) as commission, the rest as slippage; so the 5 bp row of a run at 5 bp
+    commission is charged exactly as the run was (5 / 1e4 is the float 0.0005)."""
     cost_bp = float(cost_bp)
     if not (math.isfinite(cost_bp) and 0.0 <= cost_bp < 1e4):
         raise ConfigError(f"cost a side {cost_bp!r} bp: give a number of basis points in [0, 10000)")
-    return {"commission": cost_bp * BP}
+    if not (math.isfinite(commission) and 0.0 <= commission < 1.0):
+        raise ConfigError(f"commission {commission!r}: give the run's commission as a fraction a side in [0, 1)")
+    total = cost_bp / BP_PER_UNIT
+    if total <= commission:
+        return {"commission": total, "slippage": 0.0}
+    return {"commission": float(commission), "slippage": total - commission}
 
 
 def yardstick_returns(curve: pd.Series) -> pd.Series:
@@ -65,15 +70,16 @@ def excess_sharpe(equity: pd.Series, cash: float, yardstick: pd.Series) -> float
     return sharpe_ratio(strategy - other)
 
 
-def cost_row(panel, params: dict, cash: float, cost_bp: float, yardstick: pd.Series) -> dict:
-    """The strategy on `panel` at `cost_bp` a side: Sharpe, CAGR, excess Sharpe over the yardstick
-    (daily returns), total return, trades and the turnover that the cost is charged on."""
-    costs = engine_costs(cost_bp)
+def cost_row(panel, params: dict, cash: float, cost_bp: float, yardstick: pd.Series, commission: float = 0.0) -> dict:
+    """The strategy on `panel` at `cost_bp` a side (engine_costs' split with the run's
+    `commission`): Sharpe, CAGR, excess Sharpe over the yardstick (daily returns), total return,
+    trades and the turnover that the cost is charged on."""
+    costs = engine_costs(cost_bp, commission)
     result = simulate_prepared(panel, params, cash, trade_log=False, benchmark_metrics={}, **costs)
     m = result.metrics
     return {
         "cost_bp": float(cost_bp),
-        **{f"{part}_bp": value / BP for part, value in costs.items()},
+        **{f"{part}_bp": value * BP_PER_UNIT for part, value in costs.items()},
         "sharpe": m["sharpe"],
         "cagr": m["cagr"],
         "excess_sharpe": _finite_or_none(excess_sharpe(result.equity, cash, yardstick)),
@@ -83,9 +89,11 @@ def cost_row(panel, params: dict, cash: float, cost_bp: float, yardstick: pd.Ser
     }
 
 
-def cost_table(panel, params: dict, cash: float, yardstick: pd.Series, grid=GRID_BP) -> list[dict]:
+def cost_table(
+    panel, params: dict, cash: float, yardstick: pd.Series, grid=GRID_BP, commission: float = 0.0
+) -> list[dict]:
     """cost_row at every cost of `grid` (basis points a side), cheapest first."""
-    return [cost_row(panel, params, cash, bp, yardstick) for bp in sorted(float(g) for g in grid)]
+    return [cost_row(panel, params, cash, bp, yardstick, commission) for bp in sorted(float(g) for g in grid)]
 
 
 def breakeven_cost(excess_at, bracket=BRACKET_BP, resolution: float = RESOLUTION_BP) -> dict:
@@ -122,16 +130,24 @@ def breakeven_cost(excess_at, bracket=BRACKET_BP, resolution: float = RESOLUTION
 
 
 def cost_sensitivity(
-    panel, params: dict, cash: float, yardstick: pd.Series, grid=GRID_BP, bracket=BRACKET_BP, resolution=RESOLUTION_BP
+    panel,
+    params: dict,
+    cash: float,
+    yardstick: pd.Series,
+    grid=GRID_BP,
+    bracket=BRACKET_BP,
+    resolution=RESOLUTION_BP,
+    commission: float = 0.0,
 ) -> dict:
-    """The report's whole block: {"table": cost_table rows, "breakeven": breakeven_cost's dict}.
-    The bisection reuses the grid's rows where it lands on one of their costs (the bracket's ends)."""
-    table = cost_table(panel, params, cash, yardstick, grid)
+    """The report's whole block: {"table": cost_table rows, "breakeven": breakeven_cost's dict},
+    every cost split by engine_costs with the run's `commission`. The bisection reuses the grid's
+    rows where it lands on one of their costs (the bracket's ends)."""
+    table = cost_table(panel, params, cash, yardstick, grid, commission)
     known = {row["cost_bp"]: row["excess_sharpe"] for row in table}
 
     def excess_at(bp):
         if bp not in known:
-            known[bp] = cost_row(panel, params, cash, bp, yardstick)["excess_sharpe"]
+            known[bp] = cost_row(panel, params, cash, bp, yardstick, commission)["excess_sharpe"]
         return known[bp]
 
     return {"table": table, "breakeven": breakeven_cost(excess_at, bracket, resolution)}

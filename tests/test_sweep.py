@@ -161,6 +161,24 @@ def test_sweep_writes_each_variant_and_the_comparison(sequential):
     assert result.report.verdict[1:] in md and "equal-weight" in md and "Spearman rank correlation" in md
 
 
+def test_the_chosen_variant_reports_what_cost_breaks_it(sequential, capsys):
+    """Its holdout folder: scores.csv, cost_sensitivity.png and the cost table in metrics.json,
+    whose row at the variant's 5 bp is the variant's own run; the printed summary has its line."""
+    from strategies.cost_sensitivity import summary_line
+
+    _, tmp, result = sequential
+    chosen = result.report.summary["chosen"]["name"]
+    folder = tmp / "results" / "mysweep" / chosen
+    assert {"scores.csv", "cost_sensitivity.png"} <= {p.name for p in folder.iterdir()}
+    metrics = json.loads((folder / "metrics.json").read_text())
+    own = next(row for row in metrics["cost_sensitivity"] if row["cost_bp"] == 5.0)
+    assert own["sharpe"] == pytest.approx(metrics["sharpe"], rel=1e-9) and own["n_trades"] == metrics["n_trades"]
+    line = summary_line(metrics["cost_sensitivity"], metrics["breakeven_cost"], metrics["turnover"])
+    assert sweep.chosen_cost_line(result) == line
+    sweep.print_comparison(result)
+    assert f"  chosen, holdout: {line}" in capsys.readouterr().out.splitlines()
+
+
 def test_comparison_csv_and_selection_json(sequential):
     path, tmp, result = sequential
     out = tmp / "results" / "mysweep"

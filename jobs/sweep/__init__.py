@@ -66,6 +66,7 @@ from jobs.periods import backtest_period
 from jobs.store import MODEL_STORE, RESULTS, get_selection_model, resolve_out_dir
 from jobs.sweep.report import (
     COMPARISON_METRICS,
+    chosen_cost_line,
     comparison_markdown,
     comparison_rows,
     equity_from_csv,
@@ -134,6 +135,7 @@ __all__ = [
     "cerebro_returns",
     "check_selection_unseen",
     "check_sweep_options",
+    "chosen_cost_line",
     "combine_returns",
     "comparison_markdown",
     "comparison_rows",

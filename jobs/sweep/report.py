@@ -4,6 +4,7 @@ period, best selection Sharpe first), equity_curves.png, and the printed summary
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pandas as pd
 from core.io import atomic_dir, atomic_path, write_text
 from jobs.store import resolve_out_dir
 from jobs.sweep.spec import YARDSTICK, YARDSTICK_WHY, Periods, Variant
+from strategies.cost_sensitivity import summary_line
 
 COMPARISON_METRICS = (
     "sharpe",
@@ -236,6 +238,19 @@ def write_equity_curves_png(
     plt.close(fig)
 
 
+def chosen_cost_line(result) -> str | None:
+    """The chosen variant's cost line (strategies.cost_sensitivity.summary_line) from the
+    metrics.json of its holdout run in Cerebro, or None when it has none (not replayed)."""
+    if result.report is None:
+        return None
+    outcome = result.outcomes.get(result.report.summary["chosen"]["name"])
+    raw = outcome.files.get("metrics.json") if outcome is not None else None
+    metrics = json.loads(raw) if raw else {}
+    if "cost_sensitivity" not in metrics:
+        return None
+    return summary_line(metrics["cost_sensitivity"], metrics["breakeven_cost"], metrics.get("turnover"))
+
+
 def print_comparison(result) -> None:
     """The sweep's summary on the console (a sweep.SweepResult)."""
     print()
@@ -281,4 +296,10 @@ def print_comparison(result) -> None:
             f"PBO {format_number((s.get('pbo') or {}).get('pbo'))}"
         )
         print(f"  verdict: {result.report.verdict}")
+        costs = chosen_cost_line(result)
+        print(
+            f"  chosen, holdout: {costs}"
+            if costs
+            else "  chosen: no cost table (it was not replayed in Cerebro: --confirm 0)"
+        )
     print(f"  comparison.csv, comparison.md, selection.json, selection.png, equity_curves.png in {result.out_dir}")
