@@ -358,7 +358,7 @@ def test_prepared_panel_is_shared_by_variants():
 @pytest.mark.slow
 def test_run_vector_writes_the_cerebro_runs_files_byte_for_byte(embedded, tmp_path):
     """jobs.backtest.run (Cerebro, ScoreAlpha) and jobs.backtest.run_vector on the same scores, with a
-    point-in-time universe: trades.csv, equity.csv and metrics.json are the same bytes."""
+    point-in-time universe: trades.csv, equity.csv, metrics.json and scores.csv are the same bytes."""
     from configs import load_config
     from feeds import Membership
     from jobs.backtest import run, run_vector
@@ -381,7 +381,7 @@ def test_run_vector_writes_the_cerebro_runs_files_byte_for_byte(embedded, tmp_pa
     universe = Membership.from_csv(members)
     run(config, tmp_path / "cerebro", scores=scores, progress=False, data=data, universe=universe)
     run_vector(config, tmp_path / "vector", scores, data, universe)
-    for name in ("trades.csv", "equity.csv", "metrics.json"):
+    for name in ("trades.csv", "equity.csv", "metrics.json", "scores.csv"):  # metrics.json: the cost table too
         assert (tmp_path / "vector" / name).read_bytes() == (tmp_path / "cerebro" / name).read_bytes(), name
     assert (tmp_path / "vector" / "tearsheet.html").stat().st_size > 10_000
 
