@@ -79,7 +79,8 @@ def cost_row(panel, params: dict, cash: float, cost_bp: float, yardstick: pd.Ser
     m = result.metrics
     return {
         "cost_bp": float(cost_bp),
-        **{f"{part}_bp": value * BP_PER_UNIT for part, value in costs.items()},
+        "commission_bp": costs["commission"] * BP_PER_UNIT,
+        "slippage_bp": float(cost_bp) - costs["commission"] * BP_PER_UNIT,  # in bp: 45, not 45.00000000000001
         "sharpe": m["sharpe"],
         "cagr": m["cagr"],
         "excess_sharpe": _finite_or_none(excess_sharpe(result.equity, cash, yardstick)),

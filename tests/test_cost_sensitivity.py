@@ -44,11 +44,21 @@ def case():
 
 
 def test_each_row_is_the_engine_run_at_that_cost(case):
+    """A run at 5 bp commission: each cost a side is its commission first, the rest slippage."""
     panel, yardstick, curve = case
-    table = cs.cost_table(panel, PARAMS, CASH, yardstick)
+    table = cs.cost_table(panel, PARAMS, CASH, yardstick, commission=0.0005)
     assert [row["cost_bp"] for row in table] == [0.0, 5.0, 10.0, 20.0, 50.0]
+    assert [(row["commission_bp"], row["slippage_bp"]) for row in table] == [
+        (0.0, 0.0),
+        (5.0, 0.0),
+        (5.0, 5.0),
+        (5.0, 15.0),
+        (5.0, 45.0),
+    ]
     for row in table:
-        run = simulate_prepared(panel, PARAMS, CASH, commission=row["cost_bp"] * 1e-4)  # the run, in this test
+        commission = min(row["cost_bp"], 5.0) / 1e4
+        slippage = row["cost_bp"] / 1e4 - commission
+        run = simulate_prepared(panel, PARAMS, CASH, commission=commission, slippage=slippage)  # in this test
         for key in ("sharpe", "cagr", "total_return", "n_trades", "turnover"):
             assert row[key] == run.metrics[key], (row["cost_bp"], key)
         # excess Sharpe recomputed by hand: numpy on the equity and the equal-weight curve
@@ -56,7 +66,11 @@ def test_each_row_is_the_engine_run_at_that_cost(case):
         ew = np.r_[1.0, curve.to_numpy()]
         diff = values[1:] / values[:-1] - ew[1:] / ew[:-1]
         assert row["excess_sharpe"] == pytest.approx(diff.mean() / diff.std(ddof=1) * math.sqrt(252), rel=1e-12)
-        assert row["commission_bp"] == row["cost_bp"]  # the whole cost is commission until slippage lands
+    own = simulate_prepared(panel, PARAMS, CASH, commission=0.0005)  # the 5 bp run itself, as a run charges it
+    assert table[1]["sharpe"] == own.metrics["sharpe"] and table[1]["total_return"] == own.metrics["total_return"]
+    slipped = cs.cost_table(panel, PARAMS, CASH, yardstick, grid=(10,))[0]  # no commission: all slippage
+    assert (slipped["commission_bp"], slipped["slippage_bp"]) == (0.0, 10.0)
+    assert slipped["sharpe"] == simulate_prepared(panel, PARAMS, CASH, slippage=0.001).metrics["sharpe"]
 
 
 def test_sharpe_and_excess_fall_as_the_cost_rises(case):
