@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
 import datetime as _dt
+import errno
 import json
 import math
 import os
@@ -23,6 +25,7 @@ import re
 import secrets
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,6 +175,9 @@ def atomic_dir(path):
     os.chmod(tmp, 0o755)
     try:
         yield tmp
+        if path.exists() and exchange(tmp, path):  # one atomic swap: never a moment without `path`
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp holds the replaced tree now
+            return
         if path.exists():
             old = path.with_name(temp_name(path.name, kind="old"))
             os.replace(path, old)
@@ -182,6 +188,29 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def exchange(a, b) -> bool:
+    """Swap two existing paths in one atomic rename (Linux renameat2 with RENAME_EXCHANGE): a reader
+    sees either the old pair or the swapped pair, never a missing name. False, with nothing changed,
+    where the platform, the C library or the file system cannot do it (callers then fall back to two
+    renames)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # a C library older than glibc 2.28
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):
+        return False  # not supported here (or across file systems): nothing was renamed
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 # ---------------------------------------------------------------------------- reading back

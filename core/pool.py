@@ -4,8 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container or `taskset` may allow
+    fewer than the machine has), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity call on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_workers(threads_each: int, n_tasks: int) -> int:
+    """How many processes of `threads_each` threads fill the usable CPUs without oversubscribing
+    them: usable_cpus() // threads_each, at least 1 and never more than the tasks."""
+    return max(1, min(n_tasks, usable_cpus() // max(1, threads_each)))
 
 
 def process_pool(workers: int, n_tasks: int, start: str, initializer=None, initargs=()) -> ProcessPoolExecutor:

@@ -2,7 +2,7 @@
 
     model = WalkForwardModel(ModelConfig(...), first_test="2017-01-01", last_test="2022-12-31",
                              refit_every_months=12, window="expanding", model="lstm")
-    model.fit(prices, benchmark, workers=2)          # folds are independent: train them in parallel
+    model.fit(prices, benchmark)     # folds are independent: by default one process per usable CPU
     scores = model.predict(prices, benchmark)        # fold i scores the dates in [d_i, d_i+1)
     print(model.fold_table())
     model.save("models/store/walkforward"); load_any("models/store/walkforward")
@@ -39,6 +39,7 @@ import pandas as pd
 
 from core.errors import ArtifactError, ConfigError
 from core.io import atomic_dir
+from core.pool import auto_workers
 from feeds.panel import PricePanel, series_fingerprint
 from models.artifact import checked, read_manifest, with_checksums
 from models.base import BaseAlphaModel, FitReport, check_columns, scatter_scores, select_ends, set_threads
@@ -293,6 +294,7 @@ class WalkForwardModel:
         self.data_fingerprint_: dict = {}
         self.meta_: dict = {}
         self.fit_seconds_: float = 0.0
+        self.fit_workers_: int | str | None = None  # processes that trained the folds ("ray": Ray tasks)
 
     @classmethod
     def from_folds(
@@ -329,11 +331,15 @@ class WalkForwardModel:
         benchmark: pd.Series,
         vix: pd.Series | None = None,
         progress: bool = True,
-        workers: int = 1,
+        workers: int | None = None,
         ray: bool = False,
     ) -> "WalkForwardModel":
-        """Fit every fold. workers > 1: a process pool ('spawn'); ray=True: Ray tasks. The same
-        seeds and thread count give the same weights whichever engine trains them."""
+        """Fit every fold. workers: processes ('spawn'), by default as many as fill the usable CPUs
+        at config.threads torch threads each (core.pool.auto_workers); 1 fits in this process;
+        ray=True: Ray tasks. Every engine gives the same weights: each fold is fitted with the
+        same seed and config.threads whichever process runs it."""
+        if workers is None:
+            workers = auto_workers(self.config.threads, len(self.folds))
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ConfigError(f"WalkForwardModel.fit: workers={workers!r}; give a whole number >= 1")
         t0 = time.perf_counter()
@@ -343,6 +349,7 @@ class WalkForwardModel:
         elif workers > 1 and len(configs) > 1:
             payloads = self._fit_processes(configs, prices, benchmark, vix, progress, workers)
         else:
+            workers = 1
             payloads = [_fit_payload(c, prices, benchmark, vix) for c in progress_bar(configs, progress)]
         models = [
             model_from_state(checked(p, f"walk-forward fold {i}"), where=f"walk-forward fold {i}")
@@ -364,9 +371,12 @@ class WalkForwardModel:
             "last_date": _day(prices.dates[-1]),
         }
         self.fit_seconds_ = time.perf_counter() - t0
+        self.fit_workers_ = "ray" if ray else int(workers)
         return self
 
     def _fit_processes(self, configs, prices, benchmark, vix, progress, workers) -> list[dict]:
+        import concurrent.futures as cf
+
         from core.pool import process_pool
 
         setup = (prices, benchmark, vix, self.config.threads)
@@ -374,8 +384,12 @@ class WalkForwardModel:
             thread_env(self.config.threads),
             process_pool(workers, len(configs), "spawn", _init_worker, setup) as pool,
         ):
-            futures = [pool.submit(_fit_in_worker, c) for c in configs]
-            return [f.result() for f in progress_bar(futures, progress)]
+            futures = {pool.submit(_fit_in_worker, c): i for i, c in enumerate(configs)}
+            payloads: list = [None] * len(configs)
+            # as each fold finishes, so the bar counts folds done ("3/10"), not folds in order
+            for future in progress_bar(cf.as_completed(futures), progress, len(configs), workers):
+                payloads[futures[future]] = future.result()
+            return payloads
 
     def _fit_ray(self, configs, prices, benchmark, vix, progress) -> list[dict]:
         from core.pool import ray_session
@@ -530,6 +544,7 @@ class WalkForwardModel:
                 "features": self.features_,
                 "folds": entries,
                 "fit_seconds": round(self.fit_seconds_, 2),
+                "fit_workers": self.fit_workers_,
                 "data_fingerprint": self.data_fingerprint_,
                 "versions": package_versions(),
             }
@@ -574,6 +589,7 @@ class WalkForwardModel:
         model._attach(models)
         model.data_fingerprint_ = bundle.get("data_fingerprint", {})
         model.fit_seconds_ = bundle.get("fit_seconds") or 0.0
+        model.fit_workers_ = bundle.get("fit_workers")
         model.meta_ = bundle
         return model
 
@@ -588,13 +604,15 @@ class WalkForwardModel:
 
 
 # ---------------------------------------------------------------------- helpers
-def progress_bar(items, progress: bool):
-    """`items` under a tqdm bar when `progress` (the folds here, the zoo's fits), else as they are."""
+def progress_bar(items, progress: bool, total: int | None = None, workers: int = 1):
+    """`items` under a tqdm bar when `progress` (the folds here, "walk-forward folds 3/10"; the zoo's
+    fits), else as they are."""
     if not progress:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc="walk-forward folds", unit="fold")
+    where = f" ({workers} processes)" if workers > 1 else ""
+    return tqdm(items, total=total, desc=f"walk-forward folds{where}", unit="fold")
 
 
 def _split_dict(split: Split) -> dict:

@@ -560,3 +560,51 @@ def test_vector_sweep_on_ray_equals_sequential(sequential, tiny_model, market, t
     ray = sweep.run_sweep(path, out_root=tmp_path / "r", mode="ray", workers=2, **common)
     assert {n: o.metrics for n, o in one.outcomes.items()} == {n: o.metrics for n, o in ray.outcomes.items()}
     np.testing.assert_array_equal(one.returns.values, ray.returns.values)
+
+
+# ----------------------------------------------------------------------------- whole folders
+def _tree(folder) -> dict:
+    """{relative path: bytes} of every file under `folder`."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_new_sweep_replaces_the_whole_folder_and_a_broken_one_claims_nothing(
+    sequential, tiny_model, market, tmp_path, capsys
+):
+    """A second sweep of the same name leaves none of the first one's variant folders beside its
+    comparison.csv; a sweep whose every variant broke leaves no selection.json / .png behind and
+    does not say it wrote them."""
+    path, tmp, _ = sequential
+
+    def run(toml_path):
+        return sweep.run_sweep(
+            toml_path,
+            out_root=tmp_path / "r",
+            name="same",
+            model_for=lambda cfg, data: tiny_model,
+            data=market,
+            cache_dir=tmp / "cache",
+            progress=None,
+            confirm=1,
+        )
+
+    first = run(path)
+    out = tmp_path / "r" / "same"
+    assert {"broken", first.confirmed[0], "selection.json", "selection.png"} <= {p.name for p in out.iterdir()}
+    other = SWEEP_TOML.replace("top_k = [3, 5]", "top_k = [4]").replace('"broken"', '"broken-too"')
+    second = run(_write(tmp_path, other, "other.toml"))
+    names = {p.name for p in out.iterdir() if p.is_dir()}
+    assert names == {second.confirmed[0], "broken-too"}  # nothing of the first sweep's folders
+    assert sorted(pd.read_csv(out / "comparison.csv")["variant"]) == ["broken-too", "slow-review", "top_k=4"]
+    assert [p.name for p in tmp_path.joinpath("r").iterdir()] == ["same"]  # no temporary left beside it
+
+    all_broken = 'base = "default"\n' + SWEEP_TOML.split("[variants.grid]")[0].split('base = "default"')[1]
+    all_broken += "[variants.grid]\ntop_k = [0, -1]\n"
+    broken = run(_write(tmp_path, all_broken, "broken.toml"))
+    assert broken.report is None and all(r["status"] == "error" for r in broken.rows)
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.csv", "comparison.md", "top_k=-1", "top_k=0"]
+    assert broken.files == ["comparison.csv", "comparison.md"]
+    sweep.print_comparison(broken)
+    printed = capsys.readouterr().out
+    assert "wrote comparison.csv, comparison.md in" in printed and "selection.json" in printed
+    assert "no variant worked, so there is no selection report" in printed

@@ -20,7 +20,7 @@ CONFIG = ModelConfig(**TINY)
 @pytest.fixture(scope="module")
 def walkforward(embedded):
     prices, bench = embedded
-    return WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False)
+    return WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False, workers=1)  # the serial reference
 
 
 @pytest.fixture(scope="module")
@@ -303,9 +303,15 @@ def _same_model(a, b, scores_a, embedded):
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_same_folds(walkforward, scores, embedded):
+def test_two_processes_train_the_same_folds(walkforward, scores, embedded, monkeypatch):
+    """By default the folds train in one process per usable CPU (here: 2 made usable), bit for
+    bit the serial weights; the bundle records how many processes trained them."""
+    import core.pool
+
+    monkeypatch.setattr(core.pool, "usable_cpus", lambda: 2)
     prices, bench = embedded
-    parallel = WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False, workers=2)
+    parallel = WalkForwardModel(CONFIG, **PLAN).fit(prices, bench, progress=False)
+    assert parallel.fit_workers_ == 2 and walkforward.fit_workers_ == 1
     _same_model(walkforward, parallel, scores, embedded)
 
 

@@ -189,6 +189,7 @@ class SweepResult:
     selection_outcomes: dict = field(default_factory=dict)  # variant name -> its selection-period outcome
     report: object = None  # analyzers.selection_report.SelectionReport (None when no variant worked)
     periods: "Periods | None" = None
+    files: list = field(default_factory=list)  # the files written at the top of out_dir
 
 
 # ----------------------------------------------------------------------------- models
@@ -442,7 +443,7 @@ def run_sweep(
         seconds["confirm"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows = write_sweep(
+    rows, files = write_sweep(
         out_dir,
         variants,
         outcomes["holdout"],
@@ -476,6 +477,7 @@ def run_sweep(
         selection_outcomes=outcomes["selection"],
         report=report,
         periods=periods,
+        files=files,
     )
 
 

@@ -80,35 +80,51 @@ def write_sweep(
     report=None,
     periods: Periods | None = None,
     engine: str = "vector",
-) -> list[dict]:
-    """Per-variant folders (the holdout run's files; a Cerebro sweep's selection run in
-    <variant>/selection/; a vector sweep writes only the variants replayed in Cerebro and the broken
-    ones), comparison.csv / .md of every variant, selection.json / .png, equity_curves.png (holdout)."""
-    from analyzers.selection_report import write_selection
+) -> tuple[list[dict], list[str]]:
+    """The sweep's whole folder, built under a temporary name beside `out_dir` and swapped in at
+    once (core.io.atomic_dir), so a reader (or a run killed at any point) finds the earlier sweep's
+    folder whole or this one whole, never a mix: per-variant folders (the holdout run's files; a
+    Cerebro sweep's selection run in <variant>/selection/; a vector sweep writes only the variants
+    replayed in Cerebro and the broken ones), comparison.csv / .md of every variant, selection.json
+    / .png (only when a variant worked), equity_curves.png (holdout).
+    Returns (comparison rows, the names of the files written at the top of the folder)."""
+    with atomic_dir(out_dir) as tmp:
+        write_variant_folders(tmp, variants, outcomes, selection_outcomes or {})
+        rows = comparison_rows(variants, outcomes, selection_outcomes, report)
+        write_text(tmp / "comparison.csv", pd.DataFrame(rows).to_csv(index=False))
+        write_text(tmp / "comparison.md", comparison_markdown(rows, data, report, periods, engine, confirmed))
+        if report is not None:
+            from analyzers.selection_report import write_selection
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    selection_outcomes = selection_outcomes or {}
+            report.summary["engine"] = engine
+            report.summary["confirmed_in_cerebro"] = {"period": "holdout", "variants": list(confirmed)}
+            write_selection(tmp, report)
+        write_sweep_curves(tmp / "equity_curves.png", outcomes, data, returns, cash)
+        written = sorted(p.name for p in tmp.iterdir() if p.is_file())
+    return rows, written
+
+
+def write_variant_folders(folder: Path, variants: list[Variant], outcomes: dict, selection_outcomes: dict) -> None:
+    """<variant>/ for each variant with files (Cerebro runs) or an error (error.txt)."""
     for v in variants:
         o = outcomes[v.name]
         if not o.files and not o.error:
             continue  # screened in memory: its row in comparison.csv is its record
-        with atomic_dir(resolve_out_dir(out_dir, v.name)) as tmp:
-            if o.error:
-                (tmp / "error.txt").write_text(o.error + "\n")
-            for file_name, content in o.files.items():
-                (tmp / file_name).write_bytes(content)
-            selection = selection_outcomes.get(v.name)
-            if selection is not None and selection.files:
-                (tmp / "selection").mkdir()
-                for file_name, content in selection.files.items():
-                    (tmp / "selection" / file_name).write_bytes(content)
-    rows = comparison_rows(variants, outcomes, selection_outcomes, report)
-    write_text(out_dir / "comparison.csv", pd.DataFrame(rows).to_csv(index=False))
-    write_text(out_dir / "comparison.md", comparison_markdown(rows, data, report, periods, engine, confirmed))
-    if report is not None:
-        report.summary["engine"] = engine
-        report.summary["confirmed_in_cerebro"] = {"period": "holdout", "variants": list(confirmed)}
-        write_selection(out_dir, report)
+        where = resolve_out_dir(folder, v.name)
+        where.mkdir()
+        if o.error:
+            (where / "error.txt").write_text(o.error + "\n")
+        for file_name, content in o.files.items():
+            (where / file_name).write_bytes(content)
+        selection = selection_outcomes.get(v.name)
+        if selection is not None and selection.files:
+            (where / "selection").mkdir()
+            for file_name, content in selection.files.items():
+                (where / "selection" / file_name).write_bytes(content)
+
+
+def write_sweep_curves(path: Path, outcomes: dict, data, returns, cash: float) -> None:
+    """equity_curves.png: the Cerebro runs' curves and the range of every screened variant (none: no file)."""
     curves = {
         o.name: equity_from_csv(o.files["equity.csv"])
         for o in outcomes.values()
@@ -122,12 +138,11 @@ def write_sweep(
         write_equity_curves_png(
             curves,
             data.benchmark,
-            out_dir / "equity_curves.png",
+            path,
             data.benchmark_name,
             band=band,
             n_variants=len(returns.names) if returns is not None else len(curves),
         )
-    return rows
 
 
 def format_number(value, pct: bool = False) -> str:
@@ -302,4 +317,6 @@ def print_comparison(result) -> None:
             if costs
             else "  chosen: no cost table (it was not replayed in Cerebro: --confirm 0)"
         )
-    print(f"  comparison.csv, comparison.md, selection.json, selection.png, equity_curves.png in {result.out_dir}")
+    print(f"  wrote {', '.join(result.files) or 'nothing'} in {result.out_dir}")
+    if result.report is None:
+        print("  no variant worked, so there is no selection report (selection.json, selection.png)")
