@@ -384,7 +384,10 @@ class WalkForwardModel:
             thread_env(self.config.threads),
             process_pool(workers, len(configs), "spawn", _init_worker, setup) as pool,
         ):
-            futures = {pool.submit(_fit_in_worker, c): i for i, c in enumerate(configs)}
+            # the longest training windows first (an expanding window's last folds), so the short
+            # ones fill the gaps at the end instead of one long fold running alone
+            order = sorted(range(len(configs)), key=lambda i: _train_days(configs[i][0]), reverse=True)
+            futures = {pool.submit(_fit_in_worker, configs[i]): i for i in order}
             payloads: list = [None] * len(configs)
             # as each fold finishes, so the bar counts folds done ("3/10"), not folds in order
             for future in progress_bar(cf.as_completed(futures), progress, len(configs), workers):
@@ -613,6 +616,10 @@ def progress_bar(items, progress: bool, total: int | None = None, workers: int =
 
     where = f" ({workers} processes)" if workers > 1 else ""
     return tqdm(items, total=total, desc=f"walk-forward folds{where}", unit="fold")
+
+
+def _train_days(config: ModelConfig) -> int:
+    return (pd.Timestamp(config.split.train_end) - pd.Timestamp(config.split.train_start)).days
 
 
 def _split_dict(split: Split) -> dict:
