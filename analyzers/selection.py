@@ -76,14 +76,37 @@ def sharpe(returns) -> float:
     return float(x.mean() / sd) if sd > 0 else 0.0
 
 
-def sharpe_columns(matrix) -> np.ndarray:
-    """Per-period Sharpe of each column of a days x variants matrix (0.0 for a constant column)."""
-    x = np.asarray(matrix, dtype="float64")
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ConfigError(f"returns matrix must be days x variants with at least 2 days, got shape {x.shape}")
-    sd = x.std(axis=0, ddof=1)
-    mean = x.mean(axis=0)
-    return np.divide(mean, sd, out=np.zeros_like(mean), where=sd > 0)
+BLOCK_BYTES = 64 << 20  # float64 bytes of one block of columns read at a time from a returns matrix
+
+
+def column_blocks(matrix, max_bytes: int | None = None):
+    """(columns slice, float64 block of those columns; a view when the matrix is float64) over a
+    days x variants matrix, at most `max_bytes` (default BLOCK_BYTES) of float64 at a time: a float32
+    matrix (or a np.memmap of one) of 100,000 variants is never copied whole into float64."""
+    if not hasattr(matrix, "shape") or not hasattr(matrix, "dtype"):
+        matrix = np.asarray(matrix, dtype="float64")
+    if matrix.ndim != 2:
+        raise ConfigError(f"returns matrix must be days x variants, got shape {matrix.shape}")
+    step = max(1, int(max_bytes or BLOCK_BYTES) // (8 * max(1, matrix.shape[0])))
+    for lo in range(0, matrix.shape[1], step):
+        cols = slice(lo, min(matrix.shape[1], lo + step))
+        yield cols, np.asarray(matrix[:, cols], dtype="float64")
+
+
+def sharpe_columns(matrix, minus=None, max_bytes: int | None = None) -> np.ndarray:
+    """Per-period Sharpe of each column of a days x variants matrix (0.0 for a constant column),
+    read in column blocks; `minus`: a per-day series subtracted from every column first (excess returns)."""
+    shape = np.shape(matrix)
+    if len(shape) != 2 or shape[0] < 2:
+        raise ConfigError(f"returns matrix must be days x variants with at least 2 days, got shape {shape}")
+    out = np.zeros(shape[1])
+    for cols, x in column_blocks(matrix, max_bytes):
+        if minus is not None:
+            x = x - np.asarray(minus, dtype="float64").reshape(-1, 1)  # x may be a view of the input
+        sd = x.std(axis=0, ddof=1)
+        mean = x.mean(axis=0)
+        out[cols] = np.divide(mean, sd, out=np.zeros_like(mean), where=sd > 0)
+    return out
 
 
 def return_moments(returns) -> dict:
@@ -243,12 +266,28 @@ def pbo(returns_matrix, n_splits: int = 16, chunk: int | None = None) -> PBOResu
     logit = ln(omega / (1 - omega)), and PBO = share of splits with logit <= 0. On pure noise
     PBO is about 0.5 (exactly 0.5 in expectation for an even N); a real, lasting edge drives it to 0.
     """
-    x = np.asarray(returns_matrix, dtype="float64")
-    if x.ndim != 2:
-        raise ConfigError(f"returns_matrix must be 2-D (days x variants), got shape {x.shape}")
+    if not isinstance(returns_matrix, np.ndarray):  # a frame or nested lists: numbers, in row order
+        returns_matrix = np.asarray(returns_matrix, dtype="float64")
+    t, n_var = _check_pbo_input(returns_matrix, n_splits)
+    used = t - t % n_splits  # the oldest T mod S rows are dropped
+    block = used // n_splits
+    b_sum = np.empty((n_splits, n_var))
+    b_sq = np.empty((n_splits, n_var))
+    for cols, x in column_blocks(returns_matrix[t % n_splits :]):
+        blocks = x.reshape(n_splits, block, -1)
+        b_sum[:, cols] = blocks.mean(axis=1) * block  # [S, columns]
+        b_sq[:, cols] = (blocks**2).sum(axis=1)
+    return _cscv(b_sum, b_sq, block, n_splits, used, chunk)
+
+
+def _check_pbo_input(returns_matrix, n_splits) -> tuple[int, int]:
+    """(days, variants) of a valid PBO input, read in column blocks; else one ConfigError."""
+    shape = np.shape(returns_matrix)
+    if len(shape) != 2:
+        raise ConfigError(f"returns_matrix must be 2-D (days x variants), got shape {shape}")
     if isinstance(n_splits, bool) or not isinstance(n_splits, (int, np.integer)) or n_splits < 2 or n_splits % 2:
         raise ConfigError(f"n_splits={n_splits!r}: give an even number >= 2 (the paper uses 16)")
-    t, n_var = x.shape
+    t, n_var = shape
     if n_var < 2:
         raise ConfigError(f"returns_matrix has {n_var} variant column(s); PBO compares at least 2")
     if t < 2 * n_splits:
@@ -256,21 +295,36 @@ def pbo(returns_matrix, n_splits: int = 16, chunk: int | None = None) -> PBOResu
             f"returns_matrix has {t} rows; n_splits={n_splits} needs at least {2 * n_splits} "
             "(2 days a block): lower n_splits or give a longer period"
         )
-    bad = ~np.isfinite(x)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
+    bad = first_bad(returns_matrix)
+    if bad is not None:
+        count, row, col = bad
         raise ConfigError(
-            f"returns_matrix has {int(bad.sum())} NaN or infinite value(s) (first at row {rows[0]}, "
-            f"column {cols[0]}); fill them (a day without a position returns 0.0)"
+            f"returns_matrix has {count} NaN or infinite value(s) (first at row {row}, "
+            f"column {col}); fill them (a day without a position returns 0.0)"
         )
-    x = x[t % n_splits :]
-    block = x.shape[0] // n_splits
-    blocks = x.reshape(n_splits, block, n_var)
-    b_mean = blocks.mean(axis=1)  # [S, N]
-    b_sum = b_mean * block
-    b_sq = (blocks**2).sum(axis=1)
+    return t, n_var
+
+
+def first_bad(matrix) -> tuple[int, int, int] | None:
+    """(count, row, column) of the NaN or infinite values of a days x variants matrix, the first
+    in row-major order; None when all are finite. Read in column blocks."""
+    count, first = 0, None
+    for cols, x in column_blocks(matrix):
+        bad = ~np.isfinite(x)
+        n = int(bad.sum())
+        if n:
+            rows, where = np.nonzero(bad)
+            here = (int(rows[0]), int(where[0]) + cols.start)
+            first = here if first is None else min(first, here)
+            count += n
+    return None if first is None else (count, *first)
+
+
+def _cscv(b_sum: np.ndarray, b_sq: np.ndarray, block: int, n_splits: int, used: int, chunk) -> PBOResult:
+    """PBO's splits on the blocks' sums [S, N] and sums of squares [S, N] of `block` days each."""
+    n_var = b_sum.shape[1]
     mask = cscv_splits(n_splits)
-    chunk = chunk or max(1, (1 << 21) // n_var)  # splits per pass: ~2M Sharpe values per array in memory
+    chunk = chunk or max(1, BLOCK_BYTES // 32 // n_var)  # splits per pass: 2M Sharpe values (16 MB) per array
     is_best, is_sr, oos_sr, oos_rank = [], [], [], []
     for start in range(0, len(mask), chunk):
         m_is = mask[start : start + chunk].astype("float64")
@@ -307,5 +361,5 @@ def pbo(returns_matrix, n_splits: int = 16, chunk: int | None = None) -> PBOResu
         chosen=best,
         n_splits=int(n_splits),
         n_variants=n_var,
-        n_obs_used=int(x.shape[0]),
+        n_obs_used=int(used),
     )

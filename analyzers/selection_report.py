@@ -31,6 +31,7 @@ from analyzers.collect import json_safe
 from analyzers.selection import (
     deflated_sharpe,
     expected_max_sharpe,
+    first_bad,
     pbo,
     probabilistic_sharpe,
     return_moments,
@@ -63,25 +64,31 @@ def _names(variants) -> tuple[list[str], list[str]]:
 
 
 def _matrix(returns, names: list[str], arg: str) -> np.ndarray:
-    """A days x variants float64 array in the order of `names` (a DataFrame is matched by column)."""
+    """A days x variants array in the order of `names` (a DataFrame is matched by column). An
+    array (float32, or a np.memmap of a sweep's 100,000 variants) is checked in column blocks and
+    returned as it is, not copied: the statistics read it in blocks (analyzers.selection.column_blocks)."""
     if isinstance(returns, pd.DataFrame):
         missing = [n for n in names if n not in returns.columns]
         if missing:
             raise ConfigError(f"{arg} has no column for variant(s) {missing[:5]}; give one column per variant")
         returns = returns[names].to_numpy(dtype="float64")
-    x = np.asarray(returns, dtype="float64")
+    x = returns if isinstance(returns, np.ndarray) else np.asarray(returns, dtype="float64")
     if x.ndim != 2 or x.shape[1] != len(names):
         raise ConfigError(f"{arg} must be days x variants with {len(names)} columns, got shape {x.shape}")
     if x.shape[0] < 2:
         raise ConfigError(f"{arg} has {x.shape[0]} day(s); a Sharpe ratio needs at least 2")
-    bad = ~np.isfinite(x)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
+    bad = first_bad(x)
+    if bad is not None:
+        count, row, col = bad
         raise ConfigError(
-            f"{arg} has {int(bad.sum())} NaN or infinite value(s) (first: variant {names[cols[0]]!r}, "
-            f"day {rows[0]}); a day without a position returns 0.0"
+            f"{arg} has {count} NaN or infinite value(s) (first: variant {names[col]!r}, "
+            f"day {row}); a day without a position returns 0.0"
         )
     return x
+
+
+def _column(matrix: np.ndarray, col: int) -> np.ndarray:
+    return np.asarray(matrix[:, col], dtype="float64")
 
 
 def _period(period, arg: str) -> list[str] | None:
@@ -198,8 +205,9 @@ def selection_report(
     variance = float(np.var(sel_sr, ddof=1)) if n > 1 else 0.0
     chosen = str(table["name"].iloc[0])
     col = names.index(chosen)
-    moments = return_moments(sel[:, col])
-    dsr = deflated_sharpe(sel[:, col], n, variance)
+    chosen_sel, chosen_hold = _column(sel, col), _column(hold, col)
+    moments = return_moments(chosen_sel)
+    dsr = deflated_sharpe(chosen_sel, n, variance)
     annual = math.sqrt(periods_per_year)
     hold_sharpe = float(hold_sr[col]) * annual
     pbo_result, pbo_note = _pbo_or_why_not(sel, n_splits)
@@ -240,11 +248,11 @@ def selection_report(
                 "selection_days": moments["n_obs"],
                 "selection_skew": moments["skew"],
                 "selection_kurtosis": moments["kurtosis"],
-                "selection_psr": probabilistic_sharpe(sel[:, col]),
+                "selection_psr": probabilistic_sharpe(chosen_sel),
                 "deflated_sharpe": dsr,
                 "holdout_sharpe": hold_sharpe,
                 "holdout_rank": int(chosen_row["holdout_rank"]),
-                "holdout_psr": probabilistic_sharpe(hold[:, col]),
+                "holdout_psr": probabilistic_sharpe(chosen_hold),
             },
             "excess": excess,
             "rank_correlation_spearman": rho,
@@ -295,9 +303,10 @@ def _excess_block(sel: np.ndarray, hold: np.ndarray, benchmark, col: int, n: int
                 f"benchmark's {label} series has {len(b)} values (finite: {bool(np.isfinite(b).all())}); "
                 f"it needs one finite daily return per {label} day ({matrix.shape[0]})"
             )
-        pair.append(matrix - b[:, None])
-    ex_sel, ex_hold = pair
-    ex_sr, ex_hold_sr = sharpe_columns(ex_sel), sharpe_columns(ex_hold)
+        pair.append(b)
+    b_sel, b_hold = pair
+    ex_sr, ex_hold_sr = sharpe_columns(sel, minus=b_sel), sharpe_columns(hold, minus=b_hold)
+    ex_sel, ex_hold = _column(sel, col) - b_sel, _column(hold, col) - b_hold  # the chosen variant's
     variance = float(np.var(ex_sr, ddof=1)) if n > 1 else 0.0
     return {
         "over": name,
@@ -305,10 +314,10 @@ def _excess_block(sel: np.ndarray, hold: np.ndarray, benchmark, col: int, n: int
         "expected_max_sharpe_annualised": expected_max_sharpe(n, variance) * annual,
         "chosen": {
             "selection_sharpe": float(ex_sr[col]) * annual,
-            "selection_psr": probabilistic_sharpe(ex_sel[:, col]),
-            "deflated_sharpe": deflated_sharpe(ex_sel[:, col], n, variance),
+            "selection_psr": probabilistic_sharpe(ex_sel),
+            "deflated_sharpe": deflated_sharpe(ex_sel, n, variance),
             "holdout_sharpe": float(ex_hold_sr[col]) * annual,
-            "holdout_psr": probabilistic_sharpe(ex_hold[:, col]),
+            "holdout_psr": probabilistic_sharpe(ex_hold),
         },
     }
 

@@ -334,11 +334,11 @@ class WalkForwardModel:
         workers: int | None = None,
         ray: bool = False,
     ) -> "WalkForwardModel":
-        """Fit every fold. workers: processes ('spawn'), by default as many as fill the usable CPUs
-        at config.threads torch threads each (core.pool.auto_workers); 1 fits in this process;
+        """Fit every fold. workers: processes ('spawn'); None or 0 (the default) as many as fill the
+        usable CPUs at config.threads torch threads each (core.pool.auto_workers); 1 fits in this process;
         ray=True: Ray tasks. Every engine gives the same weights: each fold is fitted with the
         same seed and config.threads whichever process runs it."""
-        if workers is None:
+        if workers is None or (workers == 0 and not isinstance(workers, bool)):
             workers = auto_workers(self.config.threads, len(self.folds))
         if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ConfigError(f"WalkForwardModel.fit: workers={workers!r}; give a whole number >= 1")

@@ -76,8 +76,10 @@ from jobs.sweep.report import (
 )
 from jobs.sweep.runners import (
     CONFIRM_RTOL,
+    MEMORY_BOUND,
     MODES,
     EngineMismatchError,
+    Spill,
     VariantOutcome,
     VariantReturns,
     VariantTask,
@@ -351,6 +353,7 @@ def run_sweep(
     extra_analyzers=(),
     engine: str = "vector",
     confirm: int = 3,
+    memory_bound: int = MEMORY_BOUND,
 ) -> SweepResult:
     """Run every variant of `variants_path` on the selection and the holdout period, rank them on
     the selection period only, and write results/<stem>/: comparison.csv / .md, selection.json /
@@ -365,7 +368,9 @@ def run_sweep(
     on the holdout period with every report into results/<stem>/<variant>/ (EngineMismatchError if
     a replay's metrics differ from the simulator's). engine "cerebro": every variant in its own
     Cerebro on both periods, every report (the holdout's in <variant>/, the selection's in
-    <variant>/selection/). universe and extra_analyzers go to every Cerebro run.
+    <variant>/selection/). universe and extra_analyzers go to every Cerebro run. memory_bound:
+    bytes of a returns matrix (days x variants, float32) held in memory; a larger one is kept in a
+    float32 file beside the results folder while the sweep runs (sweep.runners.Spill).
 
     Long because: it is the sweep's recipe read top to bottom (set-up, models and scores, both
     periods, ranking, confirmation, files), each step one call and one timing."""
@@ -388,6 +393,9 @@ def run_sweep(
                 f"universe {universe.source}: {len(unknown)} ticker(s) not in the data, never bought: {unknown[:10]}"
             )
     model_for = model_for or default_model_for(progress=progress is not None)
+    spill = Spill(memory_bound, out_dir.parent, f".{out_dir.name}.returns-")
+    if progress:
+        progress(grid_size_text(variants, data, periods, spill))
     seconds["setup"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -414,49 +422,54 @@ def run_sweep(
     def run_cerebro(chosen):
         return run_in_cerebro(chosen, data, scores_by_key, mode, workers, ray_address, progress, options)
 
-    t = time.perf_counter()
-    done, returns = {}, {}
-    for which in ("selection", "holdout"):
-        if engine == "cerebro":
-            done[which] = run_cerebro(tasks[which])
-            returns[which] = cerebro_returns(done[which], tasks[which])
-        else:
-            done[which], returns[which] = run_vector_variants(
-                tasks[which], data, scores_by_key, universe, mode, workers, ray_address, progress, label=which
-            )
-    seconds["backtests" if engine == "cerebro" else "vector"] = time.perf_counter() - t
+    try:
+        t = time.perf_counter()
+        done, returns = {}, {}
+        for which in ("selection", "holdout"):
+            if engine == "cerebro":
+                done[which] = run_cerebro(tasks[which])
+                returns[which] = cerebro_returns(done[which], tasks[which])
+            else:
+                done[which], returns[which] = run_vector_variants(
+                    tasks[which], data, scores_by_key, universe, mode, workers, ray_address, progress, which, spill
+                )
+        seconds["backtests" if engine == "cerebro" else "vector"] = time.perf_counter() - t
 
-    outcomes = period_outcomes(variants, done)
-    ok = [v.name for v in variants if not outcomes["selection"][v.name].error]
-    combined = combine_returns(returns["selection"], returns["holdout"])
+        t = time.perf_counter()
+        outcomes = period_outcomes(variants, done)
+        ok = [v.name for v in variants if not outcomes["selection"][v.name].error]
+        combined = combine_returns(returns["selection"], returns["holdout"], ok, spill)
+        del returns  # the period matrices: the combined one holds what is left to read
+        report = None
+        if ok:
+            report = rank_variants(ok, [v for v in variants if v.name in ok], combined, data, periods)
+        seconds["ranking"] = time.perf_counter() - t
 
-    report = None
-    if ok:
-        report = rank_variants(ok, [v for v in variants if v.name in ok], combined, data, periods)
+        t = time.perf_counter()
+        confirmed, mismatches = [], []
+        if engine == "vector" and report is not None:
+            confirmed = list(report.table["name"][:confirm])
+            replays = run_cerebro([task for task in tasks["holdout"] if task.name in confirmed])
+            mismatches = take_replays(outcomes["holdout"], replays)
+            seconds["confirm"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    confirmed, mismatches = [], []
-    if engine == "vector" and report is not None:
-        confirmed = list(report.table["name"][:confirm])
-        replays = run_cerebro([task for task in tasks["holdout"] if task.name in confirmed])
-        mismatches = take_replays(outcomes["holdout"], replays)
-        seconds["confirm"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    rows, files = write_sweep(
-        out_dir,
-        variants,
-        outcomes["holdout"],
-        data,
-        returns=returns["holdout"],
-        confirmed=confirmed,
-        cash=float(base["backtest"]["cash"]),
-        selection_outcomes=outcomes["selection"],
-        report=report,
-        periods=periods,
-        engine=engine,
-    )
-    seconds["write"] = time.perf_counter() - t
+        t = time.perf_counter()
+        rows, files = write_sweep(
+            out_dir,
+            variants,
+            outcomes["holdout"],
+            data,
+            returns=combined.between(*periods.holdout),
+            confirmed=confirmed,
+            cash=float(base["backtest"]["cash"]),
+            selection_outcomes=outcomes["selection"],
+            report=report,
+            periods=periods,
+            engine=engine,
+        )
+        seconds["write"] = time.perf_counter() - t
+    finally:
+        spill.close()
     seconds["total"] = time.perf_counter() - t0
     if mismatches:
         raise EngineMismatchError(
@@ -481,19 +494,40 @@ def run_sweep(
     )
 
 
+METRICS_BYTES = 6_000  # measured: a variant's outcomes, rows and report entries, both periods (Python objects)
+
+
+def grid_size_text(variants: list, data, periods: Periods, spill: Spill) -> str:
+    """What the sweep is about to hold: variants x days of float32 returns per period (and the
+    combined matrix), where they will live, and the Python objects of the metrics and tables."""
+    days = {which: len(period_dates(data, getattr(periods, which))) for which in ("selection", "holdout")}
+    n = len(variants)
+    total = sum(days.values())
+    returns = 2 * 4 * n * total  # the two period matrices, then the combined one (the same size)
+    where = (
+        f"in float32 files beside the results (each matrix is above the {spill.bound / 2**20:,.0f} MB memory bound)"
+        if spill.on_disk((total, n))
+        else "in memory"
+    )
+    objects = METRICS_BYTES * n
+    return (
+        f"sweep: {n:,} variants x 2 periods ({days['selection']:,} + {days['holdout']:,} days): returns "
+        f"{returns / 2**20:,.1f} MB {where}; metrics and tables ~{objects / 2**20:,.1f} MB in memory"
+    )
+
+
 def rank_variants(names: list, variants: list, returns: "VariantReturns", data, periods: Periods):
     """The selection report of the working variants: ranked on the selection period's returns only,
     judged on the holdout, against the equal-weight universe over the same days (analyzers.selection_report)."""
     from analyzers.selection_report import selection_report
 
-    sel = returns.matrix(*periods.selection, names=names)
-    hold = returns.matrix(*periods.holdout, names=names)
-    yardstick = tuple(equal_weight_returns(data, m.index) for m in (sel, hold))
+    sel, hold = (returns.between(*getattr(periods, which)).select(names) for which in ("selection", "holdout"))
+    yardstick = tuple(equal_weight_returns(data, m.dates) for m in (sel, hold))
     table = pd.DataFrame({"name": [v.name for v in variants], "params": [v.params_text() for v in variants]})
     report = selection_report(
         table,
-        sel,
-        hold,
+        sel.values,  # float32, maybe a np.memmap: selection_report reads it in column blocks
+        hold.values,
         periods.labels("selection"),
         periods.labels("holdout"),
         benchmark=yardstick,
@@ -522,11 +556,27 @@ def cerebro_returns(outcomes: list, tasks: list) -> "VariantReturns":
     return variant_returns(columns)
 
 
-def combine_returns(first: "VariantReturns", second: "VariantReturns") -> "VariantReturns":
-    """Two periods' returns on one calendar (the periods share no day)."""
-    names = [n for n in first.names if n in second.names]
-    columns = {}
-    for n in names:
-        a, b = first.matrix(names=[n])[n].dropna(), second.matrix(names=[n])[n].dropna()
-        columns[n] = (a.index.append(b.index), np.concatenate([a.to_numpy(), b.to_numpy()]).astype("float32"))
-    return variant_returns(columns)
+def combine_returns(
+    first: "VariantReturns", second: "VariantReturns", names=None, spill: "Spill | None" = None
+) -> "VariantReturns":
+    """Two periods' returns on one calendar (the periods share no day, so one period's rows all
+    come before the other's): the columns of `names` (default: every name in both), copied in
+    blocks of columns into one matrix (`spill` decides memory or file)."""
+    names = [n for n in first.names if n in set(second.names)] if names is None else list(names)
+    parts = sorted((first, second), key=lambda r: r.dates[0] if len(r.dates) else pd.Timestamp.max)
+    dates = parts[0].dates.append(parts[1].dates)
+    if not dates.is_monotonic_increasing or dates.has_duplicates:
+        raise ValueError("combine_returns: the two periods' calendars overlap")
+    values = (spill or Spill()).array((len(dates), len(names)))
+    row = 0
+    for part in parts:
+        index = {n: c for c, n in enumerate(part.names)}
+        columns = np.array([index[n] for n in names], dtype=np.int64)
+        rows = slice(row, row + len(part.dates))
+        for lo in range(0, len(names), COPY_COLUMNS):
+            values[rows, lo : lo + COPY_COLUMNS] = part.values[:, columns[lo : lo + COPY_COLUMNS]]
+        row += len(part.dates)
+    return VariantReturns(dates, names, values)
+
+
+COPY_COLUMNS = 2048  # columns per block copy: ~12 MB of float32 for 1,510 days

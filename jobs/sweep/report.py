@@ -130,10 +130,7 @@ def write_sweep_curves(path: Path, outcomes: dict, data, returns, cash: float) -
         for o in outcomes.values()
         if not o.error and "equity.csv" in o.files
     }
-    band = None
-    if returns is not None and len(returns.names):
-        growth = np.nancumprod(1.0 + returns.values.astype("float64"), axis=0) * cash
-        band = pd.DataFrame({"low": np.nanmin(growth, axis=1), "high": np.nanmax(growth, axis=1)}, index=returns.dates)
+    band = equity_band(returns, cash) if returns is not None and len(returns.names) else None
     if curves or band is not None:
         write_equity_curves_png(
             curves,
@@ -143,6 +140,20 @@ def write_sweep_curves(path: Path, outcomes: dict, data, returns, cash: float) -
             band=band,
             n_variants=len(returns.names) if returns is not None else len(curves),
         )
+
+
+def equity_band(returns, cash: float) -> pd.DataFrame:
+    """The lowest and highest equity of all variants each day (a variant's missing day counts as
+    no change), read in column blocks: a 100,000-variant matrix is never copied whole."""
+    from analyzers.selection import column_blocks
+
+    low = np.full(len(returns.dates), np.inf)
+    high = np.full(len(returns.dates), -np.inf)
+    for _, x in column_blocks(returns.values):
+        growth = np.nancumprod(1.0 + x, axis=0) * cash
+        np.minimum(low, growth.min(axis=1), out=low)
+        np.maximum(high, growth.max(axis=1), out=high)
+    return pd.DataFrame({"low": low, "high": high}, index=returns.dates)
 
 
 def format_number(value, pct: bool = False) -> str:

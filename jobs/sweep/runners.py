@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import tempfile
 import time
 import traceback
@@ -187,11 +189,61 @@ class VariantReturns:
         cols = list(range(len(self.names))) if names is None else [self.names.index(n) for n in names]
         return pd.DataFrame(self.values[rows][:, cols], index=self.dates[rows], columns=[self.names[c] for c in cols])
 
+    def between(self, start=None, end=None) -> "VariantReturns":
+        """The rows of [start, end]: a view (of the file, for a np.memmap), not a copy."""
+        lo = 0 if start is None else self.dates.searchsorted(pd.Timestamp(start), side="left")
+        hi = len(self.dates) if end is None else self.dates.searchsorted(pd.Timestamp(end), side="right")
+        return VariantReturns(self.dates[lo:hi], self.names, self.values[lo:hi])
+
+    def select(self, names) -> "VariantReturns":
+        """The columns of `names` in that order (itself when they are all of its columns, in order)."""
+        names = list(names)
+        if names == self.names:
+            return self
+        index = {n: c for c, n in enumerate(self.names)}
+        return VariantReturns(self.dates, names, self.values[:, [index[n] for n in names]])
+
     def equity(self, name: str, cash: float, start=None, end=None) -> pd.Series:
         """A variant's equity curve over [start, end] rebuilt from its returns (float32 precision:
         for plots). A sweep's periods are separate runs: rebuild one period at a time."""
         r = self.matrix(start, end, names=[name])[name].dropna().astype("float64")
         return cash * (1.0 + r).cumprod()
+
+
+MEMORY_BOUND = 1 << 30  # bytes: a returns matrix larger than this goes to a float32 file, not memory
+
+
+@dataclass
+class Spill:
+    """Where a sweep's days x variants returns matrices live: in memory up to `bound` bytes each,
+    beyond it in float32 files (np.memmap) in a hidden folder `<root>/<prefix>XXXX` made on first
+    need and removed by close() (a mapping already handed out stays readable on POSIX)."""
+
+    bound: int = MEMORY_BOUND
+    root: Path | None = None  # None: always in memory
+    prefix: str = ".returns-"
+    folder: Path | None = None
+
+    def on_disk(self, shape) -> bool:
+        return self.root is not None and 4 * shape[0] * shape[1] > self.bound
+
+    def array(self, shape) -> np.ndarray:
+        """A float32 array of NaN of `shape`."""
+        if not self.on_disk(shape):
+            return np.full(shape, np.nan, dtype="float32")
+        if self.folder is None:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            self.folder = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.root))
+        fd, path = tempfile.mkstemp(dir=self.folder, suffix=".f32")
+        os.close(fd)
+        values = np.memmap(path, dtype="float32", mode="w+", shape=shape)
+        values[:] = np.nan  # in place: no temporary of the matrix's size
+        return values
+
+    def close(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
 
 class EngineMismatchError(AlphaPluginError):
@@ -278,10 +330,22 @@ def _vector_worker_chunk(chunk):
 
 
 def run_vector_variants(
-    tasks, data, scores_by_key, universe, mode="sequential", workers=2, ray_address=None, progress=None, label: str = ""
+    tasks,
+    data,
+    scores_by_key,
+    universe,
+    mode="sequential",
+    workers=2,
+    ray_address=None,
+    progress=None,
+    label: str = "",
+    spill: "Spill | None" = None,
 ):
-    """Every variant on the vector engine: (outcomes, VariantReturns). The panels (prices, scores,
-    ranks) are built once and shared: inherited by forked processes, or put in Ray's object store once."""
+    """Every variant on the vector engine: (outcomes, VariantReturns with one column per task, NaN
+    for a broken one). The panels (prices, scores, ranks) are built once and shared: inherited by
+    forked processes, or put in Ray's object store once. Each chunk's returns go into the matrix as
+    the chunk comes back (`spill`: in memory up to its bound, else a float32 file), so no list of
+    every variant's returns is ever held."""
     t0 = time.perf_counter()
     panels = vector_panels(tasks, data, scores_by_key, universe)
     vtasks = []
@@ -290,32 +354,49 @@ def run_vector_variants(
         params = {**strategy_params(task.config), **costs.strategy_params()}
         cash = float(task.config["backtest"]["cash"])
         vtasks.append(VectorTask(task.name, task.scores_key, params, cash, costs.commission, costs.slippage))
-    found = simulate_variants(vtasks, panels, mode, workers, ray_address)
-    outcomes, columns = [], {}
+    dates = pd.DatetimeIndex([])
+    for panel, _ in panels.values():
+        dates = dates.union(panel.dates)
+    values = (spill or Spill()).array((len(dates), len(tasks)))
+    rows = {key: dates.get_indexer(panel.dates) for key, (panel, _) in panels.items()}
+    column = {t.name: (c, rows[t.panel_key]) for c, t in enumerate(vtasks)}
+    found = {}
+    for chunk in iter_vector_chunks(vtasks, panels, mode, workers, ray_address):
+        for name, metrics, returns, error in chunk:
+            found[name] = (metrics, error)
+            if returns is not None:
+                c, at = column[name]
+                values[at, c] = returns
     seconds = (time.perf_counter() - t0) / max(1, len(tasks))
-    for task in tasks:
-        metrics, returns, error = found[task.name]
-        outcomes.append(VariantOutcome(task.name, metrics, error=error, seconds=seconds))
-        if returns is not None:
-            columns[task.name] = (panels[task.scores_key][0].dates, returns)
+    outcomes = [VariantOutcome(t.name, found[t.name][0], error=found[t.name][1], seconds=seconds) for t in tasks]
     if progress:
         ok = sum(o.error is None for o in outcomes)
         progress(
             f"vector engine{' (' + label + ' period)' if label else ''}: {len(tasks)} variants ({ok} ok) in "
             f"{time.perf_counter() - t0:.1f}s"
         )
-    return outcomes, variant_returns(columns)
+    return outcomes, VariantReturns(dates, [t.name for t in tasks], values)
 
 
-def simulate_variants(
-    vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2, ray_address: str | None = None
-) -> dict:
-    """{name: (metrics, float32 returns, error)} of VectorTasks on shared panels, in chunks:
-    one process, forked local processes (which inherit the panels) or Ray tasks (panels put once)."""
+CHUNK_VARIANTS = 500  # variants per chunk at most: a chunk's returns (~6 kB a variant a period) stay small
+
+
+def vector_chunks(vtasks: list, mode: str, workers: int) -> list[list]:
+    """The tasks in chunks: at least 4 per worker (load balance), at most CHUNK_VARIANTS each."""
     n_chunks = 1 if mode == "sequential" else max(1, workers) * 4
-    chunks = [vtasks[i::n_chunks] for i in range(n_chunks) if vtasks[i::n_chunks]]
+    n_chunks = max(n_chunks, math.ceil(len(vtasks) / CHUNK_VARIANTS))
+    return [vtasks[i::n_chunks] for i in range(n_chunks) if vtasks[i::n_chunks]]
+
+
+def iter_vector_chunks(
+    vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2, ray_address: str | None = None
+):
+    """Yield each chunk's [(name, metrics, float32 returns or None, error)] as it is done: in this
+    process, forked local processes (which inherit the panels) or Ray tasks (panels put once)."""
+    chunks = vector_chunks(vtasks, mode, workers)
     if mode == "sequential":
-        results = [run_vector_chunk(chunk, panels) for chunk in chunks]
+        for chunk in chunks:
+            yield run_vector_chunk(chunk, panels)
     elif mode == "processes":
         from core.pool import process_pool
 
@@ -323,7 +404,7 @@ def simulate_variants(
         # (where there is no fork, each spawned worker is handed the panels once)
         try:
             with process_pool(workers, len(chunks), "fork", _VECTOR_STATE.update, ({"panels": panels},)) as pool:
-                results = list(pool.map(_vector_worker_chunk, chunks))
+                yield from pool.map(_vector_worker_chunk, chunks)
         finally:
             _VECTOR_STATE.clear()
     else:
@@ -332,8 +413,21 @@ def simulate_variants(
         with ray_session(workers, ray_address, runtime_env=_ray_runtime_env(ray_address)) as ray:
             panels_ref = ray.put(panels)  # once: every task reads the same arrays
             remote = ray.remote(num_cpus=1, max_retries=0)(run_vector_chunk)
-            results = ray.get([remote.remote(chunk, panels_ref) for chunk in chunks])
-    return {name: (metrics, returns, error) for chunk in results for name, metrics, returns, error in chunk}
+            pending = [remote.remote(chunk, panels_ref) for chunk in chunks]
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(ready[0])
+
+
+def simulate_variants(
+    vtasks: list, panels: dict, mode: str = "sequential", workers: int = 2, ray_address: str | None = None
+) -> dict:
+    """{name: (metrics, float32 returns, error)} of VectorTasks on shared panels (iter_vector_chunks)."""
+    return {
+        name: (metrics, returns, error)
+        for chunk in iter_vector_chunks(vtasks, panels, mode, workers, ray_address)
+        for name, metrics, returns, error in chunk
+    }
 
 
 def variant_returns(columns: dict) -> VariantReturns:
