@@ -668,3 +668,40 @@ def test_a_sweep_killed_while_writing_leaves_the_old_folder_or_the_new_one_whole
             found.append("new")
     assert found[0] == "old" and found[-1] == "new", found  # killed before the swap / after it
     assert found == sorted(found, key=["old", "new"].index), found  # one moment decides
+
+
+def test_a_sweep_over_its_memory_bound_keeps_the_returns_in_a_file_and_gives_the_same_report(
+    tiny_model, market, tmp_path
+):
+    """With a 1 kB bound every returns matrix is a float32 file (np.memmap) in a hidden folder
+    beside the results, removed when the sweep ends; the report, comparison.csv and the returns
+    equal those of the same sweep held in memory. The grid's size is printed before it runs."""
+    path = _write(tmp_path, SWEEP_TOML.replace("top_k = [3, 5]", "top_k = [2, 3, 4, 5]\nreview_days = [5, 7, 14]"))
+    printed = {}
+    for bound in (1 << 30, 1 << 10):
+        lines = []
+        result = sweep.run_sweep(
+            path,
+            out_root=tmp_path / str(bound),
+            model_for=lambda cfg, data: tiny_model,
+            data=market,
+            cache_dir=tmp_path / "cache",
+            progress=lines.append,
+            confirm=0,
+            memory_bound=bound,
+        )
+        printed[bound] = (result, lines)
+        assert [p.name for p in (tmp_path / str(bound)).iterdir()] == ["mysweep"]  # no returns file left
+    (memory, lines_in), (on_disk, lines_out) = printed[1 << 30], printed[1 << 10]
+    assert not isinstance(memory.returns.values, np.memmap) and isinstance(on_disk.returns.values, np.memmap)
+    assert np.array_equal(memory.returns.values, on_disk.returns.values, equal_nan=True)
+    assert memory.returns.names == on_disk.returns.names and len(on_disk.returns.names) == 13
+    assert memory.report.summary == on_disk.report.summary
+    csv = [(tmp_path / str(b) / "mysweep" / "comparison.csv").read_text() for b in (1 << 30, 1 << 10)]
+    assert csv[0] == csv[1]
+    days = (len(market.prices.dates[(market.prices.dates >= "2021-07-01") & (market.prices.dates <= "2021-12-31")]),)
+    assert f"sweep: 14 variants x 2 periods ({days[0]:,} + " in lines_in[0] and "in memory" in lines_in[0]
+    assert "in float32 files beside the results" in lines_out[0]
+    assert {"setup", "models_and_scores", "vector", "ranking", "write", "total"} <= set(on_disk.seconds)
+    parts = sum(v for k, v in on_disk.seconds.items() if k != "total")
+    assert parts <= on_disk.seconds["total"] and parts > 0.95 * on_disk.seconds["total"]  # no phase untimed
