@@ -553,6 +553,10 @@ def sweep_command(args) -> int:
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers}: give at least 1")
     use_ray = bool(getattr(args, "ray", False) or getattr(args, "ray_address", None))
+    if workers is None and not use_ray:  # by default every usable CPU (the folds' training does the same)
+        from core.pool import usable_cpus
+
+        workers = usable_cpus()
     mode = "ray" if use_ray else ("processes" if workers and workers > 1 else "sequential")
     quiet = getattr(args, "no_progress", False)
     store = Path(args.model_store) if getattr(args, "model_store", None) else None

@@ -27,7 +27,8 @@ SHARED_OPTIONS = {
         "metavar": "N",
         "default": None,
         "help": "run the independent pieces (variants, walk-forward folds, zoo fits) in N local processes "
-        "(default: the command's own: 2 for a sweep or the zoo, [walk_forward] workers for the folds)",
+        "(default: the command's own: one per usable CPU for a sweep, 2 for the zoo, [walk_forward] workers "
+        "for the folds, whose 0 means one per usable CPU)",
     },
     "--ray": {
         "action": "store_true",
