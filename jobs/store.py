@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.pool import auto_workers
 from feeds import ConfigError, series_fingerprint
 from jobs import ROOT
 from jobs.market import MarketData
@@ -166,14 +167,11 @@ def _get_walk_forward(config, cfg, wf, data, base_path, retrain, progress, ray):
     if path.exists() and not retrain:
         return WalkForwardModel.load(path), path, True
     model = WalkForwardModel(cfg, **wf, model=model_kind(config))
-    model = model.fit(
-        data.prices,
-        data.benchmark,
-        vix=data.vix,
-        progress=progress,
-        workers=int(config["walk_forward"].get("workers", 1)),
-        ray=ray,
-    )
+    workers = int(config["walk_forward"].get("workers", 0)) or auto_workers(cfg.threads, len(model.folds))
+    if progress:
+        where = "as Ray tasks" if ray else f"in {workers} process(es) x {cfg.threads} torch thread(s)"
+        print(f"training the walk-forward model: {len(model.folds)} folds {where}, kept in {path}")
+    model = model.fit(data.prices, data.benchmark, vix=data.vix, progress=progress, workers=workers, ray=ray)
     model.save(path)
     return model, path, False
 

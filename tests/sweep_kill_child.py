@@ -12,10 +12,11 @@ import shutil
 import signal
 import sys
 
-import core.io
-import pipeline
 import sweep
+
+import core.io
 from feeds import load_embedded
+from jobs.market import MarketData
 from models.walkforward import load_any
 
 STEPS = {"n": 0, "on": False, "kill_at": 0}
@@ -56,7 +57,7 @@ def main(variants, out_root, model_dir, cache_dir, kill_at) -> None:
         out_root=out_root,
         name="same",
         model_for=lambda cfg, data: model,
-        data=pipeline.MarketData(prices, bench),
+        data=MarketData(prices, bench),
         cache_dir=cache_dir,
         progress=None,
         confirm=1,
