@@ -494,7 +494,7 @@ def run_sweep(
     )
 
 
-METRICS_BYTES = 6_000  # measured: a variant's outcomes, rows and report entries, both periods (Python objects)
+METRICS_BYTES = 6_000  # estimated: a variant's two metrics dicts (~30 numbers each), its row and report entry
 
 
 def grid_size_text(variants: list, data, periods: Periods, spill: Spill) -> str:

@@ -400,11 +400,14 @@ def iter_vector_chunks(
     elif mode == "processes":
         from core.pool import process_pool
 
+        # the first chunk here: it compiles the simulator (numba) once, and forked workers inherit
+        # the compiled code instead of each compiling it again (a fresh clone has no numba cache)
+        yield run_vector_chunk(chunks[0], panels)
         _VECTOR_STATE["panels"] = panels  # forked workers inherit it: no pickling of the arrays
         # (where there is no fork, each spawned worker is handed the panels once)
         try:
             with process_pool(workers, len(chunks), "fork", _VECTOR_STATE.update, ({"panels": panels},)) as pool:
-                yield from pool.map(_vector_worker_chunk, chunks)
+                yield from pool.map(_vector_worker_chunk, chunks[1:])
         finally:
             _VECTOR_STATE.clear()
     else:
