@@ -12,9 +12,8 @@ import shutil
 import signal
 import sys
 
-import sweep
-
 import core.io
+import jobs.sweep as sweep
 from feeds import load_embedded
 from jobs.market import MarketData
 from models.walkforward import load_any
