@@ -705,3 +705,11 @@ def test_a_sweep_over_its_memory_bound_keeps_the_returns_in_a_file_and_gives_the
     assert {"setup", "models_and_scores", "vector", "ranking", "write", "total"} <= set(on_disk.seconds)
     parts = sum(v for k, v in on_disk.seconds.items() if k != "total")
     assert parts <= on_disk.seconds["total"] and parts > 0.95 * on_disk.seconds["total"]  # no phase untimed
+    # the files' folder is a core.io temporary of the results folder: a killed run's is removed later
+    from core.io import temp_owner
+
+    spill = sweep.Spill(1 << 10, tmp_path / "spill", "mysweep")
+    assert isinstance(spill.array((100, 10)), np.memmap) and not isinstance(spill.array((10, 10)), np.memmap)
+    assert temp_owner("mysweep", spill.folder.name)[1] == os.getpid()
+    spill.close()
+    assert list((tmp_path / "spill").iterdir()) == []

@@ -393,7 +393,7 @@ def run_sweep(
                 f"universe {universe.source}: {len(unknown)} ticker(s) not in the data, never bought: {unknown[:10]}"
             )
     model_for = model_for or default_model_for(progress=progress is not None)
-    spill = Spill(memory_bound, out_dir.parent, f".{out_dir.name}.returns-")
+    spill = Spill(memory_bound, out_dir.parent, out_dir.name)
     if progress:
         progress(grid_size_text(variants, data, periods, spill))
     seconds["setup"] = time.perf_counter() - t0

@@ -216,12 +216,14 @@ MEMORY_BOUND = 1 << 30  # bytes: a returns matrix larger than this goes to a flo
 @dataclass
 class Spill:
     """Where a sweep's days x variants returns matrices live: in memory up to `bound` bytes each,
-    beyond it in float32 files (np.memmap) in a hidden folder `<root>/<prefix>XXXX` made on first
-    need and removed by close() (a mapping already handed out stays readable on POSIX)."""
+    beyond it in float32 files (np.memmap) in a hidden folder beside the results folder `name`,
+    made on first need and removed by close() (a mapping already handed out stays readable on
+    POSIX). The folder is a core.io temporary of `name` (`.<name>.tmp-<host>-<pid>-<random>.returns`),
+    so a run killed with it on disk has it removed by the next write of that name."""
 
     bound: int = MEMORY_BOUND
     root: Path | None = None  # None: always in memory
-    prefix: str = ".returns-"
+    name: str = "sweep"
     folder: Path | None = None
 
     def on_disk(self, shape) -> bool:
@@ -232,8 +234,11 @@ class Spill:
         if not self.on_disk(shape):
             return np.full(shape, np.nan, dtype="float32")
         if self.folder is None:
+            from core.io import temp_name
+
             Path(self.root).mkdir(parents=True, exist_ok=True)
-            self.folder = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.root))
+            self.folder = Path(self.root) / temp_name(self.name, suffix=".returns")
+            self.folder.mkdir()
         fd, path = tempfile.mkstemp(dir=self.folder, suffix=".f32")
         os.close(fd)
         values = np.memmap(path, dtype="float32", mode="w+", shape=shape)
