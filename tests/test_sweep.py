@@ -655,7 +655,7 @@ def test_a_sweep_killed_while_writing_leaves_the_old_folder_or_the_new_one_whole
     assert steps > 10 and set(new) != set(old) and "broken-2/error.txt" in new
     found = []
     for kill_at in sorted({1, 2, steps // 3, steps // 2, steps - 2, steps - 1, steps}):
-        shutil.rmtree(out)
+        shutil.rmtree(out_root)  # the state the steps were counted in: the earlier run's leftovers gone
         shutil.copytree(tmp_path / "old-copy", out)
         run = child(kill_at)
         assert run.returncode == -9, (kill_at, run.returncode, run.stderr[-2000:])
