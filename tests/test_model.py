@@ -47,8 +47,9 @@ def test_scaler_sees_only_training_rows():
     assert scaler.fitted_on == ("2000-01-01", "2000-01-05")
 
 
-def test_nothing_fitted_sees_the_test_period(embedded):
-    """Fit twice, the second time with every test-period price scrambled: same weights."""
+def test_nothing_fitted_sees_the_test_period(embedded, tiny_model):
+    """Fit twice, the second time with every test-period price scrambled: same weights. The first
+    fit is the session's tiny_model (this very config on this very data)."""
     prices, bench = embedded
     cfg = ModelConfig(**TINY)
     rng = np.random.default_rng(0)
@@ -58,7 +59,8 @@ def test_nothing_fitted_sees_the_test_period(embedded):
     bench2 = bench.copy()
     bench2.loc[bench2.index >= pd.Timestamp(cfg.split.test_start)] *= 1.3
     other = PricePanel({"close": scrambled}, available={"close"})
-    a = AlphaModel(cfg).fit(prices, bench, progress=False)
+    a = tiny_model
+    assert a.config == cfg
     b = AlphaModel(cfg).fit(other, bench2, progress=False)
     for (k, va), vb in zip(a.net_.state_dict().items(), b.net_.state_dict().values()):
         assert torch.equal(va, vb), k
@@ -66,16 +68,16 @@ def test_nothing_fitted_sees_the_test_period(embedded):
     assert a.report_.windows["last_label_date"] <= cfg.split.valid_end
 
 
-def test_same_seed_bit_identical_predictions(embedded, tiny_model):
+def test_same_seed_bit_identical_predictions(embedded, tiny_scores):
     prices, bench = embedded
     again = AlphaModel(ModelConfig(**TINY)).fit(prices, bench, progress=False)
-    p1 = tiny_model.predict(prices, bench)
+    p1 = tiny_scores  # tiny_model.predict(prices, bench)
     p2 = again.predict(prices, bench)
     assert p1.notna().sum().sum() > 100_000
     assert p1.equals(p2)
 
 
-def test_a_score_does_not_change_when_future_prices_change(embedded, tiny_model):
+def test_a_score_does_not_change_when_future_prices_change(embedded, tiny_model, tiny_scores):
     prices, bench = embedded
     T = pd.Timestamp("2019-06-28")
     future = prices.dates > T
@@ -83,22 +85,17 @@ def test_a_score_does_not_change_when_future_prices_change(embedded, tiny_model)
     close.loc[future] *= np.random.default_rng(1).uniform(0.7, 1.3, size=close.loc[future].shape)
     bench2 = bench.copy()
     bench2.loc[bench2.index > T] *= 0.8
-    before = tiny_model.predict(prices, bench).loc[:T]
-    after = tiny_model.predict(PricePanel({"close": close}, available={"close"}), bench2).loc[:T]
+    changed = tiny_model.predict(PricePanel({"close": close}, available={"close"}), bench2)
+    before = tiny_scores.loc[:T]  # tiny_model.predict(prices, bench)
+    after = changed.loc[:T]
     assert before.notna().sum().sum() > 50_000
     pd.testing.assert_frame_equal(before, after)
     # and the future scores did change, so the test can fail
-    assert (
-        not tiny_model.predict(prices, bench)
-        .loc[T:]
-        .iloc[1:]
-        .equals(tiny_model.predict(PricePanel({"close": close}, available={"close"}), bench2).loc[T:].iloc[1:])
-    )
+    assert not tiny_scores.loc[T:].iloc[1:].equals(changed.loc[T:].iloc[1:])
 
 
-def test_scores_are_2p_minus_1_and_p_sits_near_half(embedded, tiny_model):
-    prices, bench = embedded
-    s = tiny_model.predict(prices, bench).to_numpy()
+def test_scores_are_2p_minus_1_and_p_sits_near_half(tiny_scores):
+    s = tiny_scores.to_numpy()  # tiny_model.predict(prices, bench)
     s = s[np.isfinite(s)]
     assert s.min() > -1 and s.max() < 1
     assert 0.3 < np.median((s + 1) / 2) < 0.7
@@ -134,7 +131,7 @@ def test_bad_hyperparameter_names_the_parameter():
 
 
 # ----------------------------------------------------------------------------- artifact
-def test_artifact_round_trip(tmp_path, embedded, tiny_model):
+def test_artifact_round_trip(tmp_path, embedded, tiny_model, tiny_scores):
     prices, bench = embedded
     path = tiny_model.save(tmp_path / "m")
     meta = json.loads((path / "model.json").read_text())
@@ -152,7 +149,7 @@ def test_artifact_round_trip(tmp_path, embedded, tiny_model):
         assert key in meta
     assert meta["fit_windows"]["scaler"][1] <= "2012-12-31"
     loaded = AlphaModel.load(path)
-    assert loaded.predict(prices, bench).equals(tiny_model.predict(prices, bench))
+    assert loaded.predict(prices, bench).equals(tiny_scores)  # tiny_model.predict(prices, bench)
 
 
 def test_damaged_artifacts_are_refused(tmp_path, tiny_model):
@@ -188,9 +185,8 @@ def test_interrupted_save_leaves_no_half_artifact(tmp_path, tiny_model, monkeypa
 
 def test_model_whose_features_the_data_lacks(tmp_path, embedded):
     prices, bench = embedded
-    ohlc = PricePanel(
-        {"close": prices.close, "open": prices.close * 0.99, "high": prices.close * 1.01, "low": prices.close * 0.98}
-    )
+    close = prices.close[["AAPL", "XOM", "JPM"]]  # which columns a model needs: three stocks show it
+    ohlc = PricePanel({"close": close, "open": close * 0.99, "high": close * 1.01, "low": close * 0.98})
     model = AlphaModel(ModelConfig(features=("k_upper", "rsi14"), **TINY)).fit(ohlc, bench, progress=False)
     assert model.features_ == ["k_upper", "rsi14"]
     with pytest.raises(ArtifactError, match="k_upper"):
@@ -199,9 +195,10 @@ def test_model_whose_features_the_data_lacks(tmp_path, embedded):
 
 def test_close_only_data_drops_ohlc_features_with_a_warning(embedded):
     prices, bench = embedded
+    three = prices.select(["AAPL", "XOM", "JPM"])  # close only, as the whole panel: three stocks show it
     with pytest.warns(UserWarning, match="k_upper"):
         model = AlphaModel(ModelConfig(features=("k_upper", "rsi14", "sma60_gap"), **TINY)).fit(
-            prices, bench, progress=False
+            three, bench, progress=False
         )
     assert model.features_ == ["rsi14", "sma60_gap"]
 
@@ -227,7 +224,8 @@ def test_permutation_importance_uses_validation_only(embedded, tiny_model):
 
 
 def test_permutation_importance_finds_the_feature_the_model_uses(embedded, tiny_model):
-    """Shuffling a feature whose weights are zeroed cannot change the loss; a used one does."""
+    """Shuffling a feature whose weights are zeroed cannot change the loss; a used one does.
+    Four stocks' validation windows (~4,000) are plenty: a zero weight gives exactly zero at any size."""
     from models.importance import permutation_importance
 
     prices, bench = embedded
@@ -236,6 +234,8 @@ def test_permutation_importance_finds_the_feature_the_model_uses(embedded, tiny_
     model = copy.deepcopy(tiny_model)
     with torch.no_grad():
         model.net_.lstm.weight_ih_l0[:, 0] = 0.0  # the first feature no longer reaches the network
-    imp = permutation_importance(model, prices, bench, repeats=2).set_index("feature")
+    four = prices.select(["AAPL", "XOM", "JPM", "KO"])
+    imp = permutation_importance(model, four, bench, repeats=2).set_index("feature")
+    assert imp["n_samples"].min() > 3000
     assert imp.loc[model.features_[0], "loss_increase"] == 0.0
     assert imp["loss_increase"].abs().max() > 0
