@@ -127,20 +127,23 @@ def _shared_data_unchanged(embedded):
 # ----------------------------------------------------------------------------- tearsheets
 @pytest.fixture(scope="session", autouse=True)
 def _tearsheets_rendered_once():
-    import quantstats as qs
-
     import analyzers.tearsheet as tearsheet
     from core.io import atomic_path
 
-    real, html = tearsheet.write_tearsheet, qs.reports.html
+    real = tearsheet.write_tearsheet
     signature = inspect.signature(real)
     rendered: dict[str, bytes] = {}
+    html = []  # QuantStats' own report function, seen at the first call (importing it takes seconds)
 
     def write_tearsheet(*args, **kwargs):
+        import quantstats as qs
+
+        if not html:
+            html.append(qs.reports.html)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         key = _tearsheet_key(bound.arguments)
-        if key is None or qs.reports.html is not html:  # a test that replaced QuantStats gets it
+        if key is None or qs.reports.html is not html[0]:  # a test that replaced QuantStats gets it
             return real(*args, **kwargs)
         path = Path(bound.arguments["path"])
         if key not in rendered:
