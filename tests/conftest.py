@@ -148,7 +148,8 @@ def _tearsheets_rendered_once():
         path = Path(bound.arguments["path"])
         if key not in rendered:
             out = real(*args, **kwargs)
-            rendered[key] = Path(out).read_bytes()
+            if out is not None:  # None: QuantStats cannot report on these returns, nothing written
+                rendered[key] = Path(out).read_bytes()
             return out
         with atomic_path(path, suffix=".html") as tmp:
             tmp.write_bytes(rendered[key])
