@@ -7,8 +7,8 @@
   Many tests write it for the very same returns (a sweep's confirmation replays, a variant run
   again alone): `_tearsheets_rendered_once` renders each distinct input once per process and writes
   the same bytes for a repeat. The first rendering of every input is the real one.
-- Under xdist (`-n N`), tests that share a module-scoped fixture are grouped onto one worker, so
-  that fixture is built once and not once per worker (`--dist loadgroup`, chosen for plain `-n`).
+- Under xdist (`-n N`), each module's tests run on one worker, so a module-scoped fixture is built
+  once and not once per worker (`--dist loadscope`, chosen for a plain `-n`).
 """
 
 import hashlib
@@ -27,34 +27,13 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 # ----------------------------------------------------------------------------- xdist
 def pytest_configure(config):
-    # registered here too, so that --strict-markers accepts the mark when xdist is off (-p no:xdist)
-    config.addinivalue_line("markers", "xdist_group(name): tests run on one xdist worker (added by conftest)")
     option = config.option
     explicit = any(str(a).startswith("--dist") for a in [*config.invocation_params.args, *config.getini("addopts")])
     if getattr(option, "dist", "no") == "load" and not explicit:
-        # `-n N` alone means --dist load; loadgroup schedules every test without a group exactly as
-        # load does, and keeps each group below on one worker
-        option.dist = "loadgroup"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the marks into the node ids
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if _uses_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
-def _uses_module_fixture(item) -> bool:
-    """Whether the test needs a module-scoped fixture of its own module (pytest keeps no public
-    API for a fixture's scope; without one this groups nothing)."""
-    module = item.nodeid.split("::")[0]
-    info = getattr(item, "_fixtureinfo", None)
-    defs = getattr(info, "name2fixturedefs", {}) or {}
-    return any(
-        getattr(d[-1], "scope", None) == "module" and getattr(d[-1], "baseid", None) == module
-        for d in defs.values()
-        if d
-    )
+        # `-n N` alone means --dist load, which would build a module's fixtures (a sweep, fitted folds)
+        # once per worker; loadscope sends each module to one worker. (loadgroup cannot group
+        # with pytest 9.2: xdist 3.8 renames node ids through an attribute pytest no longer reads.)
+        option.dist = "loadscope"
 
 
 # ----------------------------------------------------------------------------- shared data and model
