@@ -328,10 +328,12 @@ def print_summary(result, data, config, diagnostics=None) -> None:
         print(f"  Note: {note}")
     for caveat in data.caveats:
         print(f"  Caveat: {caveat}")
+    # run.json keeps each time to 2 decimals; print from that value, so 21.954 s reads 21.9 s in
+    # both places instead of 22.0 s here and 21.95 s there
     print(
         f"  Model: {result.model_path or 'none (scores from file)'}"
         f"{' (reused)' if result.model_reused else ''}; "
-        f"time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
+        f"time: " + ", ".join(f"{k} {round(v, 2):.1f}s" for k, v in result.seconds.items())
     )
 
 
