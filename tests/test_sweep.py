@@ -530,9 +530,10 @@ def test_backtest_dates_cannot_override_the_periods(tiny_model, market, tmp_path
 
 
 def test_vector_sweep_in_processes_equals_sequential_and_a_mismatch_fails_loudly(
-    sequential, tiny_model, market, tmp_path, monkeypatch
+    tiny_model, market, tmp_path, monkeypatch
 ):
-    path, tmp, _ = sequential
+    tmp = tmp_path
+    path = _write(tmp, SWEEP_TOML)  # its own file and score cache: no Cerebro sweep needed
     common = dict(model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None)
     one = sweep.run_sweep(path, out_root=tmp_path / "a", confirm=0, **common)
     two = sweep.run_sweep(path, out_root=tmp_path / "b", confirm=0, mode="processes", workers=2, **common)
