@@ -86,6 +86,7 @@ def walk_forward_params(config: dict) -> dict | None:
     if not wf.pop("enabled", False):
         return None
     wf.pop("workers", None)
+    wf.pop("selection_train_stride", None)  # the sweep's selection folds only (get_selection_model)
     split = config["model"]["split"]
     return {"first_test": split["test_start"], "last_test": split["test_end"], **wf}
 
@@ -147,12 +148,15 @@ def get_selection_model(
     `store` like get_model's. Yearly refits (the [walk_forward] table's plan: refit_every_months,
     window, valid_years) with the first fold scoring from `selection_start` and the last through
     `holdout_end`, so every score of the selection and holdout periods is out of sample
-    (models.selection.check_unseen proves it for the dates a sweep uses)."""
-    from models.selection import selection_walk_forward
+    (models.selection.check_unseen proves it for the dates a sweep uses). Each fold trains on every
+    `selection_train_stride`-th training window (2 by default, validation on all of them; the
+    plan records it, so a model stored with another stride is not reused)."""
+    from models.selection import SELECTION_TRAIN_STRIDE, selection_walk_forward
 
     config = resolve_split(config, data)
     cfg = model_config(config)
     plan = {k: v for k, v in config.get("walk_forward", {}).items() if k not in ("enabled", "workers")}
+    plan["train_stride"] = plan.pop("selection_train_stride", SELECTION_TRAIN_STRIDE)
     plan_model = selection_walk_forward(cfg, selection_start, holdout_end, **plan)  # validates the plan
     return _get_walk_forward(
         config, cfg, plan_model.params, data, artifact_dir(config, cfg, data, store), retrain, progress, ray

@@ -253,7 +253,7 @@ class BaseAlphaModel:
         index = self._windows(prices, benchmark, kept, vix)
         labels = L.make_labels(prices, benchmark, cfg.horizon, cfg.label)
         label_ends = L.label_end_dates(prices, cfg.horizon)
-        samples, y = split_samples(index, labels, label_ends, cfg.split, cfg.stride)
+        samples, y = split_samples(index, labels, label_ends, cfg.split, *cfg.strides)
         for name in ("train", "valid"):
             if len(samples[name]) == 0:
                 s, e = cfg.split.period(name)

@@ -22,6 +22,8 @@ class ModelConfig:
         "classification"  # "classification": P(beat benchmark); "regression": the seed's z-scored excess return
     )
     stride: int = 1  # take every stride-th training window per ticker
+    valid_stride: int = 0  # every valid_stride-th validation window; 0: the same as stride (walk-forward
+    # selection folds train at a stride of 2 but validate on every window, so their losses compare)
     hidden: int = 32
     layers: int = 1
     dropout: float = 0.1
@@ -40,6 +42,7 @@ class ModelConfig:
             "seq_len": self.seq_len >= 1,
             "horizon": self.horizon >= 1,
             "stride": self.stride >= 1,
+            "valid_stride": self.valid_stride >= 0,
             "hidden": self.hidden >= 1,
             "layers": self.layers >= 1,
             "batch_size": self.batch_size >= 1,
@@ -63,7 +66,14 @@ class ModelConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["features"] = list(self.features)
+        if d["valid_stride"] == 0:  # the old rule (validation at `stride`): configs without the field
+            del d["valid_stride"]  # keep their fingerprints, so models stored before it stay valid
         return d
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        """(training, validation) stride: every n-th window per ticker each period keeps."""
+        return self.stride, self.valid_stride or self.stride
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":

@@ -219,15 +219,23 @@ def lookup(frame: pd.DataFrame, index: WindowIndex, ends: np.ndarray) -> np.ndar
 
 
 def split_samples(
-    index: WindowIndex, labels: pd.DataFrame, label_ends: pd.DataFrame, split: Split, stride: int = 1
+    index: WindowIndex,
+    labels: pd.DataFrame,
+    label_ends: pd.DataFrame,
+    split: Split,
+    stride: int = 1,
+    valid_stride: int | None = None,
 ) -> dict:
     """Sample positions (into index.ends) for train / valid / test.
 
     train and valid: label known, label horizon ends inside the period (purge); every `stride`-th
-    window per ticker. test: every window dated in the test period, labelled or not.
+    (validation: `valid_stride`-th, None = `stride`) window per ticker. test: every window dated in
+    the test period, labelled or not.
     """
-    if stride < 1:
-        raise ConfigError(f"stride must be >= 1, got {stride}")
+    strides = {"train": stride, "valid": stride if valid_stride is None else valid_stride, "test": 1}
+    for name, value in (("stride", stride), ("valid_stride", strides["valid"])):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
     dates = index.sample_dates()
     y = lookup(labels, index, index.ends)
     y_end = lookup(label_ends, index, index.ends)
@@ -239,10 +247,10 @@ def split_samples(
             horizon_inside = ~pd.isna(y_end) & (y_end.astype("datetime64[ns]") <= np.datetime64(end))
             in_period &= np.isfinite(y) & horizon_inside
         picked = np.flatnonzero(in_period)
-        if name != "test" and stride > 1:
+        if strides[name] > 1:
             tick = index.row_ticker[index.ends[picked]]
             rank_in_ticker = np.arange(len(picked)) - np.searchsorted(tick, tick)  # picked is sorted by ticker
-            picked = picked[rank_in_ticker % stride == 0]
+            picked = picked[rank_in_ticker % strides[name] == 0]
         out[name] = picked
     return out, y
 

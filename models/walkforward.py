@@ -12,6 +12,11 @@ Fold i, refit on date d_i (first_test, first_test + refit_every_months, ...):
 - training: from the config's train_start ("expanding") or d_i - valid_years - rolling_years
   ("rolling") to the day before validation starts;
 - scores: the dates in [d_i, d_i+1); the last fold also scores everything after it.
+- learning: the base config's, except `train_stride` (default 1): a fold then trains on every
+  train_stride-th of its training windows per ticker (config.stride x train_stride) and validates
+  on the base config's validation windows, all of them at stride 1, so its early stopping sees the
+  same validation set whatever train_stride is. The sweep's selection folds use 2
+  ([walk_forward] selection_train_stride; docs/selection.md measures what it costs them).
 Each fold is an ordinary fit of a zoo model (models.registry; the LSTM by default) with that Split,
 so labels whose horizon crosses the end of training (validation) are purged, and its
 `report_.windows["last_label_date"]` (the last date any label it learned from reached) lies before
@@ -68,6 +73,24 @@ def refit_dates(first_test, last_test, refit_every_months: int) -> list[pd.Times
     return dates
 
 
+def check_whole(checks: dict) -> None:
+    """Each value a whole number >= 1 (the plan's counts), or one ConfigError naming it."""
+    for name, value in checks.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"WalkForwardModel parameter {name}={value!r}: give a whole number >= 1")
+
+
+def fold_learning(config: ModelConfig, train_stride: int) -> ModelConfig:
+    """A fold's learning: `config` with every train_stride-th of its training windows per ticker;
+    its validation windows stay the base config's (valid_stride pinned to them), so a fold's
+    validation loss, and the epoch it chooses, are measured on the same windows at any train_stride."""
+    check_whole({"train_stride": train_stride})
+    if train_stride == 1:
+        return config
+    train, valid = config.strides
+    return config.replace(stride=train * int(train_stride), valid_stride=valid)
+
+
 def plan_folds(
     train_start,
     first_test,
@@ -78,10 +101,7 @@ def plan_folds(
     valid_years: int = 3,
 ) -> list[Split]:
     """One Split per refit date; its test period is the range of dates that fold scores."""
-    checks = {"refit_every_months": refit_every_months, "rolling_years": rolling_years, "valid_years": valid_years}
-    for name, value in checks.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ConfigError(f"WalkForwardModel parameter {name}={value!r}: give a whole number >= 1")
+    check_whole({"refit_every_months": refit_every_months, "rolling_years": rolling_years, "valid_years": valid_years})
     if window not in WINDOWS:
         raise ConfigError(f"WalkForwardModel parameter window={window!r}: use one of {WINDOWS}")
     if pd.Timestamp(first_test) > pd.Timestamp(last_test):
@@ -265,8 +285,10 @@ class WalkForwardModel:
         valid_years: int = 3,
         model: str = "lstm",
         model_params: dict | None = None,
+        train_stride: int = 1,
     ):
         self.model_name, self.model_params = model, dict(model_params or {})
+        check_whole({"train_stride": train_stride})
         base = make_model(model, config or ModelConfig(), **self.model_params).config  # resolves the feature list
         splits = plan_folds(
             base.split.train_start, first_test, last_test, refit_every_months, window, rolling_years, valid_years
@@ -279,6 +301,8 @@ class WalkForwardModel:
             "rolling_years": int(rolling_years),
             "valid_years": int(valid_years),
         }
+        if train_stride != 1:  # recorded only when it changes how a fold learns: the bundles (and
+            self.params["train_stride"] = int(train_stride)  # store paths) of stride 1 stay valid
         first = splits[0]
         self.config = base.replace(
             split=Split(
@@ -322,7 +346,8 @@ class WalkForwardModel:
         return out
 
     def fold_config(self, fold: Fold) -> ModelConfig:
-        return self.config.replace(split=fold.split)
+        """The config fold `fold` is fitted with: its Split and the plan's learning (fold_learning)."""
+        return fold_learning(self.config.replace(split=fold.split), self.params.get("train_stride", 1))
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -509,6 +534,7 @@ class WalkForwardModel:
                     "test": f"{s.test_start}..{s.test_end}" + (" and later" if last else ""),
                     "last_label_date": r.windows.get("last_label_date") if r else None,
                     "best_epoch": r.best_epoch if r else None,
+                    "epochs": len(r.history) if r else None,
                     "n_train": r.n_samples.get("train") if r else None,
                     "n_valid": r.n_samples.get("valid") if r else None,
                 }

@@ -110,6 +110,33 @@ def test_the_selection_model_is_trained_once_and_kept(embedded, tmp_path):
     check_unseen(again, _days("2021-01-04", "2021-12-31"))
 
 
+def test_the_selection_train_stride_is_in_the_stored_model_and_its_path(embedded, tmp_path):
+    """[walk_forward] selection_train_stride changes how a fold learns: the plan and every fold's
+    config record it, and a model stored with another stride is retrained, not reused."""
+    from configs import load_config
+
+    data = MarketData(*embedded)
+
+    def selection(stride):
+        wf = {"valid_years": 2, "selection_train_stride": stride}
+        config = load_config("default", overrides={"model": dict(TINY), "walk_forward": wf})
+        return get_selection_model(config, data, "2021-01-01", "2021-12-31", progress=False, store=tmp_path)
+
+    assert load_config("default")["walk_forward"]["selection_train_stride"] == 2
+    two, path2, reused2 = selection(2)
+    one, path1, reused1 = selection(1)
+    assert not reused2 and not reused1 and path1 != path2
+    assert two.params["train_stride"] == 2 and "train_stride" not in one.params
+    fold2, fold1 = two.folds[0].model, one.folds[0].model
+    assert (fold2.config.stride, fold2.config.strides[1]) == (2 * TINY["stride"], TINY["stride"])
+    assert fold2.config.fingerprint() != fold1.config.fingerprint() and two.fingerprint() != one.fingerprint()
+    assert fold2.report_.n_samples["valid"] == fold1.report_.n_samples["valid"]
+    assert fold2.report_.n_samples["train"] < 0.51 * fold1.report_.n_samples["train"]
+    again, path, reused = selection(2)
+    assert reused and path == path2 and again.fingerprint() == two.fingerprint()
+    check_unseen(again, _days("2021-01-04", "2021-12-31"))
+
+
 def test_run_diagnostics_use_the_validation_period(tiny_model, tiny_scores, embedded, capsys):
     """The spread of p and the 0.2 gate's rate printed with every run come from the validation
     period; the test period's rank IC is labelled as an after-the-fact report."""

@@ -171,6 +171,63 @@ def test_every_score_comes_from_a_fold_fitted_before_its_date(walkforward, score
         assert fold.model.data_fingerprint_["last_date"] <= fold.split.valid_end
 
 
+def test_train_stride_halves_the_training_windows_and_keeps_every_validation_window(walkforward, embedded):
+    """train_stride 2: each fold fits on every 2nd of its stride-1 training windows per ticker
+    (counted here from the stride-1 fold's own samples) and validates on exactly the same windows,
+    so its validation loss compares; the plan, the fold configs and the fingerprints record it."""
+    from models import labels as L
+    from models.dataset import split_samples
+
+    prices, bench = embedded
+    strided = WalkForwardModel(CONFIG, **PLAN, train_stride=2)
+    assert strided.params["train_stride"] == 2 and "train_stride" not in walkforward.params
+    fold_cfg = strided.fold_config(strided.folds[0])
+    assert (fold_cfg.stride, fold_cfg.valid_stride) == (2 * CONFIG.stride, CONFIG.stride)
+    assert fold_cfg.fingerprint() != walkforward.fold_config(walkforward.folds[0]).fingerprint()
+    cfg = walkforward.folds[0].model.config
+    index = AlphaModel(cfg)._windows(prices, bench, walkforward.features_)
+    labels, ends = L.make_labels(prices, bench, cfg.horizon, cfg.label), L.label_end_dates(prices, cfg.horizon)
+    base, _ = split_samples(index, labels, ends, cfg.split, cfg.stride)
+    half, _ = split_samples(index, labels, ends, cfg.split, *fold_cfg.replace(split=cfg.split).strides)
+    per_ticker = np.bincount(index.row_ticker[index.ends[base["train"]]])
+    assert len(half["train"]) == int(np.sum((per_ticker + 1) // 2))  # every other one, per ticker
+    assert set(half["train"]) <= set(base["train"]) and np.array_equal(half["valid"], base["valid"])
+    fitted = strided.fit(prices, bench, progress=False, workers=1)
+    first = fitted.folds[0].model.report_
+    assert first.n_samples["train"] == len(half["train"])
+    assert first.n_samples["valid"] == walkforward.folds[0].model.report_.n_samples["valid"]
+    assert fitted.fingerprint() != walkforward.fingerprint()
+    check_unseen_folds(fitted)
+
+
+def test_valid_stride_is_recorded_only_when_it_changes_the_learning():
+    """valid_stride 0 (validate at `stride`, the rule before the field) keeps a config's
+    fingerprint, so stored models stay valid; any other value is a new fingerprint, and a bad one
+    is refused by name."""
+    from models.walkforward import fold_learning
+
+    base = ModelConfig(stride=3)
+    assert "valid_stride" not in base.to_dict() and base.strides == (3, 3)
+    assert ModelConfig.from_dict(base.to_dict()) == base
+    pinned = base.replace(valid_stride=1)
+    assert pinned.strides == (3, 1) and pinned.fingerprint() != base.fingerprint()
+    assert ModelConfig.from_dict(pinned.to_dict()) == pinned
+    assert fold_learning(base, 1) is base and fold_learning(base, 2).strides == (6, 3)
+    with pytest.raises(ConfigError, match="valid_stride"):
+        ModelConfig(valid_stride=-1)
+    with pytest.raises(ConfigError, match="train_stride"):
+        WalkForwardModel(CONFIG, **PLAN, train_stride=0)
+
+
+def check_unseen_folds(model):
+    """Every fold's labels end before the first day it scores (the walk-forward leak rule)."""
+    from models.selection import check_unseen
+
+    for fold in model.folds:
+        assert fold.last_label_date < fold.score_start
+    check_unseen(model, pd.bdate_range(model.folds[0].score_start, model.folds[-1].split.test_end))
+
+
 def test_a_fold_never_sees_a_price_after_its_validation(embedded):
     """Scramble every price from the first refit date on: the first fold's weights do not move.
     Five stocks: what a fold may see is a matter of dates, the same for any universe."""
@@ -213,7 +270,17 @@ def test_alpha_model_face(walkforward, scores, embedded):
     assert walkforward.features_ == walkforward.folds[0].model.features_ == walkforward.folds[1].model.features_
     assert walkforward.warmup == max(f.model.warmup for f in walkforward.folds)
     table = walkforward.fold_table()
-    assert list(table.columns) == ["train", "valid", "test", "last_label_date", "best_epoch", "n_train", "n_valid"]
+    assert list(table.columns) == [
+        "train",
+        "valid",
+        "test",
+        "last_label_date",
+        "best_epoch",
+        "epochs",
+        "n_train",
+        "n_valid",
+    ]
+    assert (table["epochs"] >= table["best_epoch"]).all()
     assert table["test"].tolist() == ["2020-01-01..2020-12-31", "2021-01-01..2021-12-31 and later"]
     assert (table["n_train"] > 1000).all() and (table["best_epoch"] >= 1).all()
     # last_only (the indicator's next() path) scores each stock's newest window with the last fold

@@ -95,6 +95,7 @@ from jobs.sweep.runners import (
     simulate_variants,
     variant_returns,
     vector_panels,
+    warm_vector_engine,
 )
 from jobs.sweep.spec import (
     PERIOD_HELP,
@@ -169,6 +170,7 @@ __all__ = [
     "sweep_periods",
     "take_replays",
     "vector_panels",
+    "warm_vector_engine",
     "write_equity_curves_png",
     "write_sweep",
 ]
@@ -399,9 +401,14 @@ def run_sweep(
     seconds["setup"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    scores_by_key, period_keys, n_models, misses = models_and_scores(
-        variants, data, periods, model_for, variants_path, cache_dir or DEFAULT_CACHE_DIR, progress
-    )
+    warming = warm_vector_engine() if engine == "vector" else None  # compiles while the folds train
+    try:
+        scores_by_key, period_keys, n_models, misses = models_and_scores(
+            variants, data, periods, model_for, variants_path, cache_dir or DEFAULT_CACHE_DIR, progress
+        )
+    finally:
+        if warming is not None:
+            warming.join()  # before the vector and Cerebro pools fork
     seconds["models_and_scores"] = time.perf_counter() - t
 
     working = [v for v in variants if not v.error]

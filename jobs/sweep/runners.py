@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 import warnings
@@ -381,6 +382,29 @@ def run_vector_variants(
             f"{time.perf_counter() - t0:.1f}s"
         )
     return outcomes, VariantReturns(dates, [t.name for t in tasks], values)
+
+
+def warm_vector_engine() -> threading.Thread:
+    """Compile the vector simulator in a thread of this process, started before the models: on a
+    fresh clone (no numba cache) the compile is, after the folds, the first sweep's largest cost,
+    and this process only waits while the folds train in their own processes. Join the thread
+    before anything forks (the vector and Cerebro pools fork); its failure is left for the real
+    simulation to report."""
+    thread = threading.Thread(target=_compile_vector, name="vector-compile", daemon=True)
+    thread.start()
+    return thread
+
+
+def _compile_vector() -> None:
+    try:
+        from strategies.vector import simulate
+
+        index = pd.bdate_range("2020-01-01", periods=20)
+        prices = {t: pd.DataFrame({"open": 10.0, "close": 11.0, "volume": 1.0}, index=index) for t in "AB"}
+        scores = pd.DataFrame({"A": 0.5, "B": -0.5}, index=index)
+        simulate(prices, scores, {"top_k": 1}, 10_000.0, 0.0)  # the sweep's own types: one compile
+    except Exception:  # noqa: BLE001 - the sweep's first simulation compiles again and says what failed
+        pass
 
 
 CHUNK_VARIANTS = 500  # variants per chunk at most: a chunk's returns (~6 kB a variant a period) stay small
