@@ -25,6 +25,8 @@ import pandas as pd
 from backtrader.linebuffer import LineBuffer
 from backtrader.utils import date2num
 
+from core.lean import follow, follows, plain
+
 from core.dates import day_numbers
 from core.errors import DataError
 
@@ -124,6 +126,7 @@ class ArrayData(bt.feeds.DataBase):
         self._nbars = len(frame)
         self._lean_active = False
         self._lean_fast = False
+        self._lenbuf = self.lines.lines[0]  # the line len() reads (the leader once lean)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -135,6 +138,7 @@ class ArrayData(bt.feeds.DataBase):
             self._filters or self._ffilters or self.resampling or self.replaying
         )
         self._lean_fast = False
+        self.close_always_finite = False  # known only for a lean preloaded feed (see preload)
 
     def preload(self):
         lines = list(self.lines)
@@ -160,12 +164,14 @@ class ArrayData(bt.feeds.DataBase):
                 line.lencount = len(line.array)  # as if forwarded bar by bar; home() resets it
             self._idx = self._nbars  # the source is consumed: a later load() (runonce=False) ends
             self.home()
-        self._lean_fast = self._lean_active and all(
-            isinstance(line, LineBuffer) and line.mode == LineBuffer.UnBounded for line in lines
-        )
+        leader = self.lines.datetime
+        self._lean_fast = self._lean_active and all(plain(line) or follows(line, leader) for line in lines)
         if self._lean_fast:
-            self._buffers = lines
-            self._dtbuffer = self.lines.datetime
+            # the price lines follow the datetime line: advance() moves one buffer, not seven
+            self._dtbuffer = self._lenbuf = leader
+            self._lean_fast = all(line is leader or follows(line, leader) or follow(line, leader) for line in lines)
+        # read by LeanBroker: a flat position on this data never needs valuing (0 * close is 0)
+        self.close_always_finite = self._lean_fast and bool(np.isfinite(np.array(self.lines.close.array)).all())
 
     def _kept_rows(self) -> np.ndarray:
         """Rows the stock load() loop keeps: drop bars before fromdate, stop at the first after todate."""
@@ -203,20 +209,20 @@ class ArrayData(bt.feeds.DataBase):
             return super().advance_peek()
         buf = self._dtbuffer
         nxt = buf._idx + 1
-        if nxt < len(buf.array) - buf.extension:
+        if nxt < len(buf.array):  # a lean feed has no extension (see follow)
             return buf.array[nxt]
         return float("inf")
 
     def __len__(self):
         # len() of a data is asked several times a bar per data; skip the two proxy layers
-        return self.lines.lines[0].lencount
+        return self._lenbuf.lencount
 
     def advance(self, size=1, datamaster=None, ticks=True):
         if not self._lean_fast or datamaster is not None:
             return super().advance(size, datamaster, ticks)
-        for buf in self._buffers:
-            buf._idx += size
-            buf.lencount += size
+        buf = self._dtbuffer
+        buf._idx += size
+        buf.lencount += size
 
 
 class FastArrayData(ArrayData):
