@@ -25,10 +25,9 @@ import pandas as pd
 from backtrader.linebuffer import LineBuffer
 from backtrader.utils import date2num
 
-from core.lean import follow, follows, plain
-
 from core.dates import day_numbers
 from core.errors import DataError
+from core.lean import follow, follows, plain
 
 _PRICE_LINES = ("open", "high", "low", "close")
 _FIELDS = _PRICE_LINES + ("volume", "openinterest")
