@@ -100,6 +100,7 @@ class LeanLinesMixin:
                     buf.lencount += size
                 if self._follow_clock(buffers):
                     self.__dict__["_lean_bufs"] = ()  # followers: the clock moves them
+                    self.__dict__["_follows_clock"] = True
                 return
         if buffers is False:
             return super().advance(size)
@@ -120,3 +121,14 @@ class LeanLinesMixin:
         if not all(b.buflen() == leader.buflen() and b._idx == leader._idx for b in buffers):
             return False
         return all([follow(buf, leader) for buf in buffers])
+
+
+def follows_clock(indicator) -> bool:
+    """True once a LeanLinesMixin indicator's lines follow its clock: it is never behind its clock,
+    so Strategy._oncepost's per-bar advance check has nothing to do for it."""
+    return indicator.__dict__.get("_follows_clock", False)
+
+
+def moving_indicators(indicators: list) -> list:
+    """The indicators Strategy._oncepost must still advance: those that do not follow their clock."""
+    return [ind for ind in indicators if not follows_clock(ind)]

@@ -21,12 +21,15 @@ import math
 import backtrader as bt
 import numpy as np
 import pandas as pd
+from backtrader.lineiterator import LineIterator
 
 from core.dates import EPOCH_DAYNUM
 from core.errors import ConfigError, DataError
+from core.lean import follows_clock, moving_indicators
 
 REVIEW_UNITS = ("calendar", "bars")
 CROSS_SECTIONS = ("rank", "none")
+ONCEPOST_VERSION = "1.9.78.123"  # the Backtrader whose Strategy._oncepost AlphaRankStrategy mirrors
 
 
 def rank_to_unit(scores) -> np.ndarray:
@@ -303,6 +306,47 @@ class AlphaRankStrategy(bt.Strategy):
                     f"{d._name!r} has no volume (every bar 0 or missing); feed OHLCV data or set "
                     f"max_volume_pct=None"
                 )
+
+    # ------------------------------------------------------------------ runonce bookkeeping
+    if bt.__version__ == ONCEPOST_VERSION:
+
+        def _oncepost(self, dt):
+            """Backtrader 1.9.78.123's Strategy._oncepost (runonce's per-bar call), line by line,
+            with its first loop over the indicators that still move on their own: an alpha whose
+            lines follow its clock (core.lean) is never behind it, so the stock loop's two len()
+            calls per stock per bar find nothing to do. tests/test_strategy.py compares it with
+            the stock method. Another Backtrader version gets the stock method."""
+            moving = self.__dict__.get("_moving")
+            if moving is None:
+                moving = self._moving = list(self._lineiterators[LineIterator.IndType])
+            followed = False
+            for indicator in moving:
+                if len(indicator._clock) > len(indicator):
+                    indicator.advance()
+                    followed = followed or follows_clock(indicator)
+            if followed:  # an alpha has just started following its clock: it leaves the loop
+                self._moving = moving_indicators(moving)
+
+            if self._oldsync:
+                self.advance()
+            else:
+                self.forward()
+
+            self.lines.datetime[0] = dt
+            self._notify()
+
+            minperstatus = self._getminperstatus()
+            if minperstatus < 0:
+                self.next()
+            elif minperstatus == 0:
+                self.nextstart()  # only called for the 1st value
+            else:
+                self.prenext()
+
+            self._next_analyzers(minperstatus, once=True)
+            self._next_observers(minperstatus, once=True)
+
+            self.clear()
 
     # ------------------------------------------------------------------ after the close of t
     def prenext(self):
