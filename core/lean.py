@@ -21,7 +21,9 @@ tests/test_arraydata.py compare them with the stock classes bar by bar.
 
 from __future__ import annotations
 
-from backtrader.linebuffer import LineBuffer
+import array
+
+from backtrader.linebuffer import NAN, LineBuffer
 
 
 class FollowerLineBuffer(LineBuffer):
@@ -87,6 +89,18 @@ class LeanLinesMixin:
 
     def __len__(self):
         return self.lines.lines[0].lencount
+
+    def forward(self, value=NAN, size=1):
+        # runonce's _once forwards each indicator by its clock's whole length: one NaN block per
+        # line instead of Backtrader's append per bar; a one-bar step (next mode) is the stock one
+        buffers = self._lean_buffers() if size > 1 else None
+        if buffers is None:
+            return super().forward(value, size)
+        block = array.array("d", [value]) * size
+        for buf in buffers:
+            buf._idx += size
+            buf.lencount += size
+            buf.array.extend(block)
 
     def advance(self, size=1):
         # Only runonce calls advance on an indicator (Strategy._oncepost, after once() filled every

@@ -31,6 +31,7 @@ from core.lean import follow, follows, plain
 
 _PRICE_LINES = ("open", "high", "low", "close")
 _FIELDS = _PRICE_LINES + ("volume", "openinterest")
+_INF = float("inf")
 
 
 def feed_frame(dataname, name: str = "") -> pd.DataFrame:
@@ -176,6 +177,7 @@ class ArrayData(bt.feeds.DataBase):
             # the price lines follow the datetime line: advance() moves one buffer, not seven
             self._dtbuffer = self._lenbuf = leader
             self._lean_fast = all(line is leader or follows(line, leader) or follow(line, leader) for line in lines)
+            self._peeks = self.lines.datetime.array.tolist() + [_INF]
         # read by LeanBroker: a flat position on this data never needs valuing (0 * close is 0)
         self.close_always_finite = self._lean_fast and bool(np.isfinite(np.array(self.lines.close.array)).all())
 
@@ -211,24 +213,26 @@ class ArrayData(bt.feeds.DataBase):
             super()._tick_fill(force)
 
     def advance_peek(self):
-        if not self._lean_fast:
-            return super().advance_peek()
-        buf = self._dtbuffer
-        nxt = buf._idx + 1
-        if nxt < len(buf.array):  # a lean feed has no extension (see follow)
-            return buf.array[nxt]
-        return float("inf")
+        # Cerebro asks every data for its next datetime every bar: the lean feed's buffers do not
+        # change after preload, so the answers are a list (inf past the last bar)
+        if self._lean_fast:
+            try:
+                return self._peeks[self._dtbuffer._idx + 1]
+            except IndexError:
+                return _INF
+        return super().advance_peek()
 
     def __len__(self):
         # len() of a data is asked several times a bar per data; skip the two proxy layers
         return self._lenbuf.lencount
 
     def advance(self, size=1, datamaster=None, ticks=True):
-        if not self._lean_fast or datamaster is not None:
-            return super().advance(size, datamaster, ticks)
-        buf = self._dtbuffer
-        buf._idx += size
-        buf.lencount += size
+        if datamaster is None and self._lean_fast:
+            buf = self._dtbuffer
+            buf._idx += size
+            buf.lencount += size
+            return
+        super().advance(size, datamaster, ticks)
 
 
 class FastArrayData(ArrayData):
