@@ -69,7 +69,8 @@ class LeanBroker(bt.brokers.BackBroker):
 
         # Discount any cash for positions hold
         credit = 0.0
-        for data, pos in self._open_positions():
+        held = self._open_positions()
+        for data, pos in held:
             comminfo = self.getcommissioninfo(data)
             dt0 = data.datetime.datetime()
             dcredit = comminfo.get_credit_interest(data, pos, dt0)
@@ -80,6 +81,7 @@ class LeanBroker(bt.brokers.BackBroker):
         self.cash -= credit
 
         self._process_order_history()
+        quiet = not self.pending  # no order to execute: no position changes before the last loop
 
         # Iterate once over all elements of the pending queue
         self.pending.append(None)
@@ -106,7 +108,7 @@ class LeanBroker(bt.brokers.BackBroker):
                     self._bracketize(order)
 
         # Operations have been executed ... adjust cash end of bar
-        for data, pos in self._open_positions():
+        for data, pos in held if quiet else self._open_positions():
             # futures change cash every bar
             comminfo = self.getcommissioninfo(data)
             self.cash += comminfo.cashadjust(pos.size, pos.adjbase, data.close[0])

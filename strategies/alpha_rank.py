@@ -315,7 +315,9 @@ class AlphaRankStrategy(bt.Strategy):
             with its first loop over the indicators that still move on their own: an alpha whose
             lines follow its clock (core.lean) is never behind it, so the stock loop's two len()
             calls per stock per bar find nothing to do. tests/test_strategy.py compares it with
-            the stock method. Another Backtrader version gets the stock method."""
+            the stock method. Another Backtrader version gets the stock method.
+
+            Long because: it mirrors the stock method statement by statement."""
             moving = self.__dict__.get("_moving")
             if moving is None:
                 moving = self._moving = list(self._lineiterators[LineIterator.IndType])
@@ -335,7 +337,11 @@ class AlphaRankStrategy(bt.Strategy):
             self.lines.datetime[0] = dt
             self._notify()
 
-            minperstatus = self._getminperstatus()
+            # datas only advance in runonce, so max(minperiod - len(data)) never rises again once
+            # below 0 (every data started): the 500 len() calls of _getminperstatus stop there
+            minperstatus = self._minperstatus
+            if minperstatus >= 0:
+                minperstatus = self._getminperstatus()
             if minperstatus < 0:
                 self.next()
             elif minperstatus == 0:
@@ -554,9 +560,9 @@ class AlphaRankStrategy(bt.Strategy):
 
         broker = self.broker
         value = broker.getcash()  # the book valued at today's open (getvalue() is at yesterday's close)
-        for d, position in broker.positions.items():
-            if position.size:
-                value += position.size * (d.open[0] if trades_today(d) else d.close[0])
+        held = [(d, position.size) for d, position in broker.positions.items() if position.size]
+        for d, size in held:  # the broker's order: the same sum, bit for bit
+            value += size * (d.open[0] if trades_today(d) else d.close[0])
         cash = broker.getcash()
 
         for d, (reason, score) in list(self._to_sell.items()):
