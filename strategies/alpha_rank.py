@@ -230,8 +230,11 @@ class AlphaRankStrategy(bt.Strategy):
 
         self._start_day = None if self.p.start is None else daynum_of(self.p.start)
         self.rejected_orders = 0
-        # holdings this strategy opened: data -> {"entry": day, "review_day": day, "review_bar": len}
+        # holdings this strategy opened, in buying order: data -> {"entry": day}; their review clocks
+        # (day and len(data) of the entry fill or the last review) by column, as arrays
         self._book: dict = {}
+        self._review_day = np.zeros(len(self.stocks), dtype=np.int64)
+        self._review_bar = np.zeros(len(self.stocks), dtype=np.int64)
         self._pending: dict = {}  # data -> live order
         self._to_sell: dict = {}  # data -> (reason, score), sold at the next open with a bar
         self._to_buy: list = []  # [(data, score, rank)], decided at the close, sized at the open
@@ -495,29 +498,28 @@ class AlphaRankStrategy(bt.Strategy):
         return days, grid
 
     def _decide_exits(self, today, columns: np.ndarray, used: np.ndarray):
-        if not self._book:
-            return
+        """The reviews as arrays over the holdings free to sell (in buying order): which end at the
+        next bar, which are due by their review clocks, which of those are below exit_threshold."""
         p = self.p
+        held = [d for d in self._book if d not in self._pending and d not in self._to_sell]
+        if not held:
+            return
+        cols = np.array([self._columns[d] for d in held], dtype=np.int64)
+        lens = np.array([len(d) for d in held], dtype=np.int64)
         score_of = np.full(len(self.stocks), math.nan)  # by column; NaN: no bar or no score today
         score_of[columns] = used
-        for d, entry in list(self._book.items()):
-            if d in self._pending or d in self._to_sell:
-                continue
-            score = float(score_of[self._columns[d]])
-            if p.close_at_end and self._ends_next_bar(d):
+        scores = score_of[cols]
+        ends = np.array([p.close_at_end and self._ends_next_bar(d) for d in held], dtype=bool)
+        since = today - self._review_day[cols] if p.review_in == "calendar" else lens - self._review_bar[cols]
+        due = ~ends & ~np.isnan(scores) & (since >= p.review_days)  # no score today: its next ready day
+        self._review_day[cols[due]] = today
+        self._review_bar[cols[due]] = lens[due]
+        for i in np.flatnonzero(ends | (due & (scores < p.exit_threshold))).tolist():
+            d, score = held[i], float(scores[i])
+            if ends[i]:
                 self._to_sell[d] = ("end", score)
                 self._log(f"END   {d._name}: the backtest ends at the next bar")
-                continue
-            if math.isnan(score):  # no bar or no score today: reviewed on its next ready day
-                continue
-            if p.review_in == "calendar":
-                due = today - entry["review_day"] >= p.review_days
             else:
-                due = len(d) - entry["review_bar"] >= p.review_days
-            if not due:
-                continue
-            entry["review_day"], entry["review_bar"] = today, len(d)
-            if score < p.exit_threshold:
                 self._to_sell[d] = ("review_exit", score)
                 self._log(f"EXIT  {d._name}: score {score:+.4f} < {p.exit_threshold}")
 
@@ -638,7 +640,9 @@ class AlphaRankStrategy(bt.Strategy):
         if order.status == order.Completed:
             if order.isbuy():
                 day = int(order.executed.dt)
-                self._book[d] = {"entry": day, "review_day": day, "review_bar": len(d)}
+                self._book[d] = {"entry": day}
+                column = self._columns[d]
+                self._review_day[column], self._review_bar[column] = day, len(d)
             elif self.getposition(d).size == 0:
                 self._book.pop(d, None)
         elif order.status in (order.Margin, order.Rejected):
@@ -656,12 +660,13 @@ class AlphaRankStrategy(bt.Strategy):
         holdings = {}
         for d, entry in self._book.items():
             calendar = self.p.review_in == "calendar"
+            review_day, review_bar = int(self._review_day[self._columns[d]]), int(self._review_bar[self._columns[d]])
             holdings[d._name] = {
                 "shares": self.getposition(d).size,
                 "entry": iso(entry["entry"]),
-                "last_review": iso(entry["review_day"]),
-                "next_review": iso(entry["review_day"] + self.p.review_days) if calendar else None,
-                "review_in_bars": None if calendar else max(0, self.p.review_days - (len(d) - entry["review_bar"])),
+                "last_review": iso(review_day),
+                "next_review": iso(review_day + self.p.review_days) if calendar else None,
+                "review_in_bars": None if calendar else max(0, self.p.review_days - (len(d) - review_bar)),
             }
         return {
             "date": iso(self.datetime[0]) if len(self) else None,
