@@ -340,11 +340,9 @@ class AlphaRankStrategy(bt.Strategy):
             self.lines.datetime[0] = dt
             self._notify()
 
-            # datas only advance in runonce, so max(minperiod - len(data)) never rises again once
-            # below 0 (every data started): the 500 len() calls of _getminperstatus stop there
             minperstatus = self._minperstatus
             if minperstatus >= 0:
-                minperstatus = self._getminperstatus()
+                minperstatus = self._runonce_minperstatus()
             if minperstatus < 0:
                 self.next()
             elif minperstatus == 0:
@@ -356,6 +354,21 @@ class AlphaRankStrategy(bt.Strategy):
             self._next_observers(minperstatus, once=True)
 
             self.clear()
+
+    def _runonce_minperstatus(self) -> int:
+        """Strategy._getminperstatus, max(minperiod - len(data)) over the datas, counting only the
+        datas still short of their minimum period: datas only advance in runonce, so a data past
+        it stays past it, and its term, below 0, cannot be the max while another one waits. Once
+        none waits, the stock method gives the (negative) status once; it is then kept (_oncepost)."""
+        waiting = self.__dict__.get("_waiting")
+        if waiting is None:
+            waiting = list(zip(self._minperiods, self.datas))
+        terms = [(minperiod - len(d), minperiod, d) for minperiod, d in waiting]
+        self._waiting = [(minperiod, d) for term, minperiod, d in terms if term >= 0]
+        if not self._waiting:
+            return self._getminperstatus()
+        self._minperstatus = status = max(term for term, _, _ in terms)
+        return status
 
     # ------------------------------------------------------------------ after the close of t
     def prenext(self):
