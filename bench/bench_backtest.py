@@ -7,7 +7,10 @@ an untrained LSTM of the default preset's shape (speed, not skill).
     python -m bench.bench_backtest --tickers 100 --days 750 --repeats 1
 
 Prints microseconds per data-bar (a data-bar = one stock on one day), the speed-up over the
-baseline and the process's peak RSS. Targets: <= 8 us per data-bar, >= 6x, peak < 2 GB.
+baseline and the process's peak RSS. Targets: <= 8 us per data-bar, >= 6x, peak < 2 GB; on
+cached scores (ScoreAlpha) <= 5 us, i.e. >= 17x. ``--profile cached`` profiles the cached-scores
+run, ``--breakdown`` times its layers (Cerebro + lean feeds + LeanBroker alone, then with the
+alphas).
 """
 
 from __future__ import annotations
