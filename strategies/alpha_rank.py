@@ -317,7 +317,7 @@ class AlphaRankStrategy(bt.Strategy):
             """Backtrader 1.9.78.123's Strategy._oncepost (runonce's per-bar call), line by line,
             with its first loop over the indicators that still move on their own: an alpha whose
             lines follow its clock (core.lean) is never behind it, so the stock loop's two len()
-            calls per stock per bar find nothing to do. tests/test_strategy.py compares it with
+            calls per stock per bar find nothing to do. tests/test_strategy_lean.py compares it with
             the stock method. Another Backtrader version gets the stock method.
 
             Long because: it mirrors the stock method statement by statement."""
