@@ -7,7 +7,10 @@ an untrained LSTM of the default preset's shape (speed, not skill).
     python -m bench.bench_backtest --tickers 100 --days 750 --repeats 1
 
 Prints microseconds per data-bar (a data-bar = one stock on one day), the speed-up over the
-baseline and the process's peak RSS. Targets: <= 8 us per data-bar, >= 6x, peak < 2 GB.
+baseline and the process's peak RSS. Targets: <= 8 us per data-bar, >= 6x, peak < 2 GB; on
+cached scores (ScoreAlpha) <= 5 us, i.e. >= 17x. ``--profile cached`` profiles the cached-scores
+run, ``--breakdown`` times its layers (Cerebro + lean feeds + LeanBroker alone, then with the
+alphas).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from feeds.arraydata import ArrayData, feed_frame
 from feeds.synthetic import SYNTHETIC_LABEL, make_synthetic_universe
 
 TARGET_US, TARGET_SPEEDUP, TARGET_RSS_MB = 8.0, 6.0, 2048.0
+# cached scores: <= 5 us per data-bar, i.e. >= 17x the 84.7 us baseline of an unloaded run
+# (docs/benchmarks.md); on a shared machine the ratio is the test
+CACHED_TARGET_US, CACHED_TARGET_SPEEDUP = 5.0, 17.0
 
 
 def untrained_model(hidden: int = 32, seq_len: int = 30, seed: int = 0, threads: int = 1):
@@ -80,14 +86,54 @@ def run_backtest(panel, bench, model, lean: bool, scores=None) -> float:
     return strategy.broker.getvalue()
 
 
-def profile(panel, bench, model, lines: int = 18) -> str:
+def profile(panel, bench, model, lines: int = 18, scores=None) -> str:
     prof = cProfile.Profile()
     prof.enable()
-    run_backtest(panel, bench, model, lean=True)
+    run_backtest(panel, bench, model, lean=True, scores=scores)
     prof.disable()
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(lines)
     return out.getvalue()
+
+
+class Idle(bt.Strategy):
+    """Does nothing: what Cerebro's loop, the lean feeds and LeanBroker cost on their own."""
+
+
+class IdleWithAlphas(bt.Strategy):
+    """Makes one ScoreAlpha per stock, as AlphaRankStrategy does, and reads none of them."""
+
+    params = (("alpha", None), ("benchmark", None))
+
+    def __init__(self):
+        self.alphas = [self.p.alpha(d) for d in self.datas if d._name != self.p.benchmark]
+
+
+def breakdown(panel, bench, scores, data_bars: int) -> list[dict]:
+    """µs per data-bar of the cached-scores run built up in layers, each timed on its own."""
+    from feeds.broker import LeanBroker
+    from strategies import ScoreAlpha
+
+    def run_layer(strategy, **params):
+        cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
+        cerebro.broker = LeanBroker()
+        cerebro.adddata(ArrayData(dataname=bench, lean=True), name="SYNTH_INDEX")
+        for ticker, frame in panel.items():
+            cerebro.adddata(ArrayData(dataname=frame, lean=True), name=ticker)
+        cerebro.addstrategy(strategy, **params)
+        return cerebro.run()
+
+    def timed_layer(strategy, **params) -> float:  # set-up included, as run_backtest times it
+        seconds, _ = timed(lambda: run_layer(strategy, **params))
+        return 1e6 * seconds / data_bars
+
+    alpha = ScoreAlpha.factory(scores)
+    idle = timed_layer(Idle)
+    with_alphas = timed_layer(IdleWithAlphas, alpha=alpha, benchmark="SYNTH_INDEX")
+    return [
+        {"layer": "Cerebro loop + lean feeds + LeanBroker, a strategy doing nothing", "us/data-bar": idle},
+        {"layer": "  + one ScoreAlpha per stock (stock Strategy loop)", "us/data-bar": with_alphas},
+    ]
 
 
 def main(argv=None) -> list[dict]:
@@ -96,7 +142,16 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--days", type=int, default=2520)
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the fast run (median)")
     parser.add_argument("--baseline-repeats", type=int, default=1, help="repeats of the slow baseline")
-    parser.add_argument("--profile", action="store_true", help="cProfile the fast run and print where the time goes")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="lstm",
+        choices=["lstm", "cached"],
+        help="cProfile the fast run (or with 'cached' the cached-scores run) and print where the time goes",
+    )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time the cached-scores run's layers: loop+feeds+broker, alphas"
+    )
     parser.add_argument("--hidden", type=int, default=32, help="LSTM units (32 = the default preset; 8 = a tiny model)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -110,7 +165,11 @@ def main(argv=None) -> list[dict]:
     )
 
     predict_s, scores = timed(lambda: model.predict(panel, bench))
-    cached_s, cached_value = timed(lambda: run_backtest(panel, bench, model, lean=True, scores=scores))
+    cached = []
+    for _ in range(max(1, args.repeats)):
+        seconds, cached_value = timed(lambda: run_backtest(panel, bench, model, lean=True, scores=scores))
+        cached.append(seconds)
+    cached_s = statistics.median(cached)
     fast, values = [], set()
     for _ in range(max(1, args.repeats)):
         seconds, value = timed(lambda: run_backtest(panel, bench, model, lean=True))
@@ -152,8 +211,16 @@ def main(argv=None) -> list[dict]:
         "peak RSS after the fast runs "
         f"{peak_fast:.0f} MB, after all {process_peak_rss_mb():.0f} MB"
     )
+    if args.breakdown:
+        layers = breakdown(panel, bench, scores, data_bars)
+        whole = {"layer": "AlphaRankStrategy on cached scores", "us/data-bar": 1e6 * cached_s / data_bars}
+        layers.append(whole)
+        print_table(layers)
     met = us <= TARGET_US and slow_s / fast_s >= TARGET_SPEEDUP and peak_fast < TARGET_RSS_MB
-    if args.profile or not met:
+    if args.profile == "cached":
+        print("where the cached-scores run's time goes (cProfile, by own time):")
+        print(profile(panel, bench, model, lines=30, scores=scores))
+    elif args.profile or not met:
         print("where the fast run's time goes (cProfile, by own time):")
         print(profile(panel, bench, model))
     size = f"{args.tickers}x{args.days}, hidden {args.hidden}"
@@ -174,8 +241,8 @@ def main(argv=None) -> list[dict]:
             "value": cached_us,
             "baseline": base_us,
             "ratio": slow_s / cached_s,
-            "target": f"<= {TARGET_US} us, >= {TARGET_SPEEDUP}x",
-            "met": cached_us <= TARGET_US and slow_s / cached_s >= TARGET_SPEEDUP,
+            "target": f"<= {CACHED_TARGET_US} us, i.e. >= {CACHED_TARGET_SPEEDUP:.0f}x",
+            "met": slow_s / cached_s >= CACHED_TARGET_SPEEDUP,
         },
         {
             "benchmark": f"backtest {size}",

@@ -27,9 +27,11 @@ from backtrader.utils import date2num
 
 from core.dates import day_numbers
 from core.errors import DataError
+from core.lean import follow, follows, plain
 
 _PRICE_LINES = ("open", "high", "low", "close")
 _FIELDS = _PRICE_LINES + ("volume", "openinterest")
+_INF = float("inf")
 
 
 def feed_frame(dataname, name: str = "") -> pd.DataFrame:
@@ -39,14 +41,23 @@ def feed_frame(dataname, name: str = "") -> pd.DataFrame:
     A DataFrame needs a ``close`` column (case-insensitive); missing open/high/low become close,
     missing or NaN volume becomes 0, missing openinterest 0. A Series is taken as closes:
     open = high = low = close, volume = openinterest = 0 (e.g. a benchmark index)."""
+    index, cols = feed_columns(dataname, name)
+    return pd.DataFrame(cols, index=index)
+
+
+def _numbers(values) -> np.ndarray:
+    """A column as a new float64 array, non-numbers NaN (a float64 column is copied as it is)."""
+    if values.dtype == np.float64:
+        return np.array(values.to_numpy(), dtype="float64")
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def feed_columns(dataname, name: str = "") -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
+    """feed_frame's index and columns as float64 arrays, without building the frame (ArrayData)."""
     label = name or getattr(dataname, "name", "") or "data"
-
-    def numbers(values) -> np.ndarray:
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
     # Built from numpy arrays on the input's own index: no alignment, duplicates stay as given.
     if isinstance(dataname, pd.Series):
-        close = numbers(dataname)
+        close = _numbers(dataname)
         zeros = np.zeros(len(close))
         cols = {"open": close, "high": close, "low": close, "close": close, "volume": zeros, "openinterest": zeros}
     elif isinstance(dataname, pd.DataFrame):
@@ -56,7 +67,7 @@ def feed_frame(dataname, name: str = "") -> pd.DataFrame:
                 f"ArrayData {label!r}: no 'close' column (columns are {list(dataname.columns)}); "
                 "give a frame with lowercase open/high/low/close/volume columns, as PricePanel.frame(ticker) does"
             )
-        given = {f: numbers(dataname[lower[f]]) for f in _FIELDS if f in lower}
+        given = {f: _numbers(dataname[lower[f]]) for f in _FIELDS if f in lower}
         zeros = np.zeros(len(dataname))
         cols = {f: given.get(f, given["close"]) for f in _PRICE_LINES}
         for field in ("volume", "openinterest"):
@@ -66,13 +77,12 @@ def feed_frame(dataname, name: str = "") -> pd.DataFrame:
             f"ArrayData {label!r}: dataname is a {type(dataname).__name__}; give a per-ticker OHLCV "
             "DataFrame (PricePanel.frame(ticker)) or a pandas Series of closes"
         )
-    frame = pd.DataFrame(cols, index=dataname.index)
-    if not isinstance(frame.index, pd.DatetimeIndex):
+    if not isinstance(dataname.index, pd.DatetimeIndex):
         raise DataError(
-            f"ArrayData {label!r}: the index is a {type(frame.index).__name__}, not dates; "
+            f"ArrayData {label!r}: the index is a {type(dataname.index).__name__}, not dates; "
             "set a DatetimeIndex (e.g. frame.index = pd.to_datetime(frame.index))"
         )
-    return frame
+    return dataname.index, cols
 
 
 def datetime_numbers(index: pd.DatetimeIndex) -> np.ndarray:
@@ -80,22 +90,23 @@ def datetime_numbers(index: pd.DatetimeIndex) -> np.ndarray:
     ``backtrader.date2num(ts.to_pydatetime())`` as PandasData computes them."""
     if len(index) == 0:
         return np.empty(0, dtype="float64")
-    if index.tz is None and (index == index.normalize()).all():
+    stamps = index.values  # datetime64 in the index's own unit; NaT - NaT is not 0
+    if index.tz is None and not (stamps - stamps.astype("datetime64[D]")).astype(np.int64).any():
         # Midnight stamps: date2num is exactly the proleptic ordinal as a float.
         return day_numbers(index).astype("float64")
     # Intraday or tz-aware: date2num uses math.fsum and UTC offsets; call it per stamp (once).
     return np.array([date2num(ts.to_pydatetime()) for ts in index], dtype="float64")
 
 
-def _bar_arrays(frame: pd.DataFrame, aliases) -> dict[str, np.ndarray]:
-    arrays = {"datetime": datetime_numbers(frame.index)}
+def _bar_arrays(index: pd.DatetimeIndex, cols: dict, aliases) -> dict[str, np.ndarray]:
+    arrays = {"datetime": datetime_numbers(index)}
     for alias in aliases:
         if alias == "datetime":
             continue
-        if alias in frame.columns:
-            arrays[alias] = np.ascontiguousarray(frame[alias].to_numpy(dtype="float64"))
+        if alias in cols:
+            arrays[alias] = np.ascontiguousarray(cols[alias], dtype="float64")
         else:  # an extra line a subclass declared and the frame lacks: NaN, as PandasData leaves it
-            arrays[alias] = np.full(len(frame), np.nan)
+            arrays[alias] = np.full(len(index), np.nan)
     return arrays
 
 
@@ -112,18 +123,17 @@ class ArrayData(bt.feeds.DataBase):
 
     def __init__(self):
         super().__init__()
-        frame = feed_frame(self.p.dataname, name=self.p.name)
+        index, cols = feed_columns(self.p.dataname, name=self.p.name)
         # Subclasses may declare extra lines; a frame column of the same name feeds them.
         extra = [c for c in getattr(self.p.dataname, "columns", []) if c in self.getlinealiases()]
         for column in extra:
-            if column not in frame.columns:
-                frame[column] = pd.to_numeric(self.p.dataname[column], errors="coerce").to_numpy(
-                    dtype="float64", na_value=np.nan
-                )
-        self._arrays = _bar_arrays(frame, self.getlinealiases())
-        self._nbars = len(frame)
+            if column not in cols:
+                cols[column] = _numbers(self.p.dataname[column])
+        self._arrays = _bar_arrays(index, cols, self.getlinealiases())
+        self._nbars = len(index)
         self._lean_active = False
         self._lean_fast = False
+        self._lenbuf = self.lines.lines[0]  # the line len() reads (the leader once lean)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self):
@@ -135,6 +145,7 @@ class ArrayData(bt.feeds.DataBase):
             self._filters or self._ffilters or self.resampling or self.replaying
         )
         self._lean_fast = False
+        self.close_always_finite = False  # known only for a lean preloaded feed (see preload)
 
     def preload(self):
         lines = list(self.lines)
@@ -160,12 +171,15 @@ class ArrayData(bt.feeds.DataBase):
                 line.lencount = len(line.array)  # as if forwarded bar by bar; home() resets it
             self._idx = self._nbars  # the source is consumed: a later load() (runonce=False) ends
             self.home()
-        self._lean_fast = self._lean_active and all(
-            isinstance(line, LineBuffer) and line.mode == LineBuffer.UnBounded for line in lines
-        )
+        leader = self.lines.datetime
+        self._lean_fast = self._lean_active and all(plain(line) or follows(line, leader) for line in lines)
         if self._lean_fast:
-            self._buffers = lines
-            self._dtbuffer = self.lines.datetime
+            # the price lines follow the datetime line: advance() moves one buffer, not seven
+            self._dtbuffer = self._lenbuf = leader
+            self._lean_fast = all(line is leader or follows(line, leader) or follow(line, leader) for line in lines)
+            self._peeks = self.lines.datetime.array.tolist() + [_INF]
+        # read by LeanBroker: a flat position on this data never needs valuing (0 * close is 0)
+        self.close_always_finite = self._lean_fast and bool(np.isfinite(np.array(self.lines.close.array)).all())
 
     def _kept_rows(self) -> np.ndarray:
         """Rows the stock load() loop keeps: drop bars before fromdate, stop at the first after todate."""
@@ -199,24 +213,26 @@ class ArrayData(bt.feeds.DataBase):
             super()._tick_fill(force)
 
     def advance_peek(self):
-        if not self._lean_fast:
-            return super().advance_peek()
-        buf = self._dtbuffer
-        nxt = buf._idx + 1
-        if nxt < len(buf.array) - buf.extension:
-            return buf.array[nxt]
-        return float("inf")
+        # Cerebro asks every data for its next datetime every bar: the lean feed's buffers do not
+        # change after preload, so the answers are a list (inf past the last bar)
+        if self._lean_fast:
+            try:
+                return self._peeks[self._dtbuffer._idx + 1]
+            except IndexError:
+                return _INF
+        return super().advance_peek()
 
     def __len__(self):
         # len() of a data is asked several times a bar per data; skip the two proxy layers
-        return self.lines.lines[0].lencount
+        return self._lenbuf.lencount
 
     def advance(self, size=1, datamaster=None, ticks=True):
-        if not self._lean_fast or datamaster is not None:
-            return super().advance(size, datamaster, ticks)
-        for buf in self._buffers:
+        if datamaster is None and self._lean_fast:
+            buf = self._dtbuffer
             buf._idx += size
             buf.lencount += size
+            return
+        super().advance(size, datamaster, ticks)
 
 
 class FastArrayData(ArrayData):

@@ -21,12 +21,15 @@ import math
 import backtrader as bt
 import numpy as np
 import pandas as pd
+from backtrader.lineiterator import LineIterator
 
 from core.dates import EPOCH_DAYNUM
 from core.errors import ConfigError, DataError
+from core.lean import follows_clock, moving_indicators
 
 REVIEW_UNITS = ("calendar", "bars")
 CROSS_SECTIONS = ("rank", "none")
+ONCEPOST_VERSION = "1.9.78.123"  # the Backtrader whose Strategy._oncepost AlphaRankStrategy mirrors
 
 
 def rank_to_unit(scores) -> np.ndarray:
@@ -227,8 +230,11 @@ class AlphaRankStrategy(bt.Strategy):
 
         self._start_day = None if self.p.start is None else daynum_of(self.p.start)
         self.rejected_orders = 0
-        # holdings this strategy opened: data -> {"entry": day, "review_day": day, "review_bar": len}
+        # holdings this strategy opened, in buying order: data -> {"entry": day}; their review clocks
+        # (day and len(data) of the entry fill or the last review) by column, as arrays
         self._book: dict = {}
+        self._review_day = np.zeros(len(self.stocks), dtype=np.int64)
+        self._review_bar = np.zeros(len(self.stocks), dtype=np.int64)
         self._pending: dict = {}  # data -> live order
         self._to_sell: dict = {}  # data -> (reason, score), sold at the next open with a bar
         self._to_buy: list = []  # [(data, score, rank)], decided at the close, sized at the open
@@ -303,6 +309,66 @@ class AlphaRankStrategy(bt.Strategy):
                     f"{d._name!r} has no volume (every bar 0 or missing); feed OHLCV data or set "
                     f"max_volume_pct=None"
                 )
+
+    # ------------------------------------------------------------------ runonce bookkeeping
+    if bt.__version__ == ONCEPOST_VERSION:
+
+        def _oncepost(self, dt):
+            """Backtrader 1.9.78.123's Strategy._oncepost (runonce's per-bar call), line by line,
+            with its first loop over the indicators that still move on their own: an alpha whose
+            lines follow its clock (core.lean) is never behind it, so the stock loop's two len()
+            calls per stock per bar find nothing to do. tests/test_strategy_lean.py compares it with
+            the stock method. Another Backtrader version gets the stock method.
+
+            Long because: it mirrors the stock method statement by statement."""
+            moving = self.__dict__.get("_moving")
+            if moving is None:
+                moving = self._moving = list(self._lineiterators[LineIterator.IndType])
+            followed = False
+            for indicator in moving:
+                if len(indicator._clock) > len(indicator):
+                    indicator.advance()
+                    followed = followed or follows_clock(indicator)
+            if followed:  # an alpha has just started following its clock: it leaves the loop
+                self._moving = moving_indicators(moving)
+
+            if self._oldsync:
+                self.advance()
+            else:
+                self.forward()
+
+            self.lines.datetime[0] = dt
+            self._notify()
+
+            minperstatus = self._minperstatus
+            if minperstatus >= 0:
+                minperstatus = self._runonce_minperstatus()
+            if minperstatus < 0:
+                self.next()
+            elif minperstatus == 0:
+                self.nextstart()  # only called for the 1st value
+            else:
+                self.prenext()
+
+            self._next_analyzers(minperstatus, once=True)
+            self._next_observers(minperstatus, once=True)
+
+            self.clear()
+
+    def _runonce_minperstatus(self) -> int:
+        """Strategy._getminperstatus, max(minperiod - len(data)) over the datas, counting only the
+        datas still short of their minimum period: datas only advance in runonce, so a data past
+        it stays past it, and its term, below 0, cannot be the max while another one waits. Once
+        none waits, the stock method gives the (negative) status once; it is then kept (_oncepost)."""
+        waiting = self.__dict__.get("_waiting")
+        if waiting is None:
+            waiting = list(zip(self._minperiods, self.datas))
+        terms = [(minperiod - len(d), minperiod, d) for minperiod, d in waiting]
+        self._waiting = [(minperiod, d) for term, minperiod, d in terms if term >= 0]
+        if not self._waiting:
+            return self._getminperstatus()
+        self._minperstatus = status = max(term for term, _, _ in terms)
+        return status
 
     # ------------------------------------------------------------------ after the close of t
     def prenext(self):
@@ -445,29 +511,28 @@ class AlphaRankStrategy(bt.Strategy):
         return days, grid
 
     def _decide_exits(self, today, columns: np.ndarray, used: np.ndarray):
-        if not self._book:
-            return
+        """The reviews as arrays over the holdings free to sell (in buying order): which end at the
+        next bar, which are due by their review clocks, which of those are below exit_threshold."""
         p = self.p
+        held = [d for d in self._book if d not in self._pending and d not in self._to_sell]
+        if not held:
+            return
+        cols = np.array([self._columns[d] for d in held], dtype=np.int64)
+        lens = np.array([len(d) for d in held], dtype=np.int64)
         score_of = np.full(len(self.stocks), math.nan)  # by column; NaN: no bar or no score today
         score_of[columns] = used
-        for d, entry in list(self._book.items()):
-            if d in self._pending or d in self._to_sell:
-                continue
-            score = float(score_of[self._columns[d]])
-            if p.close_at_end and self._ends_next_bar(d):
+        scores = score_of[cols]
+        ends = np.array([p.close_at_end and self._ends_next_bar(d) for d in held], dtype=bool)
+        since = today - self._review_day[cols] if p.review_in == "calendar" else lens - self._review_bar[cols]
+        due = ~ends & ~np.isnan(scores) & (since >= p.review_days)  # no score today: its next ready day
+        self._review_day[cols[due]] = today
+        self._review_bar[cols[due]] = lens[due]
+        for i in np.flatnonzero(ends | (due & (scores < p.exit_threshold))).tolist():
+            d, score = held[i], float(scores[i])
+            if ends[i]:
                 self._to_sell[d] = ("end", score)
                 self._log(f"END   {d._name}: the backtest ends at the next bar")
-                continue
-            if math.isnan(score):  # no bar or no score today: reviewed on its next ready day
-                continue
-            if p.review_in == "calendar":
-                due = today - entry["review_day"] >= p.review_days
             else:
-                due = len(d) - entry["review_bar"] >= p.review_days
-            if not due:
-                continue
-            entry["review_day"], entry["review_bar"] = today, len(d)
-            if score < p.exit_threshold:
                 self._to_sell[d] = ("review_exit", score)
                 self._log(f"EXIT  {d._name}: score {score:+.4f} < {p.exit_threshold}")
 
@@ -510,9 +575,9 @@ class AlphaRankStrategy(bt.Strategy):
 
         broker = self.broker
         value = broker.getcash()  # the book valued at today's open (getvalue() is at yesterday's close)
-        for d, position in broker.positions.items():
-            if position.size:
-                value += position.size * (d.open[0] if trades_today(d) else d.close[0])
+        held = [(d, position.size) for d, position in broker.positions.items() if position.size]
+        for d, size in held:  # the broker's order: the same sum, bit for bit
+            value += size * (d.open[0] if trades_today(d) else d.close[0])
         cash = broker.getcash()
 
         for d, (reason, score) in list(self._to_sell.items()):
@@ -588,7 +653,9 @@ class AlphaRankStrategy(bt.Strategy):
         if order.status == order.Completed:
             if order.isbuy():
                 day = int(order.executed.dt)
-                self._book[d] = {"entry": day, "review_day": day, "review_bar": len(d)}
+                self._book[d] = {"entry": day}
+                column = self._columns[d]
+                self._review_day[column], self._review_bar[column] = day, len(d)
             elif self.getposition(d).size == 0:
                 self._book.pop(d, None)
         elif order.status in (order.Margin, order.Rejected):
@@ -606,12 +673,13 @@ class AlphaRankStrategy(bt.Strategy):
         holdings = {}
         for d, entry in self._book.items():
             calendar = self.p.review_in == "calendar"
+            review_day, review_bar = int(self._review_day[self._columns[d]]), int(self._review_bar[self._columns[d]])
             holdings[d._name] = {
                 "shares": self.getposition(d).size,
                 "entry": iso(entry["entry"]),
-                "last_review": iso(entry["review_day"]),
-                "next_review": iso(entry["review_day"] + self.p.review_days) if calendar else None,
-                "review_in_bars": None if calendar else max(0, self.p.review_days - (len(d) - entry["review_bar"])),
+                "last_review": iso(review_day),
+                "next_review": iso(review_day + self.p.review_days) if calendar else None,
+                "review_in_bars": None if calendar else max(0, self.p.review_days - (len(d) - review_bar)),
             }
         return {
             "date": iso(self.datetime[0]) if len(self) else None,
