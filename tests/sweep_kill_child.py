@@ -4,7 +4,9 @@ written, a rename, the folder swap, the removal of the replaced folder).
 
     python tests/sweep_kill_child.py VARIANTS.toml OUT_ROOT MODEL_DIR CACHE_DIR K
 
-K = 0 kills nothing and prints the number of steps the writing took."""
+K = 0 kills nothing and prints the number of steps the writing took. The tearsheets come from the
+test run's memo (tests/tearsheet_memo.py): the first child renders each, the later ones reuse it
+(the writing of the folder, what is killed, is the same either way)."""
 
 import os
 import pathlib
@@ -17,6 +19,7 @@ import jobs.sweep as sweep
 from feeds import load_embedded
 from jobs.market import MarketData
 from models.walkforward import load_any
+from tests.tearsheet_memo import install_from_env
 
 STEPS = {"n": 0, "on": False, "kill_at": 0}
 
@@ -34,6 +37,7 @@ def _step(fn):
 
 def main(variants, out_root, model_dir, cache_dir, kill_at) -> None:
     STEPS["kill_at"] = kill_at
+    install_from_env()
     pathlib.Path.write_bytes = _step(pathlib.Path.write_bytes)
     pathlib.Path.write_text = _step(pathlib.Path.write_text)
     os.replace = _step(os.replace)
