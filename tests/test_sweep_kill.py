@@ -46,7 +46,8 @@ def test_a_sweep_killed_while_writing_leaves_the_old_folder_or_the_new_one_whole
     out = out_root / "same"
     old = _tree(out)
     shutil.copytree(out, tmp_path / "old-copy")
-    other = _write(tmp_path, SWEEP_TOML.replace("top_k = [3, 5]", "top_k = [4]").replace('"broken"', '"broken-2"'))
+    other = SWEEP_TOML.replace("top_k = [3, 5]", "top_k = [4]").replace('"broken"', '"broken-2"')
+    other = _write(tmp_path, other, "other.toml")
 
     def child(kill_at: int) -> subprocess.CompletedProcess:
         args = [sys.executable, str(ROOT / "tests" / "sweep_kill_child.py"), str(other), str(out_root)]
