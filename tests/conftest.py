@@ -1,20 +1,20 @@
 """Shared fixtures, and what keeps the suite fast and safe under pytest-xdist.
 
-- Session fixtures (`embedded`, `tiny_model`, `tiny_scores`) are built once per process. A test that
-  changes the model fails, a module whose tests changed the data fails (`_shared_model_unchanged`,
-  `_shared_data_unchanged`); `tiny_scores` hands each test its own copy.
+- `tiny_model` and `tiny_scores` are built once per run, not once per worker: the first worker to
+  need one builds it into the run's shared folder under a file lock (`built_once`), the others wait
+  and load it. A test that changes the model fails, a module whose tests changed the data fails
+  (`_shared_model_unchanged`, `_shared_data_unchanged`); `tiny_scores` hands each test its own copy.
 - QuantStats' HTML report is the slowest step of a backtest (~4 s of CPU, nearly all matplotlib).
-  Many tests write it for the very same returns (a sweep's confirmation replays, a variant run
-  again alone): `_tearsheets_rendered_once` renders each distinct input once per process and writes
-  the same bytes for a repeat. The first rendering of every input is the real one.
+  Many tests write it for the very same returns: `_tearsheets_rendered_once` renders each distinct
+  input once per run (tests/tearsheet_memo.py) and writes the same bytes for a repeat. The first
+  rendering of every input is the real one.
 - Under xdist (`-n N`), each module's tests run on one worker, so a module-scoped fixture is built
-  once and not once per worker (`--dist loadscope`, chosen for a plain `-n`).
+  once and not once per worker (`--dist loadscope`, chosen for a plain `-n`); the modules that take
+  longest are sent first (`HEAVY_FIRST`), so none of them starts last and leaves a worker idle.
 """
 
 import hashlib
-import inspect
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,17 +26,75 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 # ----------------------------------------------------------------------------- xdist
+# The modules that take longest, longest first (measured with --durations on 2 cores): xdist hands
+# out modules in collection order, so these start at once and the short ones fill in around them.
+HEAVY_FIRST = (
+    "test_sweep_kill.py",
+    "test_docs.py",
+    "test_sweep.py",
+    "test_sweep_vector.py",
+    "test_paper.py",
+    "test_indicator.py",
+    "test_vector.py",
+    "test_backtest.py",
+    "test_model.py",
+    "test_walkforward.py",
+    "test_positions.py",
+    "test_signal.py",
+    "test_score_cache.py",
+    "test_zoo.py",
+    "test_zero_trades_cli.py",
+    "test_positive_control.py",
+    "test_run_files.py",
+    "test_costs.py",
+    "test_zoo_models.py",
+    "test_selection_guard.py",
+)
+
+
 def pytest_configure(config):
     option = config.option
-    explicit = any(str(a).startswith("--dist") for a in [*config.invocation_params.args, *config.getini("addopts")])
-    if getattr(option, "dist", "no") == "load" and not explicit:
+    given = [str(a) for a in [*config.invocation_params.args, *config.getini("addopts")]]
+    if getattr(option, "dist", "no") == "load" and not any(a.startswith("--dist") for a in given):
         # `-n N` alone means --dist load, which would build a module's fixtures (a sweep, fitted folds)
         # once per worker; loadscope sends each module to one worker. (loadgroup cannot group
         # with pytest 9.2: xdist 3.8 renames node ids through an attribute pytest no longer reads.)
         option.dist = "loadscope"
+    if getattr(option, "dist", "no") == "loadscope" and not any("loadscope-reorder" in a for a in given):
+        option.loadscopereorder = False  # xdist would order modules by test count: keep HEAVY_FIRST's order
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 # ----------------------------------------------------------------------------- shared data and model
+def shared_dir(tmp_path_factory) -> Path:
+    """One folder for the whole run. Under xdist each worker's basetemp is <run>/popen-gwN, so their
+    parent is this run's own folder (pytest-xdist's documented pattern); -n 0: the basetemp."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder `name` in the run's shared folder, written by `build(folder)` once for all workers:
+    the first worker builds it under a file lock, the others wait and read it."""
+    from filelock import FileLock
+
+    from core.io import atomic_dir
+
+    root = shared_dir(tmp_path_factory)
+    folder = root / name
+    with FileLock(str(root / f"{name}.lock")):
+        if not folder.is_dir():
+            with atomic_dir(folder) as tmp:
+                build(tmp)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def embedded():
     from feeds import load_embedded
@@ -48,22 +106,33 @@ TINY = dict(hidden=8, epochs=2, patience=1, stride=5, batch_size=1024, seed=3, t
 
 
 @pytest.fixture(scope="session")
-def tiny_model(embedded):
-    """A small model fitted on the embedded data in a few seconds: for tests of plumbing, not skill."""
+def tiny_model(embedded, tmp_path_factory):
+    """A small model fitted on the embedded data in a few seconds: for tests of plumbing, not skill.
+    Fitted once per run and saved; every worker loads that artifact (the fit is checked to survive
+    the round trip), so all of them hold the very same weights."""
     from models import AlphaModel, ModelConfig
 
-    prices, bench = embedded
-    return AlphaModel(ModelConfig(**TINY)).fit(prices, bench, progress=False)
+    def fit(folder):
+        fitted = AlphaModel(ModelConfig(**TINY)).fit(*embedded, progress=False)
+        fitted.save(folder / "model")
+        assert AlphaModel.load(folder / "model").fingerprint() == fitted.fingerprint()
+
+    return AlphaModel.load(built_once(tmp_path_factory, "tiny_model", fit) / "model")
 
 
 @pytest.fixture(scope="session")
-def _tiny_scores_once(tiny_model, embedded):
-    return tiny_model.predict(*embedded)
+def _tiny_scores_once(tiny_model, embedded, tmp_path_factory):
+    import pandas as pd
+
+    def predict(folder):
+        pd.to_pickle(tiny_model.predict(*embedded), folder / "scores.pkl")
+
+    return pd.read_pickle(built_once(tmp_path_factory, "tiny_scores", predict) / "scores.pkl")
 
 
 @pytest.fixture
 def tiny_scores(_tiny_scores_once):
-    """tiny_model.predict(prices, bench) on the whole embedded data (predicted once per session;
+    """tiny_model.predict(prices, bench) on the whole embedded data (predicted once per run;
     each test gets its own copy to change as it likes)."""
     return _tiny_scores_once.copy()
 
@@ -105,58 +174,18 @@ def _shared_data_unchanged(embedded):
 
 # ----------------------------------------------------------------------------- tearsheets
 @pytest.fixture(scope="session", autouse=True)
-def _tearsheets_rendered_once():
+def _tearsheets_rendered_once(tmp_path_factory):
+    """QuantStats' report rendered once per distinct input for the run (tests/tearsheet_memo.py);
+    a test's subprocess that calls tearsheet_memo.install_from_env() shares the same folder."""
     import analyzers.tearsheet as tearsheet
-    from core.io import atomic_path
+    from tests import tearsheet_memo
 
+    folder = shared_dir(tmp_path_factory) / "tearsheets"
+    folder.mkdir(exist_ok=True)
     real = tearsheet.write_tearsheet
-    signature = inspect.signature(real)
-    rendered: dict[str, bytes] = {}
-    html = []  # QuantStats' own report function, seen at the first call (importing it takes seconds)
-
-    def write_tearsheet(*args, **kwargs):
-        import quantstats as qs
-
-        if not html:
-            html.append(qs.reports.html)
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        key = _tearsheet_key(bound.arguments)
-        if key is None or qs.reports.html is not html[0]:  # a test that replaced QuantStats gets it
-            return real(*args, **kwargs)
-        path = Path(bound.arguments["path"])
-        if key not in rendered:
-            out = real(*args, **kwargs)
-            if out is not None:  # None: QuantStats cannot report on these returns, nothing written
-                rendered[key] = Path(out).read_bytes()
-            return out
-        with atomic_path(path, suffix=".html") as tmp:
-            tmp.write_bytes(rendered[key])
-        return path
-
+    writer = tearsheet_memo.memo_writer(real, folder)
     with pytest.MonkeyPatch.context() as mp:
-        for module in list(sys.modules.values()):  # `from analyzers.tearsheet import write_tearsheet` too
-            if getattr(module, "write_tearsheet", None) is real:
-                mp.setattr(module, "write_tearsheet", write_tearsheet)
-        yield rendered
-
-
-def _tearsheet_key(arguments: dict) -> str | None:
-    """sha256 over every input of write_tearsheet but the path; None for inputs this does not know."""
-    import numpy as np
-    import pandas as pd
-
-    h = hashlib.sha256()
-    for name, value in arguments.items():
-        if name == "path":
-            continue
-        h.update(name.encode())
-        if isinstance(value, pd.Series) and isinstance(value.index, pd.DatetimeIndex):
-            h.update(repr((value.name, str(value.dtype), str(value.index.tz))).encode())
-            h.update(np.ascontiguousarray(value.index.asi8).tobytes())
-            h.update(np.ascontiguousarray(value.to_numpy()).tobytes())
-        elif value is None or isinstance(value, (str, int, float, bool)):
-            h.update(repr(value).encode())
-        else:
-            return None
-    return h.hexdigest()
+        for module in tearsheet_memo.modules_holding(real):
+            mp.setattr(module, "write_tearsheet", writer)
+        mp.setenv(tearsheet_memo.ENV, str(folder))
+        yield folder
