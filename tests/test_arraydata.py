@@ -255,8 +255,10 @@ def test_lean_feed_and_broker_trade_like_stock(frames, mode):
             assert price == pytest.approx(opens[name][when], rel=1e-12)  # executed.price is an average
 
 
-def test_lean_broker_counts_nan_like_stock():
-    """A flat position on a NaN close makes the stock value NaN: LeanBroker must not hide it."""
+@pytest.mark.parametrize("lean_feed", [False, True])
+def test_lean_broker_counts_nan_like_stock(lean_feed):
+    """A flat position on a NaN close makes the stock value NaN: LeanBroker must not hide it, on a
+    stock-mode or a lean feed (a lean feed with a NaN close is not 'always finite')."""
     closes = pd.Series([10.0, 11.0, np.nan, 12.0], index=pd.bdate_range("2020-01-06", periods=4))
 
     class Touch(bt.Strategy):
@@ -267,15 +269,17 @@ def test_lean_broker_counts_nan_like_stock():
             self.getposition(self.data)
             self.values.append(self.broker.getvalue())
 
-    def values(broker_cls):
+    def values(broker_cls, lean):
         cerebro = bt.Cerebro(stdstats=False)
         cerebro.broker = broker_cls(cash=100.0)
-        cerebro.adddata(ArrayData(dataname=closes), name="X")
+        cerebro.adddata(ArrayData(dataname=closes, lean=lean), name="X")
         cerebro.addstrategy(Touch)
-        return cerebro.run()[0].values
+        strat = cerebro.run()[0]
+        assert strat.data.close_always_finite is False
+        return strat.values
 
-    stock, lean = values(bt.brokers.BackBroker), values(LeanBroker)
-    np.testing.assert_array_equal(lean, stock)
+    stock = values(bt.brokers.BackBroker, lean=False)
+    np.testing.assert_array_equal(values(LeanBroker, lean=lean_feed), stock)
     assert np.isnan(stock).sum() == 1
 
 

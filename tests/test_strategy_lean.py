@@ -105,32 +105,6 @@ def test_lean_paths_trade_and_report_as_the_per_stock_stock_paths(runonce):
         assert all(type(d.lines.close) is FollowerLineBuffer for d in lean.datas)
 
 
-def test_a_flat_position_on_a_nan_close_counts_in_the_lean_broker_with_a_lean_feed():
-    """A lean feed with a NaN close is not 'always finite': LeanBroker values it as the stock does."""
-    closes = pd.Series([10.0, 11.0, np.nan, 12.0], index=pd.bdate_range("2020-01-06", periods=4))
-
-    class Touch(bt.Strategy):
-        def __init__(self):
-            self.values = []
-
-        def next(self):
-            self.getposition(self.data)
-            self.values.append(self.broker.getvalue())
-
-    def values(broker_cls, lean):
-        cerebro = bt.Cerebro(stdstats=False)
-        cerebro.broker = broker_cls(cash=100.0)
-        cerebro.adddata(ArrayData(dataname=closes, lean=lean), name="X")
-        cerebro.addstrategy(Touch)
-        strat = cerebro.run()[0]
-        assert strat.data.close_always_finite is False
-        return strat.values
-
-    stock = values(bt.brokers.BackBroker, lean=False)
-    np.testing.assert_array_equal(values(LeanBroker, lean=True), stock)
-    assert np.isnan(stock).sum() == 1
-
-
 def test_a_lean_feed_runs_twice_with_the_same_bars():
     """The followers survive a second run of the same feed objects (Cerebro.run() again)."""
     frames, bench, scores = _universe()
