@@ -32,6 +32,11 @@ class PricePanel:
         if not index.is_monotonic_increasing or index.has_duplicates:
             raise DataError(f"price panel {name!r}: dates must be sorted and unique")
         columns = pd.Index([str(c) for c in close.columns], name="ticker")
+        if columns.has_duplicates:
+            twice = sorted(set(columns[columns.duplicated()]))
+            raise DataError(
+                f"price panel {name!r}: ticker(s) {twice} appear more than once; give each ticker one column"
+            )
         frames = {}
         for field in FIELDS:
             frame = fields.get(field)
@@ -76,10 +81,7 @@ class PricePanel:
                 f"ticker {ticker!r} is not in the price panel {self.name!r}; tickers are {self.tickers[:10]}..."
             )
         # numpy columns, not five wide-frame look-ups and a frame filter (500 tickers a backtest)
-        j = self.close.columns.get_loc(ticker)
-        if not isinstance(j, (int, np.integer)):  # a ticker named twice: the frames' own look-up
-            frame = pd.DataFrame({f: self._frames[f][ticker] for f in FIELDS})
-            return frame[frame["close"].notna()]
+        j = self.close.columns.get_loc(ticker)  # one column: the tickers are unique (__init__)
         columns = {f: self._frames[f].to_numpy()[:, j] for f in FIELDS}
         traded = ~np.isnan(columns["close"])
         return pd.DataFrame({f: values[traded] for f, values in columns.items()}, index=self.dates[traded])

@@ -169,3 +169,16 @@ def test_a_sweep_refuses_a_universe_of_unknown_tickers_before_any_model(tmp_path
             ROOT / "configs" / "variants.toml", out_root=tmp_path, model_for=model_for, universe=members, progress=None
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------- price panels
+def test_a_price_panel_with_a_ticker_twice_is_refused_by_name():
+    """Two columns named AAA would make every per-ticker look-up ambiguous: refused, naming it."""
+    import numpy as np
+
+    from feeds.panel import PricePanel
+
+    close = pd.DataFrame(np.ones((3, 3)), index=pd.bdate_range("2020-01-01", periods=3), columns=["AAA", "BBB", "AAA"])
+    with pytest.raises(DataError, match=r"price panel 'p': ticker\(s\) \['AAA'\] appear more than once"):
+        PricePanel({"close": close}, name="p")
+    assert PricePanel({"close": close.iloc[:, :2]}, name="p").frame("AAA")["close"].tolist() == [1.0, 1.0, 1.0]
