@@ -107,6 +107,7 @@ def test_periods_from_the_file_and_the_command_line_and_their_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------- a sweep
+@pytest.mark.slow
 def test_sweep_writes_each_variant_and_the_comparison(sequential):
     path, tmp, result = sequential
     out = tmp / "results" / "mysweep"
@@ -139,6 +140,7 @@ def test_sweep_writes_each_variant_and_the_comparison(sequential):
     assert result.report.verdict[1:] in md and "equal-weight" in md and "Spearman rank correlation" in md
 
 
+@pytest.mark.slow
 def test_the_chosen_variant_reports_what_cost_breaks_it(sequential, capsys):
     """Its holdout folder: scores.csv, cost_sensitivity.png and the cost table in metrics.json,
     whose row at the variant's 5 bp is the variant's own run; the printed summary has its line."""
@@ -157,6 +159,7 @@ def test_the_chosen_variant_reports_what_cost_breaks_it(sequential, capsys):
     assert f"  chosen, holdout: {line}" in capsys.readouterr().out.splitlines()
 
 
+@pytest.mark.slow
 def test_comparison_csv_and_selection_json(sequential):
     path, tmp, result = sequential
     out = tmp / "results" / "mysweep"
@@ -214,6 +217,7 @@ def test_comparison_csv_and_selection_json(sequential):
     assert (out / "selection.png").stat().st_size > 5_000
 
 
+@pytest.mark.slow
 def test_a_variant_equals_the_same_run_alone_with_the_lstm_indicator(sequential, tiny_model, market, tmp_path):
     """What run_backtest.py does for one config (jobs.backtest.run with the LSTM indicator) gives the
     very metrics, trades and equity of that variant in the sweep."""
@@ -316,6 +320,7 @@ def test_local_ray_gives_the_sequential_metrics(sequential, tiny_model, market, 
 
 
 # ----------------------------------------------------------------------------- the vector engine
+@pytest.mark.slow
 def test_vector_sweep_screens_all_and_confirms_the_best_in_cerebro(sequential, tiny_model, market, tmp_path):
     path, tmp, cerebro = sequential
     result = sweep.run_sweep(
@@ -368,6 +373,7 @@ def test_vector_sweep_screens_all_and_confirms_the_best_in_cerebro(sequential, t
     assert rebuilt.to_numpy() == pytest.approx(equity.to_numpy(), rel=1e-5)  # float32 returns
 
 
+@pytest.mark.slow
 def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, market, tmp_path, monkeypatch):
     """Make the selection's last variant the best of the holdout by far: it is still not chosen. Make
     it the best of the selection instead: it is chosen, whatever its holdout."""
@@ -410,13 +416,12 @@ def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, mark
 
 
 # ----------------------------------------------------------------------------- whole folders
-def test_a_new_sweep_replaces_the_whole_folder_and_a_broken_one_claims_nothing(
-    sequential, tiny_model, market, tmp_path, capsys
-):
+def test_a_new_sweep_replaces_the_whole_folder_and_a_broken_one_claims_nothing(tiny_model, market, tmp_path, capsys):
     """A second sweep of the same name leaves none of the first one's variant folders beside its
     comparison.csv; a sweep whose every variant broke leaves no selection.json / .png behind and
-    does not say it wrote them."""
-    path, tmp, _ = sequential
+    does not say it wrote them. Not slow, and without the `sequential` fixture: the quick run's one
+    vector sweep confirmed in Cerebro, with its tearsheet."""
+    path = _write(tmp_path, SWEEP_TOML)
 
     def run(toml_path):
         return sweep.run_sweep(
@@ -425,7 +430,7 @@ def test_a_new_sweep_replaces_the_whole_folder_and_a_broken_one_claims_nothing(
             name="same",
             model_for=lambda cfg, data: tiny_model,
             data=market,
-            cache_dir=tmp / "cache",
+            cache_dir=tmp_path / "cache",
             progress=None,
             confirm=1,
         )
