@@ -373,15 +373,16 @@ def test_vector_sweep_screens_all_and_confirms_the_best_in_cerebro(sequential, t
     assert rebuilt.to_numpy() == pytest.approx(equity.to_numpy(), rel=1e-5)  # float32 returns
 
 
-@pytest.mark.slow
-def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, market, tmp_path, monkeypatch):
+def test_the_ranking_uses_the_selection_period_only(tiny_model, market, tmp_path, monkeypatch):
     """Make the selection's last variant the best of the holdout by far: it is still not chosen. Make
-    it the best of the selection instead: it is chosen, whatever its holdout."""
-    path, tmp, cerebro = sequential
+    it the best of the selection instead: it is chosen, whatever its holdout. Against the same
+    vector sweep unchanged (not the `sequential` fixture, so the quick run keeps this guard)."""
+    path = _write(tmp_path, SWEEP_TOML)
     common = dict(
-        model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp / "cache", progress=None, confirm=0
+        model_for=lambda cfg, data: tiny_model, data=market, cache_dir=tmp_path / "cache", progress=None, confirm=0
     )
-    order = list(cerebro.report.table["name"])
+    plain = sweep.run_sweep(path, out_root=tmp_path / "plain", **common)
+    order = list(plain.report.table["name"])
     last = order[-1]
     real = sweep.run_vector_chunk
 
@@ -407,7 +408,7 @@ def test_the_ranking_uses_the_selection_period_only(sequential, tiny_model, mark
     monkeypatch.setattr(sweep.runners, "run_vector_chunk", boost(2021))
     great_selection = sweep.run_sweep(path, out_root=tmp_path / "s", **common)
     assert great_selection.report.chosen == last
-    unboosted = cerebro.report.table.set_index("name")["holdout_sharpe"]
+    unboosted = plain.report.table.set_index("name")["holdout_sharpe"]
     np.testing.assert_allclose(
         great_selection.report.table.set_index("name")["holdout_sharpe"][unboosted.index], unboosted, rtol=1e-6
     )
